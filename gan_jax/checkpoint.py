@@ -1,18 +1,47 @@
 """Orbax checkpoints of a run: the train state, the config that made it, and the loop's counters.
 
 Layout: `WORKDIR/checkpoints/<step>/{state, config, loop}`. Orbax writes each step into a
-temporary folder and renames it when complete, so an interrupted save is never the latest.
+temporary folder and renames it when complete, so an interrupted save is never the latest. The
+`loop` item also stores `state_sha256`, a fingerprint of the whole saved state: a restore that
+does not reproduce it is treated as corrupted, moved to `WORKDIR/corrupt_checkpoints/`, reported,
+and the previous good checkpoint is used instead.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import pathlib
+import shutil
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from gan_jax.errors import CheckpointError
+
+log = logging.getLogger("gan_jax")
+
+
+def fingerprint(tree: Any) -> str:
+    """SHA-256 of a pytree's arrays in a stable order: sorted key paths, then dtype, shape, bytes.
+
+    Bytes are little-endian and C-ordered, so equal arrays give equal digests on any machine.
+    """
+    digest = hashlib.sha256()
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    for path, leaf in sorted(leaves, key=lambda item: jax.tree_util.keystr(item[0])):
+        array = np.asarray(jax.device_get(leaf))
+        array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+        digest.update(f"{jax.tree_util.keystr(path)}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def params_fingerprint(state: Any) -> str:
+    """`fingerprint` of every model's parameters and normalization statistics (not optimizer state)."""
+    return fingerprint({name: {"params": m.params, "batch_stats": m.batch_stats} for name, m in state.models.items()})
 
 
 class CheckpointStore:
@@ -25,42 +54,107 @@ class CheckpointStore:
     """
 
     def __init__(self, workdir: str | pathlib.Path, *, max_to_keep: int = 3, create: bool = True):
-        self.directory = pathlib.Path(workdir).absolute() / "checkpoints"
+        self.workdir = pathlib.Path(workdir).absolute()
+        self.directory = self.workdir / "checkpoints"
         if not create and not self.directory.is_dir():
             raise CheckpointError(
                 f"no checkpoints in {workdir}; train first, e.g. `gan-jax train gan --workdir {workdir}`"
             )
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, create=create, enable_async_checkpointing=False
+        self._options = ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep, create=create, enable_async_checkpointing=False,
+            cleanup_tmp_directories=True,
         )
-        self.manager = ocp.CheckpointManager(self.directory, options=options)
+        self.manager = ocp.CheckpointManager(self.directory, options=self._options)
 
     def latest_step(self) -> int | None:
         """The newest complete checkpoint's step, or None."""
         return self.manager.latest_step()
 
     def save(self, step: int, state: Any, config: dict[str, Any], loop: dict[str, Any]) -> None:
-        """Saves synchronously; returns once the checkpoint is complete on disk."""
+        """Saves synchronously, with the state's fingerprint in `loop`.
+
+        Raises:
+          CheckpointError: the save failed (e.g. a full disk); older checkpoints are untouched.
+        """
+        loop = {**loop, "state_sha256": fingerprint(state)}
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state),
             config=ocp.args.JsonSave(config),
             loop=ocp.args.JsonSave(loop),
         )
-        self.manager.save(step, args=args, force=True)
-        self.manager.wait_until_finished()
+        try:
+            self.manager.save(step, args=args, force=True)
+            self.manager.wait_until_finished()
+        except OSError as err:
+            kept = self.latest_step()
+            raise CheckpointError(
+                f"could not save the checkpoint of step {step} in {self.directory} ({err.strerror or err}); "
+                f"free space or fix permissions, then run the same command to resume from step {kept}"
+            ) from err
 
     def read_config(self, step: int | None = None) -> dict[str, Any]:
         """The config stored with a checkpoint (the latest by default)."""
         step = self._existing(step)
-        return self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+        try:
+            return self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+        except Exception as err:  # orbax raises many types for unreadable items
+            raise CheckpointError(f"checkpoint {step} in {self.directory} has no readable config ({err})") from err
 
     def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
-        """Restores `(state, loop)`; `target` is a state of the same structure (e.g. a fresh init)."""
+        """Restores `(state, loop)` of one step and verifies its fingerprint.
+
+        Args:
+          target: a state of the same structure (e.g. a fresh init), giving shapes and dtypes.
+          step: which checkpoint; default the latest.
+        Raises:
+          CheckpointError: the checkpoint is unreadable or its fingerprint does not match.
+        """
         step = self._existing(step)
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-        restored = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), loop=ocp.args.JsonRestore()))
-        return restored["state"], restored["loop"]
+        try:
+            restored = self.manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract), loop=ocp.args.JsonRestore()))
+        except Exception as err:  # orbax/tensorstore raise many types for damaged files
+            raise CheckpointError(f"checkpoint {step} is unreadable ({type(err).__name__}: {str(err)[:200]})") from err
+        state, loop = restored["state"], dict(restored["loop"])
+        expected = loop.pop("state_sha256", None)
+        if expected != fingerprint(state):
+            raise CheckpointError(f"checkpoint {step} does not match its fingerprint (corrupted)")
+        return state, loop
+
+    def restore_latest_good(self, target: Any, *, quarantine: bool = True) -> tuple[Any, dict[str, Any]] | None:
+        """The newest checkpoint that restores and verifies, skipping (and reporting) damaged ones.
+
+        With `quarantine`, a damaged checkpoint is moved to `WORKDIR/corrupt_checkpoints/` so that
+        training can save that step again; without it, nothing on disk changes.
+        Returns None when there is no checkpoint at all.
+        Raises:
+          CheckpointError: checkpoints exist but none is usable.
+        """
+        steps = sorted(self.manager.all_steps(), reverse=True)
+        for step in steps:
+            try:
+                return self.restore(target, step)
+            except CheckpointError as err:
+                where = f"moved it to {self._quarantine(step)}" if quarantine else "skipping it"
+                log.warning("%s; %s and trying the previous checkpoint", err, where)
+        if steps:
+            raise CheckpointError(
+                f"no usable checkpoint in {self.directory} (damaged ones are in {self.workdir / 'corrupt_checkpoints'}); "
+                "pass a new --workdir to start over"
+            )
+        return None
+
+    def _quarantine(self, step: int) -> pathlib.Path:
+        target = self.workdir / "corrupt_checkpoints" / str(step)
+        suffix = 0
+        while target.exists():
+            suffix += 1
+            target = self.workdir / "corrupt_checkpoints" / f"{step}.{suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(self.directory / str(step)), target)
+        self.manager.reload()
+        return target
 
     def _existing(self, step: int | None) -> int:
         step = self.latest_step() if step is None else step

@@ -1,4 +1,9 @@
-"""`gan-jax`: argparse → config → task → loop. User mistakes exit 2 with one line on stderr."""
+"""`gan-jax`: argparse → config → task → loop.
+
+Exit codes: 0 done; 2 a user mistake (one line on stderr, nothing changed); 3 training diverged
+(NaN/Inf; the last good checkpoint is kept); 130/143 stopped by Ctrl-C/SIGTERM after saving a
+checkpoint (run the same command to resume).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import logging
 import pathlib
 import sys
 
-from gan_jax.errors import UserError
+from gan_jax.errors import TrainingStopped, UserError
 
 PROG = "gan-jax"
 
@@ -49,6 +54,18 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _widths(count: int):
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.split(","))
+        except ValueError:
+            values = ()
+        if len(values) != count or min(values) <= 0:
+            raise argparse.ArgumentTypeError(f"expected {count} comma-separated positive integers, got {text!r}")
+        return values
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="GANs on MNIST in JAX/Flax: train, resume, sample.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -71,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     gan.add_argument("--learning-rate", type=_positive_float, default=1e-4, help="Adam step size (default 1e-4)")
     gan.add_argument("--steps-per-call", type=_positive_int, default=None,
                      help="steps per compiled call (default: 1 on CPU, one epoch on GPU/TPU); speed only")
+    gan.add_argument("--checkpoint-every", type=_positive_int, default=None,
+                     help="also save a checkpoint every N steps (default: at each epoch's end)")
+    gan.add_argument("--noise-dim", type=_positive_int, default=100, help="generator input size (default 100)")
+    gan.add_argument("--g-features", type=_widths(3), default=(256, 128, 64),
+                     help="generator widths DENSE,CONV,CONV (default 256,128,64)")
+    gan.add_argument("--d-features", type=_widths(2), default=(64, 128),
+                     help="discriminator conv widths (default 64,128)")
     gan.add_argument("--data-source", choices=("auto", "tfds", "offline"), default="auto",
                      help="MNIST route: prepared TFDS, the offline wheel cache, or auto (TFDS if prepared)")
     gan.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -81,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--num", type=_positive_int, default=64, help="how many digits (default 64)")
     sample.add_argument("--out", required=True, type=pathlib.Path, help="PNG file to write")
     sample.add_argument("--seed", type=_non_negative_int, default=0, help="noise seed (default 0)")
+
+    info = commands.add_parser("info", help="print a workdir's task, step, config and parameter fingerprint as JSON",
+                               description="Print one JSON line: the task, the latest intact step, the stored "
+                                           "config and params_sha256 (a SHA-256 of every parameter and "
+                                           "normalization statistic), to compare runs exactly.")
+    info.add_argument("--workdir", required=True, type=pathlib.Path, help="a trained workdir")
     return parser
 
 
@@ -90,7 +120,8 @@ def _train(args) -> None:
 
     config = GANConfig(epochs=args.epochs, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                        learning_rate=args.learning_rate, steps_per_call=args.steps_per_call,
-                       data_source=args.data_source)
+                       data_source=args.data_source, checkpoint_every=args.checkpoint_every,
+                       noise_dim=args.noise_dim, g_features=args.g_features, d_features=args.d_features)
     train(config, args.workdir, progress=not args.no_progress)
     print(f"trained; outputs in {args.workdir}")
 
@@ -105,6 +136,14 @@ def _sample(args) -> None:
     task, state = load_run(args.workdir)
     save_grid(args.out, sample_images(task, state, args.num, seed=args.seed))
     print(f"wrote {args.num} samples from step {int(state.step)} to {args.out}")
+
+
+def _info(args) -> None:
+    import json
+
+    from gan_jax.api import run_info
+
+    print(json.dumps(run_info(args.workdir)))
 
 
 def _log_to_stderr() -> None:
@@ -122,10 +161,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _log_to_stderr()
     try:
-        {"train": _train, "sample": _sample}[args.command](args)
+        {"train": _train, "sample": _sample, "info": _info}[args.command](args)
     except UserError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
+    except TrainingStopped as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted at once; run the same command to resume from the latest checkpoint",
+              file=sys.stderr)
+        return 130
     return 0
 
 

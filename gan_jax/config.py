@@ -37,11 +37,13 @@ class GANConfig:
       steps_per_call: steps per compiled call; None picks per platform (1 on CPU, an epoch on
         accelerators). It changes speed only, never results.
       data_source: 'auto', 'tfds' or 'offline' (see `gan_jax.data.load_mnist`).
+      checkpoint_every: also checkpoint every this many steps; None: at each epoch's end only.
     """
 
     task: ClassVar[str] = "gan"
     # Fields a resumed run may change: they decide how long or how fast, not what is computed.
-    RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = ("epochs", "steps", "steps_per_call", "data_source")
+    RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = (
+        "epochs", "steps", "steps_per_call", "data_source", "checkpoint_every")
 
     epochs: int = 50
     steps: int | None = None
@@ -55,11 +57,12 @@ class GANConfig:
     num_samples: int = 16
     steps_per_call: int | None = None
     data_source: str = "auto"
+    checkpoint_every: int | None = None
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "noise_dim", "num_samples"):
             _require_positive(name, getattr(self, name))
-        for name in ("steps", "steps_per_call"):
+        for name in ("steps", "steps_per_call", "checkpoint_every"):
             if getattr(self, name) is not None:
                 _require_positive(name, getattr(self, name))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -81,8 +84,8 @@ class GANConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, with the task name."""
-        return {"task": self.task, **dataclasses.asdict(self)}
+        """JSON form (tuples as lists), with the task name."""
+        return {"task": self.task, **{k: _jsonable(v) for k, v in dataclasses.asdict(self).items()}}
 
     @classmethod
     def from_dict(cls, stored: dict[str, Any]) -> GANConfig:
@@ -104,11 +107,19 @@ class GANConfig:
         """Names of result-deciding fields whose value differs from a stored config's."""
         mine = self.to_dict()
         keys = sorted((set(mine) | set(stored)) - set(self.RESUMABLE_FIELDS))
-        return [
-            k for k in keys
-            if _jsonable(mine.get(k)) != _jsonable(stored.get(k))
-        ]
+        return [k for k in keys if mine.get(k) != stored.get(k)]
 
 
 def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
+
+
+CONFIG_TYPES = {GANConfig.task: GANConfig}
+
+
+def config_from_dict(stored: dict[str, Any]):
+    """The config object a stored `to_dict()` came from, by its `task` key."""
+    task = stored.get("task")
+    if task not in CONFIG_TYPES:
+        raise ConfigError(f"unknown task {task!r} in stored config; known: {', '.join(CONFIG_TYPES)}")
+    return CONFIG_TYPES[task].from_dict(stored)

@@ -19,3 +19,23 @@ class DataError(UserError):
 
 class CheckpointError(UserError):
     """A workdir whose checkpoints cannot be used for the requested run."""
+
+
+class TrainingStopped(Exception):
+    """Training ended early on purpose; `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class Preempted(TrainingStopped):
+    """SIGTERM or Ctrl-C: the current compiled call finished and a checkpoint was saved."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class Diverged(TrainingStopped):
+    """A loss or parameter became NaN/Inf; the bad state was not saved."""
+
+    exit_code = 3

@@ -1,8 +1,12 @@
-"""The one host loop: epochs, progress, metrics.jsonl, sample PNGs, Orbax checkpoints, resume.
+"""The one host loop: epochs, progress, metrics, sample PNGs, Orbax checkpoints, resume, signals.
 
 It knows nothing of GAN maths: a task gives it `init`, `train_step`, `data_key`, `fixed_noise` and
-`sample`. Everything the loop draws is a function of (seed, step), so running the same command
-again in the same workdir continues exactly where the last checkpoint left off.
+`sample`. Everything a step draws is a function of (seed, step), so a run killed at any moment
+and restarted with the same command ends bit-identical to an uninterrupted one.
+
+Files in WORKDIR: `metrics.jsonl` (per-epoch mean losses; deterministic), `timing.jsonl` (per-epoch
+throughput; varies), `samples/epoch_NNNN.png`, `checkpoints/`, and at the end
+`real_vs_generated.png` and `losses.png`.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import json
 import logging
 import os
 import pathlib
+import signal
+import threading
 import time
 from typing import Any
 
@@ -22,13 +28,14 @@ from gan_jax import plots
 from gan_jax.checkpoint import CheckpointStore
 from gan_jax.config import GANConfig
 from gan_jax.data import MNIST, check_images, epoch_permutation, load_mnist
-from gan_jax.errors import CheckpointError, ConfigError
+from gan_jax.errors import CheckpointError, ConfigError, Diverged, Preempted
 from gan_jax.steps import TrainState, default_steps_per_call, make_runner
 from gan_jax.tasks import GANTask
 
 log = logging.getLogger("gan_jax")
 
 METRICS_FILE = "metrics.jsonl"
+TIMING_FILE = "timing.jsonl"
 LOSS_KEYS = ("d_loss", "g_loss")
 
 
@@ -39,16 +46,17 @@ def make_task(config: GANConfig) -> GANTask:
     raise ConfigError(f"no task for config type {type(config).__name__}")
 
 
-def prepare_workdir(workdir: str | os.PathLike) -> pathlib.Path:
-    """Creates `workdir` if needed; refuses a file or a folder it cannot write into."""
+def check_workdir(workdir: str | os.PathLike) -> pathlib.Path:
+    """Refuses a workdir that is a file or cannot be created or written; creates nothing."""
     path = pathlib.Path(workdir)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"workdir {path} is a file; pass a folder path")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"cannot create workdir {path} ({err.strerror}); pass a writable folder") from err
-    if not os.access(path, os.W_OK | os.X_OK):
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"cannot create workdir {path}: {existing} is a file; pass a folder path")
+    if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"workdir {path} is not writable; pass a writable folder")
     return path
 
@@ -70,48 +78,85 @@ def check_resumable(config: GANConfig, stored: dict[str, Any], workdir: pathlib.
         )
 
 
-def read_metrics(workdir: str | os.PathLike) -> list[dict[str, Any]]:
-    """The rows of `WORKDIR/metrics.jsonl` (empty when absent)."""
-    path = pathlib.Path(workdir) / METRICS_FILE
+def read_metrics(workdir: str | os.PathLike, name: str = METRICS_FILE) -> list[dict[str, Any]]:
+    """The rows of `WORKDIR/metrics.jsonl` (or another jsonl file there); empty when absent."""
+    path = pathlib.Path(workdir) / name
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _keep_metrics_up_to(workdir: pathlib.Path, step: int) -> None:
-    """Drops rows written after the checkpoint a run resumes from (they will be written again)."""
-    rows = read_metrics(workdir)
-    kept = [row for row in rows if row["step"] <= step]
-    if len(kept) != len(rows):
-        tmp = workdir / (METRICS_FILE + ".tmp")
-        tmp.write_text("".join(json.dumps(row) + "\n" for row in kept))
-        os.replace(tmp, workdir / METRICS_FILE)
+def _rewrite_rows_up_to(workdir: pathlib.Path, step: int) -> None:
+    """Keeps complete rows up to `step`: later ones are written again, partial ones superseded."""
+    for name in (METRICS_FILE, TIMING_FILE):
+        rows = read_metrics(workdir, name)
+        kept = [row for row in rows if row["step"] <= step and not row.get("partial")]
+        if len(kept) != len(rows):
+            tmp = workdir / (name + ".tmp")
+            tmp.write_text("".join(json.dumps(row) + "\n" for row in kept))
+            os.replace(tmp, workdir / name)
 
 
-def _append_metrics(workdir: pathlib.Path, row: dict[str, Any]) -> None:
-    with open(workdir / METRICS_FILE, "a") as f:
+def _append_row(workdir: pathlib.Path, name: str, row: dict[str, Any]) -> None:
+    with open(workdir / name, "a") as f:
         f.write(json.dumps(row) + "\n")
 
 
+class _StopOnSignal:
+    """Turns the first SIGINT/SIGTERM into a request to stop after the current compiled call.
+
+    A second signal raises KeyboardInterrupt at once. Handlers are installed only in the main
+    thread (elsewhere Python forbids it) and restored on exit.
+    """
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        log.warning("%s received: finishing the current step and saving a checkpoint "
+                    "(Ctrl-C again exits at once)", signal.Signals(signum).name)
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False
+
+
+def _fresh_counters() -> dict[str, Any]:
+    return {"loss_sums": {k: 0.0 for k in LOSS_KEYS}, "steps_in_epoch": 0}
+
+
 def train(config: GANConfig, workdir: str | os.PathLike, *, data: MNIST | None = None,
-          progress: bool = True, log_every: int = 10) -> TrainState:
+          progress: bool = True) -> TrainState:
     """Trains (or resumes) a run in `workdir` and returns the final state.
 
     Args:
       config: the run's configuration.
-      workdir: holds `checkpoints/`, `metrics.jsonl`, `samples/` and the final PNGs.
+      workdir: holds checkpoints, metrics and images (see the module docstring).
       data: training images (uint8 `[N, 28, 28, 1]`); default: `load_mnist('train')`.
       progress: show a progress bar.
-      log_every: steps between progress-bar loss updates (each one waits for the device).
     Raises:
       ConfigError, CheckpointError, DataError: user mistakes, with a one-line message.
+      Preempted: SIGINT/SIGTERM arrived; a checkpoint of the last finished step was saved.
+      Diverged: a loss or parameter became NaN/Inf; the last good checkpoint is kept.
     """
     task = make_task(config)
-    workdir = prepare_workdir(workdir)
-    store = CheckpointStore(workdir)
-    latest = store.latest_step()
-    if latest is not None:
-        check_resumable(config, store.read_config(latest), workdir)
+    workdir = check_workdir(workdir)
+    if (workdir / "checkpoints").is_dir():
+        existing = CheckpointStore(workdir, create=False)
+        if existing.latest_step() is not None:
+            check_resumable(config, existing.read_config(), workdir)
+        existing.close()
     data = data if data is not None else load_mnist("train", config.data_source)
     images = check_images(data.images)
     num_examples = len(images)
@@ -123,64 +168,95 @@ def train(config: GANConfig, workdir: str | os.PathLike, *, data: MNIST | None =
     if config.steps is not None:
         total_steps = min(total_steps, config.steps)
 
-    state = task.init()
-    counters = {"loss_sums": {k: 0.0 for k in LOSS_KEYS}, "steps_in_epoch": 0}
-    if latest is not None:
-        state, counters = store.restore(state, latest)
-        _keep_metrics_up_to(workdir, latest)
-        log.info("resuming %s from step %d", workdir, latest)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create workdir {workdir} ({err.strerror}); pass a writable folder") from err
+    store = CheckpointStore(workdir)
+    state, counters = task.init(), _fresh_counters()
+    restored = store.restore_latest_good(state)
+    if restored is not None:
+        state, counters = restored
+        _rewrite_rows_up_to(workdir, int(state.step))
+        log.info("resuming %s from step %d", workdir, int(state.step))
     step = int(state.step)
 
     examples = jax.device_put(images)
     permutation = jax.jit(epoch_permutation, static_argnums=2)
     steps_per_call = config.steps_per_call or default_steps_per_call(steps_per_epoch)
     runners: dict[int, Any] = {}
-    sample_noise = task.fixed_noise()
 
-    bar = tqdm(total=total_steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True)
-    while step < total_steps:
-        epoch = step // steps_per_epoch
-        perm = permutation(task.data_key(), epoch, num_examples)
-        segment_end = min((epoch + 1) * steps_per_epoch, total_steps)
-        started, first_step = time.perf_counter(), step
-        pending, last_fetch = [], step
-        while step < segment_end:
-            n = min(steps_per_call, segment_end - step)
-            if n not in runners:
-                runners[n] = make_runner(task.train_step, config.batch_size, steps_per_epoch, n)
-            state, metrics = runners[n](state, examples, perm)
-            pending.append(metrics)
-            step += n
-            if step - last_fetch >= log_every or step == segment_end:
-                _accumulate(counters, jax.device_get(pending))
-                pending, last_fetch = [], step
-                bar.update(step - bar.n)
-                bar.set_postfix({k: f"{v / counters['steps_in_epoch']:.3f}" for k, v in counters["loss_sums"].items()})
-        elapsed = time.perf_counter() - started
-        epoch_done = step == (epoch + 1) * steps_per_epoch
-        row = {"epoch": epoch + 1, "step": step,
-               **{k: v / counters["steps_in_epoch"] for k, v in counters["loss_sums"].items()},
-               "steps_per_s": (step - first_step) / elapsed}
-        if not epoch_done:
-            row["partial"] = True
-        _append_metrics(workdir, row)
-        log.info("epoch %d step %d: d_loss %.4f g_loss %.4f (%.2f steps/s)",
-                 row["epoch"], step, row["d_loss"], row["g_loss"], row["steps_per_s"])
-        plots.save_grid(workdir / "samples" / f"epoch_{epoch + 1:04d}.png", task.sample(state, sample_noise))
-        if epoch_done:
-            counters = {"loss_sums": {k: 0.0 for k in LOSS_KEYS}, "steps_in_epoch": 0}
+    def save(reason_signum: int | None = None) -> None:
         store.save(step, state, config.to_dict(), counters)
-    bar.close()
+        if reason_signum is not None:
+            raise Preempted(f"stopped by {signal.Signals(reason_signum).name} at step {step}; checkpoint saved in "
+                            f"{workdir}; run the same command to resume", reason_signum)
+
+    log.info("training %s from step %d to step %d (%d steps per epoch, %d per compiled call)",
+             workdir, step, total_steps, steps_per_epoch, steps_per_call)
+    with _StopOnSignal() as stop, tqdm(total=total_steps, initial=step, disable=not progress, unit="step",
+                                       dynamic_ncols=True) as bar:
+        while step < total_steps:
+            epoch = step // steps_per_epoch
+            perm = permutation(task.data_key(), epoch, num_examples)
+            epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
+            started, first_step = time.perf_counter(), step
+            while step < epoch_end:
+                n = min(steps_per_call, epoch_end - step)
+                if config.checkpoint_every:
+                    n = min(n, config.checkpoint_every - step % config.checkpoint_every)
+                if n not in runners:
+                    runners[n] = make_runner(task.train_step, config.batch_size, steps_per_epoch, n)
+                state, metrics, finite = runners[n](state, examples, perm)
+                metrics, finite = jax.device_get((metrics, finite))
+                _check_finite(metrics, finite, step + n, store)
+                step += n
+                _accumulate(counters, metrics)
+                bar.update(n)
+                bar.set_postfix({k: f"{v / counters['steps_in_epoch']:.3f}" for k, v in counters["loss_sums"].items()})
+                if step < epoch_end and (stop.signum or (config.checkpoint_every and step % config.checkpoint_every == 0)):
+                    save(stop.signum)
+            _end_of_segment(task, state, workdir, epoch, step, counters,
+                            epoch_done=step == (epoch + 1) * steps_per_epoch,
+                            seconds=time.perf_counter() - started, steps_run=step - first_step)
+            if step == (epoch + 1) * steps_per_epoch:
+                counters = _fresh_counters()
+            save(stop.signum if step < total_steps else None)
     store.close()
     _final_figures(task, state, workdir, images)
     return state
 
 
-def _accumulate(counters: dict[str, Any], fetched: list[dict[str, np.ndarray]]) -> None:
-    for metrics in fetched:
-        for key in LOSS_KEYS:
-            counters["loss_sums"][key] += float(np.sum(metrics[key], dtype=np.float64))
-        counters["steps_in_epoch"] += len(metrics[LOSS_KEYS[0]])
+def _check_finite(metrics: dict[str, np.ndarray], finite: bool, step: int, store: CheckpointStore) -> None:
+    bad = [k for k in LOSS_KEYS if not np.all(np.isfinite(metrics[k]))]
+    if not finite:
+        bad.append("a parameter")
+    if bad:
+        good = store.latest_step()
+        kept = "no checkpoint was saved yet" if good is None else f"the last good checkpoint is step {good}"
+        raise Diverged(f"{' and '.join(bad)} became NaN/Inf by step {step}; the bad state was not saved, {kept}; "
+                       "lower --learning-rate or change --seed")
+
+
+def _accumulate(counters: dict[str, Any], metrics: dict[str, np.ndarray]) -> None:
+    for key in LOSS_KEYS:
+        counters["loss_sums"][key] += float(np.sum(metrics[key], dtype=np.float64))
+    counters["steps_in_epoch"] += len(metrics[LOSS_KEYS[0]])
+
+
+def _end_of_segment(task, state, workdir, epoch, step, counters, *, epoch_done, seconds, steps_run) -> None:
+    """Writes the epoch's (or the run's last, partial) metrics row, timing row and sample grid."""
+    means = {k: v / counters["steps_in_epoch"] for k, v in counters["loss_sums"].items()}
+    row = {"epoch": epoch + 1, "step": step, **means}
+    timing = {"epoch": epoch + 1, "step": step, "steps": steps_run, "seconds": round(seconds, 3),
+              "steps_per_s": steps_run / seconds, "device": jax.devices()[0].device_kind}
+    if not epoch_done:
+        row["partial"] = timing["partial"] = True
+    _append_row(workdir, METRICS_FILE, row)
+    _append_row(workdir, TIMING_FILE, timing)
+    log.info("epoch %d step %d: %s (%.2f steps/s)", epoch + 1, step,
+             " ".join(f"{k} {v:.4f}" for k, v in means.items()), timing["steps_per_s"])
+    plots.save_grid(workdir / "samples" / f"epoch_{epoch + 1:04d}.png", task.sample(state, task.fixed_noise()))
 
 
 def _final_figures(task: GANTask, state: TrainState, workdir: pathlib.Path, images: np.ndarray) -> None:

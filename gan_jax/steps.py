@@ -11,6 +11,7 @@ while loop many times slower), which `default_steps_per_call` decides.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -67,8 +68,12 @@ def apply_gradients(state: ModelState, grads: Any, tx: optax.GradientTransformat
 StepFn = Callable[[dict[str, ModelState], jax.Array, jax.Array], tuple[dict[str, ModelState], Metrics]]
 
 
+@functools.lru_cache(maxsize=32)
 def make_runner(step_fn: StepFn, batch_size: int, steps_per_epoch: int, num_steps: int):
     """Compiles `num_steps` consecutive steps of `step_fn` into one call.
+
+    Memoized: equal arguments (e.g. the bound `train_step` of equal frozen tasks) return the same
+    jitted function, so a second run in the same process reuses its compiled program.
 
     Args:
       step_fn: the task's pure step, `(models, batch, key) -> (models, metrics)`.
@@ -77,8 +82,9 @@ def make_runner(step_fn: StepFn, batch_size: int, steps_per_epoch: int, num_step
         cross an epoch boundary.
       num_steps: steps per call (static).
     Returns:
-      `run(state, examples, perm) -> (state, metrics)`: `examples` `[N, ...]` on the device, `perm`
-      int32 `[N]` the epoch's order; metrics are stacked, each `[num_steps]`. `state` is donated.
+      `run(state, examples, perm) -> (state, metrics, finite)`: `examples` `[N, ...]` on the device,
+      `perm` int32 `[N]` the epoch's order; metrics are stacked, each `[num_steps]`; `finite` is a
+      bool scalar, whether every model array of the new state is finite. `state` is donated.
     """
 
     def one_step(state: TrainState, examples: jax.Array, perm: jax.Array):
@@ -90,10 +96,18 @@ def make_runner(step_fn: StepFn, batch_size: int, steps_per_epoch: int, num_step
     def run(state: TrainState, examples: jax.Array, perm: jax.Array):
         if num_steps == 1:
             state, metrics = one_step(state, examples, perm)
-            return state, jax.tree.map(lambda m: m[None], metrics)
-        return lax.scan(lambda s, _: one_step(s, examples, perm), state, length=num_steps)
+            metrics = jax.tree.map(lambda m: m[None], metrics)
+        else:
+            state, metrics = lax.scan(lambda s, _: one_step(s, examples, perm), state, length=num_steps)
+        return state, metrics, all_finite(state.models)
 
     return jax.jit(run, donate_argnums=0)
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """Bool scalar: no NaN or Inf in any floating-point array of `tree`."""
+    checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+    return jnp.all(jnp.stack(checks)) if checks else jnp.array(True)
 
 
 def default_steps_per_call(steps_per_epoch: int, platform: str | None = None) -> int:

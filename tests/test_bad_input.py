@@ -1,0 +1,130 @@
+"""Every bad input gets one line naming the problem and the fix, exit code 2, and changes nothing.
+
+CLI_CASES is the table of command-line cases; API_CASES the Python entry points with the
+documented exception type. Each CLI case runs against a snapshot of a trained workdir (`TRAINED`)
+and of the folder the case may point at (`NEW`), and checks that no file was created, changed or
+removed.
+"""
+
+import hashlib
+import pathlib
+
+import numpy as np
+import pytest
+
+from gan_jax import ConfigError, DataError, GANConfig, GANTask, load_mnist, sample_images
+from gan_jax.checkpoint import CheckpointStore
+from gan_jax.cli import main
+from gan_jax.data import check_images
+
+TINY = ["--batch-size", "8", "--noise-dim", "8", "--g-features", "8,4,4", "--d-features", "4,8", "--no-progress"]
+
+# (case id, argv with TRAINED / NEW / FILE / OTHER placeholders, fragment of the one-line error)
+CLI_CASES = [
+    ("batch size zero", ["train", "gan", "--workdir", "NEW", "--batch-size", "0"], "expected a positive integer, got 0"),
+    ("negative epochs", ["train", "gan", "--workdir", "NEW", "--epochs", "-3"], "expected a positive integer, got -3"),
+    ("steps not a number", ["train", "gan", "--workdir", "NEW", "--steps", "many"], "got 'many'"),
+    ("zero learning rate", ["train", "gan", "--workdir", "NEW", "--learning-rate", "0"], "expected a positive number"),
+    ("negative seed", ["train", "gan", "--workdir", "NEW", "--seed", "-1"], "expected a non-negative integer"),
+    ("zero checkpoint interval", ["train", "gan", "--workdir", "NEW", "--checkpoint-every", "0"], "positive integer"),
+    ("zero noise dim", ["train", "gan", "--workdir", "NEW", "--noise-dim", "0"], "positive integer"),
+    ("bad widths", ["train", "gan", "--workdir", "NEW", "--g-features", "8,4"], "expected 3 comma-separated"),
+    ("zero width", ["train", "gan", "--workdir", "NEW", "--d-features", "4,0"], "expected 2 comma-separated"),
+    ("unknown option", ["train", "gan", "--workdir", "NEW", "--bogus"], "unrecognized arguments: --bogus"),
+    ("missing workdir", ["train", "gan"], "the following arguments are required: --workdir"),
+    ("unknown model", ["train", "wgan", "--workdir", "NEW"], "invalid choice: 'wgan'"),
+    ("unknown command", ["fit", "--workdir", "NEW"], "invalid choice: 'fit'"),
+    ("unknown data source", ["train", "gan", "--workdir", "NEW", "--data-source", "web"], "invalid choice: 'web'"),
+    ("workdir is a file", ["train", "gan", "--workdir", "FILE", *TINY], "is a file; pass a folder path"),
+    ("workdir inside a file", ["train", "gan", "--workdir", "FILE/run", *TINY], "cannot create workdir"),
+    ("batch larger than data", ["train", "gan", "--workdir", "NEW", *TINY[2:], "--batch-size", "70000"],
+     "batch_size 70000 exceeds the 60000 training images"),
+    ("another model's workdir", ["train", "gan", "--workdir", "OTHER", *TINY], "holds checkpoints of task 'sgan'"),
+    ("conflicting config", ["train", "gan", "--workdir", "TRAINED", *TINY, "--seed", "5"],
+     "seed: stored 0 vs requested 5"),
+    ("conflicting shape", ["train", "gan", "--workdir", "TRAINED", *TINY, "--g-features", "16,4,4"],
+     "g_features: stored [8, 4, 4] vs requested [16, 4, 4]"),
+    ("sample zero", ["sample", "--workdir", "TRAINED", "--num", "0", "--out", "NEW/x.png"], "positive integer"),
+    ("sample not png", ["sample", "--workdir", "TRAINED", "--out", "NEW/x.jpg"], "--out must name a .png file"),
+    ("sample untrained", ["sample", "--workdir", "NEW", "--out", "NEW/x.png"], "no checkpoints in"),
+    ("info untrained", ["info", "--workdir", "NEW"], "no checkpoints in"),
+    ("info of a file", ["info", "--workdir", "FILE"], "no checkpoints in"),
+]
+
+
+def snapshot(*roots):
+    files = {}
+    for root in roots:
+        root = pathlib.Path(root)
+        paths = [root] if root.is_file() else sorted(root.rglob("*")) if root.exists() else []
+        for path in paths:
+            if path.is_file():
+                files[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:
+                files[str(path)] = "dir"
+    return files
+
+
+@pytest.fixture(scope="module")
+def places(tmp_path_factory, request):
+    request.getfixturevalue("mnist_train")
+    root = tmp_path_factory.mktemp("bad_input")
+    trained = root / "trained"
+    assert main(["train", "gan", "--workdir", str(trained), *TINY, "--steps", "2"]) == 0
+    other = root / "other"
+    store = CheckpointStore(other)
+    store.save(4, {"w": np.zeros(3, np.float32)}, {"task": "sgan", "labels": 100}, {})
+    store.close()
+    file = root / "file"
+    file.write_text("keep me")
+    return {"TRAINED": trained, "OTHER": other, "FILE": file, "NEW": root / "new"}
+
+
+@pytest.mark.parametrize("argv, message", [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES])
+def test_cli_bad_input(argv, message, places, capsys):
+    def fill(arg):
+        for name, path in places.items():
+            arg = arg.replace(name, str(path)) if arg.startswith(name) else arg
+        return arg
+
+    argv = [fill(a) for a in argv]
+    before = snapshot(*places.values())
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("gan-jax") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert message in err, err
+    assert snapshot(*places.values()) == before
+
+
+API_CASES = [
+    ("config batch size", lambda: GANConfig(batch_size=0), ConfigError, "batch_size must be a positive integer"),
+    ("config bool epochs", lambda: GANConfig(epochs=True), ConfigError, "epochs must be a positive integer"),
+    ("config dropout", lambda: GANConfig(dropout=1.5), ConfigError, "dropout must be in [0, 1)"),
+    ("config source", lambda: GANConfig(data_source="s3"), ConfigError, "data_source must be one of"),
+    ("config widths", lambda: GANConfig(d_features=(4,)), ConfigError, "d_features needs 2 widths"),
+    ("unknown split", lambda: load_mnist("valid"), ConfigError, "split must be one of"),
+    ("images wrong shape", lambda: check_images(np.zeros((3, 32, 32, 1), np.uint8)), DataError, "[N, 28, 28, 1]"),
+    ("images wrong dtype", lambda: check_images(np.zeros((3, 28, 28, 1), np.float64)), DataError, "uint8"),
+    ("empty images", lambda: check_images(np.zeros((0, 28, 28, 1), np.uint8)), DataError, "[N, 28, 28, 1]"),
+    ("sample count", lambda: sample_images(GANTask(GANConfig()), None, 0), ConfigError, "num must be a positive"),
+]
+
+
+@pytest.mark.parametrize("call, error, message", [c[1:] for c in API_CASES], ids=[c[0] for c in API_CASES])
+def test_api_bad_input(call, error, message):
+    with pytest.raises(error) as err:
+        call()
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_train_api_refuses_wrong_images(tmp_path):
+    from gan_jax import MNIST, train
+
+    bad = MNIST(np.zeros((16, 28, 28, 1), np.float32), np.zeros(16, np.int32))
+    with pytest.raises(DataError, match="uint8"):
+        train(GANConfig(batch_size=8), tmp_path / "w", data=bad, progress=False)
+    assert not (tmp_path / "w" / "metrics.jsonl").exists()

@@ -12,6 +12,7 @@ while loop many times slower), which `default_steps_per_call` decides.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -108,6 +109,21 @@ def all_finite(tree: Any) -> jax.Array:
     """Bool scalar: no NaN or Inf in any floating-point array of `tree`."""
     checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
     return jnp.all(jnp.stack(checks)) if checks else jnp.array(True)
+
+
+def enable_compilation_cache(path: str | os.PathLike | None = None, max_bytes: int = 2 << 30) -> None:
+    """Keeps compiled XLA programs on disk, so a resumed or repeated run skips recompiling.
+
+    Defaults to `<gan_jax cache>/xla` (see `gan_jax.data.cache_dir`), capped at `max_bytes`. A
+    `JAX_COMPILATION_CACHE_DIR` set by the user wins. Programs compiled in under a second are
+    not stored.
+    """
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
+        return
+    from gan_jax.data import cache_dir
+
+    jax.config.update("jax_compilation_cache_dir", str(path or cache_dir() / "xla"))
+    jax.config.update("jax_compilation_cache_max_size", max_bytes)
 
 
 def default_steps_per_call(steps_per_epoch: int, platform: str | None = None) -> int:

@@ -1,10 +1,22 @@
 """Shared fixtures: tiny models and data so the suite runs on a 2-core CPU."""
 
+import os
+import tempfile
+
+import jax
 import numpy as np
 import pytest
 
 from gan_jax import GANConfig
 from gan_jax.data import MNIST
+
+# One compilation cache for the whole session, shared with the CLI subprocesses the tests start:
+# the same tiny programs are compiled once, not once per process.
+_XLA_CACHE = tempfile.mkdtemp(prefix="gan_jax_test_xla_")
+os.environ["JAX_COMPILATION_CACHE_DIR"] = _XLA_CACHE
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+jax.config.update("jax_compilation_cache_dir", _XLA_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 TINY = dict(batch_size=8, noise_dim=8, g_features=(8, 4, 4), d_features=(4, 8), num_samples=4)
 

@@ -147,3 +147,12 @@ def test_config_rejects_bad_values(bad):
 
     with pytest.raises(ConfigError):
         GANConfig(**bad)
+
+
+def test_compilation_cache_never_overrides_a_user_setting(monkeypatch, tmp_path):
+    from gan_jax.steps import enable_compilation_cache
+
+    before = jax.config.jax_compilation_cache_dir  # set by conftest, like a user's JAX_COMPILATION_CACHE_DIR
+    assert before
+    enable_compilation_cache(tmp_path)
+    assert jax.config.jax_compilation_cache_dir == before

@@ -18,12 +18,9 @@ from gan_jax.tasks import GANTask
 
 def load_run(workdir: str | os.PathLike) -> tuple[GANTask, TrainState]:
     """The task and the newest intact checkpointed state of a workdir (read-only)."""
-    store = CheckpointStore(workdir, create=False)
-    try:
+    with CheckpointStore(workdir, create=False) as store:
         task = make_task(config_from_dict(store.read_config()))
         restored = store.restore_latest_good(task.init(), quarantine=False)
-    finally:
-        store.close()
     if restored is None:
         raise CheckpointError(f"no complete checkpoint in {workdir}; train first")
     return task, restored[0]

@@ -164,3 +164,10 @@ class CheckpointStore:
 
     def close(self) -> None:
         self.manager.close()
+
+    def __enter__(self) -> CheckpointStore:
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False

@@ -153,10 +153,9 @@ def train(config: GANConfig, workdir: str | os.PathLike, *, data: MNIST | None =
     task = make_task(config)
     workdir = check_workdir(workdir)
     if (workdir / "checkpoints").is_dir():
-        existing = CheckpointStore(workdir, create=False)
-        if existing.latest_step() is not None:
-            check_resumable(config, existing.read_config(), workdir)
-        existing.close()
+        with CheckpointStore(workdir, create=False) as existing:
+            if existing.latest_step() is not None:
+                check_resumable(config, existing.read_config(), workdir)
     data = data if data is not None else load_mnist("train", config.data_source)
     images = check_images(data.images)
     num_examples = len(images)
@@ -184,7 +183,6 @@ def train(config: GANConfig, workdir: str | os.PathLike, *, data: MNIST | None =
     examples = jax.device_put(images)
     permutation = jax.jit(epoch_permutation, static_argnums=2)
     steps_per_call = config.steps_per_call or default_steps_per_call(steps_per_epoch)
-    runners: dict[int, Any] = {}
 
     def save(reason_signum: int | None = None) -> None:
         store.save(step, state, config.to_dict(), counters)
@@ -192,10 +190,13 @@ def train(config: GANConfig, workdir: str | os.PathLike, *, data: MNIST | None =
             raise Preempted(f"stopped by {signal.Signals(reason_signum).name} at step {step}; checkpoint saved in "
                             f"{workdir}; run the same command to resume", reason_signum)
 
-    log.info("training %s from step %d to step %d (%d steps per epoch, %d per compiled call)",
-             workdir, step, total_steps, steps_per_epoch, steps_per_call)
-    with _StopOnSignal() as stop, tqdm(total=total_steps, initial=step, disable=not progress, unit="step",
-                                       dynamic_ncols=True) as bar:
+    if step >= total_steps:
+        log.info("%s is already at step %d (asked for %d); nothing to train", workdir, step, total_steps)
+    else:
+        log.info("training %s from step %d to step %d (%d steps per epoch, %d per compiled call)",
+                 workdir, step, total_steps, steps_per_epoch, steps_per_call)
+    with store, _StopOnSignal() as stop, tqdm(total=max(total_steps, step), initial=step, disable=not progress,
+                                               unit="step", dynamic_ncols=True) as bar:
         while step < total_steps:
             epoch = step // steps_per_epoch
             perm = permutation(task.data_key(), epoch, num_examples)
@@ -205,9 +206,8 @@ def train(config: GANConfig, workdir: str | os.PathLike, *, data: MNIST | None =
                 n = min(steps_per_call, epoch_end - step)
                 if config.checkpoint_every:
                     n = min(n, config.checkpoint_every - step % config.checkpoint_every)
-                if n not in runners:
-                    runners[n] = make_runner(task.train_step, config.batch_size, steps_per_epoch, n)
-                state, metrics, finite = runners[n](state, examples, perm)
+                run = make_runner(task.train_step, config.batch_size, steps_per_epoch, n)
+                state, metrics, finite = run(state, examples, perm)
                 metrics, finite = jax.device_get((metrics, finite))
                 _check_finite(metrics, finite, step + n, store)
                 step += n
@@ -222,7 +222,6 @@ def train(config: GANConfig, workdir: str | os.PathLike, *, data: MNIST | None =
             if step == (epoch + 1) * steps_per_epoch:
                 counters = _fresh_counters()
             save(stop.signum if step < total_steps else None)
-    store.close()
     _final_figures(task, state, workdir, images)
     return state
 

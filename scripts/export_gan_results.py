@@ -39,15 +39,15 @@ def export(workdir: pathlib.Path, name: str, out: pathlib.Path) -> dict:
         shutil.copy(source, out / f"{name}_{target}.png")
     metrics = read_metrics(workdir)
     timing = read_metrics(workdir, TIMING_FILE) or metrics  # early runs kept steps_per_s in metrics
-    store = CheckpointStore(workdir, create=False)
+    with CheckpointStore(workdir, create=False) as store:
+        config, final_step = store.read_config(), store.latest_step()
     summary = {
-        "name": name, "config": store.read_config(), "final_step": store.latest_step(),
+        "name": name, "config": config, "final_step": final_step,
         "epochs": [{k: row[k] for k in ("epoch", "step", "d_loss", "g_loss")} for row in metrics],
         "steps_per_s_by_epoch": [round(row["steps_per_s"], 3) for row in timing],
         "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": jax.devices()[0].platform,
                     "jax": jax.__version__},
     }
-    store.close()
     (out / f"{name}.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 

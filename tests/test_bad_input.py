@@ -1,4 +1,4 @@
-"""Every bad input gets one line naming the problem and the fix, exit code 2, and changes nothing.
+"""Every bad input gets one error line naming the problem and the fix, exit code 2, and changes nothing.
 
 CLI_CASES is the table of command-line cases; API_CASES the Python entry points with the
 documented exception type. Each CLI case runs against a snapshot of a trained workdir (`TRAINED`)
@@ -95,8 +95,11 @@ def test_cli_bad_input(argv, message, places, capsys):
         code = exc.code
     err = capsys.readouterr().err
     assert code == 2
-    assert err.startswith("gan-jax") and err.count("\n") == 1 and "Traceback" not in err, err
-    assert message in err, err
+    # Info lines (e.g. which MNIST route was used) may come first; the error is the one last line.
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("gan-jax") and ": error: " in lines[-1], err
+    assert sum(": error: " in line for line in lines) == 1 and "Traceback" not in err, err
+    assert message in lines[-1], err
     assert snapshot(*places.values()) == before
 
 

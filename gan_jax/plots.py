@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -58,6 +59,7 @@ def save_loss_curves(path: str | pathlib.Path, rows: Sequence[dict[str, Any]], k
     epochs = [row["epoch"] for row in rows]
     for key in keys:
         ax.plot(epochs, [row[key] for row in rows], marker="o", label=key)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean loss")
     ax.grid(alpha=0.3)

@@ -50,7 +50,8 @@ class CheckpointStore:
     Args:
       workdir: the run's folder.
       max_to_keep: newest checkpoints kept; older ones are deleted after each save.
-      create: make the folder if missing (training); when False a missing folder is an error.
+      create: training mode: make the folder if missing and clean up interrupted saves; when False
+        (reading) a missing folder is an error and nothing on disk is touched.
     """
 
     def __init__(self, workdir: str | pathlib.Path, *, max_to_keep: int = 3, create: bool = True):
@@ -60,9 +61,11 @@ class CheckpointStore:
             raise CheckpointError(
                 f"no checkpoints in {workdir}; train first, e.g. `gan-jax train gan --workdir {workdir}`"
             )
+        # Only a training store removes leftovers of interrupted saves: a reader (`info`, `sample`)
+        # running beside a training process must not delete that process's save in progress.
         self._options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, create=create, enable_async_checkpointing=False,
-            cleanup_tmp_directories=True,
+            cleanup_tmp_directories=create,
         )
         self.manager = ocp.CheckpointManager(self.directory, options=self._options)
 

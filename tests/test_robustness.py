@@ -174,3 +174,14 @@ def test_info_prints_one_json_line(tiny_config, tiny_data, tmp_path, capsys):
     assert got["task"] == "gan" and got["step"] == 5
     assert got["config"] == tiny_config.to_dict()
     assert got["params_sha256"] == params_fingerprint(state) and len(got["params_sha256"]) == 64
+
+
+def test_readers_leave_a_save_in_progress_alone_training_cleans_it(tiny_config, tiny_data, tmp_path):
+    train(tiny_config, tmp_path, data=tiny_data, progress=False)
+    in_progress = tmp_path / "checkpoints" / "7.orbax-checkpoint-tmp-1234567890"
+    in_progress.mkdir()
+    (in_progress / "partial").write_text("x")
+    assert run_info(tmp_path)["step"] == 5  # a reader: `gan-jax info` beside a running training
+    assert in_progress.exists()
+    train(dataclasses.replace(tiny_config, epochs=2), tmp_path, data=tiny_data, progress=False)
+    assert not in_progress.exists()  # a training store removes interrupted saves

@@ -11,6 +11,7 @@ throughput; varies), `samples/epoch_NNNN.png`, `checkpoints/`, and at the end
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -59,6 +60,35 @@ def check_workdir(workdir: str | os.PathLike) -> pathlib.Path:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"workdir {path} is not writable; pass a writable folder")
     return path
+
+
+@contextlib.contextmanager
+def exclusive_workdir(workdir: pathlib.Path):
+    """Holds an advisory lock on `WORKDIR/.lock` so two trainings never write one workdir at once.
+
+    The operating system releases it when the process ends, however it ends (SIGKILL included).
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock on this platform: run unlocked
+        yield
+        return
+    with open(workdir / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            raise CheckpointError(f"{workdir} is being trained by {owner}; wait for it to finish or pass a different "
+                                  "--workdir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def check_resumable(config: GANConfig, stored: dict[str, Any], workdir: pathlib.Path) -> None:
@@ -171,6 +201,13 @@ def train(config: GANConfig, workdir: str | os.PathLike, *, data: MNIST | None =
         workdir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"cannot create workdir {workdir} ({err.strerror}); pass a writable folder") from err
+    with exclusive_workdir(workdir):
+        return _train_locked(task, config, workdir, images, total_steps, steps_per_epoch, progress)
+
+
+def _train_locked(task, config, workdir, images, total_steps, steps_per_epoch, progress) -> TrainState:
+    """The part of `train` that runs while holding the workdir lock."""
+    num_examples = len(images)
     store = CheckpointStore(workdir)
     state, counters = task.init(), _fresh_counters()
     restored = store.restore_latest_good(state)

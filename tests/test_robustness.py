@@ -185,3 +185,17 @@ def test_readers_leave_a_save_in_progress_alone_training_cleans_it(tiny_config, 
     assert in_progress.exists()
     train(dataclasses.replace(tiny_config, epochs=2), tmp_path, data=tiny_data, progress=False)
     assert not in_progress.exists()  # a training store removes interrupted saves
+
+
+def test_a_workdir_in_training_is_refused_to_a_second_training(tiny_config, tiny_data, tmp_path):
+    import fcntl
+
+    tmp_path.mkdir(exist_ok=True)
+    with open(tmp_path / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("process 4242")
+        held.flush()
+        with pytest.raises(CheckpointError, match="is being trained by process 4242"):
+            train(tiny_config, tmp_path, data=tiny_data, progress=False)
+        assert not (tmp_path / "checkpoints").exists()
+    assert int(train(tiny_config, tmp_path, data=tiny_data, progress=False).step) == 5

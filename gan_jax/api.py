@@ -10,20 +10,22 @@ import numpy as np
 
 from gan_jax.checkpoint import CheckpointStore, params_fingerprint
 from gan_jax.config import config_from_dict
-from gan_jax.errors import CheckpointError, ConfigError
+from gan_jax.errors import ConfigError
 from gan_jax.loop import make_task
 from gan_jax.steps import TrainState
 from gan_jax.tasks import GANTask
 
 
 def load_run(workdir: str | os.PathLike) -> tuple[GANTask, TrainState]:
-    """The task and the newest intact checkpointed state of a workdir (read-only)."""
+    """The task and the newest intact checkpointed state of a workdir (read-only).
+
+    Raises:
+      CheckpointError: no checkpoint (`read_config` says so) or none intact.
+    """
     with CheckpointStore(workdir, create=False) as store:
         task = make_task(config_from_dict(store.read_config()))
-        restored = store.restore_latest_good(task.init(), quarantine=False)
-    if restored is None:
-        raise CheckpointError(f"no complete checkpoint in {workdir}; train first")
-    return task, restored[0]
+        state, _ = store.restore_latest_good(task.init(), quarantine=False)
+    return task, state
 
 
 def sample_images(task: GANTask, state: TrainState, num: int, seed: int = 0) -> np.ndarray:

@@ -63,11 +63,11 @@ class CheckpointStore:
             )
         # Only a training store removes leftovers of interrupted saves: a reader (`info`, `sample`)
         # running beside a training process must not delete that process's save in progress.
-        self._options = ocp.CheckpointManagerOptions(
+        options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, create=create, enable_async_checkpointing=False,
             cleanup_tmp_directories=create,
         )
-        self.manager = ocp.CheckpointManager(self.directory, options=self._options)
+        self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
         """The newest complete checkpoint's step, or None."""

@@ -22,6 +22,7 @@ import time
 
 from gan_jax.api import run_info
 
+# The tiny DCGAN on the command line; the tests use the same arguments.
 TINY = ["--batch-size", "8", "--noise-dim", "8", "--g-features", "8,4,4", "--d-features", "4,8", "--no-progress"]
 
 

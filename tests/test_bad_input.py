@@ -16,8 +16,8 @@ from gan_jax import ConfigError, DataError, GANConfig, GANTask, load_mnist, samp
 from gan_jax.checkpoint import CheckpointStore
 from gan_jax.cli import main
 from gan_jax.data import check_images
+from scripts.kill_resume_check import TINY
 
-TINY = ["--batch-size", "8", "--noise-dim", "8", "--g-features", "8,4,4", "--d-features", "4,8", "--no-progress"]
 
 # (case id, argv with TRAINED / NEW / FILE / OTHER placeholders, fragment of the one-line error)
 CLI_CASES = [

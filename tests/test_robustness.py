@@ -21,13 +21,12 @@ from gan_jax.checkpoint import CheckpointStore, params_fingerprint
 from gan_jax.cli import main
 from gan_jax.errors import Diverged
 from gan_jax.loop import _StopOnSignal, read_metrics
-from scripts.kill_resume_check import check, latest_step
+from scripts.kill_resume_check import TINY, check, latest_step
 
-TINY_ARGS = ["--batch-size", "8", "--noise-dim", "8", "--g-features", "8,4,4", "--d-features", "4,8", "--no-progress"]
 
 
 def train_cmd(workdir, *extra):
-    return [sys.executable, "-m", "gan_jax.cli", "train", "gan", "--workdir", str(workdir), *TINY_ARGS, *map(str, extra)]
+    return [sys.executable, "-m", "gan_jax.cli", "train", "gan", "--workdir", str(workdir), *TINY, *map(str, extra)]
 
 
 def test_sigkill_at_random_points_resumes_bit_exactly(mnist_train, tmp_path):
@@ -102,7 +101,7 @@ def test_all_checkpoints_damaged_is_an_error_not_a_fresh_start(tiny_config, tiny
 
 
 def test_nan_guard_cli_exits_3_with_the_step(mnist_train, tmp_path, capsys):
-    code = main(["train", "gan", "--workdir", str(tmp_path), *TINY_ARGS, "--steps", "50", "--learning-rate", "1e30"])
+    code = main(["train", "gan", "--workdir", str(tmp_path), *TINY, "--steps", "50", "--learning-rate", "1e30"])
     err = capsys.readouterr().err
     assert code == 3, err
     assert "became NaN/Inf by step 1;" in err and "no checkpoint was saved yet" in err

@@ -59,7 +59,7 @@ def bench_dcgan(batch_size: int, steps: int, fast_grad: bool, steps_per_call: in
     num_examples = batch_size * steps_per_epoch
     images = jax.device_put(np.random.default_rng(0).integers(0, 256, (num_examples, 28, 28, 1), np.uint8))
     perm = epoch_permutation(task.data_key(), 0, num_examples)
-    run = make_runner(task.train_step, batch_size, steps_per_epoch, per_call)
+    run = make_runner(task.step, steps_per_epoch, per_call)
     state = task.init()
 
     start = time.perf_counter()

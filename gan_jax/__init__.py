@@ -8,20 +8,24 @@ Notebook use::
     models, metrics = task.train_step(state.models, images_uint8_batch, key)   # one D+G step
     images = task.sample(state, task.fixed_noise())       # [16, 28, 28, 1] in [-1, 1]
     train(GANConfig(epochs=5), "runs/gan")                # what `gan-jax train gan` calls
+
+    sgan = SGANTask(SGANConfig(labels=100, data_seeds=(0, 1)))   # two data seeds, one vmapped program
+    train(sgan.config, "runs/sgan100"); evaluate_run("runs/sgan100")["test_accuracy"]
 """
 
 from gan_jax import tasks
-from gan_jax.api import load_run, sample_images
-from gan_jax.config import GANConfig
+from gan_jax.api import evaluate_run, load_run, sample_images
+from gan_jax.config import GANConfig, SGANConfig, SupervisedConfig
 from gan_jax.data import MNIST, load_mnist
 from gan_jax.errors import CheckpointError, ConfigError, DataError, UserError
 from gan_jax.loop import train
 from gan_jax.steps import ModelState, TrainState, make_runner
-from gan_jax.tasks import GANTask
+from gan_jax.tasks import GANTask, SGANTask, SupervisedTask
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "MNIST", "CheckpointError", "ConfigError", "DataError", "GANConfig", "GANTask", "ModelState",
-    "TrainState", "UserError", "load_mnist", "load_run", "make_runner", "sample_images", "tasks", "train",
+    "MNIST", "CheckpointError", "ConfigError", "DataError", "GANConfig", "GANTask", "ModelState", "SGANConfig",
+    "SGANTask", "SupervisedConfig", "SupervisedTask", "TrainState", "UserError", "evaluate_run", "load_mnist",
+    "load_run", "make_runner", "sample_images", "tasks", "train",
 ]

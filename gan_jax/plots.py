@@ -67,3 +67,52 @@ def save_loss_curves(path: str | pathlib.Path, rows: Sequence[dict[str, Any]], k
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def save_accuracy_bars(path: str | pathlib.Path, stats: dict[tuple[str, int], dict[str, float]]) -> None:
+    """The seed's chart: test accuracy (%) vs number of labels, one bar per method, std error bars.
+
+    `stats`: `(method, labels) → {"mean", "std", "n"}` (see `gan_jax.sweep.summarize`).
+    """
+    methods = sorted({m for m, _ in stats}, key=lambda m: (m != "sgan", m))
+    label_counts = sorted({n for _, n in stats})
+    width = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    x = np.arange(len(label_counts))
+    for i, method in enumerate(methods):
+        cells = [stats.get((method, n), {"mean": np.nan, "std": 0.0}) for n in label_counts]
+        bars = ax.bar(x + (i - (len(methods) - 1) / 2) * width, [c["mean"] for c in cells], width,
+                      yerr=[c["std"] for c in cells], capsize=4, label=method.upper() if method == "sgan" else method)
+        ax.bar_label(bars, labels=[f"{c['mean']:.1f}" for c in cells], padding=2, fontsize=8)
+    ax.set_xticks(x, [str(n) for n in label_counts])
+    ax.set_xlabel("number of labeled training images")
+    ax.set_ylabel("test accuracy (%)")
+    low = min(c["mean"] - c["std"] for c in stats.values())
+    ax.set_ylim(max(0.0, math.floor(low / 10) * 10 - 5), 100)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_samples_over_training(path: str | pathlib.Path, sample_dirs: dict[Any, pathlib.Path], columns: int = 6) -> None:
+    """One row per run (e.g. per label count) of its per-epoch sample grids, up to `columns` epochs
+    evenly spaced from the first to the last, read from `samples/epoch_NNNN.png`."""
+    runs = {name: sorted(pathlib.Path(d).glob("epoch_*.png")) for name, d in sample_dirs.items()}
+    runs = {name: files for name, files in runs.items() if files}
+    if not runs:
+        return
+    cols = min(columns, max(len(f) for f in runs.values()))
+    fig, axes = plt.subplots(len(runs), cols, figsize=(2 * cols, 2.2 * len(runs)), squeeze=False)
+    for r, (name, files) in enumerate(runs.items()):
+        picks = sorted({files[round(i * (len(files) - 1) / max(cols - 1, 1))] for i in range(cols)})
+        for c, ax in enumerate(axes[r]):
+            ax.axis("off")
+            if c < len(picks):
+                ax.imshow(np.asarray(Image.open(picks[c])), cmap="gray", vmin=0, vmax=255)
+                ax.set_title(f"{name} labels, epoch {int(picks[c].stem.split('_')[1])}", fontsize=8)
+    fig.suptitle("SGAN generator samples over training (fixed noise, first data seed)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

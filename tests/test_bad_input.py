@@ -12,10 +12,10 @@ import pathlib
 import numpy as np
 import pytest
 
-from gan_jax import ConfigError, DataError, GANConfig, GANTask, load_mnist, sample_images
+from gan_jax import ConfigError, DataError, GANConfig, GANTask, SGANConfig, SupervisedConfig, load_mnist, sample_images
 from gan_jax.checkpoint import CheckpointStore
 from gan_jax.cli import main
-from gan_jax.data import check_images
+from gan_jax.data import check_images, labeled_subset
 from scripts.kill_resume_check import TINY
 
 
@@ -49,6 +49,38 @@ CLI_CASES = [
     ("sample untrained", ["sample", "--workdir", "NEW", "--out", "NEW/x.png"], "no checkpoints in"),
     ("info untrained", ["info", "--workdir", "NEW"], "no checkpoints in"),
     ("info of a file", ["info", "--workdir", "FILE"], "no checkpoints in"),
+    # the semi-supervised GAN, the supervised baseline, evaluate and sweep
+    ("labels not a multiple of 10", ["train", "sgan", "--workdir", "NEW", "--labels", "25"],
+     "labels must be a positive multiple of 10"),
+    ("labels zero", ["train", "supervised", "--workdir", "NEW", "--labels", "0"], "labels must be a positive multiple"),
+    ("labels beyond the split", ["train", "sgan", "--workdir", "NEW", "--labels", "60000", "--steps", "1"],
+     "has only 5421 of digit 5; pass at most 54210"),
+    ("labels missing", ["train", "sgan", "--workdir", "NEW"], "the following arguments are required: --labels"),
+    ("both data seed options", ["train", "sgan", "--workdir", "NEW", "--labels", "20", "--data-seed", "1",
+                                "--data-seeds", "0,1"], "not allowed with argument"),
+    ("duplicate data seeds", ["train", "sgan", "--workdir", "NEW", "--labels", "20", "--data-seeds", "1,1"],
+     "data_seeds has duplicates"),
+    ("data seeds not numbers", ["train", "sgan", "--workdir", "NEW", "--labels", "20", "--data-seeds", "a,b"],
+     "expected comma-separated non-negative integers"),
+    ("unknown classifier model", ["train", "sgan", "--workdir", "NEW", "--labels", "20", "--model", "resnet"],
+     "invalid choice: 'resnet'"),
+    ("beta1 out of range", ["train", "supervised", "--workdir", "NEW", "--labels", "20", "--beta1", "1.5"],
+     "beta1 must be in [0, 1)"),
+    ("unknown generator loss", ["train", "sgan", "--workdir", "NEW", "--labels", "20", "--g-loss", "wasserstein"],
+     "invalid choice: 'wasserstein'"),
+    ("conflicting labels", ["train", "supervised", "--workdir", "CLS", "--labels", "50", "--batch-size", "10"],
+     "labels: stored 20 vs requested 50"),
+    ("sgan into a supervised workdir", ["train", "sgan", "--workdir", "CLS", "--labels", "20", "--batch-size", "10"],
+     "holds checkpoints of task 'supervised', not 'sgan'"),
+    ("sample without a generator", ["sample", "--workdir", "CLS", "--out", "NEW/x.png"], "has no generator"),
+    ("evaluate a gan workdir", ["evaluate", "--workdir", "TRAINED"], "evaluate measures classifiers"),
+    ("evaluate untrained", ["evaluate", "--workdir", "NEW"], "no checkpoints in"),
+    ("sweep bad label count", ["sweep", "--labels", "10,15", "--out", "NEW"], "labels must be a positive multiple"),
+    ("sweep labels beyond the split", ["sweep", "--labels", "10,60000", "--out", "NEW", "--steps", "1"],
+     "pass at most 54210"),
+    ("sweep unknown method", ["sweep", "--labels", "10", "--out", "NEW", "--methods", "gan"],
+     "comma-separated subset of sgan,supervised"),
+    ("sweep out is a file", ["sweep", "--labels", "10", "--out", "FILE"], "is a file; pass a folder path"),
 ]
 
 
@@ -75,9 +107,12 @@ def places(tmp_path_factory, request):
     store = CheckpointStore(other)
     store.save(4, {"w": np.zeros(3, np.float32)}, {"task": "sgan", "labels": 100}, {})
     store.close()
+    classifier = root / "classifier"
+    assert main(["train", "supervised", "--workdir", str(classifier), "--labels", "20", "--batch-size", "10",
+                 "--steps", "2", "--no-progress"]) == 0
     file = root / "file"
     file.write_text("keep me")
-    return {"TRAINED": trained, "OTHER": other, "FILE": file, "NEW": root / "new"}
+    return {"TRAINED": trained, "OTHER": other, "CLS": classifier, "FILE": file, "NEW": root / "new"}
 
 
 @pytest.mark.parametrize("argv, message", [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES])
@@ -114,6 +149,12 @@ API_CASES = [
     ("images wrong dtype", lambda: check_images(np.zeros((3, 28, 28, 1), np.float64)), DataError, "uint8"),
     ("empty images", lambda: check_images(np.zeros((0, 28, 28, 1), np.uint8)), DataError, "[N, 28, 28, 1]"),
     ("sample count", lambda: sample_images(GANTask(GANConfig()), None, 0), ConfigError, "num must be a positive"),
+    ("sgan labels", lambda: SGANConfig(labels=15), ConfigError, "labels must be a positive multiple of 10"),
+    ("sgan no data seeds", lambda: SGANConfig(data_seeds=()), ConfigError, "data_seeds must be one or more"),
+    ("sgan g loss", lambda: SGANConfig(g_loss="hinge"), ConfigError, "g_loss must be one of"),
+    ("sgan ema decay", lambda: SGANConfig(ema_decay=1.0), ConfigError, "ema_decay must be in [0, 1)"),
+    ("recipe model", lambda: SupervisedConfig.recipe("resnet"), ConfigError, "model must be one of mlp, conv"),
+    ("subset too large", lambda: labeled_subset(np.repeat(np.arange(10), 3), 40, 0), ConfigError, "pass at most 30"),
 ]
 
 

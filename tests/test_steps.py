@@ -71,7 +71,7 @@ def test_fused_step_equals_discriminator_then_generator_update(tiny_config):
 def test_same_seed_gives_identical_states_and_other_seeds_differ(tiny_config, tiny_data):
     def two_steps(config):
         task = GANTask(config)
-        run = make_runner(task.train_step, config.batch_size, 5, 2)
+        run = make_runner(task.step, 5, 2)
         perm = epoch_permutation(task.data_key(), 0, 40)
         state, _, _ = run(task.init(), jnp.asarray(tiny_data.images), perm)
         return jax.tree.leaves(state)
@@ -87,9 +87,9 @@ def test_scan_runner_equals_one_step_calls(tiny_config, tiny_data):
     task = GANTask(tiny_config)
     images = jnp.asarray(tiny_data.images)
     perm = epoch_permutation(task.data_key(), 0, 40)
-    scanned, scan_metrics, finite = make_runner(task.train_step, 8, 5, 3)(task.init(), images, perm)
+    scanned, scan_metrics, finite = make_runner(task.step, 5, 3)(task.init(), images, perm)
     assert bool(finite)
-    single = make_runner(task.train_step, 8, 5, 1)
+    single = make_runner(task.step, 5, 1)
     state, losses = task.init(), []
     for _ in range(3):
         state, m, _ = single(state, images, perm)
@@ -108,15 +108,17 @@ def test_epoch_permutation_is_a_permutation_and_depends_on_epoch():
     np.testing.assert_array_equal(p0, epoch_permutation(key, 0, 100))
 
 
-def test_default_steps_per_call_is_per_platform():
+def test_default_steps_per_call_is_per_platform_and_model_kind():
     assert default_steps_per_call(234, "cpu") == 1
+    assert default_steps_per_call(600, "cpu", convolutions=False) == 100
+    assert default_steps_per_call(30, "cpu", convolutions=False) == 30
     assert default_steps_per_call(234, "gpu") == 234
-    assert default_steps_per_call(234, "tpu") == 234
+    assert default_steps_per_call(234, "tpu", convolutions=False) == 234
 
 
 def test_checkpoint_round_trip_restores_identical_state(tiny_config, tiny_data, tmp_path):
     task = GANTask(tiny_config)
-    run = make_runner(task.train_step, 8, 5, 1)
+    run = make_runner(task.step, 5, 1)
     state, _, _ = run(task.init(), jnp.asarray(tiny_data.images), epoch_permutation(task.data_key(), 0, 40))
     expected = jax.tree.map(np.asarray, state)  # the runner donates, so keep host copies
     store = CheckpointStore(tmp_path)

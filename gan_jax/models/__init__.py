@@ -2,5 +2,8 @@
 
 from gan_jax.models.dcgan import Discriminator, Generator
 from gan_jax.models.layers import ConvTranspose, conv_transpose
+from gan_jax.models.sgan import (ConvClassifier, ConvGenerator, GaussianNoise, MLPClassifier, MLPGenerator,
+                                 WeightNormDense, data_dependent_init)
 
-__all__ = ["ConvTranspose", "Discriminator", "Generator", "conv_transpose"]
+__all__ = ["ConvClassifier", "ConvGenerator", "ConvTranspose", "Discriminator", "GaussianNoise", "Generator",
+           "MLPClassifier", "MLPGenerator", "WeightNormDense", "conv_transpose", "data_dependent_init"]

@@ -23,7 +23,7 @@ from gan_jax import data as data_lib
 from gan_jax.config import GANConfig
 from gan_jax.losses import discriminator_loss, generator_loss
 from gan_jax.models import Discriminator, Generator
-from gan_jax.steps import Metrics, ModelState, TrainState, apply_gradients, create_model_state
+from gan_jax.steps import Metrics, ModelState, TrainState, apply_gradients, batch_indices, create_model_state
 
 # Fixed streams derived from the seed; the step stream is `TrainState.rng`.
 _INIT, _DATA, _STEPS, _FIXED_NOISE = range(4)
@@ -35,6 +35,13 @@ class GANTask:
 
     config: GANConfig
     fast_grad: bool = True
+
+    # What the host loop reads besides the methods below.
+    loss_keys = ("d_loss", "g_loss")
+    members = ({},)  # one model pair, no ensemble axis
+    generates = True
+    needs_test_split = False
+    convolutional = True
 
     @property
     def generator(self) -> Generator:
@@ -60,8 +67,33 @@ class GANTask:
         """Key of the epoch permutations (`gan_jax.data.epoch_permutation`)."""
         return self.key(_DATA)
 
-    def init(self) -> TrainState:
-        """Fresh state: both models initialized from the seed, step 0 (one compiled call)."""
+    def steps_per_epoch(self, num_examples: int) -> int:
+        """Full batches per epoch; the last incomplete batch is dropped."""
+        return num_examples // self.config.batch_size
+
+    def device_data(self, train: data_lib.MNIST) -> jax.Array:
+        """The training images on the device, uint8 `[N, 28, 28, 1]`."""
+        return jax.device_put(data_lib.check_images(train.images))
+
+    def epoch_plan(self, epoch: int, num_examples: int) -> jax.Array:
+        """The epoch's example order, int32 `[num_examples]` (on the device)."""
+        return _permutation(self.data_key(), epoch, num_examples)
+
+    def step(self, models: dict[str, ModelState], images: jax.Array, perm: jax.Array, index: jax.Array,
+             key: jax.Array) -> tuple[dict[str, ModelState], Metrics]:
+        """`train_step` on batch `index` of the epoch ordered by `perm` (the runner's step)."""
+        real = jnp.take(images, batch_indices(perm, index, self.config.batch_size), axis=0)
+        return self.train_step(models, real, key)
+
+    def evaluate(self, state: TrainState, test: data_lib.MNIST | None) -> dict[str, list[float]]:
+        """No per-epoch evaluation for the GAN yet (sample quality metrics are issue 6)."""
+        return {}
+
+    def init(self, data: jax.Array | None = None) -> TrainState:
+        """Fresh state: both models initialized from the seed, step 0 (one compiled call).
+
+        `data` (the loop passes `device_data`) is not needed by the GAN's initialization.
+        """
         return _init(self)
 
     def _init_eager(self) -> TrainState:
@@ -149,6 +181,9 @@ class GANTask:
 @functools.partial(jax.jit, static_argnums=0)
 def _init(task: GANTask) -> TrainState:
     return task._init_eager()
+
+
+_permutation = jax.jit(data_lib.epoch_permutation, static_argnums=2)
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -1,0 +1,158 @@
+"""Semi-supervised GAN models: Improved GAN's weight-normalized MLP and the seed's CNN.
+
+Classifiers map images `[B, 28, 28, 1]` to `(class_logits [B, 10], features [B, F])`; the features
+(the last hidden layer) are what feature matching compares. Generators map noise `[B, noise_dim]`
+to images `[B, 28, 28, 1]`. Random layers (Gaussian noise, dropout) draw from the 'noise' stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from gan_jax.models.layers import ConvTranspose
+
+NUM_CLASSES = 10
+
+
+class WeightNormDense(nn.Module):
+    """Dense layer with weight normalization, W = scale · v / ‖v‖ per output unit (Salimans & Kingma 2016).
+
+    With `ddi=True` (data-dependent initialization) the layer normalizes its pre-activations over
+    the batch to zero mean and unit variance and writes the `scale` and `bias` that do so into
+    the 'ddi' collection; `data_dependent_init` copies them into the parameters.
+
+    Attributes:
+      features: output units.
+      train_scale: whether `scale` is learned; when False it keeps its initialized value.
+    """
+
+    features: int
+    train_scale: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, ddi: bool = False) -> jax.Array:
+        v = self.param("kernel", nn.initializers.normal(0.1), (x.shape[-1], self.features))
+        scale = self.param("scale", nn.initializers.ones, (self.features,))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        if not self.train_scale:
+            scale = lax.stop_gradient(scale)
+        y = x @ (v * (scale / jnp.sqrt(jnp.sum(jnp.square(v), axis=0))))
+        if not ddi:
+            return y + bias
+        mean = jnp.mean(y, axis=0)
+        inv_std = 1.0 / jnp.sqrt(jnp.mean(jnp.square(y - mean), axis=0) + 1e-6)
+        self.put_variable("ddi", "scale", scale * inv_std)
+        self.put_variable("ddi", "bias", -mean * inv_std)
+        return (y - mean) * inv_std
+
+
+class GaussianNoise(nn.Module):
+    """Adds N(0, stddev²) noise when `train`; the identity otherwise."""
+
+    stddev: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        if not train or self.stddev == 0:
+            return x
+        return x + self.stddev * jax.random.normal(self.make_rng("noise"), x.shape, x.dtype)
+
+
+def data_dependent_init(module: nn.Module, variables: dict[str, Any], *args, **kwargs) -> dict[str, Any]:
+    """Variables whose weight-norm `scale`/`bias` give unit-variance, zero-mean pre-activations on `args`.
+
+    Runs `module.apply(variables, *args, ddi=True, **kwargs)` once; layers are initialized in
+    order, each seeing the already-normalized outputs of the layers below it.
+    """
+    _, found = module.apply(variables, *args, ddi=True, mutable=["ddi"], **kwargs)
+    params = flax.traverse_util.flatten_dict(variables["params"])
+    params.update(flax.traverse_util.flatten_dict(found["ddi"]))
+    return {**variables, "params": flax.traverse_util.unflatten_dict(params)}
+
+
+class MLPClassifier(nn.Module):
+    """Improved GAN's MNIST classifier: images in [0, 1] → (logits `[B, 10]`, features `[B, 250]`).
+
+    Noise σ=0.3 → [WN-Dense → ReLU → noise σ=0.5] for widths 1000, 500, 250, 250, 250 → WN-Dense 10
+    (learned scale). No batch norm, no dropout. Features: the last hidden layer, before its noise.
+    """
+
+    widths: tuple[int, ...] = (1000, 500, 250, 250, 250)
+    input_noise: float = 0.3
+    hidden_noise: float = 0.5
+
+    @nn.compact
+    def __call__(self, images: jax.Array, train: bool, ddi: bool = False):
+        x = GaussianNoise(self.input_noise)(images.reshape(images.shape[0], -1), train)
+        features = x
+        for width in self.widths:
+            features = nn.relu(WeightNormDense(width)(x, ddi))
+            x = GaussianNoise(self.hidden_noise)(features, train)
+        return WeightNormDense(NUM_CLASSES, train_scale=True)(x, ddi), features
+
+
+class MLPGenerator(nn.Module):
+    """Improved GAN's MNIST generator: z `[B, noise_dim]` ~ U(0, 1) → images in [0, 1].
+
+    [Dense → BN (shift only) → softplus] × widths → WN-Dense 784 (learned scale) → sigmoid.
+    """
+
+    widths: tuple[int, ...] = (500, 500)
+
+    @nn.compact
+    def __call__(self, z: jax.Array, train: bool) -> jax.Array:
+        x = z
+        for width in self.widths:
+            x = nn.Dense(width, use_bias=False, kernel_init=nn.initializers.glorot_uniform())(x)
+            x = nn.BatchNorm(use_running_average=not train, use_scale=False, momentum=0.9, epsilon=1e-6)(x)
+            x = nn.softplus(x)
+        x = WeightNormDense(28 * 28, train_scale=True)(x)
+        return nn.sigmoid(x).reshape(-1, 28, 28, 1)
+
+
+CONV_LEAK = 0.01  # the book's LeakyReLU slope
+
+
+class ConvClassifier(nn.Module):
+    """The seed's SGAN discriminator: images in [-1, 1] → (logits `[B, 10]`, features `[B, 2048]`).
+
+    Conv(32, 3×3, s2) → LReLU → Conv(64, s2) → BN → LReLU → Conv(128, s2) → BN → LReLU → Dropout 0.5
+    → Flatten → Dense 10. `ddi` is accepted for interface parity and does nothing.
+    """
+
+    dropout: float = 0.5
+
+    @nn.compact
+    def __call__(self, images: jax.Array, train: bool, ddi: bool = False):
+        del ddi
+        x = images
+        for i, width in enumerate((32, 64, 128)):
+            x = nn.Conv(width, (3, 3), strides=(2, 2), padding="SAME", kernel_init=nn.initializers.glorot_uniform())(x)
+            if i:
+                x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3)(x)
+            x = nn.leaky_relu(x, CONV_LEAK)
+        x = nn.Dropout(self.dropout, deterministic=not train, rng_collection="noise")(x)
+        features = x.reshape(x.shape[0], -1)
+        return nn.Dense(NUM_CLASSES, kernel_init=nn.initializers.glorot_uniform())(features), features
+
+
+class ConvGenerator(nn.Module):
+    """The seed's SGAN generator: z `[B, noise_dim]` ~ N(0, 1) → images in [-1, 1].
+
+    Dense 7·7·256 → ConvT(128, 3×3, s2) → BN → LReLU → ConvT(64, s1) → BN → LReLU → ConvT(1, s2) → tanh.
+    """
+
+    @nn.compact
+    def __call__(self, z: jax.Array, train: bool) -> jax.Array:
+        x = nn.Dense(7 * 7 * 256, kernel_init=nn.initializers.glorot_uniform())(z).reshape(-1, 7, 7, 256)
+        for width, stride in ((128, 2), (64, 1)):
+            x = ConvTranspose(width, (3, 3), (stride, stride), use_bias=True)(x)
+            x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3)(x)
+            x = nn.leaky_relu(x, CONV_LEAK)
+        return jnp.tanh(ConvTranspose(1, (3, 3), (2, 2), use_bias=True)(x))

@@ -1,0 +1,132 @@
+"""The label-count sweep: SGAN against the supervised baseline over label counts and data seeds.
+
+For each label count and method, all data seeds train together as members of one vmapped
+program in `OUT/runs/<method>_labels<N>/` (a normal workdir: rerunning the sweep resumes it).
+Then `OUT/` gets `results.csv` (one row per run), `results.md` (mean ± std per label count),
+`results.json`, `accuracy_vs_labels.png` (the bar chart) and `samples_over_training.png`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import pathlib
+import platform
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from gan_jax import plots
+from gan_jax.api import evaluate_run
+from gan_jax.config import SGANConfig, SupervisedConfig
+from gan_jax.data import labeled_subset, load_mnist
+from gan_jax.loop import check_workdir, train
+
+log = logging.getLogger("gan_jax")
+
+METHODS = {"sgan": SGANConfig, "supervised": SupervisedConfig}
+# Published test accuracy (%) of Improved GAN, feature matching (REFERENCE.md §4), and this project's targets.
+IMPROVED_GAN = {20: 83.23, 50: 97.79, 100: 99.07}
+TARGETS = {20: 96.0, 50: 98.8, 100: 99.25, 1000: 99.4}
+
+
+def sweep_configs(label_counts: Sequence[int], data_seeds: Sequence[int], *, model: str = "mlp",
+                  methods: Sequence[str] = ("sgan", "supervised"), **overrides: Any) -> dict[tuple[str, int], Any]:
+    """`(method, labels) → config` for every run of the sweep (validated; nothing is written)."""
+    return {(method, labels): METHODS[method].recipe(model, labels=labels, data_seeds=tuple(data_seeds), **overrides)
+            for labels in label_counts for method in methods}
+
+
+def run_sweep(label_counts: Sequence[int], data_seeds: Sequence[int], out: str | pathlib.Path, *,
+              model: str = "mlp", methods: Sequence[str] = ("sgan", "supervised"), progress: bool = True,
+              **overrides: Any) -> list[dict[str, Any]]:
+    """Trains (or resumes) every run, evaluates each data seed, and writes the sweep's reports.
+
+    Args:
+      label_counts: e.g. (20, 50, 100, 1000); each a positive multiple of 10.
+      data_seeds: e.g. (0, 1, 2, 3, 4).
+      out: output folder.
+      model: 'mlp' or 'conv' (its recipe's defaults apply).
+      methods: any of 'sgan', 'supervised'.
+      overrides: config fields (epochs, steps, data_source, ...); None values keep the recipe's.
+    Returns:
+      The rows of results.csv.
+    """
+    configs = sweep_configs(label_counts, data_seeds, model=model, methods=methods, **overrides)
+    out = check_workdir(out)
+    first = next(iter(configs.values()))
+    train_split = load_mnist("train", first.data_source)
+    for labels in label_counts:  # every subset is checked before anything trains or is written
+        labeled_subset(train_split.labels, labels, data_seeds[0])
+    test_split = load_mnist("test", first.data_source)
+    rows, started = [], time.time()
+    for (method, labels), config in configs.items():
+        workdir = out / "runs" / f"{method}_labels{labels}"
+        steps_per_epoch = len(train_split.images) // config.batch_size
+        run_start = time.time()
+        log.info("sweep: %s with %d labels, data seeds %s", method, labels, list(data_seeds))
+        train(config, workdir, data=train_split, test_data=test_split, progress=progress)
+        result = evaluate_run(workdir, test_split)
+        accuracies = np.atleast_1d(result["test_accuracy"]).tolist()
+        for seed, accuracy in zip(config.data_seeds, accuracies):
+            rows.append({"method": method, "model": model, "labels": labels, "data_seed": seed,
+                         "test_accuracy": accuracy, "test_error_pct": round(100 * (1 - accuracy), 4),
+                         "step": result["step"], "epochs_trained": round(result["step"] / steps_per_epoch, 3)})
+        log.info("sweep: %s %d labels: mean test accuracy %.4f (%.0f s)", method, labels, np.mean(accuracies),
+                 time.time() - run_start)
+    write_reports(rows, out, seconds=time.time() - started, configs=configs)
+    return rows
+
+
+def summarize(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, int], dict[str, float]]:
+    """`(method, labels) → {mean, std, n}` of test accuracy in percent (std with ddof=1; 0 for one run)."""
+    groups: dict[tuple[str, int], list[float]] = {}
+    for row in rows:
+        groups.setdefault((row["method"], row["labels"]), []).append(100 * row["test_accuracy"])
+    return {key: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, "n": len(v)}
+            for key, v in groups.items()}
+
+
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Mean ± std test accuracy per label count: SGAN, supervised, Improved GAN (published), target."""
+    stats = summarize(rows)
+    label_counts = sorted({labels for _, labels in stats})
+    methods = [m for m in METHODS if any(key[0] == m for key in stats)]
+    cell = lambda key: f"{stats[key]['mean']:.2f} ± {stats[key]['std']:.2f} (n={stats[key]['n']})" if key in stats else "–"
+    header = ["labels", *[f"{m} accuracy %" for m in methods], "Improved GAN %", "target %", "target met"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for labels in label_counts:
+        sgan = stats.get(("sgan", labels))
+        met = "–" if sgan is None or labels not in TARGETS else ("yes" if sgan["mean"] >= TARGETS[labels] else "no")
+        lines.append("| " + " | ".join([str(labels), *[cell((m, labels)) for m in methods],
+                                        str(IMPROVED_GAN.get(labels, "–")), str(TARGETS.get(labels, "–")), met]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(rows: Sequence[dict[str, Any]], out: pathlib.Path, *, seconds: float,
+                  configs: dict[tuple[str, int], Any]) -> None:
+    """results.csv, results.md, results.json, accuracy_vs_labels.png, samples_over_training.png."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    machine = {"device": jax.devices()[0].device_kind, "platform": jax.default_backend(),
+               "cpu": platform.processor() or platform.machine(), "jax": jax.__version__}
+    (out / "results.md").write_text(
+        f"Test accuracy on the 10,000 MNIST test images (final parameters), mean ± std over data seeds.\n\n"
+        f"{markdown_table(rows)}\nMachine: {machine['device']} ({machine['platform']}), jax {machine['jax']}; "
+        f"sweep wall time {seconds / 60:.1f} min.\n")
+    summary = {f"{m}/{n}": v for (m, n), v in summarize(rows).items()}
+    (out / "results.json").write_text(json.dumps(
+        {"summary": summary, "rows": list(rows), "machine": machine, "seconds": round(seconds, 1),
+         "configs": {f"{m}/{n}": c.to_dict() for (m, n), c in configs.items()}}, indent=1) + "\n")
+    plots.save_accuracy_bars(out / "accuracy_vs_labels.png", summarize(rows))
+    sample_runs = {labels: out / "runs" / f"sgan_labels{labels}" / "samples" for (m, labels) in configs if m == "sgan"}
+    if sample_runs:
+        plots.save_samples_over_training(out / "samples_over_training.png", sample_runs)

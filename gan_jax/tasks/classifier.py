@@ -1,0 +1,331 @@
+"""Few-label MNIST classifiers as tasks: the supervised baseline and the semi-supervised GAN.
+
+Both train one classifier per data seed ("member"): its labeled images are a class-balanced
+subset picked by that seed (`gan_jax.data.labeled_subset`), tiled to fill each epoch with a fresh
+shuffle per copy (Improved GAN's schedule: an epoch is `len(train) // batch_size` steps). Several
+data seeds train at once as independent members of one `jax.vmap`-ed program; every array of the
+state has a leading member axis, and member d computes exactly what a run of seed d alone does.
+
+A member's random streams are `fold_in(<stream key of config.seed>, data_seed)`.
+
+`SGANTask` adds the generator and the unlabeled images (the whole training split). One step:
+1. Classifier update on `CE(labeled) + w · ½·BCE(D(unlabeled) → real, D(G(z₁)) → fake)`, where
+   D(x) = sigmoid(logsumexp(class logits)); its EMA follows.
+2. Generator update through the *updated* classifier: feature matching against a second,
+   independently shuffled unlabeled batch (or the non-saturating loss), on fresh noise z₂.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gan_jax import data as data_lib
+from gan_jax.config import SGANConfig, SupervisedConfig
+from gan_jax.errors import DataError
+from gan_jax.losses import cross_entropy, feature_matching_loss, sgan_generator_loss, unsupervised_loss
+from gan_jax.models import ConvClassifier, ConvGenerator, MLPClassifier, MLPGenerator, data_dependent_init
+from gan_jax.steps import (Metrics, ModelState, TrainState, apply_gradients, batch_indices, create_model_state,
+                           ema_params, over_members, update_ema)
+
+_INIT, _DATA, _STEPS, _FIXED_NOISE = range(4)
+DDI_EXAMPLES = 500  # training images of the data-dependent initialization (Improved GAN's count)
+EVAL_CHUNK = 500
+
+
+class Family(NamedTuple):
+    """What differs between model families: modules, pixel range, noise, data-dependent init."""
+
+    classifier: nn.Module
+    generator: nn.Module
+    zero_one_pixels: bool  # True: images in [0, 1]; False: in [-1, 1]
+    uniform_noise: bool  # True: z ~ U(0, 1); False: z ~ N(0, 1)
+    ddi: bool
+    classifier_batchnorm: bool  # True: labeled, unlabeled and fake batches get separate passes
+
+
+FAMILIES = {
+    "mlp": Family(MLPClassifier(), MLPGenerator(), zero_one_pixels=True, uniform_noise=True, ddi=True,
+                  classifier_batchnorm=False),
+    "conv": Family(ConvClassifier(), ConvGenerator(), zero_one_pixels=False, uniform_noise=False, ddi=False,
+                   classifier_batchnorm=True),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SupervisedTask:
+    """The classifier trained on its labeled subset alone (no generator, no unlabeled images)."""
+
+    config: SupervisedConfig
+
+    loss_keys = ("loss",)
+    generates = False
+    needs_test_split = True
+
+    # ---- configuration-derived pieces
+    @property
+    def family(self) -> Family:
+        return FAMILIES[self.config.model]
+
+    @property
+    def tx(self) -> optax.GradientTransformation:
+        return optax.adam(self.config.learning_rate, b1=self.config.beta1)
+
+    @property
+    def members(self) -> tuple[dict[str, int], ...]:
+        """One dict per ensemble member, naming its data seed (rows of metrics.jsonl carry it)."""
+        return tuple({"data_seed": seed} for seed in self.config.data_seeds)
+
+    @property
+    def num_members(self) -> int:
+        return len(self.config.data_seeds)
+
+    @property
+    def convolutional(self) -> bool:
+        return self.config.model == "conv"
+
+    def member_key(self, stream: int, data_seed: jax.Array) -> jax.Array:
+        return jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(self.config.seed), stream), data_seed)
+
+    def pixels(self, images_u8: jax.Array) -> jax.Array:
+        """uint8 images → float32 in the family's range ([0, 1] for mlp, [-1, 1] for conv)."""
+        if self.family.zero_one_pixels:
+            return images_u8.astype(jnp.float32) / 255.0
+        return data_lib.to_unit_range(images_u8)
+
+    # ---- data
+    def steps_per_epoch(self, num_examples: int) -> int:
+        return num_examples // self.config.batch_size
+
+    def labeled_indices(self, labels: np.ndarray) -> np.ndarray:
+        """int `[members, labels]`: each member's labeled subset of the training split."""
+        return np.stack([data_lib.labeled_subset(labels, self.config.labels, s) for s in self.config.data_seeds])
+
+    def device_data(self, train: data_lib.MNIST) -> dict[str, jax.Array]:
+        """Device arrays: `labeled_x` uint8 `[S, L, 28, 28, 1]`, `labeled_y` int32 `[S, L]`, `unlabeled`
+        uint8 `[N, 28, 28, 1]` (S members, L labels, N training images)."""
+        images = data_lib.check_images(train.images)
+        if train.labels is None or len(train.labels) != len(images):
+            raise DataError("training data needs one label per image for a classifier task")
+        chosen = self.labeled_indices(np.asarray(train.labels))
+        return {"labeled_x": jax.device_put(images[chosen]),
+                "labeled_y": jax.device_put(np.asarray(train.labels, np.int32)[chosen]),
+                "unlabeled": jax.device_put(images)}
+
+    def epoch_plan(self, epoch: int, num_examples: int) -> dict[str, jax.Array]:
+        """Each member's index arrays for one epoch (see `_member_plan`), with a leading member axis."""
+        return _plan(self, jnp.int32(epoch), num_examples)
+
+    def _member_plan(self, data_seed: jax.Array, epoch: jax.Array, num_examples: int) -> dict[str, jax.Array]:
+        """`labeled`: int32 `[steps·B]` into the labeled subset, the subset shuffled afresh per copy;
+        the SGAN adds `unlabeled` and `unlabeled_g`, two independent permutations `[N]`."""
+        batch, count = self.config.batch_size, self.config.labels
+        total = self.steps_per_epoch(num_examples) * batch
+        lab_key, unl_key, unl_g_key = jax.random.split(jax.random.fold_in(self.member_key(_DATA, data_seed), epoch), 3)
+        copies = jax.random.split(lab_key, math.ceil(total / count))
+        labeled = jax.vmap(lambda k: jax.random.permutation(k, count))(copies).reshape(-1)[:total]
+        plan = {"labeled": labeled.astype(jnp.int32)}
+        if self.generates:
+            plan["unlabeled"] = jax.random.permutation(unl_key, num_examples).astype(jnp.int32)
+            plan["unlabeled_g"] = jax.random.permutation(unl_g_key, num_examples).astype(jnp.int32)
+        return plan
+
+    # ---- state
+    def init(self, data: dict[str, jax.Array] | None = None) -> TrainState:
+        """Fresh state for every member. With `data` (from `device_data`) the mlp classifier gets
+        its data-dependent initialization on 500 training images chosen by the member's seed;
+        without, only shapes are right (a restore target)."""
+        return _init(self, None if data is None else data["unlabeled"])
+
+    def _init_member(self, data_seed: jax.Array, unlabeled: jax.Array | None) -> dict[str, ModelState]:
+        c_key, ddi_key, noise_key, g_key = jax.random.split(self.member_key(_INIT, data_seed), 4)
+        classifier = self.family.classifier
+        variables = classifier.init({"params": c_key, "noise": noise_key}, jnp.zeros((1, 28, 28, 1)), train=False)
+        if unlabeled is not None and self.family.ddi:
+            chosen = jax.random.choice(ddi_key, unlabeled.shape[0], (min(DDI_EXAMPLES, unlabeled.shape[0]),),
+                                       replace=False)
+            variables = data_dependent_init(classifier, variables, self.pixels(unlabeled[chosen]), train=True,
+                                            rngs={"noise": noise_key})
+        c = create_model_state(variables, self.tx)
+        if self.config.ema_decay:
+            c = c.replace(ema=jax.tree.map(jnp.zeros_like, c.params))
+        models = {"classifier": c}
+        if self.generates:
+            g_vars = self.family.generator.init(g_key, jnp.zeros((1, self.config.noise_dim)), train=False)
+            models["generator"] = create_model_state(g_vars, self.tx)
+        return models
+
+    # ---- the step
+    def classify(self, params: Any, batch_stats: Any, images: jax.Array, key: jax.Array | None, train: bool = True):
+        """`(class_logits [B, 10], features [B, F], new batch_stats)`; noise/dropout only when `train`."""
+        (logits, features), updates = self.family.classifier.apply(
+            {"params": params, "batch_stats": batch_stats}, images, train=train,
+            rngs={"noise": key} if train else {}, mutable=["batch_stats"])
+        return logits, features, updates.get("batch_stats", batch_stats)
+
+    def _update_classifier(self, c: ModelState, loss_fn) -> tuple[ModelState, Any]:
+        """Applies the gradient of `loss_fn(params) -> (loss, (batch_stats, aux))`; keeps the EMA."""
+        (loss, (stats, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(c.params)
+        c = apply_gradients(c, grads, self.tx, batch_stats=stats)
+        if self.config.ema_decay:
+            c = update_ema(c, self.config.ema_decay)
+        return c, (loss, aux)
+
+    def train_step(self, models: dict[str, ModelState], batch: dict[str, jax.Array], key: jax.Array
+                   ) -> tuple[dict[str, ModelState], Metrics]:
+        """One member's update on `batch`: `labeled` float `[B, 28, 28, 1]` (family range), `labels` `[B]`."""
+        c = models["classifier"]
+
+        def loss_fn(params):
+            logits, _, stats = self.classify(params, c.batch_stats, batch["labeled"], key)
+            return cross_entropy(logits, batch["labels"]), (stats, None)
+
+        c, (loss, _) = self._update_classifier(c, loss_fn)
+        return {**models, "classifier": c}, {"loss": loss}
+
+    def _member_step(self, models, labeled_x, labeled_y, unlabeled, plan, index, key, data_seed):
+        batch_size = self.config.batch_size
+        lab = batch_indices(plan["labeled"], index, batch_size)
+        batch = {"labeled": self.pixels(labeled_x[lab]), "labels": labeled_y[lab]}
+        if self.generates:
+            for name in ("unlabeled", "unlabeled_g"):
+                batch[name] = self.pixels(jnp.take(unlabeled, batch_indices(plan[name], index, batch_size), axis=0))
+        return self.train_step(models, batch, jax.random.fold_in(key, data_seed))
+
+    def step(self, models: dict[str, ModelState], data: dict[str, jax.Array], plan: dict[str, jax.Array],
+             index: jax.Array, key: jax.Array) -> tuple[dict[str, ModelState], Metrics]:
+        """The runner's step: every member's `train_step` on its batch `index` (vmapped)."""
+        fn = over_members(self._member_step, self.num_members, in_axes=(0, 0, 0, None, 0, None, None, 0))
+        return fn(models, data["labeled_x"], data["labeled_y"], data.get("unlabeled"), plan, index, key,
+                  jnp.asarray(self.config.data_seeds, jnp.int32))
+
+    # ---- evaluation
+    def eval_params(self, state: TrainState) -> Any:
+        """The classifier parameters evaluation uses (the bias-corrected EMA when enabled), per member."""
+        c = state.models["classifier"]
+        return jax.vmap(lambda m: ema_params(m, self.config.ema_decay, state.step))(c)
+
+    def evaluate(self, state: TrainState, test: data_lib.MNIST) -> dict[str, list[float]]:
+        """Test accuracy of each member (argmax of the logits, noise off, EMA parameters)."""
+        images = data_lib.check_images(test.images)
+        correct = _count_correct(self, state, jnp.asarray(images), jnp.asarray(test.labels, jnp.int32))
+        return {"test_accuracy": [float(c) / len(images) for c in np.asarray(correct)]}
+
+    def _member_correct(self, params, batch_stats, images, labels):
+        pad = -len(images) % EVAL_CHUNK
+        images = jnp.pad(images, ((0, pad), (0, 0), (0, 0), (0, 0))).reshape(-1, EVAL_CHUNK, 28, 28, 1)
+        logits = jax.lax.map(lambda x: self.classify(params, batch_stats, self.pixels(x), None, train=False)[0],
+                             images).reshape(-1, 10)[: len(labels)]
+        return jnp.sum(jnp.argmax(logits, axis=-1) == labels)
+
+
+@dataclasses.dataclass(frozen=True)
+class SGANTask(SupervisedTask):
+    """The semi-supervised GAN (see the module docstring)."""
+
+    config: SGANConfig
+
+    loss_keys = ("sup_loss", "unsup_loss", "g_loss")
+    generates = True
+
+    def noise(self, key: jax.Array, num: int) -> jax.Array:
+        """Generator input `[num, noise_dim]`: U(0, 1) for mlp, N(0, 1) for conv."""
+        shape = (num, self.config.noise_dim)
+        if self.family.uniform_noise:
+            return jax.random.uniform(key, shape, jnp.float32)
+        return jax.random.normal(key, shape, jnp.float32)
+
+    def _generate_train(self, g: ModelState, z: jax.Array, params=None):
+        images, updates = self.family.generator.apply(
+            {"params": g.params if params is None else params, "batch_stats": g.batch_stats}, z,
+            train=True, mutable=["batch_stats"])
+        return images, updates["batch_stats"]
+
+    def train_step(self, models: dict[str, ModelState], batch: dict[str, jax.Array], key: jax.Array
+                   ) -> tuple[dict[str, ModelState], Metrics]:
+        """One member's alternating step. `batch`: `labeled`, `unlabeled`, `unlabeled_g` float
+        `[B, 28, 28, 1]` in the family's range, `labels` int32 `[B]`."""
+        keys = jax.random.split(key, 7)
+        c, g = models["classifier"], models["generator"]
+        batch_size = batch["labeled"].shape[0]
+        fakes, g_stats = self._generate_train(g, self.noise(keys[0], batch_size))
+        fakes = jax.lax.stop_gradient(fakes)
+        g = g.replace(batch_stats=g_stats)
+
+        def classifier_loss(params):
+            parts = (batch["labeled"], batch["unlabeled"], fakes)
+            if self.family.classifier_batchnorm:  # batch statistics of each part on its own
+                stats, outputs = c.batch_stats, []
+                for part, part_key in zip(parts, keys[1:4]):
+                    logits, _, stats = self.classify(params, stats, part, part_key)
+                    outputs.append(logits)
+                lab, unl, fake = outputs
+            else:  # one pass over the three parts: the same function, bigger matrix products
+                logits, _, stats = self.classify(params, c.batch_stats, jnp.concatenate(parts), keys[1])
+                lab, unl, fake = jnp.split(logits, 3)
+            sup, unsup = cross_entropy(lab, batch["labels"]), unsupervised_loss(unl, fake)
+            return sup + self.config.unlabeled_weight * unsup, (stats, (sup, unsup))
+
+        c, (_, (sup, unsup)) = self._update_classifier(c, classifier_loss)
+
+        feature_matching = self.config.g_loss == "feature_matching"
+        if feature_matching:
+            _, real_features, _ = self.classify(c.params, c.batch_stats, batch["unlabeled_g"], keys[4])
+            real_features = jax.lax.stop_gradient(real_features)
+
+        def generator_loss(params):
+            fakes, stats = self._generate_train(g, self.noise(keys[5], batch_size), params)
+            logits, features, _ = self.classify(c.params, c.batch_stats, fakes, keys[6])
+            loss = feature_matching_loss(features, real_features) if feature_matching else sgan_generator_loss(logits)
+            return loss, stats
+
+        (g_loss, g_stats), grads = jax.value_and_grad(generator_loss, has_aux=True)(g.params)
+        g = apply_gradients(g, grads, self.tx, batch_stats=g_stats)
+        return {"classifier": c, "generator": g}, {"sup_loss": sup, "unsup_loss": unsup, "g_loss": g_loss}
+
+    def fixed_noise(self, num: int | None = None) -> jax.Array:
+        """Fixed noise `[num, noise_dim]` for comparable per-epoch sample grids."""
+        return self.noise(jax.random.fold_in(jax.random.PRNGKey(self.config.seed), _FIXED_NOISE),
+                          num or self.config.num_samples)
+
+    def sample(self, state: TrainState, noise: jax.Array, member: int = 0) -> np.ndarray:
+        """Images of one member's generator, float32 `[N, 28, 28, 1]` in [-1, 1] (BatchNorm in eval mode)."""
+        g = jax.tree.map(lambda x: x[member], state.models["generator"])
+        images = np.asarray(_generate(self.family.generator, g.params, g.batch_stats, noise))
+        return images * 2.0 - 1.0 if self.family.zero_one_pixels else images
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _init(task: SupervisedTask, unlabeled: jax.Array | None) -> TrainState:
+    seeds = jnp.asarray(task.config.data_seeds, jnp.int32)
+    models = over_members(task._init_member, task.num_members, in_axes=(0, None))(seeds, unlabeled)
+    return TrainState(step=jnp.zeros((), jnp.int32),
+                      rng=jax.random.fold_in(jax.random.PRNGKey(task.config.seed), _STEPS), models=models)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _plan(task: SupervisedTask, epoch: jax.Array, num_examples: int) -> dict[str, jax.Array]:
+    seeds = jnp.asarray(task.config.data_seeds, jnp.int32)
+    member_plan = functools.partial(task._member_plan, num_examples=num_examples)
+    return over_members(member_plan, task.num_members, in_axes=(0, None))(seeds, epoch)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _count_correct(task: SupervisedTask, state: TrainState, images: jax.Array, labels: jax.Array) -> jax.Array:
+    params = task.eval_params(state)
+    stats = state.models["classifier"].batch_stats
+    return over_members(task._member_correct, task.num_members, in_axes=(0, 0, None, None))(
+        params, stats, images, labels)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _generate(generator: nn.Module, params, batch_stats, noise):
+    return generator.apply({"params": params, "batch_stats": batch_stats}, noise, train=False)

@@ -1,0 +1,227 @@
+"""The semi-supervised GAN and its supervised baseline: subsets, losses, models, steps, evaluation."""
+
+import dataclasses
+import json
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax import MNIST, SGANConfig, SGANTask, SupervisedConfig, SupervisedTask, evaluate_run, train
+from gan_jax.api import run_info
+from gan_jax.data import labeled_subset
+from gan_jax.losses import (cross_entropy, feature_matching_loss, real_fake_logit, sgan_generator_loss,
+                            unsupervised_loss)
+from gan_jax.models import WeightNormDense, data_dependent_init
+from gan_jax.steps import make_runner
+
+SMALL = dict(labels=20, batch_size=10, epochs=1)
+
+
+@pytest.fixture
+def digits():
+    """200 random uint8 images, 20 of each label (20 steps of 10 per epoch)."""
+    rng = np.random.default_rng(1)
+    return MNIST(rng.integers(0, 256, (200, 28, 28, 1), dtype=np.uint8), np.tile(np.arange(10, dtype=np.int32), 20))
+
+
+# ---- labeled subsets
+
+def test_labeled_subset_is_balanced_deterministic_and_seeded():
+    labels = np.random.default_rng(0).integers(0, 10, 5000)
+    chosen = labeled_subset(labels, 50, data_seed=3)
+    assert len(set(chosen.tolist())) == 50
+    assert np.bincount(labels[chosen], minlength=10).tolist() == [5] * 10
+    np.testing.assert_array_equal(chosen, labeled_subset(labels, 50, data_seed=3))
+    assert set(chosen.tolist()) != set(labeled_subset(labels, 50, data_seed=4).tolist())
+
+
+def test_same_data_seed_gives_same_images_for_every_model(digits):
+    subsets = [task.labeled_indices(digits.labels) for task in (
+        SGANTask(SGANConfig(**SMALL, data_seeds=(2,))),
+        SupervisedTask(SupervisedConfig.recipe("conv", **SMALL, data_seeds=(2,))))]
+    np.testing.assert_array_equal(*subsets)
+
+
+def test_real_mnist_subset_has_labels_over_10_per_digit(mnist_train):
+    chosen = labeled_subset(mnist_train.labels, 100, 0)
+    assert np.bincount(mnist_train.labels[chosen], minlength=10).tolist() == [10] * 10
+
+
+# ---- losses
+
+def test_cross_entropy_matches_hand_computation():
+    logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    expected = np.mean([-(2 - np.log(np.exp(2) + 2)), np.log(3)])
+    np.testing.assert_allclose(cross_entropy(logits, jnp.array([0, 2])), expected, rtol=1e-6)
+
+
+def test_unsupervised_loss_matches_hand_computation():
+    real, fake = jnp.array([[0.0, np.log(3.0)]]), jnp.array([[0.0, 0.0]])  # lse = log 4 and log 2
+    # 0.5 * (-log(4/5) - log(1 - 2/3))
+    expected = 0.5 * (-np.log(4 / 5) - np.log(1 / 3))
+    np.testing.assert_allclose(unsupervised_loss(real, fake), expected, rtol=1e-6)
+    np.testing.assert_allclose(real_fake_logit(real), [np.log(4.0)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("value", [1000.0, -1000.0])
+def test_losses_stay_finite_at_extreme_logits(value):
+    logits = jnp.full((4, 10), value)
+    for loss in (unsupervised_loss(logits, logits), sgan_generator_loss(logits), cross_entropy(logits, jnp.zeros(4, int))):
+        assert np.isfinite(float(loss))
+    grads = jax.grad(unsupervised_loss, argnums=(0, 1))(logits, logits)
+    assert all(np.all(np.isfinite(g)) for g in grads)
+    # lse = value + log 10: a confident "real" costs nothing on real data and ~lse on fake data
+    expected_fake = 0.5 * max(value + np.log(10.0), 0.0)
+    np.testing.assert_allclose(unsupervised_loss(jnp.full((1, 10), 1000.0), logits[:1]),
+                               expected_fake, rtol=1e-5, atol=1e-6)
+
+
+def test_unsupervised_loss_pushes_real_up_and_fake_down():
+    real, fake = jnp.zeros((3, 10)), jnp.zeros((3, 10))
+    g_real, g_fake = jax.grad(unsupervised_loss, argnums=(0, 1))(real, fake)
+    step = 0.5
+    assert np.all(real_fake_logit(real - step * g_real) > real_fake_logit(real))
+    assert np.all(real_fake_logit(fake - step * g_fake) < real_fake_logit(fake))
+
+
+def test_feature_matching_and_generator_loss_hand_values():
+    fake = jnp.array([[1.0, 0.0], [3.0, 2.0]])  # mean (2, 1)
+    real = jnp.array([[0.0, 0.0], [0.0, 0.0], [0.0, 3.0]])  # mean (0, 1)
+    np.testing.assert_allclose(feature_matching_loss(fake, real), (4.0 + 0.0) / 2, rtol=1e-6)
+    np.testing.assert_allclose(sgan_generator_loss(jnp.zeros((1, 4))), np.log1p(1 / 4), rtol=1e-6)
+
+
+# ---- models
+
+def test_data_dependent_init_normalizes_pre_activations_and_fixes_the_scale():
+    layer = WeightNormDense(7)
+    x = jax.random.normal(jax.random.PRNGKey(0), (300, 5)) * 3.0 + 1.0
+    variables = data_dependent_init(layer, layer.init(jax.random.PRNGKey(1), x), x)
+    y = layer.apply(variables, x)
+    np.testing.assert_allclose(np.mean(y, axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(np.std(y, axis=0), 1.0, rtol=1e-3)
+    grads = jax.grad(lambda p: jnp.sum(layer.apply({"params": p}, x) ** 2))(variables["params"])
+    assert np.all(grads["scale"] == 0) and np.any(grads["kernel"] != 0)  # scale is not trained by default
+    trained = WeightNormDense(7, train_scale=True)
+    grads = jax.grad(lambda p: jnp.sum(trained.apply({"params": p}, x) ** 2))(variables["params"])
+    assert np.any(grads["scale"] != 0)
+
+
+def test_sgan_mlp_init_is_data_dependent(digits):
+    task = SGANTask(SGANConfig(**SMALL))
+    data = task.device_data(digits)
+    state = task.init(data)
+    params = jax.tree.map(lambda x: x[0], state.models["classifier"].params)
+    x = task.pixels(data["unlabeled"][:200])
+    # first layer (noise off): unit variance within noise and sampling error
+    first = jax.jit(lambda p: task.family.classifier.apply({"params": p}, x, train=False,
+                                                           capture_intermediates=True)[1])(params)
+    pre = flax.traverse_util.flatten_dict(first["intermediates"])[("WeightNormDense_0", "__call__")][0]
+    assert 0.5 < float(np.mean(np.std(pre, axis=0))) < 1.5
+    shapes = task.init().models["classifier"].params  # the restore target has the same shapes
+    assert jax.tree.map(jnp.shape, shapes) == jax.tree.map(jnp.shape, state.models["classifier"].params)
+
+
+# ---- steps
+
+def _run(task, data, steps):
+    device = task.device_data(data)
+    state = task.init(device)
+    run = make_runner(task.step, task.steps_per_epoch(len(data.images)), steps)
+    state, metrics, finite = run(state, device, task.epoch_plan(0, len(data.images)))
+    return jax.tree.map(np.asarray, state), jax.tree.map(np.asarray, metrics), bool(finite)
+
+
+@pytest.mark.parametrize("kind", ["sgan", "supervised"])
+def test_vmapped_seeds_equal_seed_by_seed_runs(kind, digits):
+    config_type, task_type = (SGANConfig, SGANTask) if kind == "sgan" else (SupervisedConfig, SupervisedTask)
+    together, metrics, finite = _run(task_type(config_type(**SMALL, data_seeds=(0, 3))), digits, 3)
+    assert finite
+    for member, seed in enumerate((0, 3)):
+        alone, alone_metrics, _ = _run(task_type(config_type(**SMALL, data_seeds=(seed,))), digits, 3)
+        for key in metrics:
+            np.testing.assert_allclose(metrics[key][:, member], alone_metrics[key][:, 0], rtol=2e-4, atol=1e-6)
+        for a, b in zip(jax.tree.leaves(together.models), jax.tree.leaves(alone.models)):
+            # Batched matrix products sum in another order; Adam turns a float32 rounding difference
+            # in a near-zero gradient into up to ±lr per step, so a few elements (~1e-5) may differ by
+            # that much: all must be within 2·lr·steps, and 99% equal to float32 precision.
+            a, b = a[member], b[0]
+            close = np.isclose(a, b, rtol=2e-4, atol=2e-6)
+            assert close.mean() > 0.99 and np.max(np.abs(a - b), initial=0) < 2 * 3e-3 * 3
+    first = jax.tree.leaves(together.models["classifier"].params)[0]
+    assert not np.allclose(first[0], first[1])  # the members really differ
+
+
+def test_sgan_step_updates_both_models_and_metrics_are_sane(digits):
+    task = SGANTask(SGANConfig(**SMALL))
+    before = task.init(task.device_data(digits))
+    after, metrics, finite = _run(task, digits, 2)
+    assert finite and int(after.step) == 2
+    assert set(metrics) == {"sup_loss", "unsup_loss", "g_loss"} and metrics["sup_loss"].shape == (2, 1)
+    assert metrics["sup_loss"][0, 0] > 0 and metrics["unsup_loss"][0, 0] > 0 and metrics["g_loss"][0, 0] >= 0
+    for name in ("classifier", "generator"):
+        changed = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(before.models[name].params),
+                                                         jax.tree.leaves(after.models[name].params))]
+        assert any(changed), name
+    assert jax.tree.leaves(after.models["classifier"].ema)  # the EMA is kept
+
+
+def test_ema_is_the_bias_corrected_average():
+    from gan_jax.steps import ModelState, ema_params, update_ema
+
+    state = ModelState(params={"w": jnp.array(0.0)}, opt_state=(), ema={"w": jnp.array(0.0)})
+    for value in (1.0, 2.0):
+        state = update_ema(state.replace(params={"w": jnp.array(value)}), 0.5)
+    # ema = 0.25·1 + 0.5·2 = 1.25, corrected by 1 - 0.5² → 5/3, the weighted mean (1·1 + 2·2)/3
+    np.testing.assert_allclose(ema_params(state, 0.5, 2)["w"], 5 / 3, rtol=1e-6)
+    np.testing.assert_allclose(ema_params(state, 0.5, 0)["w"], 2.0)
+
+
+def test_conv_family_trains_and_evaluates(digits):
+    task = SGANTask(SGANConfig.recipe("conv", **SMALL))
+    state, metrics, finite = _run(task, digits, 2)
+    assert finite and task.convolutional
+    result = task.evaluate(state, MNIST(digits.images[:30], digits.labels[:30]))
+    assert 0.0 <= result["test_accuracy"][0] <= 1.0
+    images = task.sample(state, task.fixed_noise(4))
+    assert images.shape == (4, 28, 28, 1) and images.min() >= -1 and images.max() <= 1
+
+
+def test_evaluate_counts_correct_argmax_over_a_padded_last_chunk(digits):
+    task = SupervisedTask(SupervisedConfig(**SMALL, ema_decay=0.0))
+    state = task.init(task.device_data(digits))
+    test = MNIST(digits.images[:123], digits.labels[:123])
+    params = jax.tree.map(lambda x: x[0], state.models["classifier"].params)
+    logits, _, _ = task.classify(params, {}, task.pixels(jnp.asarray(test.images)), None, train=False)
+    expected = float(np.mean(np.argmax(logits, -1) == test.labels))
+    assert task.evaluate(state, test)["test_accuracy"] == [pytest.approx(expected)]
+
+
+# ---- the loop, resume, evaluate
+
+def test_sgan_resume_is_bit_identical(digits, tmp_path):
+    config = SGANConfig(**{**SMALL, "epochs": 2}, steps_per_call=2)
+    test = MNIST(digits.images[:50], digits.labels[:50])
+    train(config, tmp_path / "straight", data=digits, test_data=test, progress=False)
+    train(dataclasses.replace(config, steps=6), tmp_path / "resumed", data=digits, test_data=test, progress=False)
+    train(config, tmp_path / "resumed", data=digits, test_data=test, progress=False)
+    assert run_info(tmp_path / "straight")["params_sha256"] == run_info(tmp_path / "resumed")["params_sha256"]
+    rows = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and all(r["data_seed"] == 0 for r in rows)
+    assert (tmp_path / "straight" / "metrics.jsonl").read_bytes() == (tmp_path / "resumed" / "metrics.jsonl").read_bytes()
+    result = evaluate_run(tmp_path / "straight", test)
+    assert result["test_accuracy"] == rows[-1]["test_accuracy"]  # final parameters, as logged at the end
+
+
+def test_multi_seed_run_writes_one_row_per_seed_and_evaluates_each(digits, tmp_path):
+    config = SupervisedConfig(**SMALL, data_seeds=(4, 1), steps=3)
+    test = MNIST(digits.images[:40], digits.labels[:40])
+    train(config, tmp_path, data=digits, test_data=test, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["data_seed"] for r in rows] == [4, 1] and all(r["partial"] for r in rows)
+    result = evaluate_run(tmp_path, test)
+    assert result["data_seeds"] == [4, 1] and result["test_accuracy"] == [r["test_accuracy"] for r in rows]
+    assert result["test_accuracy_mean"] == pytest.approx(np.mean(result["test_accuracy"]))

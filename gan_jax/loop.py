@@ -313,11 +313,10 @@ def _end_of_segment(task, state, workdir, test_data, epoch, step, counters, *, e
 
 def _final_figures(task, state: TrainState, workdir: pathlib.Path, images: np.ndarray) -> None:
     if task.generates:
-        images = check_images(images)
-        num = len(task.fixed_noise())
-        real = images[np.random.default_rng(task.config.seed).choice(len(images), num, replace=False)]
+        images, noise = check_images(images), task.fixed_noise()
+        real = images[np.random.default_rng(task.config.seed).choice(len(images), len(noise), replace=False)]
         real = real.astype(np.float32) / 127.5 - 1.0
-        plots.save_real_vs_generated(workdir / "real_vs_generated.png", real, task.sample(state, task.fixed_noise()))
+        plots.save_real_vs_generated(workdir / "real_vs_generated.png", real, task.sample(state, noise))
     first = task.members[0]
     rows = [row for row in read_metrics(workdir) if all(row.get(k) == v for k, v in first.items())]
     rows = [row for row in rows if not row.get("partial")] or rows

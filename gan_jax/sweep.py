@@ -122,11 +122,12 @@ def write_reports(rows: Sequence[dict[str, Any]], out: pathlib.Path, *, seconds:
         f"Test accuracy on the 10,000 MNIST test images (final parameters), mean ± std over data seeds.\n\n"
         f"{markdown_table(rows)}\nMachine: {machine['device']} ({machine['platform']}), jax {machine['jax']}; "
         f"sweep wall time {seconds / 60:.1f} min.\n")
-    summary = {f"{m}/{n}": v for (m, n), v in summarize(rows).items()}
+    stats = summarize(rows)
+    summary = {f"{m}/{n}": v for (m, n), v in stats.items()}
     (out / "results.json").write_text(json.dumps(
         {"summary": summary, "rows": list(rows), "machine": machine, "seconds": round(seconds, 1),
          "configs": {f"{m}/{n}": c.to_dict() for (m, n), c in configs.items()}}, indent=1) + "\n")
-    plots.save_accuracy_bars(out / "accuracy_vs_labels.png", summarize(rows))
+    plots.save_accuracy_bars(out / "accuracy_vs_labels.png", stats)
     sample_runs = {labels: out / "runs" / f"sgan_labels{labels}" / "samples" for (m, labels) in configs if m == "sgan"}
     if sample_runs:
         plots.save_samples_over_training(out / "samples_over_training.png", sample_runs)

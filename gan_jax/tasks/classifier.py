@@ -92,8 +92,13 @@ class SupervisedTask:
     def convolutional(self) -> bool:
         return self.config.model == "conv"
 
+    def key(self, stream: int) -> jax.Array:
+        """One of the run's fixed key streams, a function of `config.seed` alone."""
+        return jax.random.fold_in(jax.random.PRNGKey(self.config.seed), stream)
+
     def member_key(self, stream: int, data_seed: jax.Array) -> jax.Array:
-        return jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(self.config.seed), stream), data_seed)
+        """The stream of one member: `fold_in(key(stream), data_seed)`."""
+        return jax.random.fold_in(self.key(stream), data_seed)
 
     def pixels(self, images_u8: jax.Array) -> jax.Array:
         """uint8 images → float32 in the family's range ([0, 1] for mlp, [-1, 1] for conv)."""
@@ -293,7 +298,7 @@ class SGANTask(SupervisedTask):
 
     def fixed_noise(self, num: int | None = None) -> jax.Array:
         """Fixed noise `[num, noise_dim]` for comparable per-epoch sample grids."""
-        return self.noise(jax.random.fold_in(jax.random.PRNGKey(self.config.seed), _FIXED_NOISE),
+        return self.noise(self.key(_FIXED_NOISE),
                           num or self.config.num_samples)
 
     def sample(self, state: TrainState, noise: jax.Array, member: int = 0) -> np.ndarray:
@@ -308,7 +313,7 @@ def _init(task: SupervisedTask, unlabeled: jax.Array | None) -> TrainState:
     seeds = jnp.asarray(task.config.data_seeds, jnp.int32)
     models = over_members(task._init_member, task.num_members, in_axes=(0, None))(seeds, unlabeled)
     return TrainState(step=jnp.zeros((), jnp.int32),
-                      rng=jax.random.fold_in(jax.random.PRNGKey(task.config.seed), _STEPS), models=models)
+                      rng=task.key(_STEPS), models=models)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))

@@ -15,17 +15,17 @@ Notebook use::
 
 from gan_jax import tasks
 from gan_jax.api import evaluate_run, load_run, sample_images
-from gan_jax.config import GANConfig, SGANConfig, SupervisedConfig
+from gan_jax.config import CGANConfig, FeatureNetConfig, GANConfig, SGANConfig, SupervisedConfig
 from gan_jax.data import MNIST, load_mnist
 from gan_jax.errors import CheckpointError, ConfigError, DataError, UserError
 from gan_jax.loop import train
 from gan_jax.steps import ModelState, TrainState, make_runner
-from gan_jax.tasks import GANTask, SGANTask, SupervisedTask
+from gan_jax.tasks import CGANTask, FeatureTask, GANTask, SGANTask, SupervisedTask
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "MNIST", "CheckpointError", "ConfigError", "DataError", "GANConfig", "GANTask", "ModelState", "SGANConfig",
+    "CGANConfig", "CGANTask", "FeatureNetConfig", "FeatureTask", "MNIST", "CheckpointError", "ConfigError", "DataError", "GANConfig", "GANTask", "ModelState", "SGANConfig",
     "SGANTask", "SupervisedConfig", "SupervisedTask", "TrainState", "UserError", "evaluate_run", "load_mnist",
     "load_run", "make_runner", "sample_images", "tasks", "train",
 ]

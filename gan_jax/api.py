@@ -27,13 +27,23 @@ def load_run(workdir: str | os.PathLike) -> tuple[Any, TrainState]:
     return task, state
 
 
-def sample_images(task, state: TrainState, num: int, seed: int = 0) -> np.ndarray:
-    """`num` generated digits, float32 `[num, 28, 28, 1]` in [-1, 1], from noise seeded by `seed`."""
+def sample_images(task, state: TrainState, num: int, seed: int = 0, digit: int | None = None) -> np.ndarray:
+    """`num` generated digits, float32 `[num, 28, 28, 1]` in [-1, 1], from noise seeded by `seed`.
+
+    `digit` (0..9) asks a cGAN for that digit only; a cGAN's default cycles 0..9.
+    """
     if isinstance(num, bool) or not isinstance(num, int) or num <= 0:
         raise ConfigError(f"num must be a positive integer, got {num!r}")
     if not task.generates:
-        raise ConfigError(f"a {task.config.task} run has no generator; sample from a gan or sgan workdir")
-    return task.sample(state, task.noise(jax.random.PRNGKey(seed), num))
+        raise ConfigError(f"a {task.config.task} run has no generator; sample from a gan, cgan or sgan workdir")
+    if digit is None:
+        return task.sample(state, task.noise(jax.random.PRNGKey(seed), num))
+    if isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit <= 9:
+        raise ConfigError(f"digit must be an integer 0..9, got {digit!r}")
+    if not task.conditional:
+        raise ConfigError(f"a {task.config.task} run is unconditional and cannot draw a chosen digit; "
+                          "pass a workdir of `gan-jax train cgan`, or leave out --digit")
+    return task.sample(state, task.noise(jax.random.PRNGKey(seed), num), np.full(num, digit))
 
 
 def run_info(workdir: str | os.PathLike) -> dict[str, Any]:
@@ -47,29 +57,32 @@ def run_info(workdir: str | os.PathLike) -> dict[str, Any]:
             "config": task.config.to_dict(), "params_sha256": params_fingerprint(state)}
 
 
-def evaluate_run(workdir: str | os.PathLike, test: Any = None) -> dict[str, Any]:
-    """Test accuracy of a classifier workdir (`sgan` or `supervised`) from its latest checkpoint.
+def evaluate_run(workdir: str | os.PathLike, test: Any = None, num_samples: int = 10_000) -> dict[str, Any]:
+    """Evaluates a workdir's latest checkpoint (its final parameters, the EMA when kept).
 
-    Uses the final parameters (the EMA when the run keeps one), never the best accuracy seen
-    during training, on `test` (default: the 10,000 MNIST test images).
+    - A classifier (`sgan`, `supervised`): test accuracy on `test` (default: the 10,000 MNIST test
+      images): a number for one data seed; a list in data-seed order, with mean and std, for several.
+    - A generator (`gan`, `cgan`): `gan_jax.evaluate.sample_quality` of `num_samples` generated
+      images against the test images (`fd`, `fd_floor`, `inception_score`, `confident`, and the
+      cGAN's `digit_accuracy`); the feature network is trained on first use.
 
     Returns:
-      A JSON-ready dict: task, model, labels, step, data_seeds, num_test, and `test_accuracy` (a
-      number for one data seed; a list in data-seed order, with mean and std, for several).
-    Raises:
-      ConfigError: the workdir holds a GAN run (no classifier).
+      A JSON-ready dict that also names the workdir, task and step.
     """
     from gan_jax.data import load_mnist
 
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
+        raise ConfigError(f"num_samples must be an integer >= 2, got {num_samples!r}")
     task, state = load_run(workdir)
+    result = {"workdir": str(workdir), "task": task.config.task, "step": int(state.step)}
     if not task.needs_test_split:
-        raise ConfigError(f"{workdir} holds a {task.config.task} run; evaluate measures classifiers: "
-                          "pass a workdir of `gan-jax train sgan` or `gan-jax train supervised`")
+        from gan_jax.evaluate import sample_quality
+
+        return {**result, "num_samples": num_samples, **sample_quality(task, state, num_samples)}
     test = test if test is not None else load_mnist("test", task.config.data_source)
     accuracy = task.evaluate(state, test)["test_accuracy"]
-    result = {"workdir": str(workdir), "task": task.config.task, "model": task.config.model,
-              "labels": task.config.labels, "step": int(state.step), "data_seeds": list(task.config.data_seeds),
-              "num_test": len(test.images)}
+    result.update(model=task.config.model, labels=task.config.labels, data_seeds=list(task.config.data_seeds),
+                  num_test=len(test.images))
     if len(accuracy) == 1:
         result["test_accuracy"] = accuracy[0]
     else:

@@ -9,6 +9,7 @@ and the previous good checkpoint is used instead.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import pathlib
@@ -113,17 +114,25 @@ class CheckpointStore:
           CheckpointError: the checkpoint is unreadable or its fingerprint does not match.
         """
         step = self._existing(step)
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         try:
-            restored = self.manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), loop=ocp.args.JsonRestore()))
+            state, loop = self._restore_item(step, target)
         except Exception as err:  # orbax/tensorstore raise many types for damaged files
-            raise CheckpointError(f"checkpoint {step} is unreadable ({type(err).__name__}: {str(err)[:200]})") from err
-        state, loop = restored["state"], dict(restored["loop"])
+            try:  # a checkpoint written before `ModelState.ema` existed lacks those (empty) fields
+                state, loop = self._restore_item(step, _without_empty_ema(target))
+                state = _refill(target, state)
+            except Exception:
+                raise CheckpointError(
+                    f"checkpoint {step} is unreadable ({type(err).__name__}: {str(err)[:200]})") from err
         expected = loop.pop("state_sha256", None)
         if expected != fingerprint(state):
             raise CheckpointError(f"checkpoint {step} does not match its fingerprint (corrupted)")
         return state, loop
+
+    def _restore_item(self, step: int, item: Any) -> tuple[Any, dict[str, Any]]:
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, item)
+        restored = self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract), loop=ocp.args.JsonRestore()))
+        return restored["state"], dict(restored["loop"])
 
     def restore_latest_good(self, target: Any, *, quarantine: bool = True) -> tuple[Any, dict[str, Any]] | None:
         """The newest checkpoint that restores and verifies, skipping (and reporting) damaged ones.
@@ -142,10 +151,8 @@ class CheckpointStore:
                 where = f"moved it to {self._quarantine(step)}" if quarantine else "skipping it"
                 log.warning("%s; %s and trying the previous checkpoint", err, where)
         if steps:
-            raise CheckpointError(
-                f"no usable checkpoint in {self.directory} (damaged ones are in {self.workdir / 'corrupt_checkpoints'}); "
-                "pass a new --workdir to start over"
-            )
+            where = f"damaged ones are in {self.workdir / 'corrupt_checkpoints'}" if quarantine else "all are damaged"
+            raise CheckpointError(f"no usable checkpoint in {self.directory} ({where}); pass a new --workdir to start over")
         return None
 
     def _quarantine(self, step: int) -> pathlib.Path:
@@ -174,3 +181,31 @@ class CheckpointStore:
     def __exit__(self, *exc) -> bool:
         self.close()
         return False
+
+
+def _without_empty_ema(tree: Any) -> Any:
+    """`tree` with dataclasses as dicts and their empty `ema` fields left out (the older layout)."""
+    if dataclasses.is_dataclass(tree):
+        return {f.name: _without_empty_ema(getattr(tree, f.name)) for f in dataclasses.fields(tree)
+                if not (f.name == "ema" and getattr(tree, f.name) == {})}
+    if isinstance(tree, dict):
+        return {k: _without_empty_ema(v) for k, v in tree.items()}
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        return type(tree)(*[_without_empty_ema(v) for v in tree])
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_without_empty_ema(v) for v in tree)
+    return tree
+
+
+def _refill(target: Any, restored: Any) -> Any:
+    """Inverse of `_without_empty_ema`: `target`'s containers holding `restored`'s arrays."""
+    if dataclasses.is_dataclass(target):
+        return dataclasses.replace(target, **{f.name: _refill(getattr(target, f.name), restored[f.name])
+                                              for f in dataclasses.fields(target) if f.name in restored})
+    if isinstance(target, dict):
+        return {k: _refill(v, restored[k]) for k, v in target.items()}
+    if isinstance(target, tuple) and hasattr(target, "_fields"):
+        return type(target)(*[_refill(t, r) for t, r in zip(target, restored)])
+    if isinstance(target, (list, tuple)):
+        return type(target)(_refill(t, r) for t, r in zip(target, restored))
+    return restored

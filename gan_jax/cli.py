@@ -104,6 +104,47 @@ def _add_classifier_args(parser: argparse.ArgumentParser, *, sgan: bool, sweep: 
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def _add_gan_args(parser: argparse.ArgumentParser) -> None:
+    """Options of `train gan` and `train cgan`; None means the recipe's value."""
+    parser.add_argument("--workdir", required=True, type=pathlib.Path,
+                        help="folder for checkpoints/, metrics.jsonl, samples/ and the final PNGs")
+    parser.add_argument("--recipe", choices=("tutorial", "improved"), default="tutorial",
+                        help="tutorial: the TensorFlow tutorial's settings (default); improved: DCGAN's Adam "
+                             "beta1 0.5, TTUR and a generator EMA (benchmarks/results/gan_quality_cpu.md)")
+    parser.add_argument("--epochs", type=_positive_int, default=None, help="passes over the 60,000 images (default 50)")
+    parser.add_argument("--steps", type=_positive_int, default=None,
+                        help="stop after this many steps in total, for quick runs (default: all epochs)")
+    parser.add_argument("--batch-size", type=_positive_int, default=None, help="images per step (default 256)")
+    parser.add_argument("--seed", type=_non_negative_int, default=None,
+                        help="decides initialization, data order and noise (default 0)")
+    parser.add_argument("--learning-rate", type=_positive_float, default=None, help="Adam step size (default 1e-4)")
+    parser.add_argument("--d-learning-rate", type=_positive_float, default=None,
+                        help="the discriminator's Adam step size (default: --learning-rate; improved 4e-4)")
+    parser.add_argument("--beta1", type=float, default=None, help="Adam's beta1 (default 0.9; improved 0.5)")
+    parser.add_argument("--g-ema-decay", type=float, default=None,
+                        help="sample from an EMA of the generator with this decay; 0 = off (default 0; improved 0.999)")
+    parser.add_argument("--eval-every-epoch", action="store_true", default=None,
+                        help="add FD, Inception Score and confident share of generated images to each epoch's "
+                             "metrics.jsonl row (trains the feature network on first use)")
+    parser.add_argument("--eval-samples", type=_positive_int, default=None,
+                        help="generated images per per-epoch evaluation (default 10000)")
+    parser.add_argument("--steps-per-call", type=_positive_int, default=None,
+                        help="steps per compiled call (default: 1 on CPU, one epoch on GPU/TPU); speed only")
+    parser.add_argument("--checkpoint-every", type=_positive_int, default=None,
+                        help="also save a checkpoint every N steps (default: at each epoch's end)")
+    parser.add_argument("--noise-dim", type=_positive_int, default=None, help="generator input size (default 100)")
+    parser.add_argument("--g-features", type=_widths(3), default=None,
+                        help="generator widths DENSE,CONV,CONV (default 256,128,64)")
+    parser.add_argument("--d-features", type=_widths(2), default=None,
+                        help="discriminator conv widths (default 64,128)")
+    parser.add_argument("--data-source", choices=("auto", "tfds", "offline"), default=None,
+                        help="MNIST route: prepared TFDS, the offline wheel cache, or auto (TFDS if prepared)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+_GAN_FIELDS = ("epochs", "steps", "batch_size", "seed", "learning_rate", "d_learning_rate", "beta1", "g_ema_decay",
+               "eval_every_epoch", "eval_samples", "steps_per_call", "checkpoint_every", "noise_dim", "g_features",
+               "d_features", "data_source")
 _CLASSIFIER_FIELDS = ("epochs", "steps", "batch_size", "seed", "learning_rate", "beta1", "ema_decay",
                       "steps_per_call", "checkpoint_every", "data_source")
 _SGAN_FIELDS = ("g_loss", "unlabeled_weight", "noise_dim")
@@ -120,32 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model (resumes if WORKDIR has checkpoints)")
     tasks = train.add_subparsers(dest="task", required=True, parser_class=_Parser)
-    gan = tasks.add_parser(
-        "gan", help="the DCGAN of the TensorFlow MNIST tutorial",
-        description="Train the tutorial DCGAN on MNIST. Running the same command again with the same "
-                    "--workdir resumes from its latest checkpoint.",
-    )
-    gan.add_argument("--workdir", required=True, type=pathlib.Path,
-                     help="folder for checkpoints/, metrics.jsonl, samples/ and the final PNGs")
-    gan.add_argument("--epochs", type=_positive_int, default=50, help="passes over the 60,000 images (default 50)")
-    gan.add_argument("--steps", type=_positive_int, default=None,
-                     help="stop after this many steps in total, for quick runs (default: all epochs)")
-    gan.add_argument("--batch-size", type=_positive_int, default=256, help="images per step (default 256)")
-    gan.add_argument("--seed", type=_non_negative_int, default=0,
-                     help="decides initialization, data order and noise (default 0)")
-    gan.add_argument("--learning-rate", type=_positive_float, default=1e-4, help="Adam step size (default 1e-4)")
-    gan.add_argument("--steps-per-call", type=_positive_int, default=None,
-                     help="steps per compiled call (default: 1 on CPU, one epoch on GPU/TPU); speed only")
-    gan.add_argument("--checkpoint-every", type=_positive_int, default=None,
-                     help="also save a checkpoint every N steps (default: at each epoch's end)")
-    gan.add_argument("--noise-dim", type=_positive_int, default=100, help="generator input size (default 100)")
-    gan.add_argument("--g-features", type=_widths(3), default=(256, 128, 64),
-                     help="generator widths DENSE,CONV,CONV (default 256,128,64)")
-    gan.add_argument("--d-features", type=_widths(2), default=(64, 128),
-                     help="discriminator conv widths (default 64,128)")
-    gan.add_argument("--data-source", choices=("auto", "tfds", "offline"), default="auto",
-                     help="MNIST route: prepared TFDS, the offline wheel cache, or auto (TFDS if prepared)")
-    gan.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    for name, text in (("gan", "the DCGAN of the TensorFlow MNIST tutorial"),
+                       ("cgan", "the conditional DCGAN: ask it for a digit (`sample --digit 7`)")):
+        sub = tasks.add_parser(name, help=text, description=f"Train {text} on MNIST. Running the same command "
+                               "again with the same --workdir resumes from its latest checkpoint.")
+        _add_gan_args(sub)
 
     for name, sgan, text in (
             ("sgan", True, "the semi-supervised GAN: a classifier from few labels, all unlabeled images and fakes"),
@@ -155,11 +175,22 @@ def build_parser() -> argparse.ArgumentParser:
         _add_classifier_args(sub, sgan=sgan)
 
     evaluate = commands.add_parser(
-        "evaluate", help="print a classifier workdir's test accuracy as one JSON line",
-        description="Print one JSON line with the test accuracy of the latest checkpoint's final parameters "
-                    "(the EMA when kept) on the 10,000 MNIST test images.")
-    evaluate.add_argument("--workdir", required=True, type=pathlib.Path,
-                          help="a workdir of `gan-jax train sgan` or `gan-jax train supervised`")
+        "evaluate", help="score a workdir as one JSON line: FD/IS of a GAN's samples, or a classifier's accuracy",
+        description="Print one JSON line about the latest checkpoint's final parameters (the EMA when kept). "
+                    "gan/cgan: Fréchet distance of --samples generated images to the 10,000 test images in the "
+                    "feature network's features, beside the floor FD(train, test), the Inception Score, the "
+                    "confident share and (cgan) the digit accuracy. sgan/supervised: test accuracy.")
+    evaluate.add_argument("--workdir", required=True, type=pathlib.Path, help="a trained workdir")
+    evaluate.add_argument("--samples", type=_bounded(int, lambda v: v >= 2, "an integer >= 2"), default=10_000,
+                          help="generated images to score (gan/cgan; default 10000)")
+
+    features = commands.add_parser(
+        "features", help="train (once) or load the Fréchet-distance feature network; print its accuracy as JSON",
+        description="Train the MNIST feature network that defines the Fréchet distance, if this machine has "
+                    "not cached it yet, and print one JSON line: cache path, test accuracy, FD floor.")
+    features.add_argument("--data-source", choices=("auto", "tfds", "offline"), default="auto",
+                          help="MNIST route for its training (default auto)")
+    features.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     sweep = commands.add_parser(
         "sweep", help="SGAN vs supervised over label counts and data seeds: CSV, table, bar chart, samples",
@@ -176,10 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("sample", help="write a grid of generated digits from a workdir's latest checkpoint",
                                  description="Write a PNG grid of N generated digits from WORKDIR's latest checkpoint.")
     sample.add_argument("--workdir", required=True, type=pathlib.Path,
-                        help="a workdir of `gan-jax train gan` or `train sgan` (first data seed's generator)")
+                        help="a workdir of `gan-jax train gan`, `train cgan` or `train sgan` (first data seed's generator)")
     sample.add_argument("--num", type=_positive_int, default=64, help="how many digits (default 64)")
     sample.add_argument("--out", required=True, type=pathlib.Path, help="PNG file to write")
     sample.add_argument("--seed", type=_non_negative_int, default=0, help="noise seed (default 0)")
+    sample.add_argument("--digit", type=_bounded(int, lambda v: 0 <= v <= 9, "a digit 0..9"), default=None,
+                        help="cgan only: draw only this digit (default: a cgan cycles 0..9 in columns)")
 
     info = commands.add_parser("info", help="print a workdir's task, step, config and parameter fingerprint as JSON",
                                description="Print one JSON line: the task, the latest intact step, the stored "
@@ -197,7 +230,7 @@ def _method_list(text: str) -> tuple[str, ...]:
 
 
 def _train(args) -> None:
-    from gan_jax.config import GANConfig, SGANConfig, SupervisedConfig
+    from gan_jax.config import CGANConfig, GANConfig, SGANConfig, SupervisedConfig
     from gan_jax.loop import train
 
     if args.task in ("sgan", "supervised"):
@@ -207,12 +240,10 @@ def _train(args) -> None:
         train(config, args.workdir, progress=not args.no_progress)
         print(f"trained; outputs in {args.workdir}; `{PROG} evaluate --workdir {args.workdir}` prints the test accuracy")
         return
-    config = GANConfig(epochs=args.epochs, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                       learning_rate=args.learning_rate, steps_per_call=args.steps_per_call,
-                       data_source=args.data_source, checkpoint_every=args.checkpoint_every,
-                       noise_dim=args.noise_dim, g_features=args.g_features, d_features=args.d_features)
+    kind = CGANConfig if args.task == "cgan" else GANConfig
+    config = kind.recipe(args.recipe, **{name: getattr(args, name) for name in _GAN_FIELDS})
     train(config, args.workdir, progress=not args.no_progress)
-    print(f"trained; outputs in {args.workdir}")
+    print(f"trained; outputs in {args.workdir}; `{PROG} evaluate --workdir {args.workdir}` scores the samples")
 
 
 def _sample(args) -> None:
@@ -223,8 +254,10 @@ def _sample(args) -> None:
     if args.out.suffix.lower() != ".png":
         raise ConfigError(f"--out must name a .png file, got {args.out}")
     task, state = load_run(args.workdir)
-    save_grid(args.out, sample_images(task, state, args.num, seed=args.seed))
-    print(f"wrote {args.num} samples from step {int(state.step)} to {args.out}")
+    images = sample_images(task, state, args.num, seed=args.seed, digit=args.digit)
+    save_grid(args.out, images, cols=10 if task.conditional and args.digit is None else None)
+    what = "samples" if args.digit is None else f"samples of digit {args.digit}"
+    print(f"wrote {args.num} {what} from step {int(state.step)} to {args.out}")
 
 
 def _evaluate(args) -> None:
@@ -232,7 +265,19 @@ def _evaluate(args) -> None:
 
     from gan_jax.api import evaluate_run
 
-    print(json.dumps(evaluate_run(args.workdir)))
+    print(json.dumps(evaluate_run(args.workdir, num_samples=args.samples)))
+
+
+def _features(args) -> None:
+    import json
+
+    from gan_jax.features import FEATURE_NET, load_feature_network
+
+    network = load_feature_network(FEATURE_NET.from_dict({**FEATURE_NET.to_dict(), "data_source": args.data_source}),
+                                   progress=not args.no_progress)
+    print(json.dumps({"path": str(network.path), "test_accuracy": network.test_accuracy,
+                      "fd_floor": network.fd_floor, "feature_dim": int(network.test_stats[0].shape[0]),
+                      "config": network.task.config.to_dict()}))
 
 
 def _sweep(args) -> None:
@@ -282,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
 
     enable_compilation_cache()
     try:
-        {"train": _train, "sample": _sample, "info": _info, "evaluate": _evaluate, "sweep": _sweep}[args.command](args)
+        {"train": _train, "sample": _sample, "info": _info, "evaluate": _evaluate, "sweep": _sweep,
+         "features": _features}[args.command](args)
     except UserError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2

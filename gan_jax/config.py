@@ -65,6 +65,14 @@ class _Config:
         return [k for k in keys if mine.get(k) != stored.get(k)]
 
 
+# The better-GAN recipe (benchmarks/results/gan_quality_cpu.md): DCGAN's Adam settings, TTUR and a
+# generator EMA on top of the tutorial's architecture and batch.
+GAN_RECIPES: dict[str, dict[str, Any]] = {
+    "tutorial": {},
+    "improved": dict(learning_rate=1e-4, d_learning_rate=4e-4, beta1=0.5, g_ema_decay=0.999),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class GANConfig(_Config):
     """The DCGAN of the TensorFlow MNIST tutorial (defaults are the tutorial's).
@@ -84,9 +92,18 @@ class GANConfig(_Config):
         accelerators). It changes speed only, never results.
       data_source: 'auto', 'tfds' or 'offline' (see `gan_jax.data.load_mnist`).
       checkpoint_every: also checkpoint every this many steps; None: at each epoch's end only.
+      beta1: Adam's first-moment decay for both models (the tutorial's Keras default 0.9; DCGAN 0.5).
+      d_learning_rate: the discriminator's Adam step size; None: `learning_rate` (two values make
+        the two-time-scale update rule, TTUR).
+      g_ema_decay: sample and evaluate an exponential moving average of the generator's parameters
+        with this decay (bias-corrected); 0 uses the raw parameters.
+      eval_every_epoch: add the Fréchet distance, Inception Score and confident share of
+        `eval_samples` generated images to every epoch's metrics row (`gan_jax.evaluate`).
+      eval_samples: generated images per per-epoch evaluation.
     """
 
     task: ClassVar[str] = "gan"
+    RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = _Config.RESUMABLE_FIELDS + ("eval_every_epoch", "eval_samples")
 
     epochs: int = 50
     steps: int | None = None
@@ -101,11 +118,29 @@ class GANConfig(_Config):
     steps_per_call: int | None = None
     data_source: str = "auto"
     checkpoint_every: int | None = None
+    beta1: float = 0.9
+    d_learning_rate: float | None = None
+    g_ema_decay: float = 0.0
+    eval_every_epoch: bool = False
+    eval_samples: int = 10_000
+
+    @classmethod
+    def recipe(cls, name: str = "tutorial", **overrides: Any):
+        """The config of a named recipe (`GAN_RECIPES`), with `overrides` (None values are ignored)."""
+        if name not in GAN_RECIPES:
+            raise ConfigError(f"recipe must be one of {', '.join(GAN_RECIPES)}, got {name!r}")
+        return cls(**{**GAN_RECIPES[name], **{k: v for k, v in overrides.items() if v is not None}})
 
     def __post_init__(self):
         self._check_common()
-        for name in ("noise_dim", "num_samples"):
+        for name in ("noise_dim", "num_samples", "eval_samples"):
             _require_positive(name, getattr(self, name))
+        if not 0 <= self.beta1 < 1:
+            raise ConfigError(f"beta1 must be in [0, 1), got {self.beta1!r}")
+        if self.d_learning_rate is not None and not self.d_learning_rate > 0:
+            raise ConfigError(f"d_learning_rate must be > 0, got {self.d_learning_rate!r}")
+        if not 0 <= self.g_ema_decay < 1:
+            raise ConfigError(f"g_ema_decay must be in [0, 1), got {self.g_ema_decay!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if len(self.g_features) != 3:
@@ -115,6 +150,58 @@ class GANConfig(_Config):
         for name in ("g_features", "d_features"):
             for width in getattr(self, name):
                 _require_positive(f"each of {name}", width)
+
+
+@dataclasses.dataclass(frozen=True)
+class CGANConfig(GANConfig):
+    """The conditional DCGAN: the generator also takes the digit (one-hot beside z), and the
+    discriminator scores (image, digit) pairs with a projection head. Fields as in `GANConfig`;
+    `num_samples` defaults to 100 (a 10 × 10 grid, one column per digit).
+    """
+
+    task: ClassVar[str] = "cgan"
+
+    num_samples: int = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureNetConfig(_Config):
+    """The MNIST classifier whose penultimate features define the Fréchet distance.
+
+    Attributes:
+      epochs, steps, batch_size, seed, learning_rate: its training (Adam, full training split).
+      halving_steps: the learning rate halves every this many steps.
+      max_shift: training images are shifted by up to this many pixels in each direction.
+      widths: conv widths, each a 3×3 conv + ReLU + 2×2 max-pool.
+      hidden: feature size (the penultimate, ReLU layer).
+      steps_per_call, data_source, checkpoint_every: as in `GANConfig`.
+    """
+
+    task: ClassVar[str] = "features"
+
+    epochs: int = 5
+    steps: int | None = None
+    batch_size: int = 128
+    seed: int = 0
+    learning_rate: float = 1e-3
+    halving_steps: int = 1000
+    max_shift: int = 2
+    widths: tuple[int, ...] = (32, 64)
+    hidden: int = 128
+    steps_per_call: int | None = None
+    data_source: str = "auto"
+    checkpoint_every: int | None = None
+
+    def __post_init__(self):
+        self._check_common()
+        _require_positive("hidden", self.hidden)
+        _require_positive("halving_steps", self.halving_steps)
+        if isinstance(self.max_shift, bool) or not isinstance(self.max_shift, int) or not 0 <= self.max_shift <= 8:
+            raise ConfigError(f"max_shift must be an integer in 0..8, got {self.max_shift!r}")
+        if not self.widths:
+            raise ConfigError("widths needs at least one conv width")
+        for width in self.widths:
+            _require_positive("each of widths", width)
 
 
 MODELS = ("mlp", "conv")
@@ -231,7 +318,7 @@ def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-CONFIG_TYPES = {c.task: c for c in (GANConfig, SGANConfig, SupervisedConfig)}
+CONFIG_TYPES = {c.task: c for c in (GANConfig, CGANConfig, SGANConfig, SupervisedConfig, FeatureNetConfig)}
 
 
 def config_from_dict(stored: dict[str, Any]):

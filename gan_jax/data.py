@@ -131,17 +131,25 @@ def _checksum_path(path: pathlib.Path) -> pathlib.Path:
     return path.with_name(path.name + ".sha256")
 
 
-def _read_verified_cache(path: pathlib.Path) -> dict[str, np.ndarray] | None:
-    """The cached arrays, or None (with a warning) when missing, corrupted or truncated."""
+def read_verified_npz(path: pathlib.Path, what: str) -> dict[str, np.ndarray] | None:
+    """The arrays of an npz written by `write_verified_npz`, or None (with a warning naming `what`)
+    when it is missing, or fails its SHA-256 (corrupted, truncated, or written halfway)."""
     if not path.exists():
         return None
     sums = _checksum_path(path)
     expected = sums.read_text().strip() if sums.exists() else ""
     if _sha256(path) != expected:
-        log.warning("MNIST cache %s fails its checksum; rebuilding it", path)
+        log.warning("%s %s fails its checksum; rebuilding it", what, path)
         return None
     with np.load(path) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+        return {k: npz[k] for k in npz.files}
+
+
+def _read_verified_cache(path: pathlib.Path) -> dict[str, np.ndarray] | None:
+    """The cached arrays, or None (with a warning) when missing, corrupted or truncated."""
+    arrays = read_verified_npz(path, "MNIST cache")
+    if arrays is None:
+        return None
     try:
         for split in SPLITS:
             _check_split(split, arrays[f"{split}_images"], arrays[f"{split}_labels"])
@@ -172,13 +180,14 @@ def _build_cache(path: pathlib.Path) -> dict[str, np.ndarray]:
             labels = table[:, 0].astype(np.int32)
             _check_split(split, images, labels)
             arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels
-    _write_atomically(path, arrays)
+    write_verified_npz(path, arrays)
     log.info("MNIST cache written to %s", path)
     return arrays
 
 
-def _write_atomically(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
-    """Writes the npz and then its checksum, each by rename, so a kill leaves a detectable state."""
+def write_verified_npz(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
+    """Writes the npz and then its SHA-256 beside it, each by rename, so a kill leaves a state that
+    `read_verified_npz` detects."""
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez_compressed(tmp, **arrays)
     sums_tmp = path.with_name(path.name + ".sha256.tmp")

@@ -31,17 +31,18 @@ from tqdm.auto import tqdm
 
 from gan_jax import plots
 from gan_jax.checkpoint import CheckpointStore
-from gan_jax.config import GANConfig, SGANConfig, SupervisedConfig
+from gan_jax.config import CGANConfig, FeatureNetConfig, GANConfig, SGANConfig, SupervisedConfig
 from gan_jax.data import MNIST, check_images, load_mnist
 from gan_jax.errors import CheckpointError, ConfigError, Diverged, Preempted
 from gan_jax.steps import TrainState, default_steps_per_call, make_runner
-from gan_jax.tasks import GANTask, SGANTask, SupervisedTask
+from gan_jax.tasks import CGANTask, FeatureTask, GANTask, SGANTask, SupervisedTask
 
 log = logging.getLogger("gan_jax")
 
 METRICS_FILE = "metrics.jsonl"
 TIMING_FILE = "timing.jsonl"
-TASKS = {GANConfig: GANTask, SGANConfig: SGANTask, SupervisedConfig: SupervisedTask}
+TASKS = {GANConfig: GANTask, CGANConfig: CGANTask, SGANConfig: SGANTask, SupervisedConfig: SupervisedTask,
+         FeatureNetConfig: FeatureTask}
 
 
 def make_task(config):
@@ -291,9 +292,11 @@ def _accumulate(counters: dict[str, Any], metrics: dict[str, np.ndarray]) -> Non
 
 def _end_of_segment(task, state, workdir, test_data, epoch, step, counters, *, epoch_done, seconds, steps_run) -> None:
     """Writes the epoch's (or the run's last, partial) metrics rows (one per member), timing row and samples."""
+    started = time.perf_counter()
     evaluation = task.evaluate(state, test_data)
     timing = {"epoch": epoch + 1, "step": step, "steps": steps_run, "seconds": round(seconds, 3),
-              "steps_per_s": steps_run / seconds, "device": jax.devices()[0].device_kind}
+              "steps_per_s": steps_run / seconds, "eval_seconds": round(time.perf_counter() - started, 3),
+              "device": jax.devices()[0].device_kind}
     if not epoch_done:
         timing["partial"] = True
     for i, member in enumerate(task.members):

@@ -140,7 +140,7 @@ def test_vmapped_seeds_equal_seed_by_seed_runs(kind, digits):
     config_type, task_type = (SGANConfig, SGANTask) if kind == "sgan" else (SupervisedConfig, SupervisedTask)
     together, metrics, finite = _run(task_type(config_type(**SMALL, data_seeds=(0, 3))), digits, 3)
     assert finite
-    for member, seed in enumerate((0, 3)):
+    for member, seed in ((1, 3),):  # the second member: an indexing mistake would show there (one compile less)
         alone, alone_metrics, _ = _run(task_type(config_type(**SMALL, data_seeds=(seed,))), digits, 3)
         for key in metrics:
             np.testing.assert_allclose(metrics[key][:, member], alone_metrics[key][:, 0], rtol=2e-4, atol=1e-6)

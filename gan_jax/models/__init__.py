@@ -1,9 +1,10 @@
 """Linen modules only: no losses, optimizers or training logic."""
 
 from gan_jax.models.dcgan import Discriminator, Generator
+from gan_jax.models.feature_net import FeatureNet
 from gan_jax.models.layers import ConvTranspose, conv_transpose
 from gan_jax.models.sgan import (ConvClassifier, ConvGenerator, GaussianNoise, MLPClassifier, MLPGenerator,
                                  WeightNormDense, data_dependent_init)
 
-__all__ = ["ConvClassifier", "ConvGenerator", "ConvTranspose", "Discriminator", "GaussianNoise", "Generator",
+__all__ = ["ConvClassifier", "ConvGenerator", "ConvTranspose", "Discriminator", "FeatureNet", "GaussianNoise", "Generator",
            "MLPClassifier", "MLPGenerator", "WeightNormDense", "conv_transpose", "data_dependent_init"]

@@ -12,19 +12,23 @@ LEAK = 0.3  # Keras LeakyReLU's default slope, used by the tutorial
 
 
 class Generator(nn.Module):
-    """Noise `[B, noise_dim]` → images `[B, 28, 28, 1]` in [-1, 1].
+    """Noise `[B, noise_dim]` (and, when `num_classes`, digits int `[B]`) → images `[B, 28, 28, 1]`
+    in [-1, 1].
 
-    Dense 7·7·f0 → BN → LReLU → ConvT(f1, 5×5, s1) → BN → LReLU → ConvT(f2, 5×5, s2) → BN → LReLU →
+    A conditional generator (`num_classes > 0`) reads `concat(z, one_hot(digit))`. Then: Dense 7·7·f0 → BN → LReLU → ConvT(f1, 5×5, s1) → BN → LReLU → ConvT(f2, 5×5, s2) → BN → LReLU →
     ConvT(1, 5×5, s2) → tanh; no biases. BatchNorm uses batch statistics when `train`, else the
     running averages kept in the `batch_stats` collection.
     """
 
     features: tuple[int, int, int] = (256, 128, 64)
     fast_grad: bool = True
+    num_classes: int = 0
 
     @nn.compact
-    def __call__(self, z: jax.Array, train: bool) -> jax.Array:
+    def __call__(self, z: jax.Array, train: bool, labels: jax.Array | None = None) -> jax.Array:
         f0, f1, f2 = self.features
+        if self.num_classes:
+            z = jnp.concatenate([z, jax.nn.one_hot(labels, self.num_classes, dtype=z.dtype)], axis=-1)
         norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3)
         x = nn.Dense(7 * 7 * f0, use_bias=False, kernel_init=nn.initializers.glorot_uniform())(z)
         x = nn.leaky_relu(norm()(x), LEAK).reshape(-1, 7, 7, f0)
@@ -36,20 +40,26 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Images `[B, 28, 28, 1]` in [-1, 1] → real/fake logits `[B]` (positive means real).
+    """Images `[B, 28, 28, 1]` in [-1, 1] (and, when `num_classes`, digits int `[B]`) → real/fake
+    logits `[B]` (positive means real).
 
-    Conv(f0, 5×5, s2) → LReLU → Dropout → Conv(f1, 5×5, s2) → LReLU → Dropout → Dense 1.
+    Conv(f0, 5×5, s2) → LReLU → Dropout → Conv(f1, 5×5, s2) → LReLU → Dropout → h → Dense 1.
+    A conditional discriminator adds the projection `⟨embed(digit), h⟩` (Miyato & Koyama 2018).
     Dropout is active when `train` and draws from the 'dropout' RNG stream.
     """
 
     features: tuple[int, int] = (64, 128)
     dropout: float = 0.3
+    num_classes: int = 0
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool, labels: jax.Array | None = None) -> jax.Array:
+        init = nn.initializers.glorot_uniform()
         for width in self.features:
-            x = nn.Conv(width, (5, 5), strides=(2, 2), padding="SAME",
-                        kernel_init=nn.initializers.glorot_uniform())(x)
+            x = nn.Conv(width, (5, 5), strides=(2, 2), padding="SAME", kernel_init=init)(x)
             x = nn.Dropout(self.dropout, deterministic=not train)(nn.leaky_relu(x, LEAK))
-        x = x.reshape(x.shape[0], -1)
-        return nn.Dense(1, kernel_init=nn.initializers.glorot_uniform())(x)[:, 0]
+        h = x.reshape(x.shape[0], -1)
+        logits = nn.Dense(1, kernel_init=init)(h)[:, 0]
+        if self.num_classes:
+            logits = logits + jnp.sum(nn.Embed(self.num_classes, h.shape[-1], embedding_init=init)(labels) * h, -1)
+        return logits

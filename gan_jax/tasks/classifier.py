@@ -69,6 +69,7 @@ class SupervisedTask:
     loss_keys = ("loss",)
     generates = False
     needs_test_split = True
+    conditional = False
 
     # ---- configuration-derived pieces
     @property

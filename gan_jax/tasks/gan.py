@@ -1,10 +1,11 @@
-"""The tutorial GAN as a task: `init`, the alternating `train_step`, and `sample`.
+"""The tutorial GAN and its conditional variant as tasks: `init`, the alternating `train_step`, `sample`.
 
-One step, given real images and a key:
-1. Generate fakes G(z) in training mode, keeping G's VJP (one generator forward per step).
+One step, given real images (and, for the cGAN, their digits) and a key:
+1. Generate fakes G(z) in training mode, keeping G's VJP (one generator forward per step); the
+   cGAN draws each fake's digit uniformly.
 2. Discriminator update on real → 1, fake → 0, with the fakes held fixed.
 3. Generator update: the non-saturating loss through the *updated* discriminator, its gradient
-   with respect to the fakes pulled back through G's saved VJP.
+   with respect to the fakes pulled back through G's saved VJP; then the generator's EMA, if kept.
 Each model has its own `optax.adam` state. BatchNorm statistics come from the one G forward.
 `discriminator_update` and `generator_update` are the two halves as separate pure functions.
 """
@@ -20,13 +21,16 @@ import numpy as np
 import optax
 
 from gan_jax import data as data_lib
-from gan_jax.config import GANConfig
+from gan_jax.config import CGANConfig, GANConfig
+from gan_jax.errors import ConfigError
 from gan_jax.losses import discriminator_loss, generator_loss
 from gan_jax.models import Discriminator, Generator
-from gan_jax.steps import Metrics, ModelState, TrainState, apply_gradients, batch_indices, create_model_state
+from gan_jax.steps import (Metrics, ModelState, TrainState, apply_gradients, batch_indices, create_model_state,
+                           ema_params, update_ema)
 
 # Fixed streams derived from the seed; the step stream is `TrainState.rng`.
 _INIT, _DATA, _STEPS, _FIXED_NOISE = range(4)
+NUM_CLASSES = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,22 +46,27 @@ class GANTask:
     generates = True
     needs_test_split = False
     convolutional = True
+    conditional = False  # the cGAN's models also read the digit
+
+    @property
+    def num_classes(self) -> int:
+        return NUM_CLASSES if self.conditional else 0
 
     @property
     def generator(self) -> Generator:
-        return Generator(tuple(self.config.g_features), fast_grad=self.fast_grad)
+        return Generator(tuple(self.config.g_features), fast_grad=self.fast_grad, num_classes=self.num_classes)
 
     @property
     def discriminator(self) -> Discriminator:
-        return Discriminator(tuple(self.config.d_features), self.config.dropout)
+        return Discriminator(tuple(self.config.d_features), self.config.dropout, num_classes=self.num_classes)
 
     @property
     def g_tx(self) -> optax.GradientTransformation:
-        return optax.adam(self.config.learning_rate)
+        return optax.adam(self.config.learning_rate, b1=self.config.beta1)
 
     @property
     def d_tx(self) -> optax.GradientTransformation:
-        return optax.adam(self.config.learning_rate)
+        return optax.adam(self.config.d_learning_rate or self.config.learning_rate, b1=self.config.beta1)
 
     def key(self, stream: int) -> jax.Array:
         """One of the run's fixed key streams, a function of the seed alone."""
@@ -86,8 +95,14 @@ class GANTask:
         return self.train_step(models, real, key)
 
     def evaluate(self, state: TrainState, test: data_lib.MNIST | None) -> dict[str, list[float]]:
-        """No per-epoch evaluation for the GAN yet (sample quality metrics are issue 6)."""
-        return {}
+        """With `eval_every_epoch`: sample-quality metrics of `eval_samples` generated images
+        (`gan_jax.evaluate.sample_quality`, against the feature network's test statistics)."""
+        if not self.config.eval_every_epoch:
+            return {}
+        from gan_jax.evaluate import sample_quality
+
+        quality = sample_quality(self, state, self.config.eval_samples)
+        return {k: [v] for k, v in quality.items() if k != "fd_floor"}
 
     def init(self, data: jax.Array | None = None) -> TrainState:
         """Fresh state: both models initialized from the seed, step 0 (one compiled call).
@@ -98,59 +113,74 @@ class GANTask:
 
     def _init_eager(self) -> TrainState:
         g_key, d_key = jax.random.split(self.key(_INIT))
+        labels = jnp.zeros((1,), jnp.int32) if self.conditional else None
         z = jnp.zeros((1, self.config.noise_dim), jnp.float32)
-        g_vars = self.generator.init(g_key, z, train=False)
-        d_vars = self.discriminator.init(d_key, jnp.zeros((1, 28, 28, 1), jnp.float32), train=False)
-        return TrainState(
-            step=jnp.zeros((), jnp.int32),
-            rng=self.key(_STEPS),
-            models={"generator": create_model_state(g_vars, self.g_tx),
-                    "discriminator": create_model_state(d_vars, self.d_tx)},
-        )
+        g_vars = self.generator.init(g_key, z, train=False, labels=labels)
+        d_vars = self.discriminator.init(d_key, jnp.zeros((1, 28, 28, 1), jnp.float32), train=False, labels=labels)
+        g = create_model_state(g_vars, self.g_tx)
+        if self.config.g_ema_decay:
+            g = g.replace(ema=jax.tree.map(jnp.zeros_like, g.params))
+        return TrainState(step=jnp.zeros((), jnp.int32), rng=self.key(_STEPS),
+                          models={"generator": g, "discriminator": create_model_state(d_vars, self.d_tx)})
 
     def noise(self, key: jax.Array, num: int) -> jax.Array:
         """Generator input `[num, noise_dim]`, z ~ N(0, 1)."""
         return jax.random.normal(key, (num, self.config.noise_dim), jnp.float32)
 
-    def _generate_train(self, g: ModelState, z: jax.Array, g_params=None):
+    def fake_digits(self, key: jax.Array, num: int) -> jax.Array | None:
+        """The digits the cGAN's fakes are asked for, uniform int32 `[num]`; None for the GAN."""
+        if not self.conditional:
+            return None
+        return jax.random.randint(jax.random.fold_in(key, 1), (num,), 0, NUM_CLASSES, jnp.int32)
+
+    def _generate_train(self, g: ModelState, z: jax.Array, digits=None, g_params=None):
         """G(z) in training mode: `(images [B, 28, 28, 1], updated batch_stats)`."""
         images, updates = self.generator.apply(
             {"params": g.params if g_params is None else g_params, "batch_stats": g.batch_stats}, z,
-            train=True, mutable=["batch_stats"])
+            train=True, labels=digits, mutable=["batch_stats"])
         return images, updates["batch_stats"]
 
-    def _generator_loss(self, d_params, fakes: jax.Array, key: jax.Array) -> jax.Array:
-        logits = self.discriminator.apply({"params": d_params}, fakes, train=True, rngs={"dropout": key})
+    def _generator_loss(self, d_params, fakes: jax.Array, digits, key: jax.Array) -> jax.Array:
+        logits = self.discriminator.apply({"params": d_params}, fakes, train=True, labels=digits,
+                                          rngs={"dropout": key})
         return generator_loss(logits)
 
+    def _update_generator(self, g: ModelState, grads, batch_stats) -> ModelState:
+        g = apply_gradients(g, grads, self.g_tx, batch_stats=batch_stats)
+        return update_ema(g, self.config.g_ema_decay) if self.config.g_ema_decay else g
+
     def discriminator_update(self, models: dict[str, ModelState], real: jax.Array, fakes: jax.Array,
-                             key: jax.Array) -> tuple[dict[str, ModelState], jax.Array]:
-        """One D step on real → 1, fake → 0. `real`, `fakes`: float `[B, 28, 28, 1]` in [-1, 1]."""
+                             key: jax.Array, real_digits=None, fake_digits=None
+                             ) -> tuple[dict[str, ModelState], jax.Array]:
+        """One D step on real → 1, fake → 0. `real`, `fakes`: float `[B, 28, 28, 1]` in [-1, 1];
+        the cGAN also takes their digits, int32 `[B]`."""
         d = models["discriminator"]
+        digits = jnp.concatenate([real_digits, fake_digits]) if self.conditional else None
 
         def loss_fn(d_params):
             logits = self.discriminator.apply({"params": d_params}, jnp.concatenate([real, fakes]),
-                                              train=True, rngs={"dropout": key})
+                                              train=True, labels=digits, rngs={"dropout": key})
             return discriminator_loss(logits[: real.shape[0]], logits[real.shape[0]:])
 
         loss, grads = jax.value_and_grad(loss_fn)(d.params)
         return {**models, "discriminator": apply_gradients(d, grads, self.d_tx)}, loss
 
-    def generator_update(self, models: dict[str, ModelState], z: jax.Array, key: jax.Array
+    def generator_update(self, models: dict[str, ModelState], z: jax.Array, key: jax.Array, digits=None
                          ) -> tuple[dict[str, ModelState], jax.Array]:
         """One G step: the non-saturating loss of D(G(z)), differentiated through D into G."""
         g, d = models["generator"], models["discriminator"]
 
         def loss_fn(g_params):
-            fakes, stats = self._generate_train(g, z, g_params)
-            return self._generator_loss(d.params, fakes, key), stats
+            fakes, stats = self._generate_train(g, z, digits, g_params)
+            return self._generator_loss(d.params, fakes, digits, key), stats
 
         (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(g.params)
-        return {**models, "generator": apply_gradients(g, grads, self.g_tx, batch_stats=stats)}, loss
+        return {**models, "generator": self._update_generator(g, grads, stats)}, loss
 
-    def train_step(self, models: dict[str, ModelState], real: jax.Array, key: jax.Array
-                   ) -> tuple[dict[str, ModelState], Metrics]:
-        """One alternating step, D then G, on uint8 `real` `[B, 28, 28, 1]`.
+    def train_step(self, models: dict[str, ModelState], real: jax.Array, key: jax.Array,
+                   digits: jax.Array | None = None) -> tuple[dict[str, ModelState], Metrics]:
+        """One alternating step, D then G, on uint8 `real` `[B, 28, 28, 1]` (the cGAN: and their
+        `digits`, int32 `[B]`).
 
         Computes what `discriminator_update` followed by `generator_update` (same z) computes, with
         one generator forward instead of two: G's VJP from generating the fakes is reused.
@@ -158,24 +188,59 @@ class GANTask:
         z_key, d_key, g_key = jax.random.split(key, 3)
         real = data_lib.to_unit_range(real)
         g = models["generator"]
-        z = self.noise(z_key, real.shape[0])
-        fakes, g_vjp, stats = jax.vjp(lambda p: self._generate_train(g, z, p), g.params, has_aux=True)
-        models, d_loss = self.discriminator_update(models, real, fakes, d_key)
+        z, fake_digits = self.noise(z_key, real.shape[0]), self.fake_digits(z_key, real.shape[0])
+        fakes, g_vjp, stats = jax.vjp(lambda p: self._generate_train(g, z, fake_digits, p), g.params, has_aux=True)
+        models, d_loss = self.discriminator_update(models, real, fakes, d_key, digits, fake_digits)
         d_params = models["discriminator"].params
-        g_loss, fake_grads = jax.value_and_grad(lambda f: self._generator_loss(d_params, f, g_key))(fakes)
+        g_loss, fake_grads = jax.value_and_grad(
+            lambda f: self._generator_loss(d_params, f, fake_digits, g_key))(fakes)
         (g_grads,) = g_vjp(fake_grads)
-        g = apply_gradients(g, g_grads, self.g_tx, batch_stats=stats)
-        return {**models, "generator": g}, {"d_loss": d_loss, "g_loss": g_loss}
+        return {**models, "generator": self._update_generator(g, g_grads, stats)}, {"d_loss": d_loss, "g_loss": g_loss}
 
     def fixed_noise(self, num: int | None = None) -> jax.Array:
         """The run's fixed noise vectors `[num, noise_dim]` for comparable sample grids."""
         num = num or self.config.num_samples
         return self.noise(self.key(_FIXED_NOISE), num)
 
-    def sample(self, state: TrainState, noise: jax.Array) -> np.ndarray:
-        """Generated images, float32 `[N, 28, 28, 1]` in [-1, 1] (BatchNorm in eval mode)."""
+    def generator_params(self, state: TrainState):
+        """The generator parameters sampling uses: the bias-corrected EMA when kept, else the raw ones."""
+        return ema_params(state.models["generator"], self.config.g_ema_decay, state.step)
+
+    def sample(self, state: TrainState, noise: jax.Array, digits=None) -> np.ndarray:
+        """Generated images, float32 `[N, 28, 28, 1]` in [-1, 1] (BatchNorm in eval mode).
+
+        `digits` (int `[N]`) is for the cGAN only; its default cycles 0..9.
+        """
+        if digits is not None and not self.conditional:
+            raise ConfigError(f"a {self.config.task} run is unconditional and cannot draw chosen digits; "
+                              "train a conditional one with `gan-jax train cgan`")
+        if self.conditional and digits is None:
+            digits = np.arange(len(noise)) % NUM_CLASSES
+        if digits is not None:
+            digits = jnp.asarray(digits, jnp.int32)
         g = state.models["generator"]
-        return np.asarray(_generate(self.generator, g.params, g.batch_stats, noise))
+        return np.asarray(_generate(self.generator, self.generator_params(state), g.batch_stats, noise, digits))
+
+
+@dataclasses.dataclass(frozen=True)
+class CGANTask(GANTask):
+    """The conditional GAN: the tutorial's models with the digit as a second input."""
+
+    config: CGANConfig
+
+    conditional = True
+
+    def device_data(self, train: data_lib.MNIST) -> dict[str, jax.Array]:
+        """Images uint8 `[N, 28, 28, 1]` and digits int32 `[N]` on the device."""
+        labels = np.asarray(train.labels, np.int32)
+        if labels.shape != (len(train.images),) or labels.min(initial=0) < 0 or labels.max(initial=0) >= NUM_CLASSES:
+            raise ConfigError(f"a cgan needs one digit 0..9 per training image; got labels of shape {labels.shape}")
+        return {"images": super().device_data(train), "labels": jax.device_put(labels)}
+
+    def step(self, models: dict[str, ModelState], data: dict[str, jax.Array], perm: jax.Array, index: jax.Array,
+             key: jax.Array) -> tuple[dict[str, ModelState], Metrics]:
+        idx = batch_indices(perm, index, self.config.batch_size)
+        return self.train_step(models, jnp.take(data["images"], idx, axis=0), key, jnp.take(data["labels"], idx))
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -187,5 +252,5 @@ _permutation = jax.jit(data_lib.epoch_permutation, static_argnums=2)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _generate(generator: Generator, params, batch_stats, noise):
-    return generator.apply({"params": params, "batch_stats": batch_stats}, noise, train=False)
+def _generate(generator: Generator, params, batch_stats, noise, digits):
+    return generator.apply({"params": params, "batch_stats": batch_stats}, noise, train=False, labels=digits)

@@ -1,0 +1,120 @@
+"""The feature network as a task: a small CNN trained on all MNIST training labels.
+
+Trained by the same host loop as every other task (so first-use training shows progress, can be
+interrupted and resumes); `gan_jax.features` caches the result and uses its penultimate layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gan_jax import data as data_lib
+from gan_jax.config import FeatureNetConfig
+from gan_jax.losses import cross_entropy
+from gan_jax.models import FeatureNet
+from gan_jax.steps import Metrics, ModelState, TrainState, apply_gradients, batch_indices, create_model_state
+
+_INIT, _DATA, _STEPS = range(3)
+EVAL_CHUNK = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureTask:
+    """Cross-entropy training of `FeatureNet` on every training image and its label."""
+
+    config: FeatureNetConfig
+
+    loss_keys = ("loss",)
+    members = ({},)
+    generates = False
+    needs_test_split = True
+    conditional = False
+    convolutional = True
+
+    @property
+    def network(self) -> FeatureNet:
+        return FeatureNet(tuple(self.config.widths), self.config.hidden)
+
+    @property
+    def tx(self) -> optax.GradientTransformation:
+        schedule = optax.exponential_decay(self.config.learning_rate, self.config.halving_steps, 0.5)
+        return optax.adam(schedule)
+
+    def key(self, stream: int) -> jax.Array:
+        return jax.random.fold_in(jax.random.PRNGKey(self.config.seed), stream)
+
+    def steps_per_epoch(self, num_examples: int) -> int:
+        return num_examples // self.config.batch_size
+
+    def device_data(self, train: data_lib.MNIST) -> dict[str, jax.Array]:
+        return {"images": jax.device_put(data_lib.check_images(train.images)),
+                "labels": jax.device_put(np.asarray(train.labels, np.int32))}
+
+    def epoch_plan(self, epoch: int, num_examples: int) -> jax.Array:
+        return _permutation(self.key(_DATA), epoch, num_examples)
+
+    def init(self, data=None) -> TrainState:
+        return _init(self)
+
+    def step(self, models: dict[str, ModelState], data: dict[str, jax.Array], perm: jax.Array, index: jax.Array,
+             key: jax.Array) -> tuple[dict[str, ModelState], Metrics]:
+        """One Adam step on batch `index` of the epoch ordered by `perm`, each image randomly shifted."""
+        idx = batch_indices(perm, index, self.config.batch_size)
+        images, labels = random_shift(data["images"][idx], self.config.max_shift, key), data["labels"][idx]
+        images = data_lib.to_unit_range(images)
+        c = models["classifier"]
+
+        def loss_fn(params):
+            logits, _ = self.network.apply({"params": params}, images)
+            return cross_entropy(logits, labels)
+
+        loss, grads = jax.value_and_grad(loss_fn)(c.params)
+        return {"classifier": apply_gradients(c, grads, self.tx)}, {"loss": loss}
+
+    def evaluate(self, state: TrainState, test: data_lib.MNIST) -> dict[str, list[float]]:
+        """Test accuracy (argmax of the logits)."""
+        logits, _ = self.logits_and_features(state.models["classifier"].params, test.images)
+        return {"test_accuracy": [float(np.mean(np.argmax(logits, -1) == np.asarray(test.labels)))]}
+
+    def logits_and_features(self, params, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`(logits [N, 10], features [N, hidden])` of uint8 images, or float images in [-1, 1]."""
+        images = np.asarray(images)
+        if images.dtype == np.uint8:
+            images = images.astype(np.float32) / 127.5 - 1.0
+        outputs = [_apply(self.network, params, jnp.asarray(images[i:i + EVAL_CHUNK], jnp.float32))
+                   for i in range(0, len(images), EVAL_CHUNK)]
+        logits, features = zip(*jax.device_get(outputs))
+        return np.concatenate(logits), np.concatenate(features)
+
+
+def random_shift(images: jax.Array, max_shift: int, key: jax.Array) -> jax.Array:
+    """Each image of `[B, H, W, C]` shifted by its own uniform (dy, dx) in [-max_shift, max_shift],
+    the uncovered border filled with zeros (the background)."""
+    if max_shift == 0:
+        return images
+    size = images.shape[1:3]
+    padded = jnp.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)))
+    offsets = jax.random.randint(key, (images.shape[0], 2), 0, 2 * max_shift + 1)
+    crop = lambda image, offset: jax.lax.dynamic_slice(image, (offset[0], offset[1], 0), (*size, image.shape[-1]))
+    return jax.vmap(crop)(padded, offsets)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _init(task: FeatureTask) -> TrainState:
+    variables = task.network.init(task.key(_INIT), jnp.zeros((1, 28, 28, 1), jnp.float32))
+    return TrainState(step=jnp.zeros((), jnp.int32), rng=task.key(_STEPS),
+                      models={"classifier": create_model_state(variables, task.tx)})
+
+
+_permutation = jax.jit(data_lib.epoch_permutation, static_argnums=2)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _apply(network: FeatureNet, params, images: jax.Array):
+    return network.apply({"params": params}, images)

@@ -109,24 +109,24 @@ def _add_gan_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", required=True, type=pathlib.Path,
                         help="folder for checkpoints/, metrics.jsonl, samples/ and the final PNGs")
     parser.add_argument("--recipe", choices=("tutorial", "improved"), default="tutorial",
-                        help="tutorial: the TensorFlow tutorial's settings (default); improved: DCGAN's Adam "
-                             "beta1 0.5, TTUR and a generator EMA (benchmarks/results/gan_quality_cpu.md)")
+                        help="tutorial: the TensorFlow tutorial's settings (default); improved: DCGAN's Adam, "
+                             "2e-4 and beta1 0.5 (benchmarks/results/gan_quality_cpu.md)")
     parser.add_argument("--epochs", type=_positive_int, default=None, help="passes over the 60,000 images (default 50)")
     parser.add_argument("--steps", type=_positive_int, default=None,
                         help="stop after this many steps in total, for quick runs (default: all epochs)")
     parser.add_argument("--batch-size", type=_positive_int, default=None, help="images per step (default 256)")
     parser.add_argument("--seed", type=_non_negative_int, default=None,
                         help="decides initialization, data order and noise (default 0)")
-    parser.add_argument("--learning-rate", type=_positive_float, default=None, help="Adam step size (default 1e-4)")
+    parser.add_argument("--learning-rate", type=_positive_float, default=None, help="Adam step size (default 1e-4; improved 2e-4)")
     parser.add_argument("--d-learning-rate", type=_positive_float, default=None,
-                        help="the discriminator's Adam step size (default: --learning-rate; improved 4e-4)")
+                        help="the discriminator's Adam step size (default: --learning-rate); two rates make TTUR")
     parser.add_argument("--beta1", type=float, default=None, help="Adam's beta1 (default 0.9; improved 0.5)")
     parser.add_argument("--g-ema-decay", type=float, default=None,
-                        help="sample from an EMA of the generator with this decay; 0 = off (default 0; improved 0.999)")
-    parser.add_argument("--eval-every-epoch", action="store_true", default=None,
+                        help="sample from an EMA of the generator with this decay; 0 = off (default 0)")
+    parser.add_argument("--eval-every-epoch", "--every-epoch", action="store_true", default=None,
                         help="add FD, Inception Score and confident share of generated images to each epoch's "
                              "metrics.jsonl row (trains the feature network on first use)")
-    parser.add_argument("--eval-samples", type=_positive_int, default=None,
+    parser.add_argument("--eval-samples", type=_bounded(int, lambda v: v >= 2, "an integer >= 2"), default=None,
                         help="generated images per per-epoch evaluation (default 10000)")
     parser.add_argument("--steps-per-call", type=_positive_int, default=None,
                         help="steps per compiled call (default: 1 on CPU, one epoch on GPU/TPU); speed only")

@@ -22,6 +22,7 @@ import os
 import pathlib
 from typing import Any
 
+import jax
 import numpy as np
 from flax import traverse_util
 
@@ -117,7 +118,7 @@ def _build(task: FeatureTask, folder: pathlib.Path, progress: bool) -> dict[str,
     _, train_features = task.logits_and_features(params, train_split.images)
     train_mu, train_sigma = feature_statistics(train_features)
     test_mu, test_sigma = feature_statistics(test_features)
-    flat = traverse_util.flatten_dict(jax_to_numpy(params))
+    flat = traverse_util.flatten_dict(jax.device_get(params))
     return {
         **{"params/" + "/".join(k): v for k, v in flat.items()},
         "config": np.asarray(_config_json(task.config)),
@@ -126,8 +127,3 @@ def _build(task: FeatureTask, folder: pathlib.Path, progress: bool) -> dict[str,
         "fd_floor": np.asarray(frechet_distance(train_mu, train_sigma, test_mu, test_sigma)),
     }
 
-
-def jax_to_numpy(tree: Any) -> Any:
-    import jax
-
-    return jax.tree.map(np.asarray, jax.device_get(tree))

@@ -12,10 +12,12 @@ import pathlib
 import numpy as np
 import pytest
 
-from gan_jax import ConfigError, DataError, GANConfig, GANTask, SGANConfig, SupervisedConfig, load_mnist, sample_images
+from gan_jax import (CGANConfig, CGANTask, ConfigError, DataError, FeatureNetConfig, GANConfig, GANTask, SGANConfig,
+                     SupervisedConfig, load_mnist, sample_images)
 from gan_jax.checkpoint import CheckpointStore
 from gan_jax.cli import main
 from gan_jax.data import check_images, labeled_subset
+from gan_jax.metrics import feature_statistics
 from scripts.kill_resume_check import TINY
 
 
@@ -83,6 +85,8 @@ CLI_CASES = [
     ("gan beta1 out of range", ["train", "cgan", "--workdir", "NEW", "--beta1", "1"], "beta1 must be in [0, 1)"),
     ("generator ema out of range", ["train", "gan", "--workdir", "NEW", "--g-ema-decay", "1.5"],
      "g_ema_decay must be in [0, 1)"),
+    ("one evaluation sample", ["train", "gan", "--workdir", "NEW", "--eval-every-epoch", "--eval-samples", "1"],
+     "expected an integer >= 2, got 1"),
     ("cgan into a gan workdir", ["train", "cgan", "--workdir", "TRAINED", *TINY], "holds checkpoints of task 'gan', not 'cgan'"),
     ("evaluate untrained", ["evaluate", "--workdir", "NEW"], "no checkpoints in"),
     ("sweep bad label count", ["sweep", "--labels", "10,15", "--out", "NEW"], "labels must be a positive multiple"),
@@ -165,6 +169,13 @@ API_CASES = [
     ("sgan ema decay", lambda: SGANConfig(ema_decay=1.0), ConfigError, "ema_decay must be in [0, 1)"),
     ("recipe model", lambda: SupervisedConfig.recipe("resnet"), ConfigError, "model must be one of mlp, conv"),
     ("subset too large", lambda: labeled_subset(np.repeat(np.arange(10), 3), 40, 0), ConfigError, "pass at most 30"),
+    ("gan recipe", lambda: GANConfig.recipe("best"), ConfigError, "recipe must be one of tutorial, improved"),
+    ("one eval sample", lambda: GANConfig(eval_samples=1), ConfigError, "eval_samples must be >= 2"),
+    ("d learning rate", lambda: GANConfig(d_learning_rate=0.0), ConfigError, "d_learning_rate must be > 0"),
+    ("sample digit 10", lambda: sample_images(CGANTask(CGANConfig()), None, 4, digit=10), ConfigError,
+     "digit must be an integer 0..9"),
+    ("feature widths", lambda: FeatureNetConfig(widths=()), ConfigError, "widths needs at least one"),
+    ("too few features", lambda: feature_statistics(np.zeros((1, 3))), ValueError, "[N >= 2, D]"),
 ]
 
 

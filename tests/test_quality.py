@@ -66,6 +66,7 @@ def test_per_epoch_evaluation_and_evaluate_cli(tiny_features, tiny_data, tmp_pat
     assert [r["epoch"] for r in rows] == [1, 2]
     for row in rows:
         assert row["fd"] > 0 and 1 <= row["inception_score"] <= 10 and 0 <= row["digit_accuracy"] <= 1
+        assert row["fd_floor"] == tiny_features.fd_floor
     assert main(["evaluate", "--workdir", str(tmp_path / "run"), "--samples", "30"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["task"] == "cgan" and result["step"] == 10 and result["num_samples"] == 30

@@ -101,8 +101,7 @@ class GANTask:
             return {}
         from gan_jax.evaluate import sample_quality
 
-        quality = sample_quality(self, state, self.config.eval_samples)
-        return {k: [v] for k, v in quality.items() if k != "fd_floor"}
+        return {k: [v] for k, v in sample_quality(self, state, self.config.eval_samples).items()}
 
     def init(self, data: jax.Array | None = None) -> TrainState:
         """Fresh state: both models initialized from the seed, step 0 (one compiled call).

@@ -68,8 +68,7 @@ class FeatureNetwork:
 
 def cache_folder(config: FeatureNetConfig) -> pathlib.Path:
     """Where the network of `config` is trained and cached (named by a hash of its training fields)."""
-    fields = {k: v for k, v in config.to_dict().items() if k not in _NOT_TRAINING_FIELDS}
-    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+    digest = hashlib.sha256(_config_json(config).encode()).hexdigest()[:12]
     root = os.environ.get("GAN_JAX_FEATURES") or data_lib.cache_dir()
     return pathlib.Path(root) / f"feature_net_{digest}"
 

@@ -12,6 +12,7 @@ Two routes give the same arrays (uint8 images `[N, 28, 28, 1]`, int32 labels `[N
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -237,8 +238,10 @@ def check_images(images: np.ndarray) -> np.ndarray:
     return images
 
 
+@functools.partial(jax.jit, static_argnums=2)
 def epoch_permutation(data_key: jax.Array, epoch: jax.Array | int, num_examples: int) -> jax.Array:
-    """The example order of one epoch, int32 `[num_examples]`, a pure function of (key, epoch)."""
+    """The example order of one epoch, int32 `[num_examples]` on the device, a pure function of
+    (key, epoch). Compiled once per `num_examples`."""
     return jax.random.permutation(jax.random.fold_in(data_key, epoch), num_examples).astype(jnp.int32)
 
 

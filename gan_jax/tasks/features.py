@@ -57,7 +57,7 @@ class FeatureTask:
                 "labels": jax.device_put(np.asarray(train.labels, np.int32))}
 
     def epoch_plan(self, epoch: int, num_examples: int) -> jax.Array:
-        return _permutation(self.key(_DATA), epoch, num_examples)
+        return data_lib.epoch_permutation(self.key(_DATA), epoch, num_examples)
 
     def init(self, data=None) -> TrainState:
         return _init(self)
@@ -85,9 +85,8 @@ class FeatureTask:
     def logits_and_features(self, params, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`(logits [N, 10], features [N, hidden])` of uint8 images, or float images in [-1, 1]."""
         images = np.asarray(images)
-        if images.dtype == np.uint8:
-            images = images.astype(np.float32) / 127.5 - 1.0
-        outputs = [_apply(self.network, params, jnp.asarray(images[i:i + EVAL_CHUNK], jnp.float32))
+        pixels = data_lib.to_unit_range if images.dtype == np.uint8 else (lambda x: x.astype(jnp.float32))
+        outputs = [_apply(self.network, params, pixels(jnp.asarray(images[i:i + EVAL_CHUNK])))
                    for i in range(0, len(images), EVAL_CHUNK)]
         logits, features = zip(*jax.device_get(outputs))
         return np.concatenate(logits), np.concatenate(features)
@@ -111,8 +110,6 @@ def _init(task: FeatureTask) -> TrainState:
     return TrainState(step=jnp.zeros((), jnp.int32), rng=task.key(_STEPS),
                       models={"classifier": create_model_state(variables, task.tx)})
 
-
-_permutation = jax.jit(data_lib.epoch_permutation, static_argnums=2)
 
 
 @functools.partial(jax.jit, static_argnums=0)

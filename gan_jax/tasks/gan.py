@@ -86,7 +86,7 @@ class GANTask:
 
     def epoch_plan(self, epoch: int, num_examples: int) -> jax.Array:
         """The epoch's example order, int32 `[num_examples]` (on the device)."""
-        return _permutation(self.data_key(), epoch, num_examples)
+        return data_lib.epoch_permutation(self.data_key(), epoch, num_examples)
 
     def step(self, models: dict[str, ModelState], images: jax.Array, perm: jax.Array, index: jax.Array,
              key: jax.Array) -> tuple[dict[str, ModelState], Metrics]:
@@ -246,8 +246,6 @@ class CGANTask(GANTask):
 def _init(task: GANTask) -> TrainState:
     return task._init_eager()
 
-
-_permutation = jax.jit(data_lib.epoch_permutation, static_argnums=2)
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -97,11 +97,22 @@ def _add_classifier_args(parser: argparse.ArgumentParser, *, sgan: bool, sweep: 
         parser.add_argument("--noise-dim", type=_positive_int, default=None, help="generator input size (default 100)")
     parser.add_argument("--steps-per-call", type=_positive_int, default=None,
                         help="steps per compiled call (default: per platform); speed only")
+    parser.add_argument("--compute-dtype", choices=("float32", "bfloat16"), default=None,
+                        help="mlp: the matrix products' input dtype (default float32; bfloat16 = mixed precision, "
+                             "see benchmarks/results/README.md)")
+    if not sweep:
+        _add_devices_arg(parser)
     parser.add_argument("--checkpoint-every", type=_positive_int, default=None,
                         help="also save a checkpoint every N steps (default: at each epoch's end)")
     parser.add_argument("--data-source", choices=("auto", "tfds", "offline"), default=None,
                         help="MNIST route (default auto: TFDS if prepared, else the offline cache)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _add_devices_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--devices", type=_positive_int, default=None,
+                        help="data-parallel over the first N devices (default: all; batch sharded, states "
+                             "replicated); speed only")
 
 
 def _add_gan_args(parser: argparse.ArgumentParser) -> None:
@@ -130,6 +141,10 @@ def _add_gan_args(parser: argparse.ArgumentParser) -> None:
                         help="generated images per per-epoch evaluation (default 10000)")
     parser.add_argument("--steps-per-call", type=_positive_int, default=None,
                         help="steps per compiled call (default: 1 on CPU, one epoch on GPU/TPU); speed only")
+    parser.add_argument("--compute-dtype", choices=("float32", "bfloat16"), default=None,
+                        help="activations and matrix products (default float32; bfloat16 = mixed precision with "
+                             "float32 parameters and optimizer states)")
+    _add_devices_arg(parser)
     parser.add_argument("--checkpoint-every", type=_positive_int, default=None,
                         help="also save a checkpoint every N steps (default: at each epoch's end)")
     parser.add_argument("--noise-dim", type=_positive_int, default=None, help="generator input size (default 100)")
@@ -144,9 +159,9 @@ def _add_gan_args(parser: argparse.ArgumentParser) -> None:
 
 _GAN_FIELDS = ("epochs", "steps", "batch_size", "seed", "learning_rate", "d_learning_rate", "beta1", "g_ema_decay",
                "eval_every_epoch", "eval_samples", "steps_per_call", "checkpoint_every", "noise_dim", "g_features",
-               "d_features", "data_source")
+               "d_features", "data_source", "compute_dtype")
 _CLASSIFIER_FIELDS = ("epochs", "steps", "batch_size", "seed", "learning_rate", "beta1", "ema_decay",
-                      "steps_per_call", "checkpoint_every", "data_source")
+                      "steps_per_call", "checkpoint_every", "data_source", "compute_dtype")
 _SGAN_FIELDS = ("g_loss", "unlabeled_weight", "noise_dim")
 
 
@@ -214,6 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--digit", type=_bounded(int, lambda v: 0 <= v <= 9, "a digit 0..9"), default=None,
                         help="cgan only: draw only this digit (default: a cgan cycles 0..9 in columns)")
 
+    bench = commands.add_parser(
+        "bench", help="time the training steps (DCGAN, SGAN MLP): one JSON line per configuration",
+        description="Time the DCGAN step (batch 64/256/1024) and the SGAN MLP recipe's step (batch 100, 1 and 10 "
+                    "data seeds vmapped) on synthetic data already on the device: steps/s, images/s, compile "
+                    "time, GFLOP/s beside matmul peaks measured in the same run, peak memory, device, versions.")
+    from gan_jax.bench import add_arguments
+
+    add_arguments(bench)
+
     info = commands.add_parser("info", help="print a workdir's task, step, config and parameter fingerprint as JSON",
                                description="Print one JSON line: the task, the latest intact step, the stored "
                                            "config and params_sha256 (a SHA-256 of every parameter and "
@@ -237,12 +261,12 @@ def _train(args) -> None:
         seeds = args.data_seeds or (args.data_seed or 0,)
         kind = SGANConfig if args.task == "sgan" else SupervisedConfig
         config = kind.recipe(args.model, labels=args.labels, data_seeds=seeds, **_classifier_overrides(args))
-        train(config, args.workdir, progress=not args.no_progress)
+        train(config, args.workdir, progress=not args.no_progress, devices=args.devices)
         print(f"trained; outputs in {args.workdir}; `{PROG} evaluate --workdir {args.workdir}` prints the test accuracy")
         return
     kind = CGANConfig if args.task == "cgan" else GANConfig
     config = kind.recipe(args.recipe, **{name: getattr(args, name) for name in _GAN_FIELDS})
-    train(config, args.workdir, progress=not args.no_progress)
+    train(config, args.workdir, progress=not args.no_progress, devices=args.devices)
     print(f"trained; outputs in {args.workdir}; `{PROG} evaluate --workdir {args.workdir}` scores the samples")
 
 
@@ -289,6 +313,12 @@ def _sweep(args) -> None:
     print(f"sweep done; see {args.out / 'results.md'}")
 
 
+def _bench(args) -> None:
+    from gan_jax.bench import main as bench_main
+
+    bench_main(args)
+
+
 def _info(args) -> None:
     import json
 
@@ -327,8 +357,11 @@ def main(argv: list[str] | None = None) -> int:
 
     enable_compilation_cache()
     try:
+        from gan_jax.parallel import initialize_distributed
+
+        initialize_distributed()
         {"train": _train, "sample": _sample, "info": _info, "evaluate": _evaluate, "sweep": _sweep,
-         "features": _features}[args.command](args)
+         "features": _features, "bench": _bench}[args.command](args)
     except UserError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2

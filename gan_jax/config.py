@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from gan_jax.errors import ConfigError
 
 DATA_SOURCES = ("auto", "tfds", "offline")
+COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
 def _require_positive(name: str, value: Any) -> None:
@@ -36,6 +37,9 @@ class _Config:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if getattr(self, "compute_dtype", "float32") not in COMPUTE_DTYPES:
+            raise ConfigError(f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}, "
+                              f"got {self.compute_dtype!r}")
         if self.data_source not in DATA_SOURCES:
             raise ConfigError(
                 f"data_source must be one of {', '.join(DATA_SOURCES)}, got {self.data_source!r}"
@@ -61,6 +65,9 @@ class _Config:
     def conflicts_with(self, stored: dict[str, Any]) -> list[str]:
         """Names of result-deciding fields whose value differs from a stored config's."""
         mine = self.to_dict()
+        # A field added after the run was stored reads as its default there.
+        stored = {**{f.name: _jsonable(f.default) for f in dataclasses.fields(self)
+                     if f.default is not dataclasses.MISSING}, **stored}
         keys = sorted((set(mine) | set(stored)) - set(self.RESUMABLE_FIELDS))
         return [k for k in keys if mine.get(k) != stored.get(k)]
 
@@ -101,6 +108,8 @@ class GANConfig(_Config):
       eval_every_epoch: add the Fréchet distance, Inception Score and confident share of
         `eval_samples` generated images to every epoch's metrics row (`gan_jax.evaluate`).
       eval_samples: generated images per per-epoch evaluation.
+      compute_dtype: 'float32' or 'bfloat16': the dtype of activations and matrix products.
+        Parameters, optimizer states, BatchNorm statistics and losses stay float32 (mixed precision).
     """
 
     task: ClassVar[str] = "gan"
@@ -124,6 +133,7 @@ class GANConfig(_Config):
     g_ema_decay: float = 0.0
     eval_every_epoch: bool = False
     eval_samples: int = 10_000
+    compute_dtype: str = "float32"
 
     @classmethod
     def recipe(cls, name: str = "tutorial", **overrides: Any):
@@ -240,6 +250,8 @@ class SupervisedConfig(_Config):
       ema_decay: evaluation uses an exponential moving average of the classifier's parameters
         with this decay (bias-corrected); 0 evaluates the raw parameters.
       steps_per_call, data_source, checkpoint_every: as in `GANConfig`.
+      compute_dtype: 'float32' or 'bfloat16' (mlp only): the matrix products' input dtype; they
+        accumulate in float32, and parameters, optimizer states and losses stay float32.
     """
 
     task: ClassVar[str] = "supervised"
@@ -257,6 +269,7 @@ class SupervisedConfig(_Config):
     steps_per_call: int | None = None
     data_source: str = "auto"
     checkpoint_every: int | None = None
+    compute_dtype: str = "float32"
 
     @classmethod
     def recipe(cls, model: str = "mlp", **overrides: Any):
@@ -285,6 +298,9 @@ class SupervisedConfig(_Config):
             raise ConfigError(f"beta1 must be in [0, 1), got {self.beta1!r}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
+        if self.compute_dtype != "float32" and self.model != "mlp":
+            raise ConfigError(f"compute_dtype {self.compute_dtype} is available for the mlp model only; "
+                              "drop --compute-dtype or pass --model mlp")
 
 
 @dataclasses.dataclass(frozen=True)

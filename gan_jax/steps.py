@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from jax import lax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 Metrics = dict[str, jax.Array]
 
@@ -94,7 +95,7 @@ StepFn = Callable[[dict[str, ModelState], Any, Any, jax.Array, jax.Array], tuple
 
 
 @functools.lru_cache(maxsize=32)
-def make_runner(step_fn: StepFn, steps_per_epoch: int, num_steps: int):
+def make_runner(step_fn: StepFn, steps_per_epoch: int, num_steps: int, mesh: Mesh | None = None):
     """Compiles `num_steps` consecutive steps of `step_fn` into one call.
 
     Memoized: equal arguments (e.g. the bound `step` of equal frozen tasks) return the same
@@ -106,6 +107,9 @@ def make_runner(step_fn: StepFn, steps_per_epoch: int, num_steps: int):
       steps_per_epoch: steps before the epoch's plan is exhausted; the caller never lets one call
         cross an epoch boundary.
       num_steps: steps per call (static).
+      mesh: for data parallelism (`gan_jax.parallel.data_mesh`): the new state comes back
+        replicated on it. Call the runner inside `parallel.use_mesh(mesh)`, with its inputs
+        replicated on the mesh (`parallel.replicate`); the task's step shards each batch.
     Returns:
       `run(state, data, plan) -> (state, metrics, finite)`: metrics are stacked with a leading
       `[num_steps]` axis; `finite` is a bool scalar, whether every model array of the new state is
@@ -125,7 +129,9 @@ def make_runner(step_fn: StepFn, steps_per_epoch: int, num_steps: int):
             state, metrics = lax.scan(lambda s, _: one_step(s, data, plan), state, length=num_steps)
         return state, metrics, all_finite(state.models)
 
-    return jax.jit(run, donate_argnums=0)
+    if mesh is None:
+        return jax.jit(run, donate_argnums=0)
+    return jax.jit(run, donate_argnums=0, out_shardings=NamedSharding(mesh, PartitionSpec()))
 
 
 def batch_indices(plan: jax.Array, index: jax.Array, batch_size: int) -> jax.Array:

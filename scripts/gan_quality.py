@@ -9,6 +9,7 @@ Runs (each `GANConfig` on the tutorial's architecture and batch 256):
                 (Yazıcı et al. 2019); its raw generator is scored too.
   cgan          the conditional GAN with ttur_ema's settings; also scored by digit accuracy (the
                 feature network's accuracy on the digits the samples were asked for).
+  dcgan_adam_bf16  dcgan_adam in mixed precision (bfloat16 compute, float32 parameters/optimizer).
 Each run's metrics.jsonl gets FD / IS / confident share per epoch (10,000 samples against the test
 set). Writes OUT/<run>/, and benchmarks/results/NAME.json and NAME.md; rerunning resumes.
 """
@@ -36,6 +37,7 @@ RUNS = {
     "dcgan_adam": GANConfig.recipe("improved"),
     "ttur_ema": GANConfig(learning_rate=1e-4, d_learning_rate=4e-4, beta1=0.5, g_ema_decay=0.999),
     "cgan": CGANConfig(learning_rate=1e-4, d_learning_rate=4e-4, beta1=0.5, g_ema_decay=0.999),
+    "dcgan_adam_bf16": GANConfig.recipe("improved", compute_dtype="bfloat16"),
 }
 SCORES = ("fd", "inception_score", "confident", "digit_accuracy")
 RESULTS = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "results"
@@ -47,12 +49,13 @@ def main() -> None:
     parser.add_argument("--out", type=pathlib.Path, required=True)
     parser.add_argument("--name", default="gan_quality")
     parser.add_argument("--runs", default=",".join(RUNS))
+    parser.add_argument("--seed", type=int, default=0, help="every run's seed (initialization, data order, noise)")
     args = parser.parse_args()
     enable_compilation_cache()
     network = load_feature_network()
     rows = []
     for name in args.runs.split(","):
-        config = dataclasses.replace(RUNS[name], epochs=args.epochs, eval_every_epoch=True)
+        config = dataclasses.replace(RUNS[name], epochs=args.epochs, eval_every_epoch=True, seed=args.seed)
         started = time.perf_counter()
         train(config, args.out / name, progress=False)
         metrics = [r for r in read_metrics(args.out / name) if not r.get("partial")]
@@ -68,7 +71,7 @@ def main() -> None:
             row["raw_generator"] = sample_quality(raw, state)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    result = {"machine": f"{platform.processor() or platform.machine()}, {jax.devices()[0].device_kind}",
+    result = {"machine": f"{platform.processor() or platform.machine()}, {jax.devices()[0].device_kind}", "seed": args.seed,
               "jax": jax.__version__, "feature_net_test_accuracy": network.test_accuracy,
               "fd_floor": network.fd_floor, "runs": rows}
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -17,26 +19,28 @@ class Generator(nn.Module):
 
     A conditional generator (`num_classes > 0`) reads `concat(z, one_hot(digit))`. Then: Dense 7·7·f0 → BN → LReLU → ConvT(f1, 5×5, s1) → BN → LReLU → ConvT(f2, 5×5, s2) → BN → LReLU →
     ConvT(1, 5×5, s2) → tanh; no biases. BatchNorm uses batch statistics when `train`, else the
-    running averages kept in the `batch_stats` collection.
+    running averages kept in the `batch_stats` collection. `dtype` is the compute dtype
+    (parameters stay float32); the images come back as float32 either way.
     """
 
     features: tuple[int, int, int] = (256, 128, 64)
     fast_grad: bool = True
     num_classes: int = 0
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, z: jax.Array, train: bool, labels: jax.Array | None = None) -> jax.Array:
         f0, f1, f2 = self.features
         if self.num_classes:
             z = jnp.concatenate([z, jax.nn.one_hot(labels, self.num_classes, dtype=z.dtype)], axis=-1)
-        norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3)
-        x = nn.Dense(7 * 7 * f0, use_bias=False, kernel_init=nn.initializers.glorot_uniform())(z)
+        norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3, dtype=self.dtype)
+        x = nn.Dense(7 * 7 * f0, use_bias=False, kernel_init=nn.initializers.glorot_uniform(), dtype=self.dtype)(z)
         x = nn.leaky_relu(norm()(x), LEAK).reshape(-1, 7, 7, f0)
         for width, stride in ((f1, 1), (f2, 2)):
-            x = ConvTranspose(width, strides=(stride, stride), fast_grad=self.fast_grad)(x)
+            x = ConvTranspose(width, strides=(stride, stride), fast_grad=self.fast_grad, dtype=self.dtype)(x)
             x = nn.leaky_relu(norm()(x), LEAK)
-        x = ConvTranspose(1, strides=(2, 2), fast_grad=self.fast_grad)(x)
-        return jnp.tanh(x)
+        x = ConvTranspose(1, strides=(2, 2), fast_grad=self.fast_grad, dtype=self.dtype)(x)
+        return jnp.tanh(x.astype(jnp.float32))
 
 
 class Discriminator(nn.Module):
@@ -45,21 +49,24 @@ class Discriminator(nn.Module):
 
     Conv(f0, 5×5, s2) → LReLU → Dropout → Conv(f1, 5×5, s2) → LReLU → Dropout → h → Dense 1.
     A conditional discriminator adds the projection `⟨embed(digit), h⟩` (Miyato & Koyama 2018).
-    Dropout is active when `train` and draws from the 'dropout' RNG stream.
+    Dropout is active when `train` and draws from the 'dropout' RNG stream. `dtype` is the compute
+    dtype (parameters stay float32); the logits come back as float32 either way.
     """
 
     features: tuple[int, int] = (64, 128)
     dropout: float = 0.3
     num_classes: int = 0
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool, labels: jax.Array | None = None) -> jax.Array:
         init = nn.initializers.glorot_uniform()
         for width in self.features:
-            x = nn.Conv(width, (5, 5), strides=(2, 2), padding="SAME", kernel_init=init)(x)
+            x = nn.Conv(width, (5, 5), strides=(2, 2), padding="SAME", kernel_init=init, dtype=self.dtype)(x)
             x = nn.Dropout(self.dropout, deterministic=not train)(nn.leaky_relu(x, LEAK))
         h = x.reshape(x.shape[0], -1)
-        logits = nn.Dense(1, kernel_init=init)(h)[:, 0]
+        logits = nn.Dense(1, kernel_init=init, dtype=self.dtype)(h)[:, 0]
         if self.num_classes:
-            logits = logits + jnp.sum(nn.Embed(self.num_classes, h.shape[-1], embedding_init=init)(labels) * h, -1)
-        return logits
+            embed = nn.Embed(self.num_classes, h.shape[-1], embedding_init=init, dtype=self.dtype)
+            logits = logits + jnp.sum(embed(labels) * h, -1)
+        return logits.astype(jnp.float32)

@@ -82,12 +82,13 @@ class ConvTranspose(nn.Module):
     use_bias: bool = False
     fast_grad: bool = True
     kernel_init: Any = nn.initializers.glorot_uniform()
+    dtype: Any = jnp.float32  # compute dtype; the parameters are float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         shape = (*self.kernel_size, self.features, x.shape[-1])
         kernel = self.param("kernel", self.kernel_init, shape, jnp.float32)
-        y = conv_transpose(x, kernel.astype(x.dtype), self.strides, "SAME", self.fast_grad)
+        y = conv_transpose(x.astype(self.dtype), kernel.astype(self.dtype), self.strides, "SAME", self.fast_grad)
         if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
         return y

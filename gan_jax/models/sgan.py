@@ -20,6 +20,11 @@ from gan_jax.models.layers import ConvTranspose
 NUM_CLASSES = 10
 
 
+def _dot_general_f32(*args, **kwargs):
+    """`lax.dot_general` accumulating and returning float32 whatever its input dtype."""
+    return lax.dot_general(*args, **kwargs, preferred_element_type=jnp.float32)
+
+
 class WeightNormDense(nn.Module):
     """Dense layer with weight normalization, W = scale · v / ‖v‖ per output unit (Salimans & Kingma 2016).
 
@@ -30,10 +35,13 @@ class WeightNormDense(nn.Module):
     Attributes:
       features: output units.
       train_scale: whether `scale` is learned; when False it keeps its initialized value.
+      dtype: the matrix product's input dtype (bfloat16 for mixed precision); it accumulates and
+        returns float32, and the parameters are float32.
     """
 
     features: int
     train_scale: bool = False
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, ddi: bool = False) -> jax.Array:
@@ -42,7 +50,8 @@ class WeightNormDense(nn.Module):
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         if not self.train_scale:
             scale = lax.stop_gradient(scale)
-        y = x @ (v * (scale / jnp.sqrt(jnp.sum(jnp.square(v), axis=0))))
+        w = v * (scale / jnp.sqrt(jnp.sum(jnp.square(v), axis=0)))
+        y = jnp.dot(x.astype(self.dtype), w.astype(self.dtype), preferred_element_type=jnp.float32)
         if not ddi:
             return y + bias
         mean = jnp.mean(y, axis=0)
@@ -81,38 +90,43 @@ class MLPClassifier(nn.Module):
 
     Noise σ=0.3 → [WN-Dense → ReLU → noise σ=0.5] for widths 1000, 500, 250, 250, 250 → WN-Dense 10
     (learned scale). No batch norm, no dropout. Features: the last hidden layer, before its noise.
+    `dtype`: the matrix products' input dtype (see `WeightNormDense`).
     """
 
     widths: tuple[int, ...] = (1000, 500, 250, 250, 250)
     input_noise: float = 0.3
     hidden_noise: float = 0.5
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool, ddi: bool = False):
         x = GaussianNoise(self.input_noise)(images.reshape(images.shape[0], -1), train)
         features = x
         for width in self.widths:
-            features = nn.relu(WeightNormDense(width)(x, ddi))
+            features = nn.relu(WeightNormDense(width, dtype=self.dtype)(x, ddi))
             x = GaussianNoise(self.hidden_noise)(features, train)
-        return WeightNormDense(NUM_CLASSES, train_scale=True)(x, ddi), features
+        return WeightNormDense(NUM_CLASSES, train_scale=True, dtype=self.dtype)(x, ddi), features
 
 
 class MLPGenerator(nn.Module):
     """Improved GAN's MNIST generator: z `[B, noise_dim]` ~ U(0, 1) → images in [0, 1].
 
     [Dense → BN (shift only) → softplus] × widths → WN-Dense 784 (learned scale) → sigmoid.
+    `dtype`: the matrix products' input dtype (see `WeightNormDense`); outputs are float32.
     """
 
     widths: tuple[int, ...] = (500, 500)
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, z: jax.Array, train: bool) -> jax.Array:
         x = z
         for width in self.widths:
-            x = nn.Dense(width, use_bias=False, kernel_init=nn.initializers.glorot_uniform())(x)
+            x = nn.Dense(width, use_bias=False, kernel_init=nn.initializers.glorot_uniform(), dtype=self.dtype,
+                         dot_general=_dot_general_f32)(x)
             x = nn.BatchNorm(use_running_average=not train, use_scale=False, momentum=0.9, epsilon=1e-6)(x)
             x = nn.softplus(x)
-        x = WeightNormDense(28 * 28, train_scale=True)(x)
+        x = WeightNormDense(28 * 28, train_scale=True, dtype=self.dtype)(x)
         return nn.sigmoid(x).reshape(-1, 28, 28, 1)
 
 

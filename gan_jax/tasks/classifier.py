@@ -33,6 +33,7 @@ from gan_jax.config import SGANConfig, SupervisedConfig
 from gan_jax.errors import DataError
 from gan_jax.losses import cross_entropy, feature_matching_loss, sgan_generator_loss, unsupervised_loss
 from gan_jax.models import ConvClassifier, ConvGenerator, MLPClassifier, MLPGenerator, data_dependent_init
+from gan_jax.parallel import shard_batch
 from gan_jax.steps import (Metrics, ModelState, TrainState, apply_gradients, batch_indices, create_model_state,
                            ema_params, over_members, update_ema)
 
@@ -74,7 +75,12 @@ class SupervisedTask:
     # ---- configuration-derived pieces
     @property
     def family(self) -> Family:
-        return FAMILIES[self.config.model]
+        family = FAMILIES[self.config.model]
+        if self.config.compute_dtype == "float32":
+            return family
+        dtype = jnp.dtype(self.config.compute_dtype)
+        return family._replace(classifier=family.classifier.clone(dtype=dtype),
+                               generator=family.generator.clone(dtype=dtype))
 
     @property
     def tx(self) -> optax.GradientTransformation:
@@ -204,7 +210,7 @@ class SupervisedTask:
         if self.generates:
             for name in ("unlabeled", "unlabeled_g"):
                 batch[name] = self.pixels(jnp.take(unlabeled, batch_indices(plan[name], index, batch_size), axis=0))
-        return self.train_step(models, batch, jax.random.fold_in(key, data_seed))
+        return self.train_step(models, shard_batch(batch), jax.random.fold_in(key, data_seed))
 
     def step(self, models: dict[str, ModelState], data: dict[str, jax.Array], plan: dict[str, jax.Array],
              index: jax.Array, key: jax.Array) -> tuple[dict[str, ModelState], Metrics]:
@@ -262,7 +268,7 @@ class SGANTask(SupervisedTask):
         keys = jax.random.split(key, 7)
         c, g = models["classifier"], models["generator"]
         batch_size = batch["labeled"].shape[0]
-        fakes, g_stats = self._generate_train(g, self.noise(keys[0], batch_size))
+        fakes, g_stats = self._generate_train(g, shard_batch(self.noise(keys[0], batch_size)))
         fakes = jax.lax.stop_gradient(fakes)
         g = g.replace(batch_stats=g_stats)
 
@@ -288,7 +294,7 @@ class SGANTask(SupervisedTask):
             real_features = jax.lax.stop_gradient(real_features)
 
         def generator_loss(params):
-            fakes, stats = self._generate_train(g, self.noise(keys[5], batch_size), params)
+            fakes, stats = self._generate_train(g, shard_batch(self.noise(keys[5], batch_size)), params)
             logits, features, _ = self.classify(c.params, c.batch_stats, fakes, keys[6])
             loss = feature_matching_loss(features, real_features) if feature_matching else sgan_generator_loss(logits)
             return loss, stats

@@ -18,6 +18,7 @@ from gan_jax import data as data_lib
 from gan_jax.config import FeatureNetConfig
 from gan_jax.losses import cross_entropy
 from gan_jax.models import FeatureNet
+from gan_jax.parallel import shard_batch
 from gan_jax.steps import Metrics, ModelState, TrainState, apply_gradients, batch_indices, create_model_state
 
 _INIT, _DATA, _STEPS = range(3)
@@ -67,7 +68,7 @@ class FeatureTask:
         """One Adam step on batch `index` of the epoch ordered by `perm`, each image randomly shifted."""
         idx = batch_indices(perm, index, self.config.batch_size)
         images, labels = random_shift(data["images"][idx], self.config.max_shift, key), data["labels"][idx]
-        images = data_lib.to_unit_range(images)
+        images, labels = shard_batch((data_lib.to_unit_range(images), labels))
         c = models["classifier"]
 
         def loss_fn(params):

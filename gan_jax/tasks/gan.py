@@ -25,6 +25,7 @@ from gan_jax.config import CGANConfig, GANConfig
 from gan_jax.errors import ConfigError
 from gan_jax.losses import discriminator_loss, generator_loss
 from gan_jax.models import Discriminator, Generator
+from gan_jax.parallel import shard_batch
 from gan_jax.steps import (Metrics, ModelState, TrainState, apply_gradients, batch_indices, create_model_state,
                            ema_params, update_ema)
 
@@ -54,11 +55,13 @@ class GANTask:
 
     @property
     def generator(self) -> Generator:
-        return Generator(tuple(self.config.g_features), fast_grad=self.fast_grad, num_classes=self.num_classes)
+        return Generator(tuple(self.config.g_features), fast_grad=self.fast_grad, num_classes=self.num_classes,
+                         dtype=jnp.dtype(self.config.compute_dtype))
 
     @property
     def discriminator(self) -> Discriminator:
-        return Discriminator(tuple(self.config.d_features), self.config.dropout, num_classes=self.num_classes)
+        return Discriminator(tuple(self.config.d_features), self.config.dropout, num_classes=self.num_classes,
+                             dtype=jnp.dtype(self.config.compute_dtype))
 
     @property
     def g_tx(self) -> optax.GradientTransformation:
@@ -185,9 +188,9 @@ class GANTask:
         one generator forward instead of two: G's VJP from generating the fakes is reused.
         """
         z_key, d_key, g_key = jax.random.split(key, 3)
-        real = data_lib.to_unit_range(real)
+        real, digits = shard_batch((data_lib.to_unit_range(real), digits))
         g = models["generator"]
-        z, fake_digits = self.noise(z_key, real.shape[0]), self.fake_digits(z_key, real.shape[0])
+        z, fake_digits = shard_batch((self.noise(z_key, real.shape[0]), self.fake_digits(z_key, real.shape[0])))
         fakes, g_vjp, stats = jax.vjp(lambda p: self._generate_train(g, z, fake_digits, p), g.params, has_aux=True)
         models, d_loss = self.discriminator_update(models, real, fakes, d_key, digits, fake_digits)
         d_params = models["discriminator"].params

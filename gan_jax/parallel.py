@@ -40,6 +40,8 @@ def initialize_distributed() -> bool:
 
     Returns whether `jax.distributed.initialize` was called. Call it before anything touches a
     device; calling it again is harmless.
+    Raises:
+      ConfigError: JAX_NUM_PROCESSES or JAX_PROCESS_ID is set but not an integer.
     """
     address = os.environ.get("JAX_COORDINATOR_ADDRESS")
     auto = os.environ.get("GAN_JAX_DISTRIBUTED", "").lower() == "auto"
@@ -49,8 +51,11 @@ def initialize_distributed() -> bool:
     if address:
         kwargs["coordinator_address"] = address
         for name, env in (("num_processes", "JAX_NUM_PROCESSES"), ("process_id", "JAX_PROCESS_ID")):
-            if os.environ.get(env):
-                kwargs[name] = int(os.environ[env])
+            value = os.environ.get(env, "")
+            if value:
+                if not value.isdigit():
+                    raise ConfigError(f"{env} must be a non-negative integer, got {value!r}; fix or unset it")
+                kwargs[name] = int(value)
     jax.distributed.initialize(**kwargs)
     log.info("process %d of %d, %d devices in all", jax.process_index(), jax.process_count(), jax.device_count())
     return True

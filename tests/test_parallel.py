@@ -47,7 +47,6 @@ def test_sharded_checkpoint_resumes_exactly(report):
 def test_one_device_means_no_mesh_and_identity_sharding():
     assert parallel.data_mesh(1) is None
     x = jnp.arange(6.0).reshape(3, 2)
-    assert jax.jit(parallel.shard_batch)(x) is not None
     np.testing.assert_array_equal(jax.jit(parallel.shard_batch)(x), x)
     assert parallel.replicate({"x": x}, None)["x"] is x
 
@@ -55,3 +54,37 @@ def test_one_device_means_no_mesh_and_identity_sharding():
 def test_bad_device_count_is_a_config_error():
     with pytest.raises(ConfigError, match="devices must be in 1..1"):
         parallel.data_mesh(2)
+
+
+@pytest.fixture
+def fake_initialize(monkeypatch):
+    """Records `jax.distributed.initialize`'s arguments instead of joining a cluster."""
+    calls = []
+    for env in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "GAN_JAX_DISTRIBUTED"):
+        monkeypatch.delenv(env, raising=False)
+    monkeypatch.setattr(jax.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(jax.distributed, "initialize", lambda **kwargs: calls.append(kwargs))
+    return calls
+
+
+def test_distributed_is_joined_only_when_the_environment_asks(fake_initialize, monkeypatch):
+    assert parallel.initialize_distributed() is False and fake_initialize == []
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "host0:1234")
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "4")
+    monkeypatch.setenv("JAX_PROCESS_ID", "2")
+    assert parallel.initialize_distributed() is True
+    assert fake_initialize == [{"coordinator_address": "host0:1234", "num_processes": 4, "process_id": 2}]
+
+
+def test_distributed_auto_lets_jax_detect_the_cluster(fake_initialize, monkeypatch):
+    monkeypatch.setenv("GAN_JAX_DISTRIBUTED", "auto")
+    assert parallel.initialize_distributed() is True
+    assert fake_initialize == [{}]
+
+
+def test_distributed_rejects_a_non_integer_process_id(fake_initialize, monkeypatch):
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "host0:1234")
+    monkeypatch.setenv("JAX_PROCESS_ID", "first")
+    with pytest.raises(ConfigError, match="JAX_PROCESS_ID must be a non-negative integer, got 'first'"):
+        parallel.initialize_distributed()
+    assert fake_initialize == []

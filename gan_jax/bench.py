@@ -32,7 +32,7 @@ from gan_jax.data import MNIST
 from gan_jax.steps import default_steps_per_call, make_runner
 
 MODELS = ("dcgan", "sgan")
-SGAN_EPOCH_STEPS = 600  # 60,000 training images / batch 100: the recipe's epoch
+MNIST_TRAIN_EXAMPLES = 60_000  # the recipe's epoch is this many images
 
 
 def matmul_peak_gflops(dtype: str = "float32", n: int = 2048, repeats: int = 5) -> float:
@@ -98,14 +98,15 @@ def time_task(task, train: MNIST, steps: int, steps_per_call: int | None = None)
     compiled = run.lower(state, data, plan).compile()
     compile_s = time.perf_counter() - start
     program_bytes = program_memory_bytes(compiled)
-    flops_per_step = step_flops(task, data, plan, state, steps_per_epoch)
+    one_step = compiled if per_call == 1 else make_runner(task.step, steps_per_epoch, 1).lower(state, data, plan).compile()
+    flops_per_step = program_flops(one_step)
 
-    state, metrics, _ = run(state, data, plan)  # warm-up (same compiled program)
+    state, metrics, _ = compiled(state, data, plan)  # warm-up
     jax.block_until_ready(metrics)
     calls = max(-(-steps // per_call), 1)  # a call past the epoch's end wraps around the same plan
     start = time.perf_counter()
     for _ in range(calls):
-        state, metrics, _ = run(state, data, plan)
+        state, metrics, _ = compiled(state, data, plan)
     jax.block_until_ready(metrics)
     elapsed = time.perf_counter() - start
     steps_per_s = calls * per_call / elapsed
@@ -119,10 +120,9 @@ def time_task(task, train: MNIST, steps: int, steps_per_call: int | None = None)
     }
 
 
-def step_flops(task, data, plan, state, steps_per_epoch: int) -> float:
-    """FLOPs of one step from XLA's cost analysis of a one-step program (a scan's loop body would
-    be counted once, not once per iteration)."""
-    compiled = make_runner(task.step, steps_per_epoch, 1).lower(state, data, plan).compile()
+def program_flops(compiled) -> float:
+    """FLOPs of a compiled program by XLA's cost analysis. Give it a one-step program: a scan's
+    loop body is counted once, not once per iteration."""
     cost = compiled.cost_analysis()
     cost = (cost[0] if isinstance(cost, (list, tuple)) else cost) or {}
     return float(cost.get("flops", 0.0))
@@ -144,18 +144,20 @@ def bench_sgan(steps: int, *, members: int = 1, batch_size: int = 100, compute_d
                steps_per_call: int | None = None) -> dict:
     """The SGAN MLP recipe's step (classifier then generator) for `members` vmapped data seeds.
 
-    Adds `epoch_s` and `recipe_300_epochs_s`: the recipe's 600-step epoch and 300 epochs at the
-    measured rate (the step does not depend on the data, so synthetic images time it exactly).
+    Adds `epoch_s` and `recipe_300_epochs_s`: the recipe's epoch (60,000 images; 600 steps at batch
+    100) and 300 epochs at the measured rate (the step does not depend on the data, so synthetic
+    images time it exactly).
     """
     from gan_jax.tasks import SGANTask
 
     config = SGANConfig.recipe("mlp", batch_size=batch_size, data_seeds=tuple(range(members)),
                                compute_dtype=compute_dtype)
     task = SGANTask(config)
-    per_call = steps_per_call or default_steps_per_call(SGAN_EPOCH_STEPS, convolutions=False)
+    recipe_epoch_steps = task.steps_per_epoch(MNIST_TRAIN_EXAMPLES)
+    per_call = steps_per_call or default_steps_per_call(recipe_epoch_steps, convolutions=False)
     steps_per_epoch = max(steps + 2 * per_call, 2 * per_call)
     row = time_task(task, synthetic_mnist(batch_size * steps_per_epoch), steps, per_call)
-    epoch_s = SGAN_EPOCH_STEPS / row["steps_per_s"]
+    epoch_s = recipe_epoch_steps / row["steps_per_s"]
     return {"model": "sgan_mlp", "batch_size": batch_size, "members": members, "compute_dtype": compute_dtype,
             **row, "images_per_s": round(row["steps_per_s"] * batch_size * members, 1),
             "epoch_s": round(epoch_s, 2), "recipe_300_epochs_s": round(300 * epoch_s, 1)}

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 from jax import lax
 
-from gan_jax.models import ConvTranspose, Discriminator, Generator, conv_transpose
+import flax.linen as nn
+
+from gan_jax.models import Conv, ConvTranspose, Discriminator, Generator, conv, conv_transpose
 
 
 def test_generator_maps_noise_to_images_in_tanh_range():
@@ -73,6 +75,56 @@ def test_fast_conv_transpose_gradients_equal_autodiff(stride):
     plain = jax.grad(loss, argnums=(0, 1))(x, k, False)
     for a, b in zip(fast, plain):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(b))))
+
+
+def _dilated_convolutions(fn, *args) -> int:
+    """How many convolutions with a dilated input (XLA:CPU's slow kind) `fn` runs, compiled."""
+    hlo = jax.jit(fn).lower(*args).compile().as_text()
+    return sum("lhs_dilate=" in line for line in hlo.splitlines() if " convolution(" in line)
+
+
+# (input HW, kernel HW, strides): odd kernels, an even kernel, unequal strides, stride 3.
+SUBPIXEL_CASES = [((7, 7), (5, 5), (2, 2)), ((5, 6), (4, 3), (2, 3)), ((4, 4), (3, 3), (3, 3)), ((3, 5), (1, 2), (2, 2))]
+
+
+@pytest.mark.parametrize("size,kernel_size,strides", SUBPIXEL_CASES)
+def test_wide_conv_transpose_runs_in_subpixel_form_with_the_same_values(size, kernel_size, strides):
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, *size, 3))
+    k = jax.random.normal(jax.random.PRNGKey(1), (*kernel_size, 32, 3))  # 32 output channels
+    expected = conv_transpose(x, k, strides, fast_grad=False)
+    assert expected.shape == (2, size[0] * strides[0], size[1] * strides[1], 32)
+    np.testing.assert_allclose(conv_transpose(x, k, strides), expected, rtol=1e-5, atol=1e-5)
+    assert _dilated_convolutions(lambda x: conv_transpose(x, k, strides, fast_grad=False), x) == 1
+    assert _dilated_convolutions(lambda x: conv_transpose(x, k, strides), x) == 0
+
+
+@pytest.mark.parametrize("channels,size,strides", [(32, 14, 2), (4, 14, 2), (32, 15, 2), (32, 9, 1)],
+                         ids=["subpixel", "narrow", "uneven", "stride1"])
+def test_fast_conv_gradients_equal_autodiff(channels, size, strides):
+    y = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, channels))
+    k = jax.random.normal(jax.random.PRNGKey(1), (5, 5, channels, 6))
+    out = -(-size // strides)
+    w = jax.random.normal(jax.random.PRNGKey(2), (2, out, out, 6))
+
+    def loss(y, k, fast):
+        return jnp.sum(w * jnp.tanh(conv(y, k, (strides, strides), fast_grad=fast)))
+
+    np.testing.assert_array_equal(conv(y, k, (strides, strides)), conv(y, k, (strides, strides), fast_grad=False))
+    fast = jax.grad(loss, argnums=(0, 1))(y, k, True)
+    plain = jax.grad(loss, argnums=(0, 1))(y, k, False)
+    for a, b in zip(fast, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * float(jnp.max(jnp.abs(b))))
+    subpixel = channels >= 32 and size % strides == 0
+    grad_y = lambda y: jax.grad(loss)(y, k, True)
+    assert _dilated_convolutions(grad_y, y) == (0 if subpixel or strides == 1 else 1)
+
+
+def test_conv_module_matches_linen_conv_with_the_same_variables():
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 14, 14, 3))
+    ours, linen = Conv(8, strides=(2, 2)), nn.Conv(8, (5, 5), strides=(2, 2), padding="SAME")
+    variables = linen.init(jax.random.PRNGKey(1), x)
+    assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == jax.tree.map(jnp.shape, variables)
+    np.testing.assert_allclose(ours.apply(variables, x), linen.apply(variables, x), rtol=1e-5, atol=1e-5)
 
 
 def test_conv_transpose_module_kernel_layout_and_bias():

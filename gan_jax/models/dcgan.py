@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models.layers import ConvTranspose
+from gan_jax.models.layers import Conv, ConvTranspose
 
 LEAK = 0.3  # Keras LeakyReLU's default slope, used by the tutorial
 
@@ -49,20 +49,22 @@ class Discriminator(nn.Module):
 
     Conv(f0, 5×5, s2) → LReLU → Dropout → Conv(f1, 5×5, s2) → LReLU → Dropout → h → Dense 1.
     A conditional discriminator adds the projection `⟨embed(digit), h⟩` (Miyato & Koyama 2018).
-    Dropout is active when `train` and draws from the 'dropout' RNG stream. `dtype` is the compute
+    Dropout is active when `train` and draws from the 'dropout' RNG stream. `fast_grad` computes the
+    convolutions' input-gradients in sub-pixel form where that is faster. `dtype` is the compute
     dtype (parameters stay float32); the logits come back as float32 either way.
     """
 
     features: tuple[int, int] = (64, 128)
     dropout: float = 0.3
     num_classes: int = 0
+    fast_grad: bool = True
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool, labels: jax.Array | None = None) -> jax.Array:
         init = nn.initializers.glorot_uniform()
         for width in self.features:
-            x = nn.Conv(width, (5, 5), strides=(2, 2), padding="SAME", kernel_init=init, dtype=self.dtype)(x)
+            x = Conv(width, strides=(2, 2), fast_grad=self.fast_grad, kernel_init=init, dtype=self.dtype)(x)
             x = nn.Dropout(self.dropout, deterministic=not train)(nn.leaky_relu(x, LEAK))
         h = x.reshape(x.shape[0], -1)
         logits = nn.Dense(1, kernel_init=init, dtype=self.dtype)(h)[:, 0]

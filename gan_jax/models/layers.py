@@ -1,28 +1,35 @@
-"""Shared layers: a transposed convolution whose gradients are ordinary strided convolutions.
+"""Shared convolution layers whose gradients avoid XLA:CPU's slow convolution kinds.
 
 `conv_transpose` has TensorFlow's `Conv2DTranspose` semantics: it is the input-gradient of a
-strided convolution. XLA:CPU computes the kernel gradient of such a layer (a convolution with
-dilated input) about 10x slower than an ordinary convolution's kernel gradient. Because the layer
-is the adjoint of a strided conv S_K, both of its gradients can be written through S_K itself:
+strided convolution S_K. XLA:CPU runs convolutions with a dilated input (what autodiff makes of
+both a transposed convolution and a strided convolution's input-gradient) several times slower
+than ordinary ones. With `fast_grad=True` the layers here use two identities instead:
 
-  out = S_K^T x,   dL/dx = S_K g,   dL/dK = d/dK <S_K g, x>,
+* Adjoints: for `out = S_K^T x`, `dL/dx = S_K g` and `dL/dK = d/dK <S_K g, x>`, both ordinary
+  strided convolutions (a `custom_vjp`).
+* Sub-pixel form: a stride-s transposed convolution equals one stride-1 convolution with s·s·C_out
+  output channels (one kernel phase per output sub-pixel) followed by depth-to-space. It replaces
+  the transposed convolution in `conv_transpose`'s forward pass and in `conv`'s input-gradient,
+  where it pays: on CPU with C_out ≥ 32 (measured; see `_subpixel_pays`).
 
-which `conv_transpose` does with a `custom_vjp`. It computes the same function as plain autodiff
-(`fast_grad=False`), which the tests check.
+Both compute the same function as plain autodiff (`fast_grad=False`), which the tests check.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
+# Below this many output channels the sub-pixel form lost to XLA:CPU's own transposed convolution
+# (DCGAN layers at batch 256; benchmarks/results/speed_cpu.md).
+_SUBPIXEL_MIN_FEATURES = 32
 
 
 def _strided_conv(y: jax.Array, kernel: jax.Array, strides: tuple[int, int], padding: str) -> jax.Array:
@@ -37,23 +44,80 @@ def _plain_conv_transpose(x, kernel, strides, padding):
     return adjoint(x)[0]
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _fast_conv_transpose(x, kernel, strides, padding):
+def _phase_taps(k: int, s: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Along one axis of a SAME stride-`s` convolution with a `k`-tap kernel over `n·s` inputs:
+    output sub-pixel r of its transpose reads kernel tap `taps[r, u]` at window position u of a
+    stride-1 convolution over the `n` inputs padded by `pads`, where `valid[r, u]`."""
+    lo = max(k - s, 0) // 2  # SAME padding before the input: ((n-1)·s + k - n·s) // 2
+    d_min, d_max = -((s - 1 + lo) // s), (k - 1 - lo) // s
+    width = d_max - d_min + 1
+    taps = np.zeros((s, width), np.int32)
+    valid = np.zeros((s, width), bool)
+    for r in range(s):
+        for u in range(width):
+            t = s * (d_max - u) + r + lo
+            if 0 <= t < k:
+                taps[r, u], valid[r, u] = t, True
+    return taps, valid, (d_max, -d_min)
+
+
+def _subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides: tuple[int, int]) -> jax.Array:
+    """`_plain_conv_transpose(x, kernel, strides, "SAME")` as a stride-1 conv + depth-to-space."""
+    n, h, w, _ = x.shape
+    kh, kw, c_out, c_in = kernel.shape
+    (sh, sw) = strides
+    taps_h, valid_h, pads_h = _phase_taps(kh, sh)
+    taps_w, valid_w, pads_w = _phase_taps(kw, sw)
+    phases = kernel[taps_h[:, :, None, None], taps_w[None, None]]  # [sh, kh', sw, kw', C_out, C_in]
+    valid = (valid_h[:, :, None, None] & valid_w[None, None])[..., None, None]
+    phases = jnp.where(valid, phases, jnp.zeros((), kernel.dtype)).transpose(1, 3, 5, 0, 2, 4)
+    phases = phases.reshape(taps_h.shape[1], taps_w.shape[1], c_in, sh * sw * c_out)
+    z = lax.conv_general_dilated(x, phases, (1, 1), [pads_h, pads_w], dimension_numbers=_DIMS)
+    z = z.reshape(n, h, w, sh, sw, c_out).transpose(0, 1, 3, 2, 4, 5)
+    return z.reshape(n, h * sh, w * sw, c_out)
+
+
+def _subpixel_pays(c_out: int, strides: tuple[int, int], padding: str) -> bool:
+    """Whether the sub-pixel form beats XLA's transposed convolution with `c_out` outputs. Measured
+    on XLA:CPU only: other backends keep XLA's own (cuDNN has native transposed convolutions)."""
+    return (padding == "SAME" and max(strides) > 1 and c_out >= _SUBPIXEL_MIN_FEATURES
+            and jax.default_backend() == "cpu")
+
+
+def _fast_transpose_forward(x, kernel, strides, padding):
+    if _subpixel_pays(kernel.shape[2], strides, padding):
+        return _subpixel_conv_transpose(x, kernel, strides)
     return _plain_conv_transpose(x, kernel, strides, padding)
 
 
-def _fast_fwd(x, kernel, strides, padding):
-    return _plain_conv_transpose(x, kernel, strides, padding), (x, kernel)
-
-
-def _fast_bwd(strides, padding, residuals, g):
-    x, kernel = residuals
+def _transpose_backward(strides, padding, x, kernel, g):
     dx = _strided_conv(g, kernel, strides, padding)
     _, kernel_vjp = jax.vjp(lambda k: _strided_conv(g, k, strides, padding), kernel)
     return dx, kernel_vjp(x)[0]
 
 
-_fast_conv_transpose.defvjp(_fast_fwd, _fast_bwd)
+def _conv_backward(strides, padding, y, kernel, g):
+    _, kernel_vjp = jax.vjp(lambda k: _strided_conv(y, k, strides, padding), kernel)
+    even = all(size == out * s for size, out, s in zip(y.shape[1:3], g.shape[1:3], strides))
+    if even and _subpixel_pays(kernel.shape[2], strides, padding):
+        dy = _subpixel_conv_transpose(g, kernel, strides)
+    else:
+        _, input_vjp = jax.vjp(lambda y: _strided_conv(y, kernel, strides, padding), y)
+        (dy,) = input_vjp(g)
+    return dy, kernel_vjp(g)[0]
+
+
+def _with_backward(forward, backward):
+    """`forward(x, kernel, strides, padding)` as a `custom_vjp` whose cotangents for `(x, kernel)`
+    are `backward(strides, padding, x, kernel, g)`."""
+    op = jax.custom_vjp(forward, nondiff_argnums=(2, 3))
+    op.defvjp(lambda x, kernel, strides, padding: (forward(x, kernel, strides, padding), (x, kernel)),
+              lambda strides, padding, residuals, g: backward(strides, padding, *residuals, g))
+    return op
+
+
+_fast_conv_transpose = _with_backward(_fast_transpose_forward, _transpose_backward)
+_fast_conv = _with_backward(_strided_conv, _conv_backward)
 
 
 def conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1), padding: str = "SAME",
@@ -65,12 +129,34 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1,
       kernel: `[kh, kw, C_out, C_in]` (TensorFlow's Conv2DTranspose layout).
       strides: the upsampling factors (s_h, s_w).
       padding: padding of the strided convolution this layer is the adjoint of.
-      fast_grad: compute the gradients as strided convolutions (same values, faster on CPU).
+      fast_grad: use the module docstring's identities (same values, faster on CPU).
     """
     strides = tuple(int(s) for s in strides)
     if fast_grad:
         return _fast_conv_transpose(x, kernel, strides, padding)
     return _plain_conv_transpose(x, kernel, strides, padding)
+
+
+def conv(y: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1), padding: str = "SAME",
+         fast_grad: bool = True) -> jax.Array:
+    """2-D convolution (cross-correlation, as `lax.conv_general_dilated`), `[N, H, W, C_in]` →
+    `[N, ceil(H/s_h), ceil(W/s_w), C_out]` with kernel `[kh, kw, C_in, C_out]`.
+
+    `fast_grad` computes the input-gradient in sub-pixel form where that pays (same values).
+    """
+    strides = tuple(int(s) for s in strides)
+    if fast_grad:
+        return _fast_conv(y, kernel, strides, padding)
+    return _strided_conv(y, kernel, strides, padding)
+
+
+def _conv_layer(module: nn.Module, op, kernel_shape: tuple[int, ...], x: jax.Array) -> jax.Array:
+    """The body both linen layers share: float32 parameters, `op` in `module.dtype`, optional bias."""
+    kernel = module.param("kernel", module.kernel_init, kernel_shape, jnp.float32)
+    y = op(x.astype(module.dtype), kernel.astype(module.dtype), module.strides, "SAME", module.fast_grad)
+    if module.use_bias:
+        y = y + module.param("bias", nn.initializers.zeros, (module.features,), jnp.float32).astype(module.dtype)
+    return y
 
 
 class ConvTranspose(nn.Module):
@@ -86,9 +172,21 @@ class ConvTranspose(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        shape = (*self.kernel_size, self.features, x.shape[-1])
-        kernel = self.param("kernel", self.kernel_init, shape, jnp.float32)
-        y = conv_transpose(x.astype(self.dtype), kernel.astype(self.dtype), self.strides, "SAME", self.fast_grad)
-        if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
-        return y
+        return _conv_layer(self, conv_transpose, (*self.kernel_size, self.features, x.shape[-1]), x)
+
+
+class Conv(nn.Module):
+    """Linen SAME convolution with `nn.Conv`'s parameters (`kernel` `[kh, kw, C_in, C_out]`,
+    `bias`) and `conv`'s fast input-gradient."""
+
+    features: int
+    kernel_size: tuple[int, int] = (5, 5)
+    strides: tuple[int, int] = (1, 1)
+    use_bias: bool = True
+    fast_grad: bool = True
+    kernel_init: Any = nn.initializers.lecun_normal()
+    dtype: Any = jnp.float32  # compute dtype; the parameters are float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return _conv_layer(self, conv, (*self.kernel_size, x.shape[-1], self.features), x)

@@ -61,7 +61,7 @@ class GANTask:
     @property
     def discriminator(self) -> Discriminator:
         return Discriminator(tuple(self.config.d_features), self.config.dropout, num_classes=self.num_classes,
-                             dtype=jnp.dtype(self.config.compute_dtype))
+                             fast_grad=self.fast_grad, dtype=jnp.dtype(self.config.compute_dtype))
 
     @property
     def g_tx(self) -> optax.GradientTransformation:

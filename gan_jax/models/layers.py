@@ -98,10 +98,9 @@ def _transpose_backward(strides, padding, x, kernel, g):
 
 def _conv_backward(strides, padding, y, kernel, g):
     _, kernel_vjp = jax.vjp(lambda k: _strided_conv(y, k, strides, padding), kernel)
-    even = all(size == out * s for size, out, s in zip(y.shape[1:3], g.shape[1:3], strides))
-    if even and _subpixel_pays(kernel.shape[2], strides, padding):
-        dy = _subpixel_conv_transpose(g, kernel, strides)
-    else:
+    if all(size == out * s for size, out, s in zip(y.shape[1:3], g.shape[1:3], strides)):
+        dy = _fast_transpose_forward(g, kernel, strides, padding)  # S_K^T g
+    else:  # an input size the stride does not divide, which no transposed conv of g has
         _, input_vjp = jax.vjp(lambda y: _strided_conv(y, kernel, strides, padding), y)
         (dy,) = input_vjp(g)
     return dy, kernel_vjp(g)[0]

@@ -12,6 +12,7 @@ import logging
 import pathlib
 import sys
 
+from gan_jax.config import G_LOSSES
 from gan_jax.errors import TrainingStopped, UserError
 
 PROG = "gan-jax"
@@ -88,10 +89,19 @@ def _add_classifier_args(parser: argparse.ArgumentParser, *, sgan: bool, sweep: 
     parser.add_argument("--learning-rate", type=_positive_float, default=None, help="Adam (default: mlp 3e-3, conv 1e-3)")
     parser.add_argument("--beta1", type=float, default=None, help="Adam's beta1 (default: mlp 0.5, conv 0.9)")
     parser.add_argument("--ema-decay", type=float, default=None,
-                        help="evaluate an EMA of the classifier with this decay; 0 = off (default: mlp 0.999, conv 0)")
+                        help="evaluate an EMA of the classifier with this decay; 0 = off (default: mlp 0.9999, conv 0)")
+    parser.add_argument("--adam-eps", type=float, default=None,
+                        help="Adam's epsilon outside the square root (default: mlp 0, conv 1e-8)")
+    parser.add_argument("--adam-eps-root", type=float, default=None,
+                        help="Adam's epsilon inside the square root, as Improved GAN's script (default: mlp 1e-8, conv 0)")
     if sgan:
-        parser.add_argument("--g-loss", choices=("feature_matching", "non_saturating"), default=None,
-                            help="generator loss (default: mlp feature_matching, conv non_saturating)")
+        parser.add_argument("--g-loss", choices=G_LOSSES, default=None,
+                            help="generator loss: feature_matching_l1 (mean |gap|, Bad GAN's), feature_matching "
+                                 "(mean square, Improved GAN's) or non_saturating (default: mlp feature_matching_l1, "
+                                 "conv non_saturating)")
+        parser.add_argument("--fm-after-noise", action=argparse.BooleanOptionalAction, default=None,
+                            help="mlp: match the last hidden layer after its Gaussian noise (default) or before it "
+                                 "(--no-fm-after-noise, Improved GAN's script)")
         parser.add_argument("--unlabeled-weight", type=float, default=None,
                             help="weight of the real/fake loss (default 1)")
         parser.add_argument("--noise-dim", type=_positive_int, default=None, help="generator input size (default 100)")
@@ -160,9 +170,9 @@ def _add_gan_args(parser: argparse.ArgumentParser) -> None:
 _GAN_FIELDS = ("epochs", "steps", "batch_size", "seed", "learning_rate", "d_learning_rate", "beta1", "g_ema_decay",
                "eval_every_epoch", "eval_samples", "steps_per_call", "checkpoint_every", "noise_dim", "g_features",
                "d_features", "data_source", "compute_dtype")
-_CLASSIFIER_FIELDS = ("epochs", "steps", "batch_size", "seed", "learning_rate", "beta1", "ema_decay",
-                      "steps_per_call", "checkpoint_every", "data_source", "compute_dtype")
-_SGAN_FIELDS = ("g_loss", "unlabeled_weight", "noise_dim")
+_CLASSIFIER_FIELDS = ("epochs", "steps", "batch_size", "seed", "learning_rate", "beta1", "ema_decay", "adam_eps",
+                      "adam_eps_root", "steps_per_call", "checkpoint_every", "data_source", "compute_dtype")
+_SGAN_FIELDS = ("g_loss", "unlabeled_weight", "noise_dim", "fm_after_noise")
 
 
 def _classifier_overrides(args) -> dict:

@@ -4,7 +4,8 @@ It knows nothing of a task's maths. A task (`GANTask`, `SGANTask`, `SupervisedTa
 `device_data(train)`, `steps_per_epoch(n)`, `epoch_plan(epoch, n)`, `init(data)`, the pure `step`
 (compiled by `steps.make_runner`), `evaluate(state, test)`, and for tasks that `generates`,
 `fixed_noise()` and `sample(state, noise)`; `loss_keys` name the step's metrics and `members` the
-ensemble members (one per data seed; `({},)` for a single model). Everything a step draws is a
+ensemble members (one per data seed; `({},)` for a single model); `adversarial_losses` names the
+(real/fake, generator) loss pair the collapse guard watches (`gan_jax.collapse`), or is None. Everything a step draws is a
 function of (seed, step), so a run killed at any moment and restarted with the same command ends
 bit-identical to an uninterrupted one.
 
@@ -29,7 +30,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from gan_jax import parallel, plots
+from gan_jax import collapse, parallel, plots
 from gan_jax.checkpoint import CheckpointStore
 from gan_jax.config import CGANConfig, FeatureNetConfig, GANConfig, SGANConfig, SupervisedConfig
 from gan_jax.data import MNIST, check_images, load_mnist
@@ -323,8 +324,23 @@ def _end_of_segment(task, state, workdir, test_data, epoch, step, counters, *, e
                  " ".join(f"{k} {v:.4f}" for k, v in row.items() if k in task.loss_keys or k in evaluation))
     _append_row(workdir, TIMING_FILE, timing)
     log.info("%.2f steps/s", timing["steps_per_s"])
+    if epoch_done:
+        _warn_on_collapse(task, workdir, epoch)
     if task.generates and parallel.is_writer():
         plots.save_grid(workdir / "samples" / f"epoch_{epoch + 1:04d}.png", task.sample(state, task.fixed_noise()))
+
+
+def _warn_on_collapse(task, workdir: pathlib.Path, epoch: int) -> None:
+    """Logs `collapse.warning` for each member whose losses just started the collapse pattern."""
+    keys = task.adversarial_losses
+    if keys is None or not parallel.is_writer():
+        return
+    rows = [row for row in read_metrics(workdir) if not row.get("partial")]
+    for member in task.members:
+        mine = [row for row in rows if all(row.get(k) == v for k, v in member.items())]
+        d, g = ([row[key] for row in mine] for key in keys)
+        if collapse.newly_collapsing(d, g):
+            log.warning(collapse.warning(epoch + 1, member, *keys, d, g))
 
 
 def _final_figures(task, state: TrainState, workdir: pathlib.Path, images: np.ndarray) -> None:

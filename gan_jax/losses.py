@@ -53,13 +53,25 @@ def unsupervised_loss(real_class_logits: jax.Array, fake_class_logits: jax.Array
 
 
 def feature_matching_loss(fake_features: jax.Array, real_features: jax.Array) -> jax.Array:
-    """Mean over features of the squared difference of batch means: `mean((E f(G(z)) - E f(x))²)`.
+    """Mean over features of the squared difference of batch means: `mean((E f(G(z)) - E f(x))²)`, ≥ 0.
+
+    Improved GAN's form (Salimans et al. 2016). Its gradient grows with the gap, so a generator
+    that falls behind a winning discriminator gets ever larger updates.
 
     Args:
       fake_features: `[B, F]` classifier features of generated images.
       real_features: `[B', F]` of real images (Improved GAN: a second unlabeled batch).
     """
     return jnp.mean(jnp.square(jnp.mean(fake_features, axis=0) - jnp.mean(real_features, axis=0)))
+
+
+def feature_matching_l1_loss(fake_features: jax.Array, real_features: jax.Array) -> jax.Array:
+    """Mean over features of the absolute difference of batch means: `mean(|E f(G(z)) - E f(x)|)`, ≥ 0.
+
+    Bad GAN's form (Dai et al. 2017, its MNIST code): each feature's gradient is bounded by 1/F
+    whatever the gap. Arguments as in `feature_matching_loss`.
+    """
+    return jnp.mean(jnp.abs(jnp.mean(fake_features, axis=0) - jnp.mean(real_features, axis=0)))
 
 
 def sgan_generator_loss(fake_class_logits: jax.Array) -> jax.Array:

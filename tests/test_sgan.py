@@ -12,9 +12,9 @@ import pytest
 from gan_jax import MNIST, SGANConfig, SGANTask, SupervisedConfig, SupervisedTask, evaluate_run, train
 from gan_jax.api import run_info
 from gan_jax.data import labeled_subset
-from gan_jax.losses import (cross_entropy, feature_matching_loss, real_fake_logit, sgan_generator_loss,
-                            unsupervised_loss)
-from gan_jax.models import WeightNormDense, data_dependent_init
+from gan_jax.losses import (cross_entropy, feature_matching_l1_loss, feature_matching_loss, real_fake_logit,
+                            sgan_generator_loss, unsupervised_loss)
+from gan_jax.models import MLPClassifier, WeightNormDense, data_dependent_init
 from gan_jax.steps import make_runner
 
 SMALL = dict(labels=20, batch_size=10, epochs=1)
@@ -95,6 +95,68 @@ def test_feature_matching_and_generator_loss_hand_values():
 
 
 # ---- models
+
+def test_l1_feature_matching_hand_value_and_bounded_gradient():
+    fake = jnp.array([[1.0, 2.0, -1.0], [3.0, 2.0, -1.0]])  # batch means (2, 2, -1)
+    real = jnp.array([[0.0, 5.0, -2.0], [0.0, 1.0, -2.0]])  # batch means (0, 3, -2): gaps (2, -1, 1)
+    np.testing.assert_allclose(feature_matching_l1_loss(fake, real), (2.0 + 1.0 + 1.0) / 3, rtol=1e-6)
+    # d/dfake[b, f] = sign(gap_f) / (F · B): bounded however large the gap, unlike the square's 2·gap_f / (F · B)
+    grads = jax.grad(feature_matching_l1_loss)(fake + jnp.array([1000.0, -1000.0, 1000.0]), real)
+    np.testing.assert_allclose(grads, np.tile([[1 / 6, -1 / 6, 1 / 6]], (2, 1)), atol=1e-7)
+    grads_sq = jax.grad(feature_matching_loss)(fake, real)
+    np.testing.assert_allclose(grads_sq, np.tile([[4 / 6, -2 / 6, 2 / 6]], (2, 1)), atol=1e-7)
+
+
+def test_mlp_optimizer_is_the_improved_gan_scripts_adam():
+    """m̂ / sqrt(v̂ + 1e-8) (Lasagne's Adam in the script: epsilon inside the root), lr 3e-3, β 0.5/0.999."""
+    tx = SGANTask(SGANConfig()).tx
+    params = jnp.array([0.5, -0.2, 0.0])
+    grads = [jnp.array([1e-3, -2.0, 0.0]), jnp.array([3e-4, 1.0, 0.0]), jnp.array([-1e-3, 0.5, 1e-6])]
+    state, p = tx.init(params), params
+    m = v = np.zeros(3)
+    expected = np.asarray(params, np.float64)
+    for t, g in enumerate(grads, start=1):
+        updates, state = tx.update(g, state, p)
+        p = p + updates
+        g = np.asarray(g, np.float64)
+        m, v = 0.5 * m + 0.5 * g, 0.999 * v + 0.001 * g * g
+        expected = expected - 3e-3 * (m / (1 - 0.5 ** t)) / np.sqrt(v / (1 - 0.999 ** t) + 1e-8)
+    np.testing.assert_allclose(p, expected, rtol=1e-5, atol=1e-8)
+    # optax's default (epsilon outside the root) differs most where gradients are tiny
+    default = SGANTask(SGANConfig(adam_eps=1e-8, adam_eps_root=0.0)).tx
+    q, state = params, default.init(params)
+    for g in grads:
+        updates, state = default.update(g, state, q)
+        q = q + updates
+    assert not np.allclose(q[2], p[2], rtol=1e-3)
+
+
+def test_features_after_noise_are_the_output_layers_input():
+    images = jax.random.uniform(jax.random.PRNGKey(0), (4, 28, 28, 1))
+    rngs = {"noise": jax.random.PRNGKey(1)}
+    for after in (True, False):
+        model = MLPClassifier(features_after_noise=after)
+        variables = model.init({"params": jax.random.PRNGKey(2), **rngs}, images, train=False)
+        logits, features = model.apply(variables, images, train=True, rngs=rngs)
+        last = variables["params"]["WeightNormDense_5"]
+        w = last["kernel"] * last["scale"] / jnp.sqrt(jnp.sum(jnp.square(last["kernel"]), axis=0))
+        from_features = features @ w + last["bias"]
+        assert np.allclose(from_features, logits, atol=1e-4) == after
+        assert after or bool(jnp.all(features >= 0))  # before the noise: ReLU outputs
+        eval_features = model.apply(variables, images, train=False)[1]
+        np.testing.assert_allclose(eval_features, MLPClassifier().apply(variables, images, train=False)[1])
+
+
+def test_configs_stored_before_the_recipe_fix_resume_with_their_old_optimizer_and_features():
+    stored = SGANConfig(g_loss="feature_matching", ema_decay=0.999).to_dict()
+    for key in ("adam_eps", "adam_eps_root", "fm_after_noise"):
+        del stored[key]
+    old = SGANConfig.from_dict(stored)
+    assert (old.adam_eps, old.adam_eps_root, old.fm_after_noise) == (1e-8, 0.0, False)
+    assert old.conflicts_with(stored) == []
+    assert set(SGANConfig(g_loss="feature_matching", ema_decay=0.999).conflicts_with(stored)) == {
+        "adam_eps", "adam_eps_root", "fm_after_noise"}
+
 
 def test_data_dependent_init_normalizes_pre_activations_and_fixes_the_scale():
     layer = WeightNormDense(7)
@@ -197,7 +259,16 @@ def test_evaluate_counts_correct_argmax_over_a_padded_last_chunk(digits):
     params = jax.tree.map(lambda x: x[0], state.models["classifier"].params)
     logits, _, _ = task.classify(params, {}, task.pixels(jnp.asarray(test.images)), None, train=False)
     expected = float(np.mean(np.argmax(logits, -1) == test.labels))
-    assert task.evaluate(state, test)["test_accuracy"] == [pytest.approx(expected)]
+    assert task.evaluate(state, test) == {"test_accuracy": [pytest.approx(expected)]}  # no EMA: no raw row
+
+
+def test_evaluate_reports_the_average_and_the_raw_parameters(digits):
+    task = SGANTask(SGANConfig(**SMALL, ema_decay=0.5))
+    state, _, _ = _run(task, digits, 3)
+    test = MNIST(digits.images[:100], digits.labels[:100])
+    result = task.evaluate(state, test)
+    raw = SGANTask(SGANConfig(**SMALL, ema_decay=0.0)).evaluate(state, test)["test_accuracy"]
+    assert set(result) == {"test_accuracy", "test_accuracy_raw"} and result["test_accuracy_raw"] == raw
 
 
 # ---- the loop, resume, evaluate

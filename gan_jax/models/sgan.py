@@ -89,22 +89,26 @@ class MLPClassifier(nn.Module):
     """Improved GAN's MNIST classifier: images in [0, 1] → (logits `[B, 10]`, features `[B, 250]`).
 
     Noise σ=0.3 → [WN-Dense → ReLU → noise σ=0.5] for widths 1000, 500, 250, 250, 250 → WN-Dense 10
-    (learned scale). No batch norm, no dropout. Features: the last hidden layer, before its noise.
+    (learned scale). No batch norm, no dropout. Features: the last hidden layer, before its noise
+    (Improved GAN's), or with `features_after_noise` after it, i.e. the output layer's input
+    (identical when `train` is False).
     `dtype`: the matrix products' input dtype (see `WeightNormDense`).
     """
 
     widths: tuple[int, ...] = (1000, 500, 250, 250, 250)
     input_noise: float = 0.3
     hidden_noise: float = 0.5
+    features_after_noise: bool = False
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool, ddi: bool = False):
         x = GaussianNoise(self.input_noise)(images.reshape(images.shape[0], -1), train)
-        features = x
+        hidden = x
         for width in self.widths:
-            features = nn.relu(WeightNormDense(width, dtype=self.dtype)(x, ddi))
-            x = GaussianNoise(self.hidden_noise)(features, train)
+            hidden = nn.relu(WeightNormDense(width, dtype=self.dtype)(x, ddi))
+            x = GaussianNoise(self.hidden_noise)(hidden, train)
+        features = x if self.features_after_noise else hidden
         return WeightNormDense(NUM_CLASSES, train_scale=True, dtype=self.dtype)(x, ddi), features
 
 

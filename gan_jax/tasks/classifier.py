@@ -31,13 +31,15 @@ import optax
 from gan_jax import data as data_lib
 from gan_jax.config import SGANConfig, SupervisedConfig
 from gan_jax.errors import DataError
-from gan_jax.losses import cross_entropy, feature_matching_loss, sgan_generator_loss, unsupervised_loss
+from gan_jax.losses import (cross_entropy, feature_matching_l1_loss, feature_matching_loss, sgan_generator_loss,
+                            unsupervised_loss)
 from gan_jax.models import ConvClassifier, ConvGenerator, MLPClassifier, MLPGenerator, data_dependent_init
 from gan_jax.parallel import shard_batch
 from gan_jax.steps import (Metrics, ModelState, TrainState, apply_gradients, batch_indices, create_model_state,
                            ema_params, over_members, update_ema)
 
 _INIT, _DATA, _STEPS, _FIXED_NOISE = range(4)
+FEATURE_MATCHING = {"feature_matching": feature_matching_loss, "feature_matching_l1": feature_matching_l1_loss}
 DDI_EXAMPLES = 500  # training images of the data-dependent initialization (Improved GAN's count)
 EVAL_CHUNK = 500
 
@@ -68,6 +70,7 @@ class SupervisedTask:
     config: SupervisedConfig
 
     loss_keys = ("loss",)
+    adversarial_losses = None  # (real/fake loss, generator loss) for the collapse guard; None: not adversarial
     generates = False
     needs_test_split = True
     conditional = False
@@ -76,6 +79,8 @@ class SupervisedTask:
     @property
     def family(self) -> Family:
         family = FAMILIES[self.config.model]
+        if getattr(self.config, "fm_after_noise", False) and self.config.model == "mlp":
+            family = family._replace(classifier=family.classifier.clone(features_after_noise=True))
         if self.config.compute_dtype == "float32":
             return family
         dtype = jnp.dtype(self.config.compute_dtype)
@@ -84,7 +89,10 @@ class SupervisedTask:
 
     @property
     def tx(self) -> optax.GradientTransformation:
-        return optax.adam(self.config.learning_rate, b1=self.config.beta1)
+        """Adam for each model; `adam_eps_root` puts epsilon inside the square root, as the
+        Improved-GAN script's Adam does (update m̂ / sqrt(v̂ + 1e-8))."""
+        c = self.config
+        return optax.adam(c.learning_rate, b1=c.beta1, eps=c.adam_eps, eps_root=c.adam_eps_root)
 
     @property
     def members(self) -> tuple[dict[str, int], ...]:
@@ -226,10 +234,15 @@ class SupervisedTask:
         return jax.vmap(lambda m: ema_params(m, self.config.ema_decay, state.step))(c)
 
     def evaluate(self, state: TrainState, test: data_lib.MNIST) -> dict[str, list[float]]:
-        """Test accuracy of each member (argmax of the logits, noise off, EMA parameters)."""
+        """Test accuracy of each member (argmax of the logits, noise off): `test_accuracy` with the
+        evaluation parameters (`eval_params`), and with an EMA also `test_accuracy_raw`, the raw ones."""
         images = data_lib.check_images(test.images)
-        correct = _count_correct(self, state, jnp.asarray(images), jnp.asarray(test.labels, jnp.int32))
-        return {"test_accuracy": [float(c) / len(images) for c in np.asarray(correct)]}
+        images, labels = jnp.asarray(images), jnp.asarray(test.labels, jnp.int32)
+        c = state.models["classifier"]
+        result = {"test_accuracy": _count_correct(self, self.eval_params(state), c.batch_stats, images, labels)}
+        if self.config.ema_decay:
+            result["test_accuracy_raw"] = _count_correct(self, c.params, c.batch_stats, images, labels)
+        return {k: [float(n) / len(images) for n in np.asarray(v)] for k, v in result.items()}
 
     def _member_correct(self, params, batch_stats, images, labels):
         pad = -len(images) % EVAL_CHUNK
@@ -246,6 +259,7 @@ class SGANTask(SupervisedTask):
     config: SGANConfig
 
     loss_keys = ("sup_loss", "unsup_loss", "g_loss")
+    adversarial_losses = ("unsup_loss", "g_loss")
     generates = True
 
     def noise(self, key: jax.Array, num: int) -> jax.Array:
@@ -288,15 +302,15 @@ class SGANTask(SupervisedTask):
 
         c, (_, (sup, unsup)) = self._update_classifier(c, classifier_loss)
 
-        feature_matching = self.config.g_loss == "feature_matching"
-        if feature_matching:
+        matching_loss = FEATURE_MATCHING.get(self.config.g_loss)
+        if matching_loss:
             _, real_features, _ = self.classify(c.params, c.batch_stats, batch["unlabeled_g"], keys[4])
             real_features = jax.lax.stop_gradient(real_features)
 
         def generator_loss(params):
             fakes, stats = self._generate_train(g, shard_batch(self.noise(keys[5], batch_size)), params)
             logits, features, _ = self.classify(c.params, c.batch_stats, fakes, keys[6])
-            loss = feature_matching_loss(features, real_features) if feature_matching else sgan_generator_loss(logits)
+            loss = matching_loss(features, real_features) if matching_loss else sgan_generator_loss(logits)
             return loss, stats
 
         (g_loss, g_stats), grads = jax.value_and_grad(generator_loss, has_aux=True)(g.params)
@@ -331,11 +345,11 @@ def _plan(task: SupervisedTask, epoch: jax.Array, num_examples: int) -> dict[str
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _count_correct(task: SupervisedTask, state: TrainState, images: jax.Array, labels: jax.Array) -> jax.Array:
-    params = task.eval_params(state)
-    stats = state.models["classifier"].batch_stats
+def _count_correct(task: SupervisedTask, params: Any, batch_stats: Any, images: jax.Array, labels: jax.Array
+                   ) -> jax.Array:
+    """int `[members]`: correct argmax predictions of each member's classifier `params` on `images`."""
     return over_members(task._member_correct, task.num_members, in_axes=(0, 0, None, None))(
-        params, stats, images, labels)
+        params, batch_stats, images, labels)
 
 
 @functools.partial(jax.jit, static_argnums=0)

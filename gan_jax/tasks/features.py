@@ -32,6 +32,7 @@ class FeatureTask:
     config: FeatureNetConfig
 
     loss_keys = ("loss",)
+    adversarial_losses = None
     members = ({},)
     generates = False
     needs_test_split = True

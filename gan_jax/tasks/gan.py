@@ -43,6 +43,7 @@ class GANTask:
 
     # What the host loop reads besides the methods below.
     loss_keys = ("d_loss", "g_loss")
+    adversarial_losses = ("d_loss", "g_loss")  # (real/fake loss, generator loss) for the collapse guard
     members = ({},)  # one model pair, no ensemble axis
     generates = True
     needs_test_split = False

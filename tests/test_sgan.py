@@ -207,12 +207,13 @@ def test_vmapped_seeds_equal_seed_by_seed_runs(kind, digits):
         for key in metrics:
             np.testing.assert_allclose(metrics[key][:, member], alone_metrics[key][:, 0], rtol=2e-4, atol=1e-6)
         for a, b in zip(jax.tree.leaves(together.models), jax.tree.leaves(alone.models)):
-            # Batched matrix products sum in another order; Adam turns a float32 rounding difference
-            # in a near-zero gradient into up to ±lr per step, so a few elements (~1e-5) may differ by
-            # that much: all must be within 2·lr·steps, and 99% equal to float32 precision.
-            a, b = a[member], b[0]
-            close = np.isclose(a, b, rtol=2e-4, atol=2e-6)
-            assert close.mean() > 0.99 and np.max(np.abs(a - b), initial=0) < 2 * 3e-3 * 3
+            # Batched matrix products sum in another order, so members differ by float32 rounding.
+            # The recipe's Adam has epsilon inside the root (m̂ / sqrt(v̂ + 1e-8)): a near-zero
+            # gradient takes a step proportional to its size, so rounding stays rounding-sized and
+            # every element agrees (measured: the largest difference is 7% of this tolerance). With
+            # epsilon outside the root, Adam turns rounding in a near-zero gradient into ±lr steps
+            # (1.4% of the generator's BatchNorm means then differed by up to 2.6e-4).
+            np.testing.assert_allclose(a[member], b[0], rtol=2e-4, atol=2e-6)
     first = jax.tree.leaves(together.models["classifier"].params)[0]
     assert not np.allclose(first[0], first[1])  # the members really differ
 

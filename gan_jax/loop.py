@@ -5,9 +5,9 @@ It knows nothing of a task's maths. A task (`GANTask`, `SGANTask`, `SupervisedTa
 (compiled by `steps.make_runner`), `evaluate(state, test)`, and for tasks that `generates`,
 `fixed_noise()` and `sample(state, noise)`; `loss_keys` name the step's metrics and `members` the
 ensemble members (one per data seed; `({},)` for a single model); `adversarial_losses` names the
-(real/fake, generator) loss pair the collapse guard watches (`gan_jax.collapse`), or is None. Everything a step draws is a
-function of (seed, step), so a run killed at any moment and restarted with the same command ends
-bit-identical to an uninterrupted one.
+(real/fake, generator) loss pair the collapse guard watches (`gan_jax.collapse`), or is None.
+Everything a step draws is a function of (seed, step), so a run killed at any moment and restarted
+with the same command ends bit-identical to an uninterrupted one.
 
 Files in WORKDIR: `metrics.jsonl` (per-epoch mean losses and evaluation, one row per member;
 deterministic), `timing.jsonl` (per-epoch throughput; varies), `samples/epoch_NNNN.png`,

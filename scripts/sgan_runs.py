@@ -2,8 +2,8 @@
 
     python -m scripts.sgan_runs WORKDIR [WORKDIR ...] [--epochs 1,5,10,20,30,50] [--name NAME --out DIR]
 
-Prints one JSON object (every run's config, machine, and per data seed the rows at the chosen
-epochs plus the last complete epoch) and a markdown table of the same rows. With `--name`, writes
+Prints one JSON object (every run's config, machine, per data seed the rows at the chosen epochs
+plus the last complete epoch, and the epochs at which the collapse guard would have warned) and a markdown table of the same rows. With `--name`, writes
 NAME.json and NAME_curves.png (test accuracy and real/fake loss per epoch) into `--out`.
 """
 
@@ -18,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from gan_jax import collapse  # noqa: E402
 from gan_jax.checkpoint import CheckpointStore  # noqa: E402
 from gan_jax.loop import TIMING_FILE, read_metrics  # noqa: E402
 from scripts.export_gan_results import cpu_model  # noqa: E402
@@ -34,11 +35,15 @@ def summarize(workdir: pathlib.Path, epochs: list[int]) -> dict:
     seeds: dict[int, list[dict]] = {}
     for row in rows:
         seeds.setdefault(row["data_seed"], []).append({k: row[k] for k in ("epoch", *COLUMNS) if k in row})
+    warned = {seed: [r["epoch"] for i, r in enumerate(seed_rows) if "unsup_loss" in r and collapse.newly_collapsing(
+                  [x["unsup_loss"] for x in seed_rows[:i + 1]], [x["g_loss"] for x in seed_rows[:i + 1]])]
+              for seed, seed_rows in seeds.items()}
     last = max((r["epoch"] for r in rows), default=0)
     chosen = sorted({e for e in epochs if e <= last} | {last})
     return {"workdir": str(workdir), "task": config["task"], "config": config, "epochs_done": last,
             "train_seconds": round(sum(r["seconds"] + r.get("eval_seconds", 0) for r in timing), 1),
             "machine": {"device": timing[0]["device"] if timing else None, "cpu": cpu_model()},
+            "collapse_guard_epochs": warned,  # epochs at which the guard would warn, per data seed
             "all_epochs": seeds,
             "rows": {seed: [r for r in seed_rows if r["epoch"] in chosen] for seed, seed_rows in seeds.items()}}
 

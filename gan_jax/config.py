@@ -70,7 +70,8 @@ class _Config:
     def conflicts_with(self, stored: dict[str, Any]) -> list[str]:
         """Names of result-deciding fields whose value differs from a stored config's."""
         mine = self.to_dict()
-        # A field added after the run was stored reads as its default there.
+        # A field added after the run was stored reads as the value that run trained with
+        # (`STORED_BEFORE_FIELD`), else as its default.
         stored = {**{f.name: _jsonable(f.default) for f in dataclasses.fields(self)
                      if f.default is not dataclasses.MISSING}, **self.STORED_BEFORE_FIELD, **stored}
         keys = sorted((set(mine) | set(stored)) - set(self.RESUMABLE_FIELDS))

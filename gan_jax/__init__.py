@@ -13,7 +13,7 @@ Notebook use::
     train(sgan.config, "runs/sgan100"); evaluate_run("runs/sgan100")["test_accuracy"]
 """
 
-from gan_jax import tasks
+from gan_jax import logs, tasks
 from gan_jax.api import evaluate_run, load_run, sample_images
 from gan_jax.config import CGANConfig, FeatureNetConfig, GANConfig, SGANConfig, SupervisedConfig
 from gan_jax.data import MNIST, load_mnist
@@ -24,8 +24,10 @@ from gan_jax.tasks import CGANTask, FeatureTask, GANTask, SGANTask, SupervisedTa
 
 __version__ = "0.1.0"
 
+logs.install_default_handler()  # epoch lines from `train()` in a notebook, as from the CLI; see gan_jax.logs
+
 __all__ = [
     "CGANConfig", "CGANTask", "FeatureNetConfig", "FeatureTask", "MNIST", "CheckpointError", "ConfigError", "DataError", "GANConfig", "GANTask", "ModelState", "SGANConfig",
     "SGANTask", "SupervisedConfig", "SupervisedTask", "TrainState", "UserError", "evaluate_run", "load_mnist",
-    "load_run", "make_runner", "sample_images", "tasks", "train",
+    "load_run", "logs", "make_runner", "sample_images", "tasks", "train",
 ]

@@ -10,17 +10,22 @@ import numpy as np
 
 from gan_jax.checkpoint import CheckpointStore, params_fingerprint
 from gan_jax.config import config_from_dict
-from gan_jax.errors import ConfigError
+from gan_jax.errors import CheckpointError, ConfigError
 from gan_jax.loop import make_task
 from gan_jax.steps import TrainState
+from gan_jax.workdir import training_owner
 
 
 def load_run(workdir: str | os.PathLike) -> tuple[Any, TrainState]:
     """The task and the newest intact checkpointed state of a workdir (read-only).
 
     Raises:
-      CheckpointError: no checkpoint (`read_config` says so) or none intact.
+      CheckpointError: no checkpoint (saying so, and whether a training is running there) or none intact.
     """
+    owner = training_owner(workdir)
+    if owner is not None and CheckpointStore.latest_in(workdir) is None:
+        raise CheckpointError(f"{workdir} is being trained by {owner} and has no checkpoint yet; the first is saved "
+                              "at the end of epoch 1 (or after --checkpoint-every steps): try again then")
     with CheckpointStore(workdir, create=False) as store:
         task = make_task(config_from_dict(store.read_config()))
         state, _ = store.restore_latest_good(task.init(), quarantine=False)

@@ -70,6 +70,14 @@ class CheckpointStore:
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
+    @staticmethod
+    def latest_in(workdir: str | pathlib.Path) -> int | None:
+        """The newest complete checkpoint's step in `workdir`, or None; reads without opening a store."""
+        directory = pathlib.Path(workdir) / "checkpoints"
+        steps = [int(p.name) for p in directory.iterdir() if p.is_dir() and p.name.isdigit()] \
+            if directory.is_dir() else []
+        return max(steps, default=None)
+
     def latest_step(self) -> int | None:
         """The newest complete checkpoint's step, or None."""
         return self.manager.latest_step()

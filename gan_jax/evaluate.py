@@ -52,7 +52,8 @@ def sample_quality(task, state: TrainState, num: int = 10_000, network: FeatureN
     result = {"fd": frechet_distance(*feature_statistics(features), *network.test_stats),
               "fd_floor": network.fd_floor,
               "inception_score": inception_score(logits),
-              "confident": confident_share(logits)}
+              "confident": confident_share(logits),
+              "fd_network": network.sha256[:16]}
     if digits is not None:
         result["digit_accuracy"] = accuracy(logits, digits)
     return result

@@ -1,13 +1,16 @@
-"""The feature network of the Fréchet distance: trained once per machine, cached with a checksum.
+"""The feature network of the Fréchet distance: shipped in the package, or trained and cached.
 
 Inception weights cannot be downloaded here, and MNIST is the wrong domain for them anyway: the
-usual practice is a small MNIST classifier's features. On first use `load_feature_network` trains
-`FeatureNet` (`FEATURE_NET`, ≥ 99 % test accuracy) on the training split with the project's own
-loop (progress bar; an interrupted training resumes), then stores in one verified npz:
-the parameters, the test accuracy, feature statistics of the 60,000 training and 10,000 test
-images, and the floor `fd_floor` = FD(train, test). Later uses load that file in about a second.
+usual practice is a small MNIST classifier's features. The default network (`FEATURE_NET`,
+99.12 % test accuracy) ships as `gan_jax/assets/feature_net.npz`, checked against
+`PACKAGED_SHA256` on load, so an FD is the same function on every machine; every evaluation names
+the network by that checksum (`fd_network`). One npz holds the parameters, the test accuracy,
+feature statistics of the 60,000 training and 10,000 test images, and the floor
+`fd_floor` = FD(train, test).
 
-Folder: `$GAN_JAX_FEATURES`, else the data cache (`$GAN_JAX_DATA` or `~/.cache/gan_jax`), then
+Any other config, or `retrain=True` (`gan-jax features --retrain`), trains `FeatureNet` on this
+machine with the project's own loop (progress bar; an interrupted training resumes) and caches the
+same npz in `$GAN_JAX_FEATURES`, else the data cache (`$GAN_JAX_DATA` or `~/.cache/gan_jax`), under
 `feature_net_<config hash>/`. A corrupted cache file is rebuilt from the training checkpoints.
 """
 
@@ -28,6 +31,7 @@ from flax import traverse_util
 
 from gan_jax import data as data_lib
 from gan_jax.config import FeatureNetConfig
+from gan_jax.errors import DataError
 from gan_jax.metrics import feature_statistics, frechet_distance
 from gan_jax.tasks.features import FeatureTask
 
@@ -35,6 +39,9 @@ log = logging.getLogger("gan_jax")
 
 FEATURE_NET = FeatureNetConfig()
 FILE = "network.npz"
+PACKAGED = pathlib.Path(__file__).parent / "assets" / "feature_net.npz"
+PACKAGED_CONFIG = FeatureNetConfig()  # the config PACKAGED was trained with
+PACKAGED_SHA256 = "c68ea5fd5fb154f28dbbc62e042da5a78549b84c4d64c4afe289afdf50014a62"
 _NOT_TRAINING_FIELDS = ("data_source", "steps_per_call", "checkpoint_every")
 
 
@@ -50,7 +57,8 @@ class FeatureNetwork:
         test images, float64.
       fd_floor: the Fréchet distance between those two: what a perfect generator would score
         against the test set (finite-sample noise and the train/test difference).
-      path: the cache file.
+      path: the npz it was loaded from (the packaged file, or this machine's cache).
+      sha256: that file's SHA-256: two FDs are comparable when their networks' checksums agree.
     """
 
     task: FeatureTask
@@ -60,6 +68,12 @@ class FeatureNetwork:
     test_stats: tuple[np.ndarray, np.ndarray]
     fd_floor: float
     path: pathlib.Path
+    sha256: str
+
+    @property
+    def packaged(self) -> bool:
+        """Whether this is the network shipped in the package (the same on every machine)."""
+        return self.sha256 == PACKAGED_SHA256
 
     def logits_and_features(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`(logits [N, 10], features [N, D])` of uint8 `[N, 28, 28, 1]` or float images in [-1, 1]."""
@@ -73,17 +87,34 @@ def cache_folder(config: FeatureNetConfig) -> pathlib.Path:
     return pathlib.Path(root) / f"feature_net_{digest}"
 
 
-def load_feature_network(config: FeatureNetConfig | None = None, *, progress: bool = True) -> FeatureNetwork:
-    """The cached feature network of `config` (default `FEATURE_NET`), trained first if absent.
+def load_feature_network(config: FeatureNetConfig | None = None, *, progress: bool = True,
+                         retrain: bool = False) -> FeatureNetwork:
+    """The feature network of `config` (default `FEATURE_NET`).
 
-    Memoized per process. Training reads MNIST through `config.data_source` and takes a few
-    minutes on a CPU, once per machine.
+    The packaged network when `config` trains like `PACKAGED_CONFIG` and not `retrain`; otherwise
+    this machine's cached one, trained first if absent (a few minutes on a CPU, MNIST read through
+    `config.data_source`). Memoized per process.
+    Raises:
+      DataError: the packaged file fails its checksum.
     """
-    return _load(config or FEATURE_NET, cache_folder(config or FEATURE_NET), progress)
+    config = config or FEATURE_NET
+    if not retrain and _config_json(config) == _config_json(PACKAGED_CONFIG):
+        return _load_packaged(PACKAGED)
+    return _load_cached(config, cache_folder(config), progress)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_packaged(path: pathlib.Path) -> FeatureNetwork:
+    digest = data_lib.sha256_of(path) if path.exists() else "missing"
+    if digest != PACKAGED_SHA256:
+        raise DataError(f"the packaged feature network {path} fails its checksum ({digest[:16]}, expected "
+                        f"{PACKAGED_SHA256[:16]}); reinstall gan_jax, or use `gan-jax features --retrain`")
+    with np.load(path) as npz:
+        return _network(PACKAGED_CONFIG, {k: npz[k] for k in npz.files}, path, digest)
 
 
 @functools.lru_cache(maxsize=4)
-def _load(config: FeatureNetConfig, folder: pathlib.Path, progress: bool) -> FeatureNetwork:
+def _load_cached(config: FeatureNetConfig, folder: pathlib.Path, progress: bool) -> FeatureNetwork:
     task, path = FeatureTask(config), folder / FILE
     arrays = data_lib.read_verified_npz(path, "feature network cache")
     if arrays is None or str(arrays["config"]) != _config_json(config):
@@ -91,12 +122,17 @@ def _load(config: FeatureNetConfig, folder: pathlib.Path, progress: bool) -> Fea
         data_lib.write_verified_npz(path, arrays)
         log.info("feature network cached in %s (test accuracy %.4f, FD floor %.3f)", path,
                  float(arrays["test_accuracy"]), float(arrays["fd_floor"]))
+    return _network(config, arrays, path, data_lib.sha256_of(path))
+
+
+def _network(config: FeatureNetConfig, arrays: dict[str, np.ndarray], path: pathlib.Path,
+             digest: str) -> FeatureNetwork:
     params = traverse_util.unflatten_dict({tuple(k.split("/")[1:]): v for k, v in arrays.items()
                                            if k.startswith("params/")})
-    return FeatureNetwork(task=task, params=params, test_accuracy=float(arrays["test_accuracy"]),
+    return FeatureNetwork(task=FeatureTask(config), params=params, test_accuracy=float(arrays["test_accuracy"]),
                           train_stats=(arrays["train_mu"], arrays["train_sigma"]),
                           test_stats=(arrays["test_mu"], arrays["test_sigma"]),
-                          fd_floor=float(arrays["fd_floor"]), path=path)
+                          fd_floor=float(arrays["fd_floor"]), path=path, sha256=digest)
 
 
 def _config_json(config: FeatureNetConfig) -> str:

@@ -17,7 +17,7 @@ deterministic), `timing.jsonl` (per-epoch throughput; varies), `samples/epoch_NN
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import logging
 import os
 import pathlib
@@ -33,10 +33,13 @@ from tqdm.auto import tqdm
 from gan_jax import collapse, parallel, plots
 from gan_jax.checkpoint import CheckpointStore
 from gan_jax.config import CGANConfig, FeatureNetConfig, GANConfig, SGANConfig, SupervisedConfig
+from gan_jax.devices import unused_accelerator_warning
 from gan_jax.data import MNIST, check_images, load_mnist
 from gan_jax.errors import CheckpointError, ConfigError, Diverged, Preempted
 from gan_jax.steps import TrainState, default_steps_per_call, make_runner
 from gan_jax.tasks import CGANTask, FeatureTask, GANTask, SGANTask, SupervisedTask
+from gan_jax.tensorboard import EventWriter
+from gan_jax.workdir import append_row, check_workdir, exclusive_workdir, keep_rows, read_rows
 
 log = logging.getLogger("gan_jax")
 
@@ -51,50 +54,6 @@ def make_task(config):
     if type(config) not in TASKS:
         raise ConfigError(f"no task for config type {type(config).__name__}")
     return TASKS[type(config)](config)
-
-
-def check_workdir(workdir: str | os.PathLike) -> pathlib.Path:
-    """Refuses a workdir that is a file or cannot be created or written; creates nothing."""
-    path = pathlib.Path(workdir)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"workdir {path} is a file; pass a folder path")
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(f"cannot create workdir {path}: {existing} is a file; pass a folder path")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"workdir {path} is not writable; pass a writable folder")
-    return path
-
-
-@contextlib.contextmanager
-def exclusive_workdir(workdir: pathlib.Path):
-    """Holds an advisory lock on `WORKDIR/.lock` so two trainings never write one workdir at once.
-
-    The operating system releases it when the process ends, however it ends (SIGKILL included).
-    """
-    try:
-        import fcntl
-    except ImportError:  # no flock on this platform: run unlocked
-        yield
-        return
-    with open(workdir / ".lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            owner = handle.read().strip() or "another process"
-            raise CheckpointError(f"{workdir} is being trained by {owner}; wait for it to finish or pass a different "
-                                  "--workdir") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()}")
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def check_resumable(config, stored: dict[str, Any], workdir: pathlib.Path) -> None:
@@ -116,30 +75,19 @@ def check_resumable(config, stored: dict[str, Any], workdir: pathlib.Path) -> No
 
 def read_metrics(workdir: str | os.PathLike, name: str = METRICS_FILE) -> list[dict[str, Any]]:
     """The rows of `WORKDIR/metrics.jsonl` (or another jsonl file there); empty when absent."""
-    path = pathlib.Path(workdir) / name
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_rows(workdir, name)
 
 
 def _rewrite_rows_up_to(workdir: pathlib.Path, step: int) -> None:
     """Keeps complete rows up to `step`: later ones are written again, partial ones superseded."""
-    if not parallel.is_writer():
-        return
-    for name in (METRICS_FILE, TIMING_FILE):
-        rows = read_metrics(workdir, name)
-        kept = [row for row in rows if row["step"] <= step and not row.get("partial")]
-        if len(kept) != len(rows):
-            tmp = workdir / (name + ".tmp")
-            tmp.write_text("".join(json.dumps(row) + "\n" for row in kept))
-            os.replace(tmp, workdir / name)
+    if parallel.is_writer():
+        for name in (METRICS_FILE, TIMING_FILE):
+            keep_rows(workdir, name, lambda row: row["step"] <= step and not row.get("partial"))
 
 
 def _append_row(workdir: pathlib.Path, name: str, row: dict[str, Any]) -> None:
-    if not parallel.is_writer():
-        return
-    with open(workdir / name, "a") as f:
-        f.write(json.dumps(row) + "\n")
+    if parallel.is_writer():
+        append_row(workdir, name, row)
 
 
 class _StopOnSignal:
@@ -177,8 +125,30 @@ def _fresh_counters(task) -> dict[str, Any]:
     return {"loss_sums": {k: [0.0] * len(task.members) for k in task.loss_keys}, "steps_in_epoch": 0}
 
 
+@dataclasses.dataclass(frozen=True)
+class Outputs:
+    """How a training shows progress and what it keeps besides metrics.jsonl (never results).
+
+    Attributes:
+      progress: show a progress bar.
+      keep_checkpoints: newest checkpoints kept in `WORKDIR/checkpoints` (older ones are deleted).
+      tensorboard: write TensorBoard event files beside metrics.jsonl (`gan_jax.tensorboard`).
+    """
+
+    progress: bool = True
+    keep_checkpoints: int = 3
+    tensorboard: bool = True
+
+    def __post_init__(self):
+        if isinstance(self.keep_checkpoints, bool) or not isinstance(self.keep_checkpoints, int) \
+                or self.keep_checkpoints < 1:
+            raise ConfigError(f"keep_checkpoints must be a positive integer, got {self.keep_checkpoints!r}; "
+                              "pass 1 or more")
+
+
 def train(config, workdir: str | os.PathLike, *, data: MNIST | None = None, test_data: MNIST | None = None,
-          progress: bool = True, devices: int | None = None) -> TrainState:
+          progress: bool = True, devices: int | None = None, keep_checkpoints: int = 3,
+          tensorboard: bool = True) -> TrainState:
     """Trains (or resumes) a run in `workdir` and returns the final state.
 
     Args:
@@ -186,21 +156,27 @@ def train(config, workdir: str | os.PathLike, *, data: MNIST | None = None, test
       workdir: holds checkpoints, metrics and images (see the module docstring).
       data: training images (uint8 `[N, 28, 28, 1]`) and labels; default: `load_mnist('train')`.
       test_data: evaluation split for classifier tasks; default: `load_mnist('test')`.
-      progress: show a progress bar.
+      progress: show a progress bar. Epoch lines go to the `gan_jax` logger either way.
       devices: data-parallel over the first `devices` devices (default: all of them; see
         `gan_jax.parallel`). Results agree across device counts up to float32 summation order.
+      keep_checkpoints: newest checkpoints to keep (each holds both models and their Adam states).
+      tensorboard: also write TensorBoard event files into `workdir`.
     Raises:
       ConfigError, CheckpointError, DataError: user mistakes, with a one-line message.
       Preempted: SIGINT/SIGTERM arrived; a checkpoint of the last finished step was saved.
       Diverged: a loss or parameter became NaN/Inf; the last good checkpoint is kept.
     """
     task = make_task(config)
+    outputs = Outputs(progress, keep_checkpoints, tensorboard)
     mesh = parallel.data_mesh(devices)
     workdir = check_workdir(workdir)
     if (workdir / "checkpoints").is_dir():
         with CheckpointStore(workdir, create=False) as existing:
             if existing.latest_step() is not None:
                 check_resumable(config, existing.read_config(), workdir)
+    warning = unused_accelerator_warning()
+    if warning:
+        log.warning(warning)
     data = data if data is not None else load_mnist("train", config.data_source)
     device_data = task.device_data(data)
     if task.needs_test_split and test_data is None:
@@ -219,19 +195,19 @@ def train(config, workdir: str | os.PathLike, *, data: MNIST | None = None, test
     except OSError as err:
         raise ConfigError(f"cannot create workdir {workdir} ({err.strerror}); pass a writable folder") from err
     with exclusive_workdir(workdir) if parallel.is_writer() else contextlib.nullcontext():
-        return _train_locked(task, workdir, data, device_data, test_data, total_steps, steps_per_epoch, progress,
-                             mesh)
+        return _train_locked(task, workdir, data, device_data, test_data, total_steps, steps_per_epoch, mesh,
+                             outputs)
 
 
-def _train_locked(task, workdir, data, device_data, test_data, total_steps, steps_per_epoch, progress,
-                  mesh) -> TrainState:
+def _train_locked(task, workdir, data, device_data, test_data, total_steps, steps_per_epoch, mesh,
+                  outputs: Outputs) -> TrainState:
     """The part of `train` that runs while holding the workdir lock."""
     config, num_examples = task.config, len(data.images)
     if mesh is not None:
         log.info("data parallel over %d devices (batch %d sharded along '%s')", mesh.size, config.batch_size,
                  parallel.DATA_AXIS)
     device_data = parallel.replicate(device_data, mesh)
-    store = CheckpointStore(workdir)
+    store = CheckpointStore(workdir, max_to_keep=outputs.keep_checkpoints)
     state, counters = parallel.replicate(task.init(device_data), mesh), _fresh_counters(task)
     restored = store.restore_latest_good(state)
     if restored is not None:
@@ -252,8 +228,11 @@ def _train_locked(task, workdir, data, device_data, test_data, total_steps, step
     else:
         log.info("training %s from step %d to step %d (%d steps per epoch, %d per compiled call)",
                  workdir, step, total_steps, steps_per_epoch, steps_per_call)
-    bar = tqdm(total=max(total_steps, step), initial=step, disable=not progress, unit="step", dynamic_ncols=True)
-    with store, parallel.use_mesh(mesh), _StopOnSignal() as stop, bar:
+    bar = tqdm(total=max(total_steps, step), initial=step, disable=not outputs.progress, unit="step",
+               dynamic_ncols=True)
+    events = EventWriter(workdir, task.members, step) if outputs.tensorboard and parallel.is_writer() else None
+    with store, parallel.use_mesh(mesh), _StopOnSignal() as stop, bar, \
+            contextlib.closing(events) if events else contextlib.nullcontext():
         while step < total_steps:
             epoch = step // steps_per_epoch
             plan = parallel.replicate(task.epoch_plan(epoch, num_examples), mesh)
@@ -273,7 +252,7 @@ def _train_locked(task, workdir, data, device_data, test_data, total_steps, step
                 bar.set_postfix({k: f"{v[0] / counters['steps_in_epoch']:.3f}" for k, v in counters["loss_sums"].items()})
                 if step < epoch_end and (stop.signum or (config.checkpoint_every and step % config.checkpoint_every == 0)):
                     save(stop.signum)
-            _end_of_segment(task, state, workdir, test_data, epoch, step, counters,
+            _end_of_segment(task, state, workdir, test_data, epoch, step, counters, events,
                             epoch_done=step == (epoch + 1) * steps_per_epoch,
                             seconds=time.perf_counter() - started, steps_run=step - first_step)
             if step == (epoch + 1) * steps_per_epoch:
@@ -304,30 +283,41 @@ def _accumulate(counters: dict[str, Any], metrics: dict[str, np.ndarray]) -> Non
     counters["steps_in_epoch"] += steps
 
 
-def _end_of_segment(task, state, workdir, test_data, epoch, step, counters, *, epoch_done, seconds, steps_run) -> None:
-    """Writes the epoch's (or the run's last, partial) metrics rows (one per member), timing row and samples."""
+def _end_of_segment(task, state, workdir, test_data, epoch, step, counters, events: EventWriter | None, *,
+                    epoch_done, seconds, steps_run) -> None:
+    """Writes the epoch's (or the run's last, partial) metrics rows (one per member), timing row, samples
+    and TensorBoard events, and logs one labelled line per member and one for the timing."""
     started = time.perf_counter()
     evaluation = task.evaluate(state, test_data)
     timing = {"epoch": epoch + 1, "step": step, "steps": steps_run, "seconds": round(seconds, 3),
               "steps_per_s": steps_run / seconds, "eval_seconds": round(time.perf_counter() - started, 3),
               "device": jax.devices()[0].device_kind}
-    if not epoch_done:
-        timing["partial"] = True
+    partial = {} if epoch_done else {"partial": True}
+    timing.update(partial)
+    rows = []
     for i, member in enumerate(task.members):
         row = {"epoch": epoch + 1, "step": step, **member,
                **{k: v[i] / counters["steps_in_epoch"] for k, v in counters["loss_sums"].items()},
-               **{k: v[i] for k, v in evaluation.items()}}
-        if not epoch_done:
-            row["partial"] = True
+               **{k: v[i] for k, v in evaluation.items()}, **partial}
+        rows.append(row)
         _append_row(workdir, METRICS_FILE, row)
-        log.info("epoch %d step %d%s: %s", epoch + 1, step, "".join(f" {k} {v}" for k, v in member.items()),
-                 " ".join(f"{k} {v:.4f}" for k, v in row.items() if k in task.loss_keys or k in evaluation))
+        log.info("epoch %d step %d%s%s: %s", epoch + 1, step, "".join(f" {k} {v}" for k, v in member.items()),
+                 "" if epoch_done else " (partial)",
+                 " ".join(f"{k} {_number(v)}" for k, v in row.items() if k in task.loss_keys or k in evaluation))
     _append_row(workdir, TIMING_FILE, timing)
-    log.info("%.2f steps/s", timing["steps_per_s"])
+    log.info("epoch %d: %d steps in %.1f s (%.2f steps/s), evaluation %.1f s", epoch + 1, steps_run, seconds,
+             timing["steps_per_s"], timing["eval_seconds"])
     if epoch_done:
         _warn_on_collapse(task, workdir, epoch)
-    if task.generates and parallel.is_writer():
-        plots.save_grid(workdir / "samples" / f"epoch_{epoch + 1:04d}.png", task.sample(state, task.fixed_noise()))
+    samples = task.sample(state, task.fixed_noise()) if task.generates and parallel.is_writer() else None
+    if samples is not None:
+        plots.save_grid(workdir / "samples" / f"epoch_{epoch + 1:04d}.png", samples)
+    if events is not None:
+        events.epoch(step, rows, timing, samples)
+
+
+def _number(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _warn_on_collapse(task, workdir: pathlib.Path, epoch: int) -> None:

@@ -7,13 +7,10 @@ import pathlib
 from collections.abc import Sequence
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure  # figures without pyplot: importing gan_jax leaves a notebook's backend alone
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
 
 
 def image_grid(images: np.ndarray, cols: int | None = None, pad: int = 2) -> np.ndarray:
@@ -43,19 +40,20 @@ def save_grid(path: str | pathlib.Path, images: np.ndarray, cols: int | None = N
 
 def save_real_vs_generated(path: str | pathlib.Path, real: np.ndarray, generated: np.ndarray) -> None:
     """Two panels side by side: real images and generated ones, both `[N, 28, 28, 1]` in [-1, 1]."""
-    fig, axes = plt.subplots(1, 2, figsize=(8, 4.4))
+    fig = Figure(figsize=(8, 4.4))
+    axes = fig.subplots(1, 2)
     for ax, images, title in ((axes[0], real, "real"), (axes[1], generated, "generated")):
         ax.imshow(image_grid(images), cmap="gray", vmin=0, vmax=255)
         ax.set_title(title)
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def save_loss_curves(path: str | pathlib.Path, rows: Sequence[dict[str, Any]], keys=("d_loss", "g_loss")) -> None:
     """Per-epoch mean losses from metrics.jsonl rows, one line per key, against the epoch."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     epochs = [row["epoch"] for row in rows]
     for key in keys:
         ax.plot(epochs, [row[key] for row in rows], marker="o", label=key)
@@ -66,7 +64,6 @@ def save_loss_curves(path: str | pathlib.Path, rows: Sequence[dict[str, Any]], k
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def save_accuracy_bars(path: str | pathlib.Path, stats: dict[tuple[str, int], dict[str, float]]) -> None:
@@ -77,7 +74,8 @@ def save_accuracy_bars(path: str | pathlib.Path, stats: dict[tuple[str, int], di
     methods = sorted({m for m, _ in stats}, key=lambda m: (m != "sgan", m))
     label_counts = sorted({n for _, n in stats})
     width = 0.8 / len(methods)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     x = np.arange(len(label_counts))
     for i, method in enumerate(methods):
         cells = [stats.get((method, n), {"mean": np.nan, "std": 0.0}) for n in label_counts]
@@ -93,7 +91,6 @@ def save_accuracy_bars(path: str | pathlib.Path, stats: dict[tuple[str, int], di
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def save_samples_over_training(path: str | pathlib.Path, sample_dirs: dict[Any, pathlib.Path], columns: int = 6) -> None:
@@ -104,7 +101,8 @@ def save_samples_over_training(path: str | pathlib.Path, sample_dirs: dict[Any, 
     if not runs:
         return
     cols = min(columns, max(len(f) for f in runs.values()))
-    fig, axes = plt.subplots(len(runs), cols, figsize=(2 * cols, 2.2 * len(runs)), squeeze=False)
+    fig = Figure(figsize=(2 * cols, 2.2 * len(runs)))
+    axes = fig.subplots(len(runs), cols, squeeze=False)
     for r, (name, files) in enumerate(runs.items()):
         picks = sorted({files[round(i * (len(files) - 1) / max(cols - 1, 1))] for i in range(cols)})
         for c, ax in enumerate(axes[r]):
@@ -115,4 +113,3 @@ def save_samples_over_training(path: str | pathlib.Path, sample_dirs: dict[Any, 
     fig.suptitle("SGAN generator samples over training (fixed noise, first data seed)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)

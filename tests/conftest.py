@@ -1,6 +1,8 @@
 """Shared fixtures: tiny models and data so the suite runs on a 2-core CPU."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
 import jax
@@ -13,12 +15,25 @@ from gan_jax.data import MNIST
 # One compilation cache for the whole session, shared with the CLI subprocesses the tests start:
 # the same tiny programs are compiled once, not once per process.
 _XLA_CACHE = tempfile.mkdtemp(prefix="gan_jax_test_xla_")
+atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)  # ~30 MB; the subprocesses are done by then
 os.environ["JAX_COMPILATION_CACHE_DIR"] = _XLA_CACHE
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 jax.config.update("jax_compilation_cache_dir", _XLA_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 TINY = dict(batch_size=8, noise_dim=8, g_features=(8, 4, 4), d_features=(4, 8), num_samples=4)
+
+
+@pytest.fixture(autouse=True)
+def _records_reach_caplog():
+    """The `gan_jax` logger propagates to the root logger, where pytest's caplog listens.
+
+    Importing gan_jax (and every in-process `main()`) installs its own handler instead; that
+    handler has its own test (test_logs.py).
+    """
+    from gan_jax import logs
+
+    logs.use_standard_logging()
 
 
 @pytest.fixture

@@ -27,11 +27,41 @@ def test_feature_network_is_cached_verified_and_rebuilt_without_retraining(tiny_
     # A damaged cache file fails its checksum and is rebuilt from the finished training checkpoints:
     # the loop does not train again, and the rebuilt network is the same.
     net.path.write_bytes(net.path.read_bytes()[:-10])
-    features._load.cache_clear()
+    features._load_cached.cache_clear()
     monkeypatch.setattr("gan_jax.steps.make_runner", lambda *a: pytest.fail("trained again"))
     rebuilt = features.load_feature_network(progress=False)
     assert rebuilt.fd_floor == net.fd_floor
     assert jax.tree.all(jax.tree.map(np.array_equal, rebuilt.params, net.params))
+
+
+@pytest.fixture(scope="module")
+def mnist_test():
+    from gan_jax.data import load_mnist
+
+    return load_mnist("test", source="offline")
+
+
+def test_packaged_network_is_verified_and_reproduces_its_stored_accuracy_and_statistics(mnist_test):
+    from gan_jax.metrics import feature_statistics
+
+    net = features.load_feature_network(features.PACKAGED_CONFIG)  # the packaged file, never trained here
+    assert net.packaged and net.path == features.PACKAGED and net.sha256 == features.PACKAGED_SHA256
+    assert net.test_accuracy > 0.99 and 1.0 < net.fd_floor < 2.0
+    logits, feats = net.logits_and_features(mnist_test.images)
+    assert np.mean(np.argmax(logits, -1) == mnist_test.labels) == pytest.approx(net.test_accuracy, abs=5e-4)  # 5 of 10,000 may flip across CPUs
+    mu, sigma = feature_statistics(feats)  # the stored statistics are this code's features of the test split
+    np.testing.assert_allclose(mu, net.test_stats[0], rtol=1e-4, atol=1e-4 * np.abs(mu).max())
+    np.testing.assert_allclose(sigma, net.test_stats[1], rtol=1e-3, atol=1e-4 * np.abs(sigma).max())
+
+
+def test_damaged_packaged_network_is_refused_naming_the_fix(tmp_path, monkeypatch):
+    damaged = tmp_path / "feature_net.npz"
+    data = bytearray(features.PACKAGED.read_bytes())
+    data[len(data) // 2] ^= 1
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(features.DataError, match="fails its checksum .* reinstall gan_jax, or use `gan-jax "
+                                                 "features --retrain`"):
+        features._load_packaged(damaged)
 
 
 def test_feature_network_training_is_deterministic(tiny_features, tmp_path, monkeypatch):
@@ -55,7 +85,8 @@ def test_sample_quality_is_deterministic_and_bounded(tiny_features, tiny_data):
     state = task.init()
     first = sample_quality(task, state, 40)
     assert first == sample_quality(task, state, 40)
-    assert set(first) == {"fd", "fd_floor", "inception_score", "confident"}
+    assert set(first) == {"fd", "fd_floor", "inception_score", "confident", "fd_network"}
+    assert first["fd_network"] == tiny_features.sha256[:16] and not tiny_features.packaged
     assert first["fd"] > first["fd_floor"] > 0 and 1 <= first["inception_score"] <= 10 and 0 <= first["confident"] <= 1
 
 

@@ -1,0 +1,63 @@
+"""TensorBoard event files of a run, written with tensorboardX (no TensorFlow needed).
+
+Per epoch: every number of the epoch's metrics row (losses, FD, test accuracy, ...) as a scalar,
+throughput as `speed/steps_per_s`, and the fixed-noise sample grid as the image `samples`, all at
+the global step. One member (one data seed) writes into `WORKDIR`; several write into
+`WORKDIR/data_seed_<S>/` each, so `tensorboard --logdir runs/` draws them as separate runs. A
+resumed run purges the events after its checkpoint's step, as the jsonl files do.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import numpy as np
+
+from gan_jax.plots import image_grid
+
+# Row entries that label a row rather than measure something.
+_NOT_SCALARS = ("epoch", "step", "partial")
+
+
+def member_folder(workdir: pathlib.Path, member: dict[str, Any], num_members: int) -> pathlib.Path:
+    """The event folder of one member: `workdir` itself, or `workdir/data_seed_3` among several."""
+    if num_members == 1:
+        return workdir
+    return workdir.joinpath("_".join(f"{k}_{v}" for k, v in member.items()))
+
+
+class EventWriter:
+    """One tensorboardX `SummaryWriter` per member.
+
+    Args:
+      workdir: the run's folder.
+      members: the task's members (`({},)`, or `({"data_seed": 0}, ...)`).
+      start_step: the step training starts from; events of later steps left by an earlier process
+        are hidden (TensorBoard's purge), since that stretch is trained again.
+    """
+
+    def __init__(self, workdir: pathlib.Path, members: tuple[dict[str, Any], ...], start_step: int):
+        from tensorboardX import SummaryWriter
+
+        self._labels = {key for member in members for key in member} | set(_NOT_SCALARS)
+        self.writers = [SummaryWriter(str(member_folder(workdir, m, len(members))), purge_step=start_step or None,
+                                      flush_secs=3600) for m in members]
+
+    def epoch(self, step: int, rows: list[dict[str, Any]], timing: dict[str, Any],
+              samples: np.ndarray | None) -> None:
+        """Writes one epoch: `rows[i]` is member i's metrics row, `samples` the first member's grid
+        images (`[N, 28, 28, 1]` in [-1, 1]) or None."""
+        for writer, row in zip(self.writers, rows):
+            for key, value in row.items():
+                if key not in self._labels and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    writer.add_scalar(key, value, step)
+            writer.add_scalar("speed/steps_per_s", timing["steps_per_s"], step)
+        if samples is not None:
+            self.writers[0].add_image("samples", image_grid(samples)[..., None], step, dataformats="HWC")
+        for writer in self.writers:
+            writer.flush()
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.close()

@@ -1,0 +1,116 @@
+"""A run's folder: checks before writing, the one-writer lock, and its jsonl row files.
+
+`WORKDIR/.lock` holds an advisory `flock` while a training writes the folder, with the owner's
+process id inside; readers (`info`, `sample`, `evaluate`) never take it, but may ask who holds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pathlib
+import time
+from typing import Any
+
+from gan_jax.errors import CheckpointError, ConfigError
+
+LOCK_FILE = ".lock"
+
+try:
+    import fcntl
+except ImportError:  # no flock on this platform: runs are not locked
+    fcntl = None
+
+
+def check_workdir(workdir: str | os.PathLike) -> pathlib.Path:
+    """Refuses a workdir that is a file or cannot be created or written; creates nothing."""
+    path = pathlib.Path(workdir)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"workdir {path} is a file; pass a folder path")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"cannot create workdir {path}: {existing} is a file; pass a folder path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"workdir {path} is not writable; pass a writable folder")
+    return path
+
+
+@contextlib.contextmanager
+def exclusive_workdir(workdir: pathlib.Path):
+    """Holds the advisory lock on `WORKDIR/.lock` so two trainings never write one workdir at once.
+
+    The operating system releases it when the process ends, however it ends (SIGKILL included).
+    Raises:
+      CheckpointError: another process holds it.
+    """
+    if fcntl is None:
+        yield
+        return
+    with open(workdir / LOCK_FILE, "a+") as handle:
+        try:
+            _lock_exclusive(handle)
+        except BlockingIOError:
+            raise CheckpointError(f"{workdir} is being trained by {_owner(handle)}; wait for it to finish or pass "
+                                  "a different --workdir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock_exclusive(handle) -> None:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:  # perhaps a reader's `training_owner` probe, which lets go at once
+        time.sleep(0.2)
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def training_owner(workdir: str | os.PathLike) -> str | None:
+    """'process N' while a training holds `workdir`'s lock, else None. Creates and changes nothing."""
+    path = pathlib.Path(workdir) / LOCK_FILE
+    if fcntl is None or not path.is_file():
+        return None
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _owner(handle)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+def _owner(handle) -> str:
+    handle.seek(0)
+    return handle.read().strip() or "another process"
+
+
+def read_rows(workdir: str | os.PathLike, name: str) -> list[dict[str, Any]]:
+    """The rows of the jsonl file `WORKDIR/name`; empty when absent."""
+    path = pathlib.Path(workdir) / name
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def append_row(workdir: pathlib.Path, name: str, row: dict[str, Any]) -> None:
+    """Appends one JSON line to `WORKDIR/name`."""
+    with open(workdir / name, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def keep_rows(workdir: pathlib.Path, name: str, keep) -> None:
+    """Rewrites `WORKDIR/name` atomically with the rows for which `keep(row)` is true."""
+    rows = read_rows(workdir, name)
+    kept = [row for row in rows if keep(row)]
+    if len(kept) != len(rows):
+        tmp = workdir / (name + ".tmp")
+        tmp.write_text("".join(json.dumps(row) + "\n" for row in kept))
+        os.replace(tmp, workdir / name)

@@ -13,14 +13,18 @@ Notebook use::
     train(sgan.config, "runs/sgan100"); evaluate_run("runs/sgan100")["test_accuracy"]
 """
 
-from gan_jax import logs, tasks
-from gan_jax.api import evaluate_run, load_run, sample_images
-from gan_jax.config import CGANConfig, FeatureNetConfig, GANConfig, SGANConfig, SupervisedConfig
-from gan_jax.data import MNIST, load_mnist
-from gan_jax.errors import CheckpointError, ConfigError, DataError, UserError
-from gan_jax.loop import train
-from gan_jax.steps import ModelState, TrainState, make_runner
-from gan_jax.tasks import CGANTask, FeatureTask, GANTask, SGANTask, SupervisedTask
+from gan_jax import devices as _devices
+
+_devices.deterministic_gpu_ops(_devices.deterministic_by_default())  # before JAX's first computation
+
+from gan_jax import logs, tasks  # noqa: E402
+from gan_jax.api import evaluate_run, load_run, sample_images  # noqa: E402
+from gan_jax.config import CGANConfig, FeatureNetConfig, GANConfig, SGANConfig, SupervisedConfig  # noqa: E402
+from gan_jax.data import MNIST, load_mnist  # noqa: E402
+from gan_jax.errors import CheckpointError, ConfigError, DataError, UserError  # noqa: E402
+from gan_jax.loop import train  # noqa: E402
+from gan_jax.steps import ModelState, TrainState, make_runner  # noqa: E402
+from gan_jax.tasks import CGANTask, FeatureTask, GANTask, SGANTask, SupervisedTask  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -69,7 +69,7 @@ def evaluate_run(workdir: str | os.PathLike, test: Any = None, num_samples: int 
       images): a number for one data seed; a list in data-seed order, with mean and std, for several.
     - A generator (`gan`, `cgan`): `gan_jax.evaluate.sample_quality` of `num_samples` generated
       images against the test images (`fd`, `fd_floor`, `inception_score`, `confident`, and the
-      cGAN's `digit_accuracy`); the feature network is trained on first use.
+      cGAN's `digit_accuracy`, and `fd_network`), with the packaged feature network.
 
     Returns:
       A JSON-ready dict that also names the workdir, task and step.

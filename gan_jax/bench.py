@@ -35,8 +35,16 @@ MODELS = ("dcgan", "sgan")
 MNIST_TRAIN_EXAMPLES = 60_000  # the recipe's epoch is this many images
 
 
-def matmul_peak_gflops(dtype: str = "float32", n: int = 2048, repeats: int = 5) -> float:
-    """GFLOP/s of an `n×n×n` matrix product in `dtype` (float32 accumulation), best of `repeats`."""
+def matmul_size(platform: str | None = None) -> int:
+    """The matrix side that reaches a platform's matmul peak: 2048 on CPU (larger only takes longer),
+    8192 on GPUs and TPUs (at 2048 an H200 measured 116 bf16 TFLOP/s, far under its dense peak, issue 16)."""
+    return 2048 if (platform or jax.default_backend()) == "cpu" else 8192
+
+
+def matmul_peak_gflops(dtype: str = "float32", n: int | None = None, repeats: int = 5) -> float:
+    """GFLOP/s of an `n×n×n` matrix product in `dtype` (float32 accumulation), best of `repeats`;
+    `n` defaults to `matmul_size()`."""
+    n = n or matmul_size()
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.dtype(dtype))
     product = jax.jit(lambda x: jnp.dot(x, x, preferred_element_type=jnp.float32))
     product(a).block_until_ready()
@@ -84,7 +92,8 @@ def synthetic_mnist(num_examples: int, seed: int = 0) -> MNIST:
 def time_task(task, train: MNIST, steps: int, steps_per_call: int | None = None) -> dict:
     """Compiles `task`'s runner on `train` and times at least `steps` steps after one warm-up call.
 
-    Returns steps/s, ms/step, compile seconds, FLOPs per step and the last step's losses.
+    Returns steps/s, ms/step, compile seconds, FLOPs per step and the last step's losses;
+    `timed_steps` is `steps` rounded up to whole compiled calls of `steps_per_call`.
     """
     data = task.device_data(train)
     steps_per_epoch = task.steps_per_epoch(len(train.images))
@@ -111,7 +120,7 @@ def time_task(task, train: MNIST, steps: int, steps_per_call: int | None = None)
     elapsed = time.perf_counter() - start
     steps_per_s = calls * per_call / elapsed
     return {
-        "steps_per_call": per_call, "timed_steps": calls * per_call, "compile_s": round(compile_s, 2),
+        "steps_per_call": per_call, "requested_steps": steps, "timed_steps": calls * per_call, "compile_s": round(compile_s, 2),
         "ms_per_step": round(1000 / steps_per_s, 2), "steps_per_s": round(steps_per_s, 3),
         "gflop_per_step": round(flops_per_step / 1e9, 3),
         "achieved_gflops": round(flops_per_step * steps_per_s / 1e9, 1),
@@ -188,7 +197,8 @@ def run_benchmarks(models: Sequence[str], dcgan_batch_sizes: Sequence[int], step
                    sgan_members: Sequence[int], compute_dtypes: Sequence[str], plain: bool = False,
                    steps_per_call: int | None = None) -> Iterator[dict]:
     """Yields one row per configuration, each with the environment and the measured peaks."""
-    common = {**environment(), "matmul_peak_gflops_f32": round(matmul_peak_gflops("float32"), 1),
+    common = {**environment(), "matmul_n": matmul_size(),
+              "matmul_peak_gflops_f32": round(matmul_peak_gflops("float32"), 1),
               "matmul_peak_gflops_bf16": round(matmul_peak_gflops("bfloat16"), 1)}
     for dtype in compute_dtypes:
         if "dcgan" in models:

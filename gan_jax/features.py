@@ -110,7 +110,11 @@ def _load_packaged(path: pathlib.Path) -> FeatureNetwork:
         raise DataError(f"the packaged feature network {path} fails its checksum ({digest[:16]}, expected "
                         f"{PACKAGED_SHA256[:16]}); reinstall gan_jax, or use `gan-jax features --retrain`")
     with np.load(path) as npz:
-        return _network(PACKAGED_CONFIG, {k: npz[k] for k in npz.files}, path, digest)
+        arrays = {k: npz[k] for k in npz.files}
+    if str(arrays["config"]) != _config_json(PACKAGED_CONFIG):  # a changed default must come with a new file
+        raise DataError(f"the packaged feature network {path} was trained with {arrays['config']}, not "
+                        f"{_config_json(PACKAGED_CONFIG)}; retrain it (`gan-jax features --retrain`) and package it")
+    return _network(PACKAGED_CONFIG, arrays, path, digest)
 
 
 @functools.lru_cache(maxsize=4)

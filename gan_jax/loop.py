@@ -11,7 +11,8 @@ with the same command ends bit-identical to an uninterrupted one.
 
 Files in WORKDIR: `metrics.jsonl` (per-epoch mean losses and evaluation, one row per member;
 deterministic), `timing.jsonl` (per-epoch throughput; varies), `samples/epoch_NNNN.png`,
-`checkpoints/`, and at the end `real_vs_generated.png` and `losses.png`.
+`checkpoints/`, TensorBoard event files (`gan_jax.tensorboard`), and at the end `real_vs_generated.png`
+and `losses.png`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from tqdm.auto import tqdm
 from gan_jax import collapse, parallel, plots
 from gan_jax.checkpoint import CheckpointStore
 from gan_jax.config import CGANConfig, FeatureNetConfig, GANConfig, SGANConfig, SupervisedConfig
-from gan_jax.devices import unused_accelerator_warning
+from gan_jax.devices import warn_once_if_accelerator_unused
 from gan_jax.data import MNIST, check_images, load_mnist
 from gan_jax.errors import CheckpointError, ConfigError, Diverged, Preempted
 from gan_jax.steps import TrainState, default_steps_per_call, make_runner
@@ -174,9 +175,7 @@ def train(config, workdir: str | os.PathLike, *, data: MNIST | None = None, test
         with CheckpointStore(workdir, create=False) as existing:
             if existing.latest_step() is not None:
                 check_resumable(config, existing.read_config(), workdir)
-    warning = unused_accelerator_warning()
-    if warning:
-        log.warning(warning)
+    warn_once_if_accelerator_unused(log)
     data = data if data is not None else load_mnist("train", config.data_source)
     device_data = task.device_data(data)
     if task.needs_test_split and test_data is None:
@@ -230,9 +229,15 @@ def _train_locked(task, workdir, data, device_data, test_data, total_steps, step
                  workdir, step, total_steps, steps_per_epoch, steps_per_call)
     bar = tqdm(total=max(total_steps, step), initial=step, disable=not outputs.progress, unit="step",
                dynamic_ncols=True)
-    events = EventWriter(workdir, task.members, step) if outputs.tensorboard and parallel.is_writer() else None
-    with store, parallel.use_mesh(mesh), _StopOnSignal() as stop, bar, \
-            contextlib.closing(events) if events else contextlib.nullcontext():
+    with contextlib.ExitStack() as stack:
+        for context in (store, parallel.use_mesh(mesh), bar):
+            stack.enter_context(context)
+        stop = stack.enter_context(_StopOnSignal())
+        events = None
+        if outputs.tensorboard and parallel.is_writer() and step < total_steps:
+            # Events at the checkpoint's step stay when it ends an epoch; a partial segment's are redone.
+            purge_from = None if step == 0 else step + 1 if step % steps_per_epoch == 0 else step
+            events = stack.enter_context(contextlib.closing(EventWriter(workdir, task.members, purge_from)))
         while step < total_steps:
             epoch = step // steps_per_epoch
             plan = parallel.replicate(task.epoch_plan(epoch, num_examples), mesh)

@@ -4,12 +4,15 @@ Per epoch: every number of the epoch's metrics row (losses, FD, test accuracy, .
 throughput as `speed/steps_per_s`, and the fixed-noise sample grid as the image `samples`, all at
 the global step. One member (one data seed) writes into `WORKDIR`; several write into
 `WORKDIR/data_seed_<S>/` each, so `tensorboard --logdir runs/` draws them as separate runs. A
-resumed run purges the events after its checkpoint's step, as the jsonl files do.
+resumed run hides the events after its checkpoint (and a partial epoch's at it), as it rewrites the
+jsonl files.
 """
 
 from __future__ import annotations
 
+import os
 import pathlib
+import time
 from typing import Any
 
 import numpy as np
@@ -33,16 +36,25 @@ class EventWriter:
     Args:
       workdir: the run's folder.
       members: the task's members (`({},)`, or `({"data_seed": 0}, ...)`).
-      start_step: the step training starts from; events of later steps left by an earlier process
-        are hidden (TensorBoard's purge), since that stretch is trained again.
+      purge_from: hide the events an earlier process wrote at this step and later (TensorBoard's
+        purge), since that stretch is trained again; None hides nothing.
     """
 
-    def __init__(self, workdir: pathlib.Path, members: tuple[dict[str, Any], ...], start_step: int):
+    def __init__(self, workdir: pathlib.Path, members: tuple[dict[str, Any], ...], purge_from: int | None):
         from tensorboardX import SummaryWriter
 
         self._labels = {key for member in members for key in member} | set(_NOT_SCALARS)
-        self.writers = [SummaryWriter(str(member_folder(workdir, m, len(members))), purge_step=start_step or None,
-                                      flush_secs=3600) for m in members]
+        self.writers = []
+        try:
+            for member in members:
+                self.writers.append(SummaryWriter(str(member_folder(workdir, member, len(members))),
+                                                  purge_step=purge_from, flush_secs=3600,
+                                                  # tensorboardX names files by the second: keep a restart
+                                                  # within the same second from overwriting the last file
+                                                  filename_suffix=f".{os.getpid()}.{time.time_ns()}"))
+        except BaseException:
+            self.close()
+            raise
 
     def epoch(self, step: int, rows: list[dict[str, Any]], timing: dict[str, Any],
               samples: np.ndarray | None) -> None:

@@ -78,12 +78,15 @@ def training_owner(workdir: str | os.PathLike) -> str | None:
     path = pathlib.Path(workdir) / LOCK_FILE
     if fcntl is None or not path.is_file():
         return None
-    with open(path) as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _owner(handle)
-        fcntl.flock(handle, fcntl.LOCK_UN)
+    try:
+        with open(path) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _owner(handle)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except PermissionError:  # not ours to read: we cannot tell
+        return None
     return None
 
 

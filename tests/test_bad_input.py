@@ -85,10 +85,10 @@ CLI_CASES = [
      "labels: stored 20 vs requested 50"),
     ("sgan into a supervised workdir", ["train", "sgan", "--workdir", "CLS", "--labels", "20", "--batch-size", "10"],
      "holds checkpoints of task 'supervised', not 'sgan'"),
-    ("sample without a generator", ["sample", "--workdir", "CLS", "--out", "NEW/x.png"], "has no generator"),
+    ("sample without a generator", ["sample", "--workdir", "CLS", "--out", "CLS/x.png"], "has no generator"),
     ("evaluate one sample", ["evaluate", "--workdir", "TRAINED", "--samples", "1"], "expected an integer >= 2, got 1"),
     # sample quality and the conditional GAN
-    ("digit of an unconditional gan", ["sample", "--workdir", "TRAINED", "--digit", "7", "--out", "NEW/x.png"],
+    ("digit of an unconditional gan", ["sample", "--workdir", "TRAINED", "--digit", "7", "--out", "TRAINED/x.png"],
      "is unconditional and cannot draw a chosen digit"),
     ("digit out of range", ["sample", "--workdir", "TRAINED", "--digit", "12", "--out", "NEW/x.png"],
      "expected a digit 0..9, got 12"),

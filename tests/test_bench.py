@@ -2,6 +2,7 @@
 
 import json
 
+import jax
 import pytest
 
 from gan_jax import bench
@@ -22,8 +23,17 @@ def test_bench_prints_one_json_line_per_configuration(capsys):
         assert row["steps_per_s"] > 0 and row["gflop_per_step"] > 0
     # images/s counts every member's batch
     assert rows[1]["images_per_s"] == pytest.approx(rows[1]["steps_per_s"] * 100 * 2, rel=1e-3)
-    # the tutorial DCGAN at batch 4 does ~0.43 GFLOP per image per step (issue 4's count, XLA's cost analysis)
-    assert 0.2 < rows[0]["gflop_per_step"] / 4 < 0.6
+    for row in rows:  # the timed count is the requested one rounded up to whole compiled calls
+        assert row["timed_steps"] >= row["requested_steps"] and row["timed_steps"] % row["steps_per_call"] == 0
+    assert rows[1]["timed_steps"] == 2 and rows[0]["matmul_n"] == bench.matmul_size()
+    if jax.default_backend() == "cpu":
+        # the tutorial DCGAN at batch 4 does ~0.43 GFLOP per image per step (issue 4's count). Only
+        # XLA:CPU's cost analysis counts convolutions; on GPU they are cuDNN calls it leaves out.
+        assert 0.2 < rows[0]["gflop_per_step"] / 4 < 0.6
+
+
+def test_matmul_size_is_chosen_per_platform():
+    assert bench.matmul_size("cpu") == 2048 and bench.matmul_size("gpu") == bench.matmul_size("tpu") == 8192
 
 
 def test_matmul_peak_is_positive_for_both_dtypes():

@@ -2,6 +2,8 @@
 
 import json
 import logging
+
+import jax
 import tomllib
 import pathlib
 import re
@@ -13,11 +15,12 @@ from gan_jax.cli import main
 def test_devices_command_prints_jax_backend_as_json(capsys):
     assert main(["devices"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["backend"] == "cpu" and report["device_count"] == len(report["devices"]) >= 1
-    assert report["devices"][0].startswith("cpu:0")
+    assert report["backend"] == jax.default_backend() and report["device_count"] == len(report["devices"]) >= 1
+    assert report["devices"][0].startswith(f"{jax.devices()[0].platform}:0")
 
 
 def test_warning_names_an_install_extra_that_pyproject_defines(monkeypatch):
+    monkeypatch.setattr(devices.jax, "default_backend", lambda: "cpu")  # as on a machine with CPU-only jaxlib
     extras = tomllib.loads(pathlib.Path("pyproject.toml").read_text())["project"]["optional-dependencies"]
     for platform in ("gpu", "tpu"):
         monkeypatch.setattr(devices, "accelerators_present", lambda p=platform: [p])
@@ -30,8 +33,45 @@ def test_warning_names_an_install_extra_that_pyproject_defines(monkeypatch):
     assert devices.unused_accelerator_warning() is None
 
 
-def test_train_warns_when_a_gpu_is_present_but_unused(tiny_config, tiny_data, tmp_path, monkeypatch, caplog):
+def test_train_warns_once_when_a_gpu_is_present_but_unused(tiny_config, tiny_data, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(devices.jax, "default_backend", lambda: "cpu")
     monkeypatch.setattr(devices, "accelerators_present", lambda: ["gpu"])
+    monkeypatch.setattr(devices, "_warned", set())
+    config = tiny_config.from_dict({**tiny_config.to_dict(), "steps": 1})
     with caplog.at_level(logging.WARNING, logger="gan_jax"):
-        train(tiny_config.from_dict({**tiny_config.to_dict(), "steps": 1}), tmp_path, data=tiny_data, progress=False)
-    assert [r.getMessage() for r in caplog.records if "JAX runs on CPU" in r.getMessage()]
+        train(config, tmp_path / "a", data=tiny_data, progress=False)
+        train(config, tmp_path / "b", data=tiny_data, progress=False)  # e.g. the next run of a sweep
+    assert len([r for r in caplog.records if "JAX runs on CPU" in r.getMessage()]) == 1
+
+
+def test_report_names_a_backend_that_fails_to_start(monkeypatch):
+    def broken():
+        raise RuntimeError("Unable to initialize backend 'cuda': no CUDA-capable device\nmore")
+
+    monkeypatch.setattr(devices.jax, "devices", broken)
+    report = devices.report()
+    assert report["backend"] is None and report["error"] == "Unable to initialize backend 'cuda': no CUDA-capable device"
+
+
+def _flags_after_import(env_value, xla_flags="--xla_force_host_platform_device_count=2"):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XLA_FLAGS": xla_flags, "JAX_PLATFORMS": "cpu"}
+    env.pop("GAN_JAX_DETERMINISTIC", None)
+    if env_value is not None:
+        env["GAN_JAX_DETERMINISTIC"] = env_value
+    code = "import os, jax, gan_jax; print(os.environ['XLA_FLAGS']); print(len(jax.devices()))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    flags, count = out.splitlines()
+    return flags.split(), int(count)
+
+
+def test_import_turns_deterministic_gpu_ops_on_keeping_other_flags_and_zero_turns_it_off():
+    flags, count = _flags_after_import(None)
+    assert flags == ["--xla_force_host_platform_device_count=2", devices.DETERMINISTIC_GPU_FLAG] and count == 2
+    flags, count = _flags_after_import("0")
+    assert flags == ["--xla_force_host_platform_device_count=2"] and count == 2
+    explicit = "--xla_gpu_deterministic_ops=false --xla_force_host_platform_device_count=2"
+    assert _flags_after_import(None, explicit)[0] == explicit.split()  # the caller's own choice is kept

@@ -62,13 +62,20 @@ def test_members_write_one_folder_each(tmp_path):
         assert ("data_seed", rows[seed]["step"]) not in values
 
 
-def test_resume_purges_events_after_the_checkpoint_and_can_be_turned_off(tiny_config, tiny_data, tmp_path):
+def purge_steps(folder):
     from tensorboardX.proto import event_pb2
 
-    config = tiny_config.from_dict({**tiny_config.to_dict(), "epochs": 2, "steps": 7})
-    train(config, tmp_path, data=tiny_data, progress=False)
+    return [e.step for e in read_events(folder) if e.session_log.status == event_pb2.SessionLog.START]
+
+
+def test_resume_hides_only_the_events_trained_again_and_can_be_turned_off(tiny_config, tiny_data, tmp_path):
+    config = tiny_config.from_dict({**tiny_config.to_dict(), "epochs": 3, "steps": 7})
+    train(config, tmp_path, data=tiny_data, progress=False)  # epoch 1 complete (step 5), epoch 2 partial (step 7)
+    train(tiny_config.from_dict({**config.to_dict(), "steps": 10}), tmp_path, data=tiny_data, progress=False)
+    assert purge_steps(tmp_path) == [7]  # the partial epoch's events at step 7 are hidden; epoch 1's stay
     train(tiny_config.from_dict({**config.to_dict(), "steps": None}), tmp_path, data=tiny_data, progress=False)
-    starts = [e.step for e in read_events(tmp_path) if e.session_log.status == event_pb2.SessionLog.START]
-    assert starts == [7]  # TensorBoard hides the first process's events from step 7 on
+    assert purge_steps(tmp_path) == [7, 11]  # resumed at epoch 2's end (step 10): its events stay
+    train(tiny_config.from_dict({**config.to_dict(), "steps": None}), tmp_path, data=tiny_data, progress=False)
+    assert purge_steps(tmp_path) == [7, 11] and len(list(tmp_path.glob("events.out.tfevents.*"))) == 3  # nothing to train
     train(tiny_config, tmp_path / "quiet", data=tiny_data, progress=False, tensorboard=False)
     assert not list((tmp_path / "quiet").glob("events.out.tfevents.*"))

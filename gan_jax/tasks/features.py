@@ -88,8 +88,9 @@ class FeatureTask:
         """`(logits [N, 10], features [N, hidden])` of uint8 images, or float images in [-1, 1]."""
         images = np.asarray(images)
         pixels = data_lib.to_unit_range if images.dtype == np.uint8 else (lambda x: x.astype(jnp.float32))
-        outputs = [_apply(self.network, params, pixels(jnp.asarray(images[i:i + EVAL_CHUNK])))
-                   for i in range(0, len(images), EVAL_CHUNK)]
+        with jax.default_matmul_precision("highest"):  # full float32 on GPUs too (not TF32): the same FD everywhere
+            outputs = [_apply(self.network, params, pixels(jnp.asarray(images[i:i + EVAL_CHUNK])))
+                       for i in range(0, len(images), EVAL_CHUNK)]
         logits, features = zip(*jax.device_get(outputs))
         return np.concatenate(logits), np.concatenate(features)
 

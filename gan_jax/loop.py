@@ -10,7 +10,9 @@ Everything a step draws is a function of (seed, step), so a run killed at any mo
 with the same command ends bit-identical to an uninterrupted one.
 
 Files in WORKDIR: `metrics.jsonl` (per-epoch mean losses and evaluation, one row per member;
-deterministic), `timing.jsonl` (per-epoch throughput; varies), `samples/epoch_NNNN.png`,
+deterministic), `timing.jsonl` (per epoch: throughput; `device_seconds` inside the compiled calls
+until their metrics arrive, `host_seconds` the rest of the epoch's wall time, of which
+`eval_seconds`, `outputs_seconds` (samples, PNG, TensorBoard) and `save_seconds`; varies), `samples/epoch_NNNN.png`,
 `checkpoints/`, TensorBoard event files (`gan_jax.tensorboard`), and at the end `real_vs_generated.png`
 and `losses.png`.
 """
@@ -242,14 +244,16 @@ def _train_locked(task, workdir, data, device_data, test_data, total_steps, step
             epoch = step // steps_per_epoch
             plan = parallel.replicate(task.epoch_plan(epoch, num_examples), mesh)
             epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
-            started, first_step = time.perf_counter(), step
+            started, first_step, device_seconds = time.perf_counter(), step, 0.0
             while step < epoch_end:
                 n = min(steps_per_call, epoch_end - step)
                 if config.checkpoint_every:
                     n = min(n, config.checkpoint_every - step % config.checkpoint_every)
                 run = make_runner(task.step, steps_per_epoch, n, mesh)
+                call_started = time.perf_counter()
                 state, metrics, finite = run(state, device_data, plan)
                 metrics, finite = jax.device_get((metrics, finite))
+                device_seconds += time.perf_counter() - call_started
                 _check_finite(task, metrics, finite, step + n, store)
                 step += n
                 _accumulate(counters, metrics)
@@ -257,12 +261,19 @@ def _train_locked(task, workdir, data, device_data, test_data, total_steps, step
                 bar.set_postfix({k: f"{v[0] / counters['steps_in_epoch']:.3f}" for k, v in counters["loss_sums"].items()})
                 if step < epoch_end and (stop.signum or (config.checkpoint_every and step % config.checkpoint_every == 0)):
                     save(stop.signum)
-            _end_of_segment(task, state, workdir, test_data, epoch, step, counters, events,
-                            epoch_done=step == (epoch + 1) * steps_per_epoch,
-                            seconds=time.perf_counter() - started, steps_run=step - first_step)
+            timing = _end_of_segment(task, state, workdir, test_data, epoch, step, counters, events,
+                                     epoch_done=step == (epoch + 1) * steps_per_epoch,
+                                     seconds=time.perf_counter() - started, steps_run=step - first_step)
             if step == (epoch + 1) * steps_per_epoch:
                 counters = _fresh_counters(task)
-            save(stop.signum if step < total_steps else None)
+            save_started = time.perf_counter()
+            try:
+                save(stop.signum if step < total_steps else None)
+            finally:  # the timing row, with what the host spent outside the compiled calls this epoch
+                ended = time.perf_counter()
+                _append_row(workdir, TIMING_FILE, {**timing, "save_seconds": round(ended - save_started, 3),
+                                                   "device_seconds": round(device_seconds, 3),
+                                                   "host_seconds": round(ended - started - device_seconds, 3)})
     _final_figures(task, state, workdir, data.images)
     return state
 
@@ -289,9 +300,10 @@ def _accumulate(counters: dict[str, Any], metrics: dict[str, np.ndarray]) -> Non
 
 
 def _end_of_segment(task, state, workdir, test_data, epoch, step, counters, events: EventWriter | None, *,
-                    epoch_done, seconds, steps_run) -> None:
-    """Writes the epoch's (or the run's last, partial) metrics rows (one per member), timing row, samples
-    and TensorBoard events, and logs one labelled line per member and one for the timing."""
+                    epoch_done, seconds, steps_run) -> dict[str, Any]:
+    """Writes the epoch's (or the run's last, partial) metrics rows (one per member), samples and
+    TensorBoard events, logs one labelled line per member and one for the timing, and returns the
+    timing row (the caller adds the checkpoint's seconds and writes it)."""
     started = time.perf_counter()
     evaluation = task.evaluate(state, test_data)
     timing = {"epoch": epoch + 1, "step": step, "steps": steps_run, "seconds": round(seconds, 3),
@@ -309,16 +321,18 @@ def _end_of_segment(task, state, workdir, test_data, epoch, step, counters, even
         log.info("epoch %d step %d%s%s: %s", epoch + 1, step, "".join(f" {k} {v}" for k, v in member.items()),
                  "" if epoch_done else " (partial)",
                  " ".join(f"{k} {_number(v)}" for k, v in row.items() if k in task.loss_keys or k in evaluation))
-    _append_row(workdir, TIMING_FILE, timing)
     log.info("epoch %d: %d steps in %.1f s (%.2f steps/s), evaluation %.1f s", epoch + 1, steps_run, seconds,
              timing["steps_per_s"], timing["eval_seconds"])
     if epoch_done:
         _warn_on_collapse(task, workdir, epoch)
+    started = time.perf_counter()
     samples = task.sample(state, task.fixed_noise()) if task.generates and parallel.is_writer() else None
     if samples is not None:
         plots.save_grid(workdir / "samples" / f"epoch_{epoch + 1:04d}.png", samples)
     if events is not None:
         events.epoch(step, rows, timing, samples)
+    timing["outputs_seconds"] = round(time.perf_counter() - started, 3)
+    return timing
 
 
 def _number(value) -> str:

@@ -118,7 +118,7 @@ def _add_classifier_args(parser: argparse.ArgumentParser, *, sgan: bool, sweep: 
     if not sweep:
         _add_devices_arg(parser)
     parser.add_argument("--checkpoint-every", type=_positive_int, default=None,
-                        help="also save a checkpoint every N steps (default: at each epoch's end)")
+                        help="also save a checkpoint every N steps (default: at epoch ends, see --checkpoint-seconds)")
     parser.add_argument("--data-source", choices=("auto", "tfds", "offline"), default=None,
                         help="MNIST route (default auto: TFDS if prepared, else the offline cache)")
     if sweep:
@@ -135,6 +135,10 @@ def _add_output_args(parser: argparse.ArgumentParser) -> None:
                              "and their Adam states)")
     parser.add_argument("--no-tensorboard", action="store_true",
                         help="do not write TensorBoard event files into WORKDIR")
+    parser.add_argument("--checkpoint-seconds", type=_bounded(float, lambda v: v >= 0, "a number >= 0"), default=None,
+                        help="save at an epoch's end only once S seconds have passed since the last save; 0 = every "
+                             "epoch (default: automatic, at most 2%% of the time spent saving; the run's end, Ctrl-C "
+                             "and --checkpoint-every always save)")
 
 
 def _add_devices_arg(parser: argparse.ArgumentParser) -> None:
@@ -174,7 +178,7 @@ def _add_gan_args(parser: argparse.ArgumentParser) -> None:
                              "float32 parameters and optimizer states)")
     _add_devices_arg(parser)
     parser.add_argument("--checkpoint-every", type=_positive_int, default=None,
-                        help="also save a checkpoint every N steps (default: at each epoch's end)")
+                        help="also save a checkpoint every N steps (default: at epoch ends, see --checkpoint-seconds)")
     parser.add_argument("--noise-dim", type=_positive_int, default=None, help="generator input size (default 100)")
     parser.add_argument("--g-features", type=_widths(3), default=None,
                         help="generator widths DENSE,CONV,CONV (default 256,128,64)")
@@ -311,7 +315,8 @@ def _run_training(config, args) -> None:
     from gan_jax.loop import train
 
     train(config, args.workdir, progress=not args.no_progress, devices=args.devices,
-          keep_checkpoints=args.keep_checkpoints, tensorboard=not args.no_tensorboard)
+          keep_checkpoints=args.keep_checkpoints, tensorboard=not args.no_tensorboard,
+          checkpoint_seconds=args.checkpoint_seconds)
 
 
 def _sample(args) -> None:

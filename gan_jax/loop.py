@@ -136,22 +136,53 @@ class Outputs:
       progress: show a progress bar.
       keep_checkpoints: newest checkpoints kept in `WORKDIR/checkpoints` (older ones are deleted).
       tensorboard: write TensorBoard event files beside metrics.jsonl (`gan_jax.tensorboard`).
+      checkpoint_seconds: save at an epoch's end only once this many seconds have passed since the
+        last save; 0 saves every epoch. None (default) decides from the last save's duration, so that
+        at most `SAVE_SHARE` of the time goes to saving: every epoch on a CPU (minutes per epoch),
+        every few dozen epochs on a GPU (a DCGAN epoch takes about as long as its save). The run's
+        end, a signal and `checkpoint_every` always save.
     """
 
     progress: bool = True
     keep_checkpoints: int = 3
     tensorboard: bool = True
+    checkpoint_seconds: float | None = None
 
     def __post_init__(self):
         if isinstance(self.keep_checkpoints, bool) or not isinstance(self.keep_checkpoints, int) \
                 or self.keep_checkpoints < 1:
             raise ConfigError(f"keep_checkpoints must be a positive integer, got {self.keep_checkpoints!r}; "
                               "pass 1 or more")
+        if self.checkpoint_seconds is not None and not self.checkpoint_seconds >= 0:
+            raise ConfigError(f"checkpoint_seconds must be >= 0, got {self.checkpoint_seconds!r}; pass 0 to save "
+                              "every epoch")
+
+
+SAVE_SHARE = 0.02
+
+
+class SaveCadence:
+    """Whether an epoch's end is time for a checkpoint (see `Outputs.checkpoint_seconds`)."""
+
+    def __init__(self, seconds: float | None, clock=time.perf_counter):
+        self.seconds, self.clock = seconds, clock
+        self.last_end, self.last_cost = clock(), 0.0
+
+    def due(self) -> bool:
+        since = self.clock() - self.last_end
+        if self.seconds is not None:
+            return since >= self.seconds
+        return since * SAVE_SHARE >= self.last_cost
+
+    def saved(self, started: float) -> None:
+        """Records a save that began at `started` (this clock) and has just ended."""
+        self.last_end = self.clock()
+        self.last_cost = self.last_end - started
 
 
 def train(config, workdir: str | os.PathLike, *, data: MNIST | None = None, test_data: MNIST | None = None,
           progress: bool = True, devices: int | None = None, keep_checkpoints: int = 3,
-          tensorboard: bool = True) -> TrainState:
+          tensorboard: bool = True, checkpoint_seconds: float | None = None) -> TrainState:
     """Trains (or resumes) a run in `workdir` and returns the final state.
 
     Args:
@@ -164,13 +195,15 @@ def train(config, workdir: str | os.PathLike, *, data: MNIST | None = None, test
         `gan_jax.parallel`). Results agree across device counts up to float32 summation order.
       keep_checkpoints: newest checkpoints to keep (each holds both models and their Adam states).
       tensorboard: also write TensorBoard event files into `workdir`.
+      checkpoint_seconds: least seconds between epoch-end checkpoints; None: automatic, at most 2 %
+        of the time saving (see `Outputs`). Results never depend on it.
     Raises:
       ConfigError, CheckpointError, DataError: user mistakes, with a one-line message.
       Preempted: SIGINT/SIGTERM arrived; a checkpoint of the last finished step was saved.
       Diverged: a loss or parameter became NaN/Inf; the last good checkpoint is kept.
     """
     task = make_task(config)
-    outputs = Outputs(progress, keep_checkpoints, tensorboard)
+    outputs = Outputs(progress, keep_checkpoints, tensorboard, checkpoint_seconds)
     mesh = parallel.data_mesh(devices)
     workdir = check_workdir(workdir)
     if (workdir / "checkpoints").is_dir():
@@ -218,8 +251,12 @@ def _train_locked(task, workdir, data, device_data, test_data, total_steps, step
     step = int(state.step)
     steps_per_call = config.steps_per_call or default_steps_per_call(steps_per_epoch, convolutions=task.convolutional)
 
+    cadence = SaveCadence(outputs.checkpoint_seconds)
+
     def save(reason_signum: int | None = None) -> None:
+        started = time.perf_counter()
         store.save(step, state, config.to_dict(), counters)
+        cadence.saved(started)
         if reason_signum is not None:
             raise Preempted(f"stopped by {signal.Signals(reason_signum).name} at step {step}; checkpoint saved in "
                             f"{workdir}; run the same command to resume", reason_signum)
@@ -268,7 +305,8 @@ def _train_locked(task, workdir, data, device_data, test_data, total_steps, step
                 counters = _fresh_counters(task)
             save_started = time.perf_counter()
             try:
-                save(stop.signum if step < total_steps else None)
+                if step >= total_steps or stop.signum or cadence.due():
+                    save(stop.signum if step < total_steps else None)
             finally:  # the timing row, with what the host spent outside the compiled calls this epoch
                 ended = time.perf_counter()
                 _append_row(workdir, TIMING_FILE, {**timing, "save_seconds": round(ended - save_started, 3),

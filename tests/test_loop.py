@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from gan_jax import CheckpointError, ConfigError, train
-from gan_jax.checkpoint import CheckpointStore
-from gan_jax.loop import read_metrics
+from gan_jax.checkpoint import CheckpointStore, params_fingerprint
+from gan_jax.loop import SaveCadence, read_metrics
 
 
 def _leaves(state):
@@ -71,3 +71,31 @@ def test_conflicting_config_is_refused_and_nothing_changes(tiny_config, tiny_dat
 def test_batch_larger_than_dataset_is_a_config_error(tiny_config, tiny_data, tmp_path):
     with pytest.raises(ConfigError, match="batch_size 64 exceeds the 40"):
         train(dataclasses.replace(tiny_config, batch_size=64), tmp_path, data=tiny_data, progress=False)
+
+
+def test_save_cadence_keeps_saving_under_two_percent_of_the_time():
+    now = [0.0]
+    cadence = SaveCadence(None, clock=lambda: now[0])
+    assert cadence.due()  # nothing measured yet: the first epoch's end saves
+    now[0] = 1.0
+    cadence.saved(started=0.5)  # a save of 0.5 s: the next is due 0.5 / 0.02 = 25 s later
+    now[0] = 25.9
+    assert not cadence.due()
+    now[0] = 26.0
+    assert cadence.due()
+    fixed = SaveCadence(10.0, clock=lambda: now[0])  # a fixed interval, whatever saves cost
+    assert not fixed.due()
+    now[0] = 36.0
+    assert fixed.due() and SaveCadence(0.0).due()
+
+
+@pytest.mark.parametrize("seconds, saved", [(0.0, [6, 8, 10]), (3600.0, [10])])
+def test_epoch_end_checkpoints_follow_checkpoint_seconds_and_results_do_not(tiny_config, tiny_data, tmp_path,
+                                                                           seconds, saved):
+    config = dataclasses.replace(tiny_config, epochs=5, batch_size=20)  # 2 steps per epoch
+    state = train(config, tmp_path / "run", data=tiny_data, progress=False, checkpoint_seconds=seconds)
+    assert sorted(int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir()) == saved  # 3 kept
+    timing = read_metrics(tmp_path / "run", "timing.jsonl")
+    assert len(timing) == 5 and sum(r["save_seconds"] > 0 for r in timing) == (5 if seconds == 0 else 1)
+    reference = train(config, tmp_path / "ref", data=tiny_data, progress=False, checkpoint_seconds=0.0)
+    assert params_fingerprint(state) == params_fingerprint(reference)

@@ -25,7 +25,7 @@ def load_run(workdir: str | os.PathLike) -> tuple[Any, TrainState]:
     owner = training_owner(workdir)
     if owner is not None and CheckpointStore.latest_in(workdir) is None:
         raise CheckpointError(f"{workdir} is being trained by {owner} and has no checkpoint yet; the first is saved "
-                              "at the end of epoch 1 (or after --checkpoint-every steps): try again then")
+                              "at an epoch's end (or after --checkpoint-every steps): try again then")
     with CheckpointStore(workdir, create=False) as store:
         task = make_task(config_from_dict(store.read_config()))
         state, _ = store.restore_latest_good(task.init(), quarantine=False)

@@ -137,7 +137,7 @@ def _add_output_args(parser: argparse.ArgumentParser) -> None:
                         help="do not write TensorBoard event files into WORKDIR")
     parser.add_argument("--checkpoint-seconds", type=_bounded(float, lambda v: v >= 0, "a number >= 0"), default=None,
                         help="save at an epoch's end only once S seconds have passed since the last save; 0 = every "
-                             "epoch (default: automatic, at most 2%% of the time spent saving; the run's end, Ctrl-C "
+                             "epoch (default: automatic, at most 2%% of the time spent saving; the run's end, Ctrl-C/SIGTERM "
                              "and --checkpoint-every always save)")
 
 
@@ -240,8 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="MNIST route for its training (default auto)")
     features.add_argument("--retrain", action="store_true",
                           help="use a network trained on this machine instead of the packaged one: trained now, or "
-                               "loaded from this machine's cache (training is deterministic, so a second training "
-                               "would give the same file); evaluations keep using the packaged one")
+                               "loaded from this machine's cache (training is deterministic on one machine, so a "
+                               "second training here would give the same file); evaluations keep using the packaged one")
     features.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     sweep = commands.add_parser(

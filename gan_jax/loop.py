@@ -11,8 +11,9 @@ with the same command ends bit-identical to an uninterrupted one.
 
 Files in WORKDIR: `metrics.jsonl` (per-epoch mean losses and evaluation, one row per member;
 deterministic), `timing.jsonl` (per epoch: throughput; `device_seconds` inside the compiled calls
-until their metrics arrive, `host_seconds` the rest of the epoch's wall time, of which
-`eval_seconds`, `outputs_seconds` (samples, PNG, TensorBoard) and `save_seconds`; varies), `samples/epoch_NNNN.png`,
+until their metrics arrive, compilation included; `host_seconds` the rest of the epoch's wall time,
+of which `eval_seconds`, `outputs_seconds` (samples, PNG, TensorBoard) and the epoch-end
+`save_seconds`; varies), `samples/epoch_NNNN.png`,
 `checkpoints/`, TensorBoard event files (`gan_jax.tensorboard`), and at the end `real_vs_generated.png`
 and `losses.png`.
 """
@@ -139,7 +140,7 @@ class Outputs:
       checkpoint_seconds: save at an epoch's end only once this many seconds have passed since the
         last save; 0 saves every epoch. None (default) decides from the last save's duration, so that
         at most `SAVE_SHARE` of the time goes to saving: every epoch on a CPU (minutes per epoch),
-        every few dozen epochs on a GPU (a DCGAN epoch takes about as long as its save). The run's
+        every few dozen epochs on a GPU (predicted: a DCGAN epoch there takes about as long as a save here). The run's
         end, a signal and `checkpoint_every` always save.
     """
 
@@ -305,7 +306,8 @@ def _train_locked(task, workdir, data, device_data, test_data, total_steps, step
                 counters = _fresh_counters(task)
             save_started = time.perf_counter()
             try:
-                if step >= total_steps or stop.signum or cadence.due():
+                if (step >= total_steps or stop.signum or cadence.due()
+                        or (config.checkpoint_every and step % config.checkpoint_every == 0)):
                     save(stop.signum if step < total_steps else None)
             finally:  # the timing row, with what the host spent outside the compiled calls this epoch
                 ended = time.perf_counter()

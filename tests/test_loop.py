@@ -99,3 +99,9 @@ def test_epoch_end_checkpoints_follow_checkpoint_seconds_and_results_do_not(tiny
     assert len(timing) == 5 and sum(r["save_seconds"] > 0 for r in timing) == (5 if seconds == 0 else 1)
     reference = train(config, tmp_path / "ref", data=tiny_data, progress=False, checkpoint_seconds=0.0)
     assert params_fingerprint(state) == params_fingerprint(reference)
+
+
+def test_checkpoint_every_saves_at_epoch_ends_too_whatever_the_cadence(tiny_config, tiny_data, tmp_path):
+    config = dataclasses.replace(tiny_config, epochs=3, batch_size=20, checkpoint_every=2)  # = steps per epoch
+    train(config, tmp_path, data=tiny_data, progress=False, checkpoint_seconds=3600.0, keep_checkpoints=5)
+    assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()) == [2, 4, 6]

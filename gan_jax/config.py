@@ -15,7 +15,7 @@ DATA_SOURCES = ("auto", "tfds", "offline")
 COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
-def _require_positive(name: str, value: Any) -> None:
+def require_positive(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}; pass a value >= 1")
 
@@ -33,10 +33,10 @@ class _Config:
 
     def _check_common(self) -> None:
         for name in ("epochs", "batch_size"):
-            _require_positive(name, getattr(self, name))
+            require_positive(name, getattr(self, name))
         for name in ("steps", "steps_per_call", "checkpoint_every"):
             if getattr(self, name) is not None:
-                _require_positive(name, getattr(self, name))
+                require_positive(name, getattr(self, name))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         if not self.learning_rate > 0:
@@ -151,7 +151,7 @@ class GANConfig(_Config):
     def __post_init__(self):
         self._check_common()
         for name in ("noise_dim", "num_samples", "eval_samples"):
-            _require_positive(name, getattr(self, name))
+            require_positive(name, getattr(self, name))
         if self.eval_samples < 2:
             raise ConfigError(f"eval_samples must be >= 2 (a covariance needs two samples), got {self.eval_samples}")
         if not 0 <= self.beta1 < 1:
@@ -168,7 +168,7 @@ class GANConfig(_Config):
             raise ConfigError(f"d_features needs 2 widths, got {self.d_features!r}")
         for name in ("g_features", "d_features"):
             for width in getattr(self, name):
-                _require_positive(f"each of {name}", width)
+                require_positive(f"each of {name}", width)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,14 +213,14 @@ class FeatureNetConfig(_Config):
 
     def __post_init__(self):
         self._check_common()
-        _require_positive("hidden", self.hidden)
-        _require_positive("halving_steps", self.halving_steps)
+        require_positive("hidden", self.hidden)
+        require_positive("halving_steps", self.halving_steps)
         if isinstance(self.max_shift, bool) or not isinstance(self.max_shift, int) or not 0 <= self.max_shift <= 8:
             raise ConfigError(f"max_shift must be an integer in 0..8, got {self.max_shift!r}")
         if not self.widths:
             raise ConfigError("widths needs at least one conv width")
         for width in self.widths:
-            _require_positive("each of widths", width)
+            require_positive("each of widths", width)
 
 
 MODELS = ("mlp", "conv")
@@ -363,7 +363,7 @@ class SGANConfig(SupervisedConfig):
         if self.g_loss not in G_LOSSES:
             raise ConfigError(f"g_loss must be one of {', '.join(G_LOSSES)}, got {self.g_loss!r}")
         for name in ("noise_dim", "num_samples"):
-            _require_positive(name, getattr(self, name))
+            require_positive(name, getattr(self, name))
         if not isinstance(self.fm_after_noise, bool):
             raise ConfigError(f"fm_after_noise must be true or false, got {self.fm_after_noise!r}")
         if not self.unlabeled_weight >= 0:

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from gan_jax import collapse, parallel, plots
 from gan_jax.checkpoint import CheckpointStore
-from gan_jax.config import CGANConfig, FeatureNetConfig, GANConfig, SGANConfig, SupervisedConfig
+from gan_jax.config import CGANConfig, FeatureNetConfig, GANConfig, SGANConfig, SupervisedConfig, require_positive
 from gan_jax.devices import warn_once_if_accelerator_unused
 from gan_jax.data import MNIST, check_images, load_mnist
 from gan_jax.errors import CheckpointError, ConfigError, Diverged, Preempted
@@ -150,10 +150,7 @@ class Outputs:
     checkpoint_seconds: float | None = None
 
     def __post_init__(self):
-        if isinstance(self.keep_checkpoints, bool) or not isinstance(self.keep_checkpoints, int) \
-                or self.keep_checkpoints < 1:
-            raise ConfigError(f"keep_checkpoints must be a positive integer, got {self.keep_checkpoints!r}; "
-                              "pass 1 or more")
+        require_positive("keep_checkpoints", self.keep_checkpoints)
         if self.checkpoint_seconds is not None and not self.checkpoint_seconds >= 0:
             raise ConfigError(f"checkpoint_seconds must be >= 0, got {self.checkpoint_seconds!r}; pass 0 to save "
                               "every epoch")
@@ -254,6 +251,9 @@ def _train_locked(task, workdir, data, device_data, test_data, total_steps, step
 
     cadence = SaveCadence(outputs.checkpoint_seconds)
 
+    def on_step_schedule() -> bool:  # --checkpoint-every: saves whatever the cadence says
+        return bool(config.checkpoint_every) and step % config.checkpoint_every == 0
+
     def save(reason_signum: int | None = None) -> None:
         started = time.perf_counter()
         store.save(step, state, config.to_dict(), counters)
@@ -297,7 +297,7 @@ def _train_locked(task, workdir, data, device_data, test_data, total_steps, step
                 _accumulate(counters, metrics)
                 bar.update(n)
                 bar.set_postfix({k: f"{v[0] / counters['steps_in_epoch']:.3f}" for k, v in counters["loss_sums"].items()})
-                if step < epoch_end and (stop.signum or (config.checkpoint_every and step % config.checkpoint_every == 0)):
+                if step < epoch_end and (stop.signum or on_step_schedule()):
                     save(stop.signum)
             timing = _end_of_segment(task, state, workdir, test_data, epoch, step, counters, events,
                                      epoch_done=step == (epoch + 1) * steps_per_epoch,
@@ -306,8 +306,7 @@ def _train_locked(task, workdir, data, device_data, test_data, total_steps, step
                 counters = _fresh_counters(task)
             save_started = time.perf_counter()
             try:
-                if (step >= total_steps or stop.signum or cadence.due()
-                        or (config.checkpoint_every and step % config.checkpoint_every == 0)):
+                if step >= total_steps or stop.signum or on_step_schedule() or cadence.due():
                     save(stop.signum if step < total_steps else None)
             finally:  # the timing row, with what the host spent outside the compiled calls this epoch
                 ended = time.perf_counter()

@@ -21,6 +21,7 @@ import tempfile
 import time
 
 from gan_jax.api import run_info
+from gan_jax.checkpoint import CheckpointStore
 
 # The tiny DCGAN on the command line; the tests use the same arguments.
 TINY = ["--batch-size", "8", "--noise-dim", "8", "--g-features", "8,4,4", "--d-features", "4,8", "--no-progress"]
@@ -32,8 +33,7 @@ def train_command(workdir: pathlib.Path, steps: int) -> list[str]:
 
 
 def latest_step(workdir: pathlib.Path) -> int:
-    folder = workdir / "checkpoints"
-    return max((int(p.name) for p in folder.iterdir() if p.name.isdigit()), default=0) if folder.is_dir() else 0
+    return CheckpointStore.latest_in(workdir) or 0
 
 
 def kill_and_resume(workdir: pathlib.Path, steps: int, after_step: int, delay_s: float, timeout_s: float = 300) -> None:

@@ -2,9 +2,13 @@
 
 Layout: `WORKDIR/checkpoints/<step>/{state, config, loop}`. Orbax writes each step into a
 temporary folder and renames it when complete, so an interrupted save is never the latest. The
-`loop` item also stores `state_sha256`, a fingerprint of the whole saved state: a restore that
+`loop` item also stores `state_checksum`, a checksum of the whole saved state computed on the
+device (`checksum`; checkpoints of earlier releases hold the host-side `state_sha256`): a restore that
 does not reproduce it is treated as corrupted, moved to `WORKDIR/corrupt_checkpoints/`, reported,
 and the previous good checkpoint is used instead.
+
+Saves are asynchronous (Orbax writes in a background thread while training goes on): `save`
+returns once the state is copied, `wait` blocks until the newest save is complete on disk.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import shutil
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -37,6 +42,44 @@ def fingerprint(tree: Any) -> str:
         array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
         digest.update(f"{jax.tree_util.keystr(path)}|{array.dtype.str}|{array.shape}|".encode())
         digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+_MIX = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D)
+
+
+def _leaf_checksum(x: jax.Array) -> jax.Array:
+    """Two uint32 words from a leaf's bits and positions; integer arithmetic, so exact on any device."""
+    if x.dtype == jnp.bool_:
+        bits = x.astype(jnp.uint32)
+    else:
+        bits = jax.lax.bitcast_convert_type(x, jnp.dtype(f"uint{8 * x.dtype.itemsize}")).astype(jnp.uint32)
+    bits = bits.reshape(-1)
+    h = bits * jnp.uint32(_MIX[0]) + jnp.arange(bits.size, dtype=jnp.uint32) * jnp.uint32(_MIX[1])
+    h = (h ^ (h >> 15)) * jnp.uint32(_MIX[2])
+    h = h ^ (h >> 13)
+    return jnp.stack([jnp.sum(h, dtype=jnp.uint32), jax.lax.reduce(h, jnp.uint32(0), jax.lax.bitwise_xor, (0,))])
+
+
+@jax.jit
+def _leaf_checksums(leaves: list[jax.Array]) -> jax.Array:
+    return jnp.stack([_leaf_checksum(x) for x in leaves]) if leaves else jnp.zeros((0, 2), jnp.uint32)
+
+
+def checksum(tree: Any) -> str:
+    """A checksum of a pytree's arrays computed where they live: only 8 bytes per array reach the host.
+
+    Each array's bits (positions included) are mixed and reduced with wrapping uint32 sums and xors,
+    which no reduction order changes, so equal arrays give equal checksums on any machine. The
+    words are then hashed on the host with each array's key path, dtype and shape (SHA-256, hex).
+    It detects damaged or mismatched checkpoints; unlike `fingerprint` it is not cryptographic.
+    """
+    leaves = sorted(jax.tree_util.tree_flatten_with_path(tree)[0], key=lambda item: jax.tree_util.keystr(item[0]))
+    words = np.asarray(jax.device_get(_leaf_checksums([jnp.asarray(leaf) for _, leaf in leaves])), "<u4")
+    digest = hashlib.sha256()
+    for (path, leaf), pair in zip(leaves, words):
+        digest.update(f"{jax.tree_util.keystr(path)}|{jnp.asarray(leaf).dtype.str}|{np.shape(leaf)}|".encode())
+        digest.update(pair.tobytes())
     return digest.hexdigest()
 
 
@@ -65,10 +108,11 @@ class CheckpointStore:
         # Only a training store removes leftovers of interrupted saves: a reader (`info`, `sample`)
         # running beside a training process must not delete that process's save in progress.
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, create=create, enable_async_checkpointing=False,
+            max_to_keep=max_to_keep, create=create, enable_async_checkpointing=create,
             cleanup_tmp_directories=create,
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
+        self._pending_step: int | None = None
 
     @staticmethod
     def latest_in(workdir: str | pathlib.Path) -> int | None:
@@ -83,26 +127,43 @@ class CheckpointStore:
         return self.manager.latest_step()
 
     def save(self, step: int, state: Any, config: dict[str, Any], loop: dict[str, Any]) -> None:
-        """Saves synchronously, with the state's fingerprint in `loop`.
+        """Starts saving `state` (with its checksum in `loop`) and returns once Orbax holds a copy.
 
+        The state's arrays must stay alive (not donated) until the next `save` or `wait`; the loop
+        passes a device copy. An earlier save still in progress is finished first.
         Raises:
-          CheckpointError: the save failed (e.g. a full disk); older checkpoints are untouched.
+          CheckpointError: this or the previous save failed (e.g. a full disk); older checkpoints are untouched.
         """
-        loop = {**loop, "state_sha256": fingerprint(state)}
+        loop = {**loop, "state_checksum": checksum(state)}
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state),
             config=ocp.args.JsonSave(config),
             loop=ocp.args.JsonSave(loop),
         )
+        self.wait()
         try:
             self.manager.save(step, args=args, force=True)
+        except OSError as err:
+            raise self._failed(step, err) from err
+        self._pending_step = step
+
+    def wait(self) -> None:
+        """Blocks until the newest save is complete on disk.
+
+        Raises:
+          CheckpointError: it failed; older checkpoints are untouched.
+        """
+        step, self._pending_step = self._pending_step, None
+        try:
             self.manager.wait_until_finished()
         except OSError as err:
-            kept = self.latest_step()
-            raise CheckpointError(
-                f"could not save the checkpoint of step {step} in {self.directory} ({err.strerror or err}); "
-                f"free space or fix permissions, then run the same command to resume from step {kept}"
-            ) from err
+            raise self._failed(step, err) from err
+
+    def _failed(self, step: int | None, err: OSError) -> CheckpointError:
+        self.manager.reload()
+        return CheckpointError(
+            f"could not save the checkpoint of step {step} in {self.directory} ({err.strerror or err}); "
+            f"free space or fix permissions, then run the same command to resume from step {self.latest_step()}")
 
     def read_config(self, step: int | None = None) -> dict[str, Any]:
         """The config stored with a checkpoint (the latest by default)."""
@@ -131,8 +192,9 @@ class CheckpointStore:
             except Exception:
                 raise CheckpointError(
                     f"checkpoint {step} is unreadable ({type(err).__name__}: {str(err)[:200]})") from err
-        expected = loop.pop("state_sha256", None)
-        if expected != fingerprint(state):
+        legacy = loop.pop("state_sha256", None)  # written by releases before the device checksum
+        expected = loop.pop("state_checksum", None)
+        if (expected != checksum(state)) if legacy is None else (legacy != fingerprint(state)):
             raise CheckpointError(f"checkpoint {step} does not match its fingerprint (corrupted)")
         return state, loop
 
@@ -181,7 +243,11 @@ class CheckpointStore:
         return step
 
     def close(self) -> None:
-        self.manager.close()
+        """Finishes a save in progress and releases the manager."""
+        try:
+            self.wait()
+        finally:
+            self.manager.close()
 
     def __enter__(self) -> CheckpointStore:
         return self

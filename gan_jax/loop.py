@@ -11,16 +11,19 @@ with the same command ends bit-identical to an uninterrupted one.
 
 Files in WORKDIR: `metrics.jsonl` (per-epoch mean losses and evaluation, one row per member;
 deterministic), `timing.jsonl` (per epoch: throughput; `device_seconds` inside the compiled calls
-until their metrics arrive, compilation included; `host_seconds` the rest of the epoch's wall time,
-of which `eval_seconds`, `outputs_seconds` (samples, PNG, TensorBoard) and the epoch-end
-`save_seconds`; varies), `samples/epoch_NNNN.png`,
+until their metrics arrive, compilation included; `host_seconds` the rest of the epoch's wall time
+in the loop's thread, of which `save_seconds`, the blocking part of an asynchronous save;
+`eval_seconds` and `outputs_seconds` (rows, samples, PNG, TensorBoard) of the epoch's end, which runs
+in a background thread while the next epoch trains; varies), `samples/epoch_NNNN.png`,
 `checkpoints/`, TensorBoard event files (`gan_jax.tensorboard`), and at the end `real_vs_generated.png`
 and `losses.png`.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import copy
 import dataclasses
 import logging
 import os
@@ -31,6 +34,7 @@ import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -250,17 +254,28 @@ def _train_locked(task, workdir, data, device_data, test_data, total_steps, step
     steps_per_call = config.steps_per_call or default_steps_per_call(steps_per_epoch, convolutions=task.convolutional)
 
     cadence = SaveCadence(outputs.checkpoint_seconds)
+    background = _Background(mesh)
+    timing_rows: list[tuple[concurrent.futures.Future, dict[str, Any]]] = []  # waiting for their epoch's outputs
 
     def on_step_schedule() -> bool:  # --checkpoint-every: saves whatever the cadence says
         return bool(config.checkpoint_every) and step % config.checkpoint_every == 0
 
-    def save(reason_signum: int | None = None) -> None:
+    def save(snapshot, reason_signum: int | None = None) -> None:
+        """Saves `snapshot`, a device copy of the state at `step` (the next compiled call donates `state`)."""
         started = time.perf_counter()
-        store.save(step, state, config.to_dict(), counters)
+        background.wait()  # a checkpoint is written only after the rows it covers
+        store.save(step, snapshot, config.to_dict(), counters)
         cadence.saved(started)
         if reason_signum is not None:
+            store.wait()
             raise Preempted(f"stopped by {signal.Signals(reason_signum).name} at step {step}; checkpoint saved in "
                             f"{workdir}; run the same command to resume", reason_signum)
+
+    def write_timing_rows(finished_only: bool = False) -> None:
+        while timing_rows:
+            job, row = timing_rows.pop(0)
+            if not (finished_only and job.exception()):
+                _append_row(workdir, TIMING_FILE, {**row, **job.result()})
 
     if step >= total_steps:
         log.info("%s is already at step %d (asked for %d); nothing to train", workdir, step, total_steps)
@@ -278,6 +293,8 @@ def _train_locked(task, workdir, data, device_data, test_data, total_steps, step
             # Events at the checkpoint's step stay when it ends an epoch; a partial segment's are redone.
             purge_from = None if step == 0 else step + 1 if step % steps_per_epoch == 0 else step
             events = stack.enter_context(contextlib.closing(EventWriter(workdir, task.members, purge_from)))
+        stack.callback(write_timing_rows, finished_only=True)
+        stack.enter_context(background)
         while step < total_steps:
             epoch = step // steps_per_epoch
             plan = parallel.replicate(task.epoch_plan(epoch, num_examples), mesh)
@@ -292,40 +309,92 @@ def _train_locked(task, workdir, data, device_data, test_data, total_steps, step
                 state, metrics, finite = run(state, device_data, plan)
                 metrics, finite = jax.device_get((metrics, finite))
                 device_seconds += time.perf_counter() - call_started
-                _check_finite(task, metrics, finite, step + n, store)
+                if not _all_finite(task, metrics, finite):
+                    background.wait()
+                    store.wait()
+                    raise _diverged(task, metrics, finite, step + n, store.latest_step())
                 step += n
                 _accumulate(counters, metrics)
                 bar.update(n)
                 bar.set_postfix({k: f"{v[0] / counters['steps_in_epoch']:.3f}" for k, v in counters["loss_sums"].items()})
                 if step < epoch_end and (stop.signum or on_step_schedule()):
-                    save(stop.signum)
-            timing = _end_of_segment(task, state, workdir, test_data, epoch, step, counters, events,
-                                     epoch_done=step == (epoch + 1) * steps_per_epoch,
-                                     seconds=time.perf_counter() - started, steps_run=step - first_step)
-            if step == (epoch + 1) * steps_per_epoch:
+                    save(_device_copy(state), stop.signum)
+            seconds, epoch_done = time.perf_counter() - started, step == (epoch + 1) * steps_per_epoch
+            timing = {"epoch": epoch + 1, "step": step, "steps": step - first_step, "seconds": round(seconds, 3),
+                      "steps_per_s": (step - first_step) / seconds, "device": jax.devices()[0].device_kind,
+                      **({} if epoch_done else {"partial": True})}
+            write_timing_rows()  # the previous epoch's: its outputs had this whole epoch to finish
+            snapshot = _device_copy(state)
+            job = background.submit(_epoch_outputs, task, snapshot, workdir, test_data, epoch, step,
+                                    copy.deepcopy(counters), events, dict(timing))
+            if epoch_done:
                 counters = _fresh_counters(task)
             save_started = time.perf_counter()
             try:
                 if step >= total_steps or stop.signum or on_step_schedule() or cadence.due():
-                    save(stop.signum if step < total_steps else None)
+                    save(snapshot, stop.signum if step < total_steps else None)
             finally:  # the timing row, with what the host spent outside the compiled calls this epoch
                 ended = time.perf_counter()
-                _append_row(workdir, TIMING_FILE, {**timing, "save_seconds": round(ended - save_started, 3),
-                                                   "device_seconds": round(device_seconds, 3),
-                                                   "host_seconds": round(ended - started - device_seconds, 3)})
+                timing_rows.append((job, {**timing, "save_seconds": round(ended - save_started, 3),
+                                          "device_seconds": round(device_seconds, 3),
+                                          "host_seconds": round(ended - started - device_seconds, 3)}))
     _final_figures(task, state, workdir, data.images)
     return state
 
 
-def _check_finite(task, metrics: dict[str, np.ndarray], finite: bool, step: int, store: CheckpointStore) -> None:
-    bad = [k for k in task.loss_keys if not np.all(np.isfinite(metrics[k]))]
-    if not finite:
-        bad.append("a parameter")
-    if bad:
-        good = store.latest_step()
-        kept = "no checkpoint was saved yet" if good is None else f"the last good checkpoint is step {good}"
-        raise Diverged(f"{' and '.join(bad)} became NaN/Inf by step {step}; the bad state was not saved, {kept}; "
-                       "lower --learning-rate or change --seed")
+@jax.jit
+def _device_copy(tree: Any) -> Any:
+    """A copy of `tree` on its devices, safe to read while the next compiled call donates `tree`."""
+    return jax.tree.map(jnp.copy, tree)
+
+
+class _Background:
+    """One worker thread for each epoch's host work (evaluation, rows, PNG, TensorBoard), which thus
+    overlaps the next compiled calls. Jobs run in submission order; `wait` blocks until all are done
+    and re-raises the first failure; leaving the context waits too."""
+
+    def __init__(self, mesh):
+        self.mesh = mesh
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gan_jax_outputs")
+        self.jobs: list[concurrent.futures.Future] = []
+
+    def submit(self, fn, *args) -> concurrent.futures.Future:
+        job = self.pool.submit(self._in_mesh, fn, *args)
+        self.jobs.append(job)
+        return job
+
+    def _in_mesh(self, fn, *args):
+        with parallel.use_mesh(self.mesh):  # the mesh context is per thread
+            return fn(*args)
+
+    def wait(self) -> None:
+        jobs, self.jobs = self.jobs, []
+        for job in jobs:
+            job.result()
+
+    def __enter__(self) -> _Background:
+        return self
+
+    def __exit__(self, exc_type, *exc) -> bool:
+        try:
+            if exc_type is None:
+                self.wait()
+            else:  # keep the rows of finished epochs; the exception in flight is the one to report
+                concurrent.futures.wait(self.jobs)
+        finally:
+            self.pool.shutdown(wait=True)
+        return False
+
+
+def _all_finite(task, metrics: dict[str, np.ndarray], finite: bool) -> bool:
+    return bool(finite) and all(np.all(np.isfinite(metrics[k])) for k in task.loss_keys)
+
+
+def _diverged(task, metrics: dict[str, np.ndarray], finite: bool, step: int, good: int | None) -> Diverged:
+    bad = [k for k in task.loss_keys if not np.all(np.isfinite(metrics[k]))] + ([] if finite else ["a parameter"])
+    kept = "no checkpoint was saved yet" if good is None else f"the last good checkpoint is step {good}"
+    return Diverged(f"{' and '.join(bad)} became NaN/Inf by step {step}; the bad state was not saved, {kept}; "
+                    "lower --learning-rate or change --seed")
 
 
 def _accumulate(counters: dict[str, Any], metrics: dict[str, np.ndarray]) -> None:
@@ -338,18 +407,16 @@ def _accumulate(counters: dict[str, Any], metrics: dict[str, np.ndarray]) -> Non
     counters["steps_in_epoch"] += steps
 
 
-def _end_of_segment(task, state, workdir, test_data, epoch, step, counters, events: EventWriter | None, *,
-                    epoch_done, seconds, steps_run) -> dict[str, Any]:
-    """Writes the epoch's (or the run's last, partial) metrics rows (one per member), samples and
-    TensorBoard events, logs one labelled line per member and one for the timing, and returns the
-    timing row (the caller adds the checkpoint's seconds and writes it)."""
+def _epoch_outputs(task, state, workdir, test_data, epoch, step, counters, events: EventWriter | None,
+                   timing: dict[str, Any]) -> dict[str, float]:
+    """The host work of an epoch's (or the run's last, partial) end, in the background thread: the
+    evaluation, one metrics row and one labelled log line per member, the epoch's speed line, the
+    collapse check, the sample grid and TensorBoard events. Returns its seconds for the timing row."""
     started = time.perf_counter()
     evaluation = task.evaluate(state, test_data)
-    timing = {"epoch": epoch + 1, "step": step, "steps": steps_run, "seconds": round(seconds, 3),
-              "steps_per_s": steps_run / seconds, "eval_seconds": round(time.perf_counter() - started, 3),
-              "device": jax.devices()[0].device_kind}
+    eval_seconds = time.perf_counter() - started
+    epoch_done = not timing.get("partial")
     partial = {} if epoch_done else {"partial": True}
-    timing.update(partial)
     rows = []
     for i, member in enumerate(task.members):
         row = {"epoch": epoch + 1, "step": step, **member,
@@ -360,18 +427,17 @@ def _end_of_segment(task, state, workdir, test_data, epoch, step, counters, even
         log.info("epoch %d step %d%s%s: %s", epoch + 1, step, "".join(f" {k} {v}" for k, v in member.items()),
                  "" if epoch_done else " (partial)",
                  " ".join(f"{k} {_number(v)}" for k, v in row.items() if k in task.loss_keys or k in evaluation))
-    log.info("epoch %d: %d steps in %.1f s (%.2f steps/s), evaluation %.1f s", epoch + 1, steps_run, seconds,
-             timing["steps_per_s"], timing["eval_seconds"])
+    log.info("epoch %d: %d steps in %.1f s (%.2f steps/s), evaluation %.1f s", epoch + 1, timing["steps"],
+             timing["seconds"], timing["steps_per_s"], eval_seconds)
     if epoch_done:
         _warn_on_collapse(task, workdir, epoch)
-    started = time.perf_counter()
     samples = task.sample(state, task.fixed_noise()) if task.generates and parallel.is_writer() else None
     if samples is not None:
         plots.save_grid(workdir / "samples" / f"epoch_{epoch + 1:04d}.png", samples)
     if events is not None:
         events.epoch(step, rows, timing, samples)
-    timing["outputs_seconds"] = round(time.perf_counter() - started, 3)
-    return timing
+    return {"eval_seconds": round(eval_seconds, 3),
+            "outputs_seconds": round(time.perf_counter() - started - eval_seconds, 3)}
 
 
 def _number(value) -> str:

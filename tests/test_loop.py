@@ -37,10 +37,10 @@ def test_outputs_of_a_run(tiny_config, tiny_data, tmp_path):
     assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in rows)
     timing = read_metrics(tmp_path, "timing.jsonl")
     assert [(r["epoch"], r["steps"]) for r in timing] == [(1, 5), (2, 5)] and all(r["steps_per_s"] > 0 for r in timing)
-    for r in timing:  # the epoch's wall time splits into compiled calls and host work, which includes its parts
-        assert 0 < r["device_seconds"] <= r["seconds"] + 1e-3
-        parts = r["eval_seconds"] + r["outputs_seconds"] + r["save_seconds"]
-        assert r["save_seconds"] > 0 and r["outputs_seconds"] > 0 and parts <= r["host_seconds"] + 3e-3  # rounding
+    for r in timing:  # the loop's time splits into compiled calls and host work, which includes the save;
+        assert 0 < r["device_seconds"] <= r["seconds"] + 1e-3  # evaluation and outputs ran beside it
+        assert 0 < r["save_seconds"] <= r["host_seconds"] + 2e-3  # rounding
+        assert r["outputs_seconds"] > 0 and r["eval_seconds"] >= 0
     for name in ("samples/epoch_0001.png", "samples/epoch_0002.png", "real_vs_generated.png", "losses.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert CheckpointStore(tmp_path).latest_step() == 10

@@ -1,19 +1,26 @@
-"""Notebook-level helpers over a trained workdir: load it, sample from it, describe it, evaluate it."""
+"""Notebook-level helpers over a trained workdir: load it, sample from it, describe it, evaluate it;
+and the training of a feature network for the Fréchet distance."""
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 import jax
 import numpy as np
 
+from gan_jax import data as data_lib
+from gan_jax import features
 from gan_jax.checkpoint import CheckpointStore, params_fingerprint
-from gan_jax.config import config_from_dict
+from gan_jax.config import FeatureNetConfig
 from gan_jax.errors import CheckpointError, ConfigError
-from gan_jax.loop import make_task
+from gan_jax.loop import train
 from gan_jax.steps import TrainState
+from gan_jax.tasks import Generative, config_from_dict, make_task
 from gan_jax.workdir import training_owner
+
+log = logging.getLogger("gan_jax")
 
 
 def load_run(workdir: str | os.PathLike) -> tuple[Any, TrainState]:
@@ -39,7 +46,7 @@ def sample_images(task, state: TrainState, num: int, seed: int = 0, digit: int |
     """
     if isinstance(num, bool) or not isinstance(num, int) or num <= 0:
         raise ConfigError(f"num must be a positive integer, got {num!r}")
-    if not task.generates:
+    if not isinstance(task, Generative):
         raise ConfigError(f"a {task.config.task} run has no generator; sample from a gan, cgan or sgan workdir")
     if digit is None:
         return task.sample(state, task.noise(jax.random.PRNGKey(seed), num))
@@ -63,7 +70,8 @@ def run_info(workdir: str | os.PathLike) -> dict[str, Any]:
 
 
 def evaluate_run(workdir: str | os.PathLike, test: Any = None, num_samples: int = 10_000) -> dict[str, Any]:
-    """Evaluates a workdir's latest checkpoint (its final parameters, the EMA when kept).
+    """Evaluates a workdir's latest checkpoint (its final parameters, the EMA when kept): the task's
+    `report`, with the workdir, task and step.
 
     - A classifier (`sgan`, `supervised`): test accuracy on `test` (default: the 10,000 MNIST test
       images): a number for one data seed; a list in data-seed order, with mean and std, for several.
@@ -72,25 +80,31 @@ def evaluate_run(workdir: str | os.PathLike, test: Any = None, num_samples: int 
       cGAN's `digit_accuracy`, and `fd_network`), with the packaged feature network.
 
     Returns:
-      A JSON-ready dict that also names the workdir, task and step.
+      A JSON-ready dict.
     """
-    from gan_jax.data import load_mnist
-
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
         raise ConfigError(f"num_samples must be an integer >= 2, got {num_samples!r}")
     task, state = load_run(workdir)
-    result = {"workdir": str(workdir), "task": task.config.task, "step": int(state.step)}
-    if not task.needs_test_split:
-        from gan_jax.evaluate import sample_quality
+    return {"workdir": str(workdir), "task": task.config.task, "step": int(state.step),
+            **task.report(state, test, num_samples)}
 
-        return {**result, "num_samples": num_samples, **sample_quality(task, state, num_samples)}
-    test = test if test is not None else load_mnist("test", task.config.data_source)
-    accuracy = task.evaluate(state, test)["test_accuracy"]
-    result.update(model=task.config.model, labels=task.config.labels, data_seeds=list(task.config.data_seeds),
-                  num_test=len(test.images))
-    if len(accuracy) == 1:
-        result["test_accuracy"] = accuracy[0]
-    else:
-        result.update(test_accuracy=accuracy, test_accuracy_mean=float(np.mean(accuracy)),
-                      test_accuracy_std=float(np.std(accuracy, ddof=1)))
-    return result
+
+def train_feature_network(config: FeatureNetConfig | None = None, *, progress: bool = True
+                          ) -> features.FeatureNetwork:
+    """Trains the feature network of `config` (default `features.FEATURE_NET`) on this machine and
+    caches it where `features.load_feature_network(config, trained_here=True)` finds it.
+
+    An intact cache is returned as is. Otherwise the loop trains (or, when its checkpoints are
+    complete, only reloads) in `cache_folder(config)/train`, a few minutes on a CPU with MNIST read
+    through `config.data_source`; training is deterministic on one machine.
+    """
+    config = config or features.FEATURE_NET
+    folder = features.cache_folder(config)
+    if features.read_cached(config, folder) is None:
+        source = config.data_source
+        train_split, test_split = data_lib.load_mnist("train", source), data_lib.load_mnist("test", source)
+        log.info("training the Fréchet-distance feature network on this machine (a few minutes on a CPU) in %s",
+                 folder / "train")
+        state = train(config, folder / "train", data=train_split, test_data=test_split, progress=progress)
+        features.write_cached(config, folder, state.models["classifier"].params, train_split, test_split)
+    return features.load_feature_network(config, trained_here=True)

@@ -97,7 +97,7 @@ def time_task(task, train: MNIST, steps: int, steps_per_call: int | None = None)
     """
     data = task.device_data(train)
     steps_per_epoch = task.steps_per_epoch(len(train.images))
-    per_call = steps_per_call or default_steps_per_call(steps_per_epoch, convolutions=task.convolutional)
+    per_call = steps_per_call or task.steps_per_call(steps_per_epoch)
     per_call = min(per_call, steps_per_epoch)
     plan = task.epoch_plan(0, len(train.images))
     run = make_runner(task.step, steps_per_epoch, per_call)
@@ -212,18 +212,16 @@ def run_benchmarks(models: Sequence[str], dcgan_batch_sizes: Sequence[int], step
                 yield {**row, **peak_memory(), **common}
 
 
-def _int_list(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x]
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from gan_jax.cli import int_list
+
     parser.add_argument("--models", default="dcgan,sgan", help="comma-separated: dcgan, sgan (default both)")
-    parser.add_argument("--batch-sizes", default="64,256,1024", type=_int_list,
+    parser.add_argument("--batch-sizes", default="64,256,1024", type=int_list,
                         help="DCGAN batch sizes (default 64,256,1024)")
     parser.add_argument("--steps", type=int, default=None,
                         help="timed DCGAN steps per configuration (default 5 on CPU, 200 on accelerators)")
     parser.add_argument("--sgan-steps", type=int, default=300, help="timed SGAN steps (default 300)")
-    parser.add_argument("--sgan-members", default="1,10", type=_int_list,
+    parser.add_argument("--sgan-members", default="1,10", type=int_list,
                         help="data seeds vmapped together in the SGAN rows (default 1,10)")
     parser.add_argument("--dtypes", default="float32", help="compute dtypes, comma-separated: float32, bfloat16")
     parser.add_argument("--plain", action="store_true", help="also time plain-autodiff transposed convolutions")

@@ -8,6 +8,7 @@ checkpoint (run the same command to resume).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pathlib
 import sys
 
@@ -62,7 +63,8 @@ def _widths(count: int):
     return parse
 
 
-def _int_list(text: str) -> tuple[int, ...]:
+def int_list(text: str) -> tuple[int, ...]:
+    """argparse type: comma-separated non-negative integers, e.g. `20,50,100`."""
     try:
         values = tuple(int(v) for v in text.split(","))
     except ValueError:
@@ -82,7 +84,7 @@ def _add_classifier_args(parser: argparse.ArgumentParser, *, sgan: bool, sweep: 
         seeds = parser.add_mutually_exclusive_group()
         seeds.add_argument("--data-seed", type=_non_negative_int, default=None,
                            help="picks the labeled subset and the run's random streams (default 0)")
-        seeds.add_argument("--data-seeds", type=_int_list, default=None,
+        seeds.add_argument("--data-seeds", type=int_list, default=None,
                            help="several data seeds, e.g. 0,1,2,3,4, trained together in one vmapped program")
     parser.add_argument("--model", choices=("mlp", "conv"), default="mlp",
                         help="mlp: Improved GAN's weight-normalized MLP (default); conv: the seed's CNN")
@@ -189,17 +191,22 @@ def _add_gan_args(parser: argparse.ArgumentParser) -> None:
     _add_output_args(parser)
 
 
-_GAN_FIELDS = ("epochs", "steps", "batch_size", "seed", "learning_rate", "d_learning_rate", "beta1", "g_ema_decay",
-               "eval_every_epoch", "eval_samples", "steps_per_call", "checkpoint_every", "noise_dim", "g_features",
-               "d_features", "data_source", "compute_dtype")
-_CLASSIFIER_FIELDS = ("epochs", "steps", "batch_size", "seed", "learning_rate", "beta1", "ema_decay", "adam_eps",
-                      "adam_eps_root", "steps_per_call", "checkpoint_every", "data_source", "compute_dtype")
-_SGAN_FIELDS = ("g_loss", "unlabeled_weight", "noise_dim", "fm_after_noise")
+def _given_fields(kind, args, skip: tuple[str, ...] = ()) -> dict:
+    """The fields of config class `kind` that have an option here, with its value (None: the recipe's)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(kind) if hasattr(args, f.name) and f.name not in skip}
 
 
-def _classifier_overrides(args) -> dict:
-    names = _CLASSIFIER_FIELDS + (_SGAN_FIELDS if hasattr(args, "g_loss") else ())
-    return {name: getattr(args, name) for name in names}
+_CLASSIFIER_CHOICES = ("model", "labels", "data_seeds")  # passed to the recipe explicitly
+
+
+def _gan_config(kind, args):
+    return kind.recipe(args.recipe, **_given_fields(kind, args))
+
+
+def _classifier_config(kind, args):
+    seeds = args.data_seeds or (args.data_seed or 0,)
+    return kind.recipe(args.model, labels=args.labels, data_seeds=seeds,
+                       **_given_fields(kind, args, skip=_CLASSIFIER_CHOICES))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -213,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = tasks.add_parser(name, help=text, description=f"Train {text} on MNIST. Running the same command "
                                "again with the same --workdir resumes from its latest checkpoint.")
         _add_gan_args(sub)
+        sub.set_defaults(make_config=_gan_config, scores="scores the samples")
 
     for name, sgan, text in (
             ("sgan", True, "the semi-supervised GAN: a classifier from few labels, all unlabeled images and fakes"),
@@ -220,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = tasks.add_parser(name, help=text, description=f"Train {text}. Running the same command again "
                                "with the same --workdir resumes from its latest checkpoint.")
         _add_classifier_args(sub, sgan=sgan)
+        sub.set_defaults(make_config=_classifier_config, scores="prints the test accuracy")
 
     evaluate = commands.add_parser(
         "evaluate", help="score a workdir as one JSON line: FD/IS of a GAN's samples, or a classifier's accuracy",
@@ -249,8 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the SGAN and the supervised baseline for every label count, all data seeds of a "
                     "label count in one vmapped program; write results.csv, results.md, results.json, "
                     "accuracy_vs_labels.png and samples_over_training.png into OUT. Rerunning resumes.")
-    sweep.add_argument("--labels", required=True, type=_int_list, help="label counts, e.g. 20,50,100,1000")
-    sweep.add_argument("--data-seeds", type=_int_list, default=(0, 1, 2, 3, 4), help="default 0,1,2,3,4")
+    sweep.add_argument("--labels", required=True, type=int_list, help="label counts, e.g. 20,50,100,1000")
+    sweep.add_argument("--data-seeds", type=int_list, default=(0, 1, 2, 3, 4), help="default 0,1,2,3,4")
     sweep.add_argument("--out", required=True, type=pathlib.Path, help="output folder (runs/ and the reports)")
     sweep.add_argument("--methods", type=_method_list, default=("sgan", "supervised"),
                        help="comma-separated subset of sgan,supervised (default both)")
@@ -296,19 +305,11 @@ def _method_list(text: str) -> tuple[str, ...]:
 
 
 def _train(args) -> None:
-    from gan_jax.config import CGANConfig, GANConfig, SGANConfig, SupervisedConfig
+    from gan_jax.tasks import task_class
 
-    if args.task in ("sgan", "supervised"):
-        seeds = args.data_seeds or (args.data_seed or 0,)
-        kind = SGANConfig if args.task == "sgan" else SupervisedConfig
-        config = kind.recipe(args.model, labels=args.labels, data_seeds=seeds, **_classifier_overrides(args))
-        _run_training(config, args)
-        print(f"trained; outputs in {args.workdir}; `{PROG} evaluate --workdir {args.workdir}` prints the test accuracy")
-        return
-    kind = CGANConfig if args.task == "cgan" else GANConfig
-    config = kind.recipe(args.recipe, **{name: getattr(args, name) for name in _GAN_FIELDS})
+    config = args.make_config(task_class(args.task).config_type, args)
     _run_training(config, args)
-    print(f"trained; outputs in {args.workdir}; `{PROG} evaluate --workdir {args.workdir}` scores the samples")
+    print(f"trained; outputs in {args.workdir}; `{PROG} evaluate --workdir {args.workdir}` {args.scores}")
 
 
 def _run_training(config, args) -> None:
@@ -347,19 +348,23 @@ def _evaluate(args) -> None:
 def _features(args) -> None:
     import json
 
+    from gan_jax.api import train_feature_network
     from gan_jax.features import FEATURE_NET, load_feature_network
 
-    network = load_feature_network(FEATURE_NET.from_dict({**FEATURE_NET.to_dict(), "data_source": args.data_source}),
-                                   progress=not args.no_progress, retrain=args.retrain)
+    config = FEATURE_NET.from_dict({**FEATURE_NET.to_dict(), "data_source": args.data_source})
+    network = (train_feature_network(config, progress=not args.no_progress) if args.retrain
+               else load_feature_network(config))
     print(json.dumps({"path": str(network.path), "sha256": network.sha256, "packaged": network.packaged,
                       "test_accuracy": network.test_accuracy, "fd_floor": network.fd_floor,
-                      "feature_dim": int(network.test_stats[0].shape[0]), "config": network.task.config.to_dict()}))
+                      "feature_dim": int(network.test_stats[0].shape[0]), "config": network.config.to_dict()}))
 
 
 def _sweep(args) -> None:
     from gan_jax.sweep import run_sweep
 
-    overrides = _classifier_overrides(args)
+    from gan_jax.config import SGANConfig
+
+    overrides = _given_fields(SGANConfig, args, skip=_CLASSIFIER_CHOICES)
     run_sweep(args.labels, args.data_seeds, args.out, model=args.model, methods=args.methods,
               progress=not args.no_progress, **overrides)
     print(f"sweep done; see {args.out / 'results.md'}")

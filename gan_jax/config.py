@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+import numpy as np
+
 from gan_jax.errors import ConfigError
 
 DATA_SOURCES = ("auto", "tfds", "offline")
@@ -18,6 +20,13 @@ COMPUTE_DTYPES = ("float32", "bfloat16")
 def require_positive(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}; pass a value >= 1")
+
+
+def require_label_count(count: Any) -> None:
+    """A labeled subset's size must be a positive multiple of 10: `count // 10` images of each digit."""
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count <= 0 or count % 10:
+        raise ConfigError(f"labels must be a positive multiple of 10 (labels/10 per class), got {count!r}; "
+                          "pass e.g. 20, 50, 100 or 1000")
 
 
 class _Config:
@@ -309,9 +318,7 @@ class SupervisedConfig(_Config):
 
     def __post_init__(self):
         self._check_common()
-        if isinstance(self.labels, bool) or not isinstance(self.labels, int) or self.labels <= 0 or self.labels % 10:
-            raise ConfigError(f"labels must be a positive multiple of 10 (labels/10 per class), got {self.labels!r}; "
-                              "pass e.g. 20, 50, 100 or 1000")
+        require_label_count(self.labels)
         seeds = self.data_seeds
         if (not isinstance(seeds, tuple) or not seeds
                 or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
@@ -373,13 +380,3 @@ class SGANConfig(SupervisedConfig):
 def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
-
-CONFIG_TYPES = {c.task: c for c in (GANConfig, CGANConfig, SGANConfig, SupervisedConfig, FeatureNetConfig)}
-
-
-def config_from_dict(stored: dict[str, Any]):
-    """The config object a stored `to_dict()` came from, by its `task` key."""
-    task = stored.get("task")
-    if task not in CONFIG_TYPES:
-        raise ConfigError(f"unknown task {task!r} in stored config; known: {', '.join(CONFIG_TYPES)}")
-    return CONFIG_TYPES[task].from_dict(stored)

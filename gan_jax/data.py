@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax.config import require_label_count
 from gan_jax.errors import ConfigError, DataError
 
 log = logging.getLogger("gan_jax")
@@ -262,9 +263,7 @@ def labeled_subset(labels: np.ndarray, count: int, data_seed: int) -> np.ndarray
       ConfigError: `count` is not a positive multiple of 10, or a class has too few images.
     """
     labels = np.asarray(labels)
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count <= 0 or count % 10:
-        raise ConfigError(f"labels must be a positive multiple of 10 (labels/10 per class), got {count!r}; "
-                          "pass e.g. 20, 50, 100 or 1000")
+    require_label_count(count)
     per_class = count // 10
     counts = np.bincount(labels, minlength=10)
     if counts.min() < per_class:

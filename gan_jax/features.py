@@ -1,4 +1,4 @@
-"""The feature network of the Fréchet distance: shipped in the package, or trained and cached.
+"""The feature network of the Fréchet distance: shipped in the package, or one trained on this machine.
 
 Inception weights cannot be downloaded here, and MNIST is the wrong domain for them anyway: the
 usual practice is a small MNIST classifier's features. The default network (`FEATURE_NET`,
@@ -8,10 +8,10 @@ the network by that checksum (`fd_network`). One npz holds the parameters, the t
 feature statistics of the 60,000 training and 10,000 test images, and the floor
 `fd_floor` = FD(train, test).
 
-Any other config, or `retrain=True` (`gan-jax features --retrain`), trains `FeatureNet` on this
-machine with the project's own loop (progress bar; an interrupted training resumes) and caches the
-same npz in `$GAN_JAX_FEATURES`, else the data cache (`$GAN_JAX_DATA` or `~/.cache/gan_jax`), under
-`feature_net_<config hash>/`. A corrupted cache file is rebuilt from the training checkpoints.
+This module only loads networks; an evaluation never trains one. Any other config, or
+`gan-jax features --retrain`, is trained by `gan_jax.api.train_feature_network` with the project's
+own loop and cached as the same npz in `$GAN_JAX_FEATURES`, else the data cache (`$GAN_JAX_DATA` or
+`~/.cache/gan_jax`), under `feature_net_<config hash>/`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import pathlib
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
@@ -33,7 +34,7 @@ from gan_jax import data as data_lib
 from gan_jax.config import FeatureNetConfig
 from gan_jax.errors import DataError
 from gan_jax.metrics import feature_statistics, frechet_distance
-from gan_jax.tasks.features import FeatureTask
+from gan_jax.models import FeatureNet
 
 log = logging.getLogger("gan_jax")
 
@@ -43,6 +44,7 @@ PACKAGED = pathlib.Path(__file__).parent / "assets" / "feature_net.npz"
 PACKAGED_CONFIG = FeatureNetConfig()  # the config PACKAGED was trained with
 PACKAGED_SHA256 = "c68ea5fd5fb154f28dbbc62e042da5a78549b84c4d64c4afe289afdf50014a62"
 _NOT_TRAINING_FIELDS = ("data_source", "steps_per_call", "checkpoint_every")
+EVAL_CHUNK = 1000
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -50,7 +52,7 @@ class FeatureNetwork:
     """A trained feature network and the reference statistics of real MNIST.
 
     Attributes:
-      task: its `FeatureTask` (architecture and training config).
+      config: its architecture and training config.
       params: its parameters.
       test_accuracy: accuracy on the 10,000 test images.
       train_stats, test_stats: (mean `[D]`, covariance `[D, D]`) of the features of the training and
@@ -61,7 +63,7 @@ class FeatureNetwork:
       sha256: that file's SHA-256: two FDs are comparable when their networks' checksums agree.
     """
 
-    task: FeatureTask
+    config: FeatureNetConfig
     params: Any
     test_accuracy: float
     train_stats: tuple[np.ndarray, np.ndarray]
@@ -77,7 +79,28 @@ class FeatureNetwork:
 
     def logits_and_features(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`(logits [N, 10], features [N, D])` of uint8 `[N, 28, 28, 1]` or float images in [-1, 1]."""
-        return self.task.logits_and_features(self.params, images)
+        return logits_and_features(network_module(self.config), self.params, images)
+
+
+def network_module(config: FeatureNetConfig) -> FeatureNet:
+    """The linen module of a feature network config."""
+    return FeatureNet(tuple(config.widths), config.hidden)
+
+
+def logits_and_features(network: FeatureNet, params, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`(logits [N, 10], features [N, hidden])` of uint8 images `[N, 28, 28, 1]`, or float ones in [-1, 1]."""
+    images = np.asarray(images)
+    pixels = data_lib.to_unit_range if images.dtype == np.uint8 else (lambda x: x.astype(jnp.float32))
+    with jax.default_matmul_precision("highest"):  # full float32 on GPUs too (not TF32): the same FD everywhere
+        outputs = [_apply(network, params, pixels(jnp.asarray(images[i:i + EVAL_CHUNK])))
+                   for i in range(0, len(images), EVAL_CHUNK)]
+    logits, features = zip(*jax.device_get(outputs))
+    return np.concatenate(logits), np.concatenate(features)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _apply(network: FeatureNet, params, images: jax.Array):
+    return network.apply({"params": params}, images)
 
 
 def cache_folder(config: FeatureNetConfig) -> pathlib.Path:
@@ -87,20 +110,20 @@ def cache_folder(config: FeatureNetConfig) -> pathlib.Path:
     return pathlib.Path(root) / f"feature_net_{digest}"
 
 
-def load_feature_network(config: FeatureNetConfig | None = None, *, progress: bool = True,
-                         retrain: bool = False) -> FeatureNetwork:
-    """The feature network of `config` (default `FEATURE_NET`).
+def load_feature_network(config: FeatureNetConfig | None = None, *, trained_here: bool = False) -> FeatureNetwork:
+    """The feature network of `config` (default `FEATURE_NET`); loads, never trains.
 
-    The packaged network when `config` trains like `PACKAGED_CONFIG` and not `retrain`; otherwise
-    this machine's cached one, trained first if absent (a few minutes on a CPU, MNIST read through
-    `config.data_source`). Memoized per process.
+    The packaged network when `config` trains like `PACKAGED_CONFIG` and not `trained_here`;
+    otherwise the one `gan_jax.api.train_feature_network(config)` trained and cached on this
+    machine. Memoized per process.
     Raises:
-      DataError: the packaged file fails its checksum.
+      DataError: the packaged file fails its checksum, or this machine has no intact cached network
+        for `config` (the message names `gan-jax features --retrain`).
     """
     config = config or FEATURE_NET
-    if not retrain and _config_json(config) == _config_json(PACKAGED_CONFIG):
+    if not trained_here and _config_json(config) == _config_json(PACKAGED_CONFIG):
         return _load_packaged(PACKAGED)
-    return _load_cached(config, cache_folder(config), progress)
+    return _load_cached(config, cache_folder(config))
 
 
 @functools.lru_cache(maxsize=2)
@@ -118,22 +141,48 @@ def _load_packaged(path: pathlib.Path) -> FeatureNetwork:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(config: FeatureNetConfig, folder: pathlib.Path, progress: bool) -> FeatureNetwork:
-    task, path = FeatureTask(config), folder / FILE
-    arrays = data_lib.read_verified_npz(path, "feature network cache")
-    if arrays is None or str(arrays["config"]) != _config_json(config):
-        arrays = _build(task, folder, progress)
-        data_lib.write_verified_npz(path, arrays)
-        log.info("feature network cached in %s (test accuracy %.4f, FD floor %.3f)", path,
-                 float(arrays["test_accuracy"]), float(arrays["fd_floor"]))
-    return _network(config, arrays, path, data_lib.sha256_of(path))
+def _load_cached(config: FeatureNetConfig, folder: pathlib.Path) -> FeatureNetwork:
+    arrays = read_cached(config, folder)
+    if arrays is None:
+        raise DataError(f"no intact feature network for this config in {folder}; train it with "
+                        "`gan-jax features --retrain` (or gan_jax.api.train_feature_network), then evaluate again")
+    return _network(config, arrays, folder / FILE, data_lib.sha256_of(folder / FILE))
+
+
+def read_cached(config: FeatureNetConfig, folder: pathlib.Path) -> dict[str, np.ndarray] | None:
+    """The cached arrays of `config`'s network in `folder`, or None when missing, damaged or of another config."""
+    arrays = data_lib.read_verified_npz(folder / FILE, "feature network cache")
+    return None if arrays is None or str(arrays["config"]) != _config_json(config) else arrays
+
+
+def write_cached(config: FeatureNetConfig, folder: pathlib.Path, params, train: data_lib.MNIST,
+                 test: data_lib.MNIST) -> None:
+    """Computes a trained network's reference arrays (test accuracy, feature statistics of both
+    splits, the FD floor) and caches them with its parameters in `folder` (checksummed)."""
+    network = network_module(config)
+    test_logits, test_features = logits_and_features(network, params, test.images)
+    _, train_features = logits_and_features(network, params, train.images)
+    train_mu, train_sigma = feature_statistics(train_features)
+    test_mu, test_sigma = feature_statistics(test_features)
+    flat = traverse_util.flatten_dict(jax.device_get(params))
+    arrays = {
+        **{"params/" + "/".join(k): v for k, v in flat.items()},
+        "config": np.asarray(_config_json(config)),
+        "test_accuracy": np.asarray(np.mean(np.argmax(test_logits, -1) == test.labels)),
+        "train_mu": train_mu, "train_sigma": train_sigma, "test_mu": test_mu, "test_sigma": test_sigma,
+        "fd_floor": np.asarray(frechet_distance(train_mu, train_sigma, test_mu, test_sigma)),
+    }
+    data_lib.write_verified_npz(folder / FILE, arrays)
+    _load_cached.cache_clear()
+    log.info("feature network cached in %s (test accuracy %.4f, FD floor %.3f)", folder / FILE,
+             float(arrays["test_accuracy"]), float(arrays["fd_floor"]))
 
 
 def _network(config: FeatureNetConfig, arrays: dict[str, np.ndarray], path: pathlib.Path,
              digest: str) -> FeatureNetwork:
     params = traverse_util.unflatten_dict({tuple(k.split("/")[1:]): v for k, v in arrays.items()
                                            if k.startswith("params/")})
-    return FeatureNetwork(task=FeatureTask(config), params=params, test_accuracy=float(arrays["test_accuracy"]),
+    return FeatureNetwork(config=config, params=params, test_accuracy=float(arrays["test_accuracy"]),
                           train_stats=(arrays["train_mu"], arrays["train_sigma"]),
                           test_stats=(arrays["test_mu"], arrays["test_sigma"]),
                           fd_floor=float(arrays["fd_floor"]), path=path, sha256=digest)
@@ -141,28 +190,3 @@ def _network(config: FeatureNetConfig, arrays: dict[str, np.ndarray], path: path
 
 def _config_json(config: FeatureNetConfig) -> str:
     return json.dumps({k: v for k, v in config.to_dict().items() if k not in _NOT_TRAINING_FIELDS}, sort_keys=True)
-
-
-def _build(task: FeatureTask, folder: pathlib.Path, progress: bool) -> dict[str, np.ndarray]:
-    """Trains (or finishes training) the network in `folder/train` and computes its reference arrays."""
-    from gan_jax.loop import train
-
-    log.info("training the Fréchet-distance feature network once for this machine (a few minutes on a CPU) "
-             "in %s", folder / "train")
-    source = task.config.data_source
-    train_split, test_split = data_lib.load_mnist("train", source), data_lib.load_mnist("test", source)
-    state = train(task.config, folder / "train", data=train_split, test_data=test_split, progress=progress)
-    params = state.models["classifier"].params
-    test_logits, test_features = task.logits_and_features(params, test_split.images)
-    _, train_features = task.logits_and_features(params, train_split.images)
-    train_mu, train_sigma = feature_statistics(train_features)
-    test_mu, test_sigma = feature_statistics(test_features)
-    flat = traverse_util.flatten_dict(jax.device_get(params))
-    return {
-        **{"params/" + "/".join(k): v for k, v in flat.items()},
-        "config": np.asarray(_config_json(task.config)),
-        "test_accuracy": np.asarray(np.mean(np.argmax(test_logits, -1) == test_split.labels)),
-        "train_mu": train_mu, "train_sigma": train_sigma, "test_mu": test_mu, "test_sigma": test_sigma,
-        "fd_floor": np.asarray(frechet_distance(train_mu, train_sigma, test_mu, test_sigma)),
-    }
-

@@ -1,11 +1,8 @@
 """The one host loop: epochs, progress, metrics, sample PNGs, Orbax checkpoints, resume, signals.
 
-It knows nothing of a task's maths. A task (`GANTask`, `SGANTask`, `SupervisedTask`) gives it:
-`device_data(train)`, `steps_per_epoch(n)`, `epoch_plan(epoch, n)`, `init(data)`, the pure `step`
-(compiled by `steps.make_runner`), `evaluate(state, test)`, and for tasks that `generates`,
-`fixed_noise()` and `sample(state, noise)`; `loss_keys` name the step's metrics and `members` the
-ensemble members (one per data seed; `({},)` for a single model); `adversarial_losses` names the
-(real/fake, generator) loss pair the collapse guard watches (`gan_jax.collapse`), or is None.
+It knows nothing of a task's maths: it talks to the task (`gan_jax.tasks.make_task(config)`) only
+through the `gan_jax.tasks.Task` protocol (data, plan, init, the pure `step` compiled by
+`steps.make_runner`, `evaluate`, `sample_grid`, `loss_keys`, `members`, `adversarial_losses`).
 Everything a step draws is a function of (seed, step), so a run killed at any moment and restarted
 with the same command ends bit-identical to an uninterrupted one.
 
@@ -40,12 +37,12 @@ from tqdm.auto import tqdm
 
 from gan_jax import collapse, parallel, plots
 from gan_jax.checkpoint import CheckpointStore
-from gan_jax.config import CGANConfig, FeatureNetConfig, GANConfig, SGANConfig, SupervisedConfig, require_positive
+from gan_jax.config import require_positive
 from gan_jax.devices import warn_once_if_accelerator_unused
-from gan_jax.data import MNIST, check_images, load_mnist
+from gan_jax.data import MNIST, check_images, load_mnist, to_unit_range
 from gan_jax.errors import CheckpointError, ConfigError, Diverged, Preempted
-from gan_jax.steps import TrainState, default_steps_per_call, make_runner
-from gan_jax.tasks import CGANTask, FeatureTask, GANTask, SGANTask, SupervisedTask
+from gan_jax.steps import TrainState, make_runner
+from gan_jax.tasks import Task, make_task
 from gan_jax.tensorboard import EventWriter
 from gan_jax.workdir import append_row, check_workdir, exclusive_workdir, keep_rows, read_rows
 
@@ -53,17 +50,6 @@ log = logging.getLogger("gan_jax")
 
 METRICS_FILE = "metrics.jsonl"
 TIMING_FILE = "timing.jsonl"
-TASKS = {GANConfig: GANTask, CGANConfig: CGANTask, SGANConfig: SGANTask, SupervisedConfig: SupervisedTask,
-         FeatureNetConfig: FeatureTask}
-
-
-def make_task(config):
-    """The task object for a config (`GANConfig` → `GANTask`, `SGANConfig` → `SGANTask`, ...)."""
-    if type(config) not in TASKS:
-        raise ConfigError(f"no task for config type {type(config).__name__}")
-    return TASKS[type(config)](config)
-
-
 def check_resumable(config, stored: dict[str, Any], workdir: pathlib.Path) -> None:
     """Refuses to continue a run whose stored config differs in a result-deciding field."""
     if stored.get("task") != config.task:
@@ -251,7 +237,7 @@ def _train_locked(task, workdir, data, device_data, test_data, total_steps, step
         _rewrite_rows_up_to(workdir, int(state.step))
         log.info("resuming %s from step %d", workdir, int(state.step))
     step = int(state.step)
-    steps_per_call = config.steps_per_call or default_steps_per_call(steps_per_epoch, convolutions=task.convolutional)
+    steps_per_call = config.steps_per_call or task.steps_per_call(steps_per_epoch)
 
     cadence = SaveCadence(outputs.checkpoint_seconds)
     background = _Background(mesh)
@@ -431,7 +417,7 @@ def _epoch_outputs(task, state, workdir, test_data, epoch, step, counters, event
              timing["seconds"], timing["steps_per_s"], eval_seconds)
     if epoch_done:
         _warn_on_collapse(task, workdir, epoch)
-    samples = task.sample(state, task.fixed_noise()) if task.generates and parallel.is_writer() else None
+    samples = task.sample_grid(state) if parallel.is_writer() else None
     if samples is not None:
         plots.save_grid(workdir / "samples" / f"epoch_{epoch + 1:04d}.png", samples)
     if events is not None:
@@ -457,14 +443,14 @@ def _warn_on_collapse(task, workdir: pathlib.Path, epoch: int) -> None:
             log.warning(collapse.warning(epoch + 1, member, *keys, d, g))
 
 
-def _final_figures(task, state: TrainState, workdir: pathlib.Path, images: np.ndarray) -> None:
+def _final_figures(task: Task, state: TrainState, workdir: pathlib.Path, images: np.ndarray) -> None:
     if not parallel.is_writer():
         return
-    if task.generates:
-        images, noise = check_images(images), task.fixed_noise()
-        real = images[np.random.default_rng(task.config.seed).choice(len(images), len(noise), replace=False)]
-        real = real.astype(np.float32) / 127.5 - 1.0
-        plots.save_real_vs_generated(workdir / "real_vs_generated.png", real, task.sample(state, noise))
+    generated = task.sample_grid(state)
+    if generated is not None:
+        images = check_images(images)
+        real = images[np.random.default_rng(task.config.seed).choice(len(images), len(generated), replace=False)]
+        plots.save_real_vs_generated(workdir / "real_vs_generated.png", np.asarray(to_unit_range(real)), generated)
     first = task.members[0]
     rows = [row for row in read_metrics(workdir) if all(row.get(k) == v for k, v in first.items())]
     rows = [row for row in rows if not row.get("partial")] or rows

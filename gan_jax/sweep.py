@@ -23,13 +23,13 @@ import numpy as np
 
 from gan_jax import plots
 from gan_jax.api import evaluate_run
-from gan_jax.config import SGANConfig, SupervisedConfig
 from gan_jax.data import labeled_subset, load_mnist
 from gan_jax.loop import check_workdir, train
+from gan_jax.tasks import TASKS
 
 log = logging.getLogger("gan_jax")
 
-METHODS = {"sgan": SGANConfig, "supervised": SupervisedConfig}
+METHODS = {name: TASKS[name].config_type for name in ("sgan", "supervised")}
 # Published test accuracy (%) of Improved GAN, feature matching (REFERENCE.md §4), and this project's targets.
 IMPROVED_GAN = {20: 83.23, 50: 97.79, 100: 99.07}
 TARGETS = {20: 96.0, 50: 98.8, 100: 99.25, 1000: 99.4}

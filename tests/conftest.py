@@ -62,10 +62,11 @@ def mnist_train():
 def tiny_features(tmp_path_factory, mnist_train):
     """A 30-step feature network, cached in a temporary folder and made the session's default."""
     from gan_jax import features
+    from gan_jax.api import train_feature_network
     from gan_jax.config import FeatureNetConfig
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GAN_JAX_FEATURES", str(tmp_path_factory.mktemp("features")))
         patch.setattr(features, "FEATURE_NET", FeatureNetConfig(epochs=1, steps=30, batch_size=32, widths=(4,),
                                                                 hidden=8, data_source="offline"))
-        yield features.load_feature_network(progress=False)
+        yield train_feature_network(progress=False)

@@ -19,17 +19,21 @@ from tests.conftest import TINY
 
 
 def test_feature_network_is_cached_verified_and_rebuilt_without_retraining(tiny_features, monkeypatch):
+    from gan_jax.api import train_feature_network
+
     net = tiny_features
     assert net.path.exists() and net.path.with_name(net.path.name + ".sha256").exists()
     assert 0.1 < net.test_accuracy <= 1 and net.fd_floor > 0
     logits, feats = net.logits_and_features(np.zeros((3, 28, 28, 1), np.uint8))
     assert logits.shape == (3, 10) and feats.shape == (3, 8) and (feats >= 0).all()
-    # A damaged cache file fails its checksum and is rebuilt from the finished training checkpoints:
-    # the loop does not train again, and the rebuilt network is the same.
+    # A damaged cache file fails its checksum: loading (what an evaluation does) refuses it, naming the fix,
+    # and never trains; `train_feature_network` rebuilds it from the finished checkpoints without training again.
     net.path.write_bytes(net.path.read_bytes()[:-10])
     features._load_cached.cache_clear()
     monkeypatch.setattr("gan_jax.steps.make_runner", lambda *a: pytest.fail("trained again"))
-    rebuilt = features.load_feature_network(progress=False)
+    with pytest.raises(features.DataError, match="no intact feature network .* `gan-jax features --retrain`"):
+        features.load_feature_network()
+    rebuilt = train_feature_network(progress=False)
     assert rebuilt.fd_floor == net.fd_floor
     assert jax.tree.all(jax.tree.map(np.array_equal, rebuilt.params, net.params))
 
@@ -65,8 +69,10 @@ def test_damaged_packaged_network_is_refused_naming_the_fix(tmp_path, monkeypatc
 
 
 def test_feature_network_training_is_deterministic(tiny_features, tmp_path, monkeypatch):
+    from gan_jax.api import train_feature_network
+
     monkeypatch.setenv("GAN_JAX_FEATURES", str(tmp_path))  # a fresh cache: train again from scratch
-    again = features.load_feature_network(progress=False)
+    again = train_feature_network(progress=False)
     assert again.path != tiny_features.path
     assert jax.tree.all(jax.tree.map(np.array_equal, again.params, tiny_features.params))
     np.testing.assert_array_equal(again.test_stats[1], tiny_features.test_stats[1])

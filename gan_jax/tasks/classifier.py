@@ -37,8 +37,7 @@ from gan_jax.models import ConvClassifier, ConvGenerator, MLPClassifier, MLPGene
 from gan_jax.parallel import shard_batch
 from gan_jax.steps import (Metrics, ModelState, TrainState, apply_gradients, batch_indices, create_model_state,
                            ema_params, over_members, update_ema)
-
-_INIT, _DATA, _STEPS, _FIXED_NOISE = range(4)
+from gan_jax.tasks.base import SeededTask, Stream
 FEATURE_MATCHING = {"feature_matching": feature_matching_loss, "feature_matching_l1": feature_matching_l1_loss}
 DDI_EXAMPLES = 500  # training images of the data-dependent initialization (Improved GAN's count)
 EVAL_CHUNK = 500
@@ -64,16 +63,16 @@ FAMILIES = {
 
 
 @dataclasses.dataclass(frozen=True)
-class SupervisedTask:
+class SupervisedTask(SeededTask):
     """The classifier trained on its labeled subset alone (no generator, no unlabeled images)."""
 
     config: SupervisedConfig
 
+    config_type = SupervisedConfig
     loss_keys = ("loss",)
     adversarial_losses = None  # (real/fake loss, generator loss) for the collapse guard; None: not adversarial
-    generates = False
+    generates = False  # the SGAN's generator, unlabeled batches and fakes
     needs_test_split = True
-    conditional = False
 
     # ---- configuration-derived pieces
     @property
@@ -107,10 +106,6 @@ class SupervisedTask:
     def convolutional(self) -> bool:
         return self.config.model == "conv"
 
-    def key(self, stream: int) -> jax.Array:
-        """One of the run's fixed key streams, a function of `config.seed` alone."""
-        return jax.random.fold_in(jax.random.PRNGKey(self.config.seed), stream)
-
     def member_key(self, stream: int, data_seed: jax.Array) -> jax.Array:
         """The stream of one member: `fold_in(key(stream), data_seed)`."""
         return jax.random.fold_in(self.key(stream), data_seed)
@@ -122,9 +117,6 @@ class SupervisedTask:
         return data_lib.to_unit_range(images_u8)
 
     # ---- data
-    def steps_per_epoch(self, num_examples: int) -> int:
-        return num_examples // self.config.batch_size
-
     def labeled_indices(self, labels: np.ndarray) -> np.ndarray:
         """int `[members, labels]`: each member's labeled subset of the training split."""
         return np.stack([data_lib.labeled_subset(labels, self.config.labels, s) for s in self.config.data_seeds])
@@ -149,7 +141,7 @@ class SupervisedTask:
         the SGAN adds `unlabeled` and `unlabeled_g`, two independent permutations `[N]`."""
         batch, count = self.config.batch_size, self.config.labels
         total = self.steps_per_epoch(num_examples) * batch
-        lab_key, unl_key, unl_g_key = jax.random.split(jax.random.fold_in(self.member_key(_DATA, data_seed), epoch), 3)
+        lab_key, unl_key, unl_g_key = jax.random.split(jax.random.fold_in(self.member_key(Stream.DATA, data_seed), epoch), 3)
         copies = jax.random.split(lab_key, math.ceil(total / count))
         labeled = jax.vmap(lambda k: jax.random.permutation(k, count))(copies).reshape(-1)[:total]
         plan = {"labeled": labeled.astype(jnp.int32)}
@@ -166,7 +158,7 @@ class SupervisedTask:
         return _init(self, None if data is None else data["unlabeled"])
 
     def _init_member(self, data_seed: jax.Array, unlabeled: jax.Array | None) -> dict[str, ModelState]:
-        c_key, ddi_key, noise_key, g_key = jax.random.split(self.member_key(_INIT, data_seed), 4)
+        c_key, ddi_key, noise_key, g_key = jax.random.split(self.member_key(Stream.INIT, data_seed), 4)
         classifier = self.family.classifier
         variables = classifier.init({"params": c_key, "noise": noise_key}, jnp.zeros((1, 28, 28, 1)), train=False)
         if unlabeled is not None and self.family.ddi:
@@ -244,6 +236,18 @@ class SupervisedTask:
             result["test_accuracy_raw"] = _count_correct(self, c.params, c.batch_stats, images, labels)
         return {k: [float(n) / len(images) for n in np.asarray(v)] for k, v in result.items()}
 
+    def report(self, state: TrainState, test: data_lib.MNIST | None = None, num_samples: int = 0) -> dict[str, Any]:
+        """Test accuracy on `test` (default: the 10,000 MNIST test images of the config's source): a
+        number for one data seed; a list in data-seed order, with mean and std, for several."""
+        test = test if test is not None else data_lib.load_mnist("test", self.config.data_source)
+        accuracy = self.evaluate(state, test)["test_accuracy"]
+        result = {"model": self.config.model, "labels": self.config.labels,
+                  "data_seeds": list(self.config.data_seeds), "num_test": len(test.images)}
+        if len(accuracy) == 1:
+            return {**result, "test_accuracy": accuracy[0]}
+        return {**result, "test_accuracy": accuracy, "test_accuracy_mean": float(np.mean(accuracy)),
+                "test_accuracy_std": float(np.std(accuracy, ddof=1))}
+
     def _member_correct(self, params, batch_stats, images, labels):
         pad = -len(images) % EVAL_CHUNK
         images = jnp.pad(images, ((0, pad), (0, 0), (0, 0), (0, 0))).reshape(-1, EVAL_CHUNK, 28, 28, 1)
@@ -258,9 +262,11 @@ class SGANTask(SupervisedTask):
 
     config: SGANConfig
 
+    config_type = SGANConfig
     loss_keys = ("sup_loss", "unsup_loss", "g_loss")
     adversarial_losses = ("unsup_loss", "g_loss")
     generates = True
+    conditional = False
 
     def noise(self, key: jax.Array, num: int) -> jax.Array:
         """Generator input `[num, noise_dim]`: U(0, 1) for mlp, N(0, 1) for conv."""
@@ -319,8 +325,12 @@ class SGANTask(SupervisedTask):
 
     def fixed_noise(self, num: int | None = None) -> jax.Array:
         """Fixed noise `[num, noise_dim]` for comparable per-epoch sample grids."""
-        return self.noise(self.key(_FIXED_NOISE),
+        return self.noise(self.key(Stream.FIXED_NOISE),
                           num or self.config.num_samples)
+
+    def sample_grid(self, state: TrainState) -> np.ndarray:
+        """The first member's images of the fixed noise, float32 `[num_samples, 28, 28, 1]` in [-1, 1]."""
+        return self.sample(state, self.fixed_noise())
 
     def sample(self, state: TrainState, noise: jax.Array, member: int = 0) -> np.ndarray:
         """Images of one member's generator, float32 `[N, 28, 28, 1]` in [-1, 1] (BatchNorm in eval mode)."""
@@ -334,7 +344,7 @@ def _init(task: SupervisedTask, unlabeled: jax.Array | None) -> TrainState:
     seeds = jnp.asarray(task.config.data_seeds, jnp.int32)
     models = over_members(task._init_member, task.num_members, in_axes=(0, None))(seeds, unlabeled)
     return TrainState(step=jnp.zeros((), jnp.int32),
-                      rng=task.key(_STEPS), models=models)
+                      rng=task.key(Stream.STEPS), models=models)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))

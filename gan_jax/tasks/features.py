@@ -1,7 +1,7 @@
 """The feature network as a task: a small CNN trained on all MNIST training labels.
 
-Trained by the same host loop as every other task (so first-use training shows progress, can be
-interrupted and resumes); `gan_jax.features` caches the result and uses its penultimate layer.
+Trained by the same host loop as every other task (`gan_jax.api.train_feature_network`: progress,
+and an interrupted training resumes); `gan_jax.features` caches the result and uses its penultimate layer.
 """
 
 from __future__ import annotations
@@ -15,51 +15,42 @@ import numpy as np
 import optax
 
 from gan_jax import data as data_lib
+from gan_jax import features as features_lib
 from gan_jax.config import FeatureNetConfig
 from gan_jax.losses import cross_entropy
 from gan_jax.models import FeatureNet
 from gan_jax.parallel import shard_batch
 from gan_jax.steps import Metrics, ModelState, TrainState, apply_gradients, batch_indices, create_model_state
-
-_INIT, _DATA, _STEPS = range(3)
-EVAL_CHUNK = 1000
+from gan_jax.tasks.base import SeededTask, Stream
 
 
 @dataclasses.dataclass(frozen=True)
-class FeatureTask:
+class FeatureTask(SeededTask):
     """Cross-entropy training of `FeatureNet` on every training image and its label."""
 
     config: FeatureNetConfig
 
+    config_type = FeatureNetConfig
     loss_keys = ("loss",)
     adversarial_losses = None
     members = ({},)
-    generates = False
     needs_test_split = True
-    conditional = False
-    convolutional = True
 
     @property
     def network(self) -> FeatureNet:
-        return FeatureNet(tuple(self.config.widths), self.config.hidden)
+        return features_lib.network_module(self.config)
 
     @property
     def tx(self) -> optax.GradientTransformation:
         schedule = optax.exponential_decay(self.config.learning_rate, self.config.halving_steps, 0.5)
         return optax.adam(schedule)
 
-    def key(self, stream: int) -> jax.Array:
-        return jax.random.fold_in(jax.random.PRNGKey(self.config.seed), stream)
-
-    def steps_per_epoch(self, num_examples: int) -> int:
-        return num_examples // self.config.batch_size
-
     def device_data(self, train: data_lib.MNIST) -> dict[str, jax.Array]:
         return {"images": jax.device_put(data_lib.check_images(train.images)),
                 "labels": jax.device_put(np.asarray(train.labels, np.int32))}
 
     def epoch_plan(self, epoch: int, num_examples: int) -> jax.Array:
-        return data_lib.epoch_permutation(self.key(_DATA), epoch, num_examples)
+        return data_lib.epoch_permutation(self.key(Stream.DATA), epoch, num_examples)
 
     def init(self, data=None) -> TrainState:
         return _init(self)
@@ -84,15 +75,14 @@ class FeatureTask:
         logits, _ = self.logits_and_features(state.models["classifier"].params, test.images)
         return {"test_accuracy": [float(np.mean(np.argmax(logits, -1) == np.asarray(test.labels)))]}
 
+    def report(self, state: TrainState, test: data_lib.MNIST | None = None, num_samples: int = 0) -> dict:
+        """`{"test_accuracy": ...}` on `test` (default: the MNIST test split of the config's source)."""
+        test = test if test is not None else data_lib.load_mnist("test", self.config.data_source)
+        return {"test_accuracy": self.evaluate(state, test)["test_accuracy"][0], "num_test": len(test.images)}
+
     def logits_and_features(self, params, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`(logits [N, 10], features [N, hidden])` of uint8 images, or float images in [-1, 1]."""
-        images = np.asarray(images)
-        pixels = data_lib.to_unit_range if images.dtype == np.uint8 else (lambda x: x.astype(jnp.float32))
-        with jax.default_matmul_precision("highest"):  # full float32 on GPUs too (not TF32): the same FD everywhere
-            outputs = [_apply(self.network, params, pixels(jnp.asarray(images[i:i + EVAL_CHUNK])))
-                       for i in range(0, len(images), EVAL_CHUNK)]
-        logits, features = zip(*jax.device_get(outputs))
-        return np.concatenate(logits), np.concatenate(features)
+        return features_lib.logits_and_features(self.network, params, images)
 
 
 def random_shift(images: jax.Array, max_shift: int, key: jax.Array) -> jax.Array:
@@ -109,12 +99,6 @@ def random_shift(images: jax.Array, max_shift: int, key: jax.Array) -> jax.Array
 
 @functools.partial(jax.jit, static_argnums=0)
 def _init(task: FeatureTask) -> TrainState:
-    variables = task.network.init(task.key(_INIT), jnp.zeros((1, 28, 28, 1), jnp.float32))
-    return TrainState(step=jnp.zeros((), jnp.int32), rng=task.key(_STEPS),
+    variables = task.network.init(task.key(Stream.INIT), jnp.zeros((1, 28, 28, 1), jnp.float32))
+    return TrainState(step=jnp.zeros((), jnp.int32), rng=task.key(Stream.STEPS),
                       models={"classifier": create_model_state(variables, task.tx)})
-
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _apply(network: FeatureNet, params, images: jax.Array):
-    return network.apply({"params": params}, images)

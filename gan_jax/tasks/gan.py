@@ -28,26 +28,24 @@ from gan_jax.models import Discriminator, Generator
 from gan_jax.parallel import shard_batch
 from gan_jax.steps import (Metrics, ModelState, TrainState, apply_gradients, batch_indices, create_model_state,
                            ema_params, update_ema)
+from gan_jax.tasks.base import SeededTask, Stream
 
-# Fixed streams derived from the seed; the step stream is `TrainState.rng`.
-_INIT, _DATA, _STEPS, _FIXED_NOISE = range(4)
 NUM_CLASSES = 10
 
 
 @dataclasses.dataclass(frozen=True)
-class GANTask:
+class GANTask(SeededTask):
     """Pure functions of the GAN for one config; usable from a notebook without the loop."""
 
     config: GANConfig
     fast_grad: bool = True
+    config_type = GANConfig
 
     # What the host loop reads besides the methods below.
     loss_keys = ("d_loss", "g_loss")
     adversarial_losses = ("d_loss", "g_loss")  # (real/fake loss, generator loss) for the collapse guard
     members = ({},)  # one model pair, no ensemble axis
-    generates = True
     needs_test_split = False
-    convolutional = True
     conditional = False  # the cGAN's models also read the digit
 
     @property
@@ -72,13 +70,9 @@ class GANTask:
     def d_tx(self) -> optax.GradientTransformation:
         return optax.adam(self.config.d_learning_rate or self.config.learning_rate, b1=self.config.beta1)
 
-    def key(self, stream: int) -> jax.Array:
-        """One of the run's fixed key streams, a function of the seed alone."""
-        return jax.random.fold_in(jax.random.PRNGKey(self.config.seed), stream)
-
     def data_key(self) -> jax.Array:
         """Key of the epoch permutations (`gan_jax.data.epoch_permutation`)."""
-        return self.key(_DATA)
+        return self.key(Stream.DATA)
 
     def steps_per_epoch(self, num_examples: int) -> int:
         """Full batches per epoch; the last incomplete batch is dropped."""
@@ -115,7 +109,7 @@ class GANTask:
         return _init(self)
 
     def _init_eager(self) -> TrainState:
-        g_key, d_key = jax.random.split(self.key(_INIT))
+        g_key, d_key = jax.random.split(self.key(Stream.INIT))
         labels = jnp.zeros((1,), jnp.int32) if self.conditional else None
         z = jnp.zeros((1, self.config.noise_dim), jnp.float32)
         g_vars = self.generator.init(g_key, z, train=False, labels=labels)
@@ -123,7 +117,7 @@ class GANTask:
         g = create_model_state(g_vars, self.g_tx)
         if self.config.g_ema_decay:
             g = g.replace(ema=jax.tree.map(jnp.zeros_like, g.params))
-        return TrainState(step=jnp.zeros((), jnp.int32), rng=self.key(_STEPS),
+        return TrainState(step=jnp.zeros((), jnp.int32), rng=self.key(Stream.STEPS),
                           models={"generator": g, "discriminator": create_model_state(d_vars, self.d_tx)})
 
     def noise(self, key: jax.Array, num: int) -> jax.Array:
@@ -203,7 +197,7 @@ class GANTask:
     def fixed_noise(self, num: int | None = None) -> jax.Array:
         """The run's fixed noise vectors `[num, noise_dim]` for comparable sample grids."""
         num = num or self.config.num_samples
-        return self.noise(self.key(_FIXED_NOISE), num)
+        return self.noise(self.key(Stream.FIXED_NOISE), num)
 
     def generator_params(self, state: TrainState):
         """The generator parameters sampling uses: the bias-corrected EMA when kept, else the raw ones."""
@@ -224,12 +218,24 @@ class GANTask:
         g = state.models["generator"]
         return np.asarray(_generate(self.generator, self.generator_params(state), g.batch_stats, noise, digits))
 
+    def sample_grid(self, state: TrainState) -> np.ndarray:
+        """Images of the run's fixed noise, float32 `[num_samples, 28, 28, 1]` in [-1, 1]."""
+        return self.sample(state, self.fixed_noise())
+
+    def report(self, state: TrainState, test=None, num_samples: int = 10_000) -> dict:
+        """`gan_jax.evaluate.sample_quality` of `num_samples` generated images (the feature network
+        holds the test images' statistics, so `test` is not read)."""
+        from gan_jax.evaluate import sample_quality
+
+        return {"num_samples": num_samples, **sample_quality(self, state, num_samples)}
+
 
 @dataclasses.dataclass(frozen=True)
 class CGANTask(GANTask):
     """The conditional GAN: the tutorial's models with the digit as a second input."""
 
     config: CGANConfig
+    config_type = CGANConfig
 
     conditional = True
 

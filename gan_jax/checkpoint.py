@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import pathlib
 import shutil
@@ -134,7 +135,9 @@ class CheckpointStore:
         Raises:
           CheckpointError: this or the previous save failed (e.g. a full disk); older checkpoints are untouched.
         """
-        loop = {**loop, "state_checksum": checksum(state)}
+        # A deep copy: Orbax writes it in the background while the loop goes on changing its counters.
+        loop = json.loads(json.dumps({**loop, "state_checksum": checksum(state)}))
+        config = json.loads(json.dumps(config))
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state),
             config=ocp.args.JsonSave(config),

@@ -44,12 +44,14 @@ from gan_jax.errors import CheckpointError, ConfigError, Diverged, Preempted
 from gan_jax.steps import TrainState, make_runner
 from gan_jax.tasks import Task, make_task
 from gan_jax.tensorboard import EventWriter
-from gan_jax.workdir import append_row, check_workdir, exclusive_workdir, keep_rows, read_rows
+from gan_jax.workdir import MetricWriter, check_workdir, exclusive_workdir, read_rows
 
 log = logging.getLogger("gan_jax")
 
 METRICS_FILE = "metrics.jsonl"
 TIMING_FILE = "timing.jsonl"
+
+
 def check_resumable(config, stored: dict[str, Any], workdir: pathlib.Path) -> None:
     """Refuses to continue a run whose stored config differs in a result-deciding field."""
     if stored.get("task") != config.task:
@@ -72,16 +74,14 @@ def read_metrics(workdir: str | os.PathLike, name: str = METRICS_FILE) -> list[d
     return read_rows(workdir, name)
 
 
-def _rewrite_rows_up_to(workdir: pathlib.Path, step: int) -> None:
-    """Keeps complete rows up to `step`: later ones are written again, partial ones superseded."""
-    if parallel.is_writer():
-        for name in (METRICS_FILE, TIMING_FILE):
-            keep_rows(workdir, name, lambda row: row["step"] <= step and not row.get("partial"))
+def every(step: int, n: int | None) -> bool:
+    """Whether `step` is on the schedule "every `n` steps" (never when `n` is None or 0)."""
+    return bool(n) and step % n == 0
 
 
-def _append_row(workdir: pathlib.Path, name: str, row: dict[str, Any]) -> None:
-    if parallel.is_writer():
-        append_row(workdir, name, row)
+def steps_to_next(step: int, n: int | None, limit: int) -> int:
+    """Steps from `step` to the next multiple of `n`, at most `limit` (`limit` when `n` is None)."""
+    return min(limit, n - step % n) if n else limit
 
 
 class _StopOnSignal:
@@ -200,7 +200,6 @@ def train(config, workdir: str | os.PathLike, *, data: MNIST | None = None, test
                 check_resumable(config, existing.read_config(), workdir)
     warn_once_if_accelerator_unused(log)
     data = data if data is not None else load_mnist("train", config.data_source)
-    device_data = task.device_data(data)
     if task.needs_test_split and test_data is None:
         test_data = load_mnist("test", config.data_source)
     num_examples = len(data.images)
@@ -211,40 +210,57 @@ def train(config, workdir: str | os.PathLike, *, data: MNIST | None = None, test
     total_steps = config.epochs * steps_per_epoch
     if config.steps is not None:
         total_steps = min(total_steps, config.steps)
+    run = _Run(task, workdir, mesh, outputs, data, parallel.replicate(task.device_data(data), mesh), test_data,
+               steps_per_epoch, total_steps, MetricWriter(workdir, (METRICS_FILE, TIMING_FILE), parallel.is_writer()))
 
     try:
         workdir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"cannot create workdir {workdir} ({err.strerror}); pass a writable folder") from err
-    with exclusive_workdir(workdir) if parallel.is_writer() else contextlib.nullcontext():
-        return _train_locked(task, workdir, data, device_data, test_data, total_steps, steps_per_epoch, mesh,
-                             outputs)
+    with exclusive_workdir(workdir) if run.writer.enabled else contextlib.nullcontext():
+        return _train_locked(run)
 
 
-def _train_locked(task, workdir, data, device_data, test_data, total_steps, steps_per_epoch, mesh,
-                  outputs: Outputs) -> TrainState:
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """What one training's loop works with: the task, where it writes, and its data on the device."""
+
+    task: Task
+    workdir: pathlib.Path
+    mesh: Any
+    outputs: Outputs
+    data: MNIST
+    device_data: Any
+    test_data: MNIST | None
+    steps_per_epoch: int
+    total_steps: int
+    writer: MetricWriter
+
+    @property
+    def config(self):
+        return self.task.config
+
+
+def _train_locked(run: _Run) -> TrainState:
     """The part of `train` that runs while holding the workdir lock."""
-    config, num_examples = task.config, len(data.images)
+    task, config, workdir, mesh = run.task, run.config, run.workdir, run.mesh
+    num_examples, steps_per_epoch, total_steps = len(run.data.images), run.steps_per_epoch, run.total_steps
     if mesh is not None:
         log.info("data parallel over %d devices (batch %d sharded along '%s')", mesh.size, config.batch_size,
                  parallel.DATA_AXIS)
-    device_data = parallel.replicate(device_data, mesh)
-    store = CheckpointStore(workdir, max_to_keep=outputs.keep_checkpoints)
-    state, counters = parallel.replicate(task.init(device_data), mesh), _fresh_counters(task)
+    store = CheckpointStore(workdir, max_to_keep=run.outputs.keep_checkpoints)
+    state, counters = parallel.replicate(task.init(run.device_data), mesh), _fresh_counters(task)
     restored = store.restore_latest_good(state)
     if restored is not None:
         state, counters = restored
-        _rewrite_rows_up_to(workdir, int(state.step))
+        run.writer.keep_complete_up_to(int(state.step))
         log.info("resuming %s from step %d", workdir, int(state.step))
     step = int(state.step)
     steps_per_call = config.steps_per_call or task.steps_per_call(steps_per_epoch)
 
-    cadence = SaveCadence(outputs.checkpoint_seconds)
+    cadence = SaveCadence(run.outputs.checkpoint_seconds)
     background = _Background(mesh)
     timing_rows: list[tuple[concurrent.futures.Future, dict[str, Any]]] = []  # waiting for their epoch's outputs
-
-    def on_step_schedule() -> bool:  # --checkpoint-every: saves whatever the cadence says
-        return bool(config.checkpoint_every) and step % config.checkpoint_every == 0
 
     def save(snapshot, reason_signum: int | None = None) -> None:
         """Saves `snapshot`, a device copy of the state at `step` (the next compiled call donates `state`)."""
@@ -261,21 +277,21 @@ def _train_locked(task, workdir, data, device_data, test_data, total_steps, step
         while timing_rows:
             job, row = timing_rows.pop(0)
             if not (finished_only and job.exception()):
-                _append_row(workdir, TIMING_FILE, {**row, **job.result()})
+                run.writer.append(TIMING_FILE, {**row, **job.result()})
 
     if step >= total_steps:
         log.info("%s is already at step %d (asked for %d); nothing to train", workdir, step, total_steps)
     else:
         log.info("training %s from step %d to step %d (%d steps per epoch, %d per compiled call)",
                  workdir, step, total_steps, steps_per_epoch, steps_per_call)
-    bar = tqdm(total=max(total_steps, step), initial=step, disable=not outputs.progress, unit="step",
+    bar = tqdm(total=max(total_steps, step), initial=step, disable=not run.outputs.progress, unit="step",
                dynamic_ncols=True)
     with contextlib.ExitStack() as stack:
         for context in (store, parallel.use_mesh(mesh), bar):
             stack.enter_context(context)
         stop = stack.enter_context(_StopOnSignal())
         events = None
-        if outputs.tensorboard and parallel.is_writer() and step < total_steps:
+        if run.outputs.tensorboard and run.writer.enabled and step < total_steps:
             # Events at the checkpoint's step stay when it ends an epoch; a partial segment's are redone.
             purge_from = None if step == 0 else step + 1 if step % steps_per_epoch == 0 else step
             events = stack.enter_context(contextlib.closing(EventWriter(workdir, task.members, purge_from)))
@@ -287,12 +303,10 @@ def _train_locked(task, workdir, data, device_data, test_data, total_steps, step
             epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
             started, first_step, device_seconds = time.perf_counter(), step, 0.0
             while step < epoch_end:
-                n = min(steps_per_call, epoch_end - step)
-                if config.checkpoint_every:
-                    n = min(n, config.checkpoint_every - step % config.checkpoint_every)
-                run = make_runner(task.step, steps_per_epoch, n, mesh)
+                n = steps_to_next(step, config.checkpoint_every, min(steps_per_call, epoch_end - step))
+                compiled = make_runner(task.step, steps_per_epoch, n, mesh)
                 call_started = time.perf_counter()
-                state, metrics, finite = run(state, device_data, plan)
+                state, metrics, finite = compiled(state, run.device_data, plan)
                 metrics, finite = jax.device_get((metrics, finite))
                 device_seconds += time.perf_counter() - call_started
                 if not _all_finite(task, metrics, finite):
@@ -303,7 +317,7 @@ def _train_locked(task, workdir, data, device_data, test_data, total_steps, step
                 _accumulate(counters, metrics)
                 bar.update(n)
                 bar.set_postfix({k: f"{v[0] / counters['steps_in_epoch']:.3f}" for k, v in counters["loss_sums"].items()})
-                if step < epoch_end and (stop.signum or on_step_schedule()):
+                if step < epoch_end and (stop.signum or every(step, config.checkpoint_every)):
                     save(_device_copy(state), stop.signum)
             seconds, epoch_done = time.perf_counter() - started, step == (epoch + 1) * steps_per_epoch
             timing = {"epoch": epoch + 1, "step": step, "steps": step - first_step, "seconds": round(seconds, 3),
@@ -311,20 +325,20 @@ def _train_locked(task, workdir, data, device_data, test_data, total_steps, step
                       **({} if epoch_done else {"partial": True})}
             write_timing_rows()  # the previous epoch's: its outputs had this whole epoch to finish
             snapshot = _device_copy(state)
-            job = background.submit(_epoch_outputs, task, snapshot, workdir, test_data, epoch, step,
-                                    copy.deepcopy(counters), events, dict(timing))
+            job = background.submit(_epoch_outputs, run, snapshot, epoch, step, copy.deepcopy(counters), events,
+                                    dict(timing))
             if epoch_done:
                 counters = _fresh_counters(task)
             save_started = time.perf_counter()
             try:
-                if step >= total_steps or stop.signum or on_step_schedule() or cadence.due():
+                if step >= total_steps or stop.signum or every(step, config.checkpoint_every) or cadence.due():
                     save(snapshot, stop.signum if step < total_steps else None)
             finally:  # the timing row, with what the host spent outside the compiled calls this epoch
                 ended = time.perf_counter()
                 timing_rows.append((job, {**timing, "save_seconds": round(ended - save_started, 3),
                                           "device_seconds": round(device_seconds, 3),
                                           "host_seconds": round(ended - started - device_seconds, 3)}))
-    _final_figures(task, state, workdir, data.images)
+    _final_figures(run, state)
     return state
 
 
@@ -393,13 +407,13 @@ def _accumulate(counters: dict[str, Any], metrics: dict[str, np.ndarray]) -> Non
     counters["steps_in_epoch"] += steps
 
 
-def _epoch_outputs(task, state, workdir, test_data, epoch, step, counters, events: EventWriter | None,
+def _epoch_outputs(run: _Run, state, epoch: int, step: int, counters, events: EventWriter | None,
                    timing: dict[str, Any]) -> dict[str, float]:
     """The host work of an epoch's (or the run's last, partial) end, in the background thread: the
     evaluation, one metrics row and one labelled log line per member, the epoch's speed line, the
     collapse check, the sample grid and TensorBoard events. Returns its seconds for the timing row."""
-    started = time.perf_counter()
-    evaluation = task.evaluate(state, test_data)
+    task, started = run.task, time.perf_counter()
+    evaluation = task.evaluate(state, run.test_data)
     eval_seconds = time.perf_counter() - started
     epoch_done = not timing.get("partial")
     partial = {} if epoch_done else {"partial": True}
@@ -409,19 +423,20 @@ def _epoch_outputs(task, state, workdir, test_data, epoch, step, counters, event
                **{k: v[i] / counters["steps_in_epoch"] for k, v in counters["loss_sums"].items()},
                **{k: v[i] for k, v in evaluation.items()}, **partial}
         rows.append(row)
-        _append_row(workdir, METRICS_FILE, row)
+        run.writer.append(METRICS_FILE, row)
         log.info("epoch %d step %d%s%s: %s", epoch + 1, step, "".join(f" {k} {v}" for k, v in member.items()),
                  "" if epoch_done else " (partial)",
                  " ".join(f"{k} {_number(v)}" for k, v in row.items() if k in task.loss_keys or k in evaluation))
     log.info("epoch %d: %d steps in %.1f s (%.2f steps/s), evaluation %.1f s", epoch + 1, timing["steps"],
              timing["seconds"], timing["steps_per_s"], eval_seconds)
-    if epoch_done:
-        _warn_on_collapse(task, workdir, epoch)
-    samples = task.sample_grid(state) if parallel.is_writer() else None
-    if samples is not None:
-        plots.save_grid(workdir / "samples" / f"epoch_{epoch + 1:04d}.png", samples)
-    if events is not None:
-        events.epoch(step, rows, timing, samples)
+    if run.writer.enabled:
+        if epoch_done:
+            _warn_on_collapse(task, run.workdir, epoch)
+        samples = task.sample_grid(state)
+        if samples is not None:
+            plots.save_grid(run.workdir / "samples" / f"epoch_{epoch + 1:04d}.png", samples)
+        if events is not None:
+            events.epoch(step, rows, timing, samples)
     return {"eval_seconds": round(eval_seconds, 3),
             "outputs_seconds": round(time.perf_counter() - started - eval_seconds, 3)}
 
@@ -430,10 +445,10 @@ def _number(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def _warn_on_collapse(task, workdir: pathlib.Path, epoch: int) -> None:
+def _warn_on_collapse(task: Task, workdir: pathlib.Path, epoch: int) -> None:
     """Logs `collapse.warning` for each member whose losses just started the collapse pattern."""
     keys = task.adversarial_losses
-    if keys is None or not parallel.is_writer():
+    if keys is None:
         return
     rows = [row for row in read_metrics(workdir) if not row.get("partial")]
     for member in task.members:
@@ -443,12 +458,13 @@ def _warn_on_collapse(task, workdir: pathlib.Path, epoch: int) -> None:
             log.warning(collapse.warning(epoch + 1, member, *keys, d, g))
 
 
-def _final_figures(task: Task, state: TrainState, workdir: pathlib.Path, images: np.ndarray) -> None:
-    if not parallel.is_writer():
+def _final_figures(run: _Run, state: TrainState) -> None:
+    if not run.writer.enabled:
         return
+    task, workdir = run.task, run.workdir
     generated = task.sample_grid(state)
     if generated is not None:
-        images = check_images(images)
+        images = check_images(run.data.images)
         real = images[np.random.default_rng(task.config.seed).choice(len(images), len(generated), replace=False)]
         plots.save_real_vs_generated(workdir / "real_vs_generated.png", np.asarray(to_unit_range(real)), generated)
     first = task.members[0]

@@ -117,3 +117,21 @@ def keep_rows(workdir: pathlib.Path, name: str, keep) -> None:
         tmp = workdir / (name + ".tmp")
         tmp.write_text("".join(json.dumps(row) + "\n" for row in kept))
         os.replace(tmp, workdir / name)
+
+
+class MetricWriter:
+    """The run's jsonl files (`metrics.jsonl`, `timing.jsonl`): rows are written only by the writer
+    process (`enabled`; see `gan_jax.parallel.is_writer`), so no caller checks which process it is."""
+
+    def __init__(self, workdir: pathlib.Path, names: tuple[str, ...], enabled: bool = True):
+        self.workdir, self.names, self.enabled = workdir, names, enabled
+
+    def append(self, name: str, row: dict[str, Any]) -> None:
+        if self.enabled:
+            append_row(self.workdir, name, row)
+
+    def keep_complete_up_to(self, step: int) -> None:
+        """Keeps complete rows up to `step`: later ones are written again on resume, partial ones superseded."""
+        if self.enabled:
+            for name in self.names:
+                keep_rows(self.workdir, name, lambda row: row["step"] <= step and not row.get("partial"))

@@ -90,3 +90,14 @@ def test_a_failed_background_save_is_reported_with_its_step_and_the_last_good_on
         store.wait()
     monkeypatch.undo()
     store.close()
+
+
+def test_a_save_keeps_the_counters_of_its_step_while_the_caller_changes_them(tmp_path):
+    counters = {"loss_sums": {"d_loss": [1.0]}, "steps_in_epoch": 1}
+    with CheckpointStore(tmp_path) as store:
+        store.save(1, {"w": jnp.arange(3.0)}, {}, counters)
+        counters["loss_sums"]["d_loss"] = [5.0]  # what the loop's next step does, while Orbax writes
+        counters["steps_in_epoch"] = 2
+    with CheckpointStore(tmp_path, create=False) as store:
+        _, loop = store.restore({"w": jnp.zeros(3)})
+    assert loop == {"loss_sums": {"d_loss": [1.0]}, "steps_in_epoch": 1}

@@ -101,8 +101,7 @@ def train_feature_network(config: FeatureNetConfig | None = None, *, progress: b
     config = config or features.FEATURE_NET
     folder = features.cache_folder(config)
     if features.read_cached(config, folder) is None:
-        source = config.data_source
-        train_split, test_split = data_lib.load_mnist("train", source), data_lib.load_mnist("test", source)
+        train_split, test_split = (data_lib.load(config.dataset, split, config.data_source) for split in ("train", "test"))
         log.info("training the Fréchet-distance feature network on this machine (a few minutes on a CPU) in %s",
                  folder / "train")
         state = train(config, folder / "train", data=train_split, test_data=test_split, progress=progress)

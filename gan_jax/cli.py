@@ -13,6 +13,7 @@ import pathlib
 import sys
 
 from gan_jax.config import G_LOSSES
+from gan_jax.datasets import DATASETS
 from gan_jax.errors import TrainingStopped, UserError
 from gan_jax.logs import install_default_handler
 
@@ -199,6 +200,14 @@ def _given_fields(kind, args, skip: tuple[str, ...] = ()) -> dict:
 _CLASSIFIER_CHOICES = ("model", "labels", "data_seeds")  # passed to the recipe explicitly
 
 
+GRAYSCALE_28 = tuple(name for name, spec in DATASETS.items() if spec.shape == (28, 28, 1))
+
+
+def _add_dataset_arg(parser: argparse.ArgumentParser, names) -> None:
+    parser.add_argument("--dataset", choices=tuple(names), default=None,
+                        help=f"what to train on (default mnist): {', '.join(names)} (gan_jax.datasets)")
+
+
 def _gan_config(kind, args):
     return kind.recipe(args.recipe, **_given_fields(kind, args))
 
@@ -220,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = tasks.add_parser(name, help=text, description=f"Train {text} on MNIST. Running the same command "
                                "again with the same --workdir resumes from its latest checkpoint.")
         _add_gan_args(sub)
+        _add_dataset_arg(sub, DATASETS)
         sub.set_defaults(make_config=_gan_config, scores="scores the samples")
 
     for name, sgan, text in (
@@ -228,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = tasks.add_parser(name, help=text, description=f"Train {text}. Running the same command again "
                                "with the same --workdir resumes from its latest checkpoint.")
         _add_classifier_args(sub, sgan=sgan)
+        _add_dataset_arg(sub, GRAYSCALE_28)
         sub.set_defaults(make_config=_classifier_config, scores="prints the test accuracy")
 
     evaluate = commands.add_parser(
@@ -252,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "loaded from this machine's cache (training is deterministic on one machine, so a "
                                "second training here would give the same file); evaluations keep using the packaged one")
     features.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_dataset_arg(features, DATASETS)
 
     sweep = commands.add_parser(
         "sweep", help="SGAN vs supervised over label counts and data seeds: CSV, table, bar chart, samples",
@@ -264,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--methods", type=_method_list, default=("sgan", "supervised"),
                        help="comma-separated subset of sgan,supervised (default both)")
     _add_classifier_args(sweep, sgan=True, sweep=True)
+    _add_dataset_arg(sweep, GRAYSCALE_28)
 
     sample = commands.add_parser("sample", help="write a grid of generated digits from a workdir's latest checkpoint",
                                  description="Write a PNG grid of N generated digits from WORKDIR's latest checkpoint.")
@@ -349,9 +362,9 @@ def _features(args) -> None:
     import json
 
     from gan_jax.api import train_feature_network
-    from gan_jax.features import FEATURE_NET, load_feature_network
+    from gan_jax.features import feature_net_config, load_feature_network
 
-    config = FEATURE_NET.from_dict({**FEATURE_NET.to_dict(), "data_source": args.data_source})
+    config = dataclasses.replace(feature_net_config(args.dataset or "mnist"), data_source=args.data_source)
     network = (train_feature_network(config, progress=not args.no_progress) if args.retrain
                else load_feature_network(config))
     print(json.dumps({"path": str(network.path), "sha256": network.sha256, "packaged": network.packaged,

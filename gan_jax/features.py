@@ -88,7 +88,7 @@ def network_module(config: FeatureNetConfig) -> FeatureNet:
 
 
 def logits_and_features(network: FeatureNet, params, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`(logits [N, 10], features [N, hidden])` of uint8 images `[N, 28, 28, 1]`, or float ones in [-1, 1]."""
+    """`(logits [N, 10], features [N, hidden])` of uint8 images `[N, H, W, C]`, or float ones in [-1, 1]."""
     images = np.asarray(images)
     pixels = data_lib.to_unit_range if images.dtype == np.uint8 else (lambda x: x.astype(jnp.float32))
     with jax.default_matmul_precision("highest"):  # full float32 on GPUs too (not TF32): the same FD everywhere
@@ -144,8 +144,8 @@ def _load_packaged(path: pathlib.Path) -> FeatureNetwork:
 def _load_cached(config: FeatureNetConfig, folder: pathlib.Path) -> FeatureNetwork:
     arrays = read_cached(config, folder)
     if arrays is None:
-        raise DataError(f"no intact feature network for this config in {folder}; train it with "
-                        "`gan-jax features --retrain` (or gan_jax.api.train_feature_network), then evaluate again")
+        raise DataError(f"no intact feature network for this config in {folder}; train it with `gan-jax features "
+                        f"--retrain --dataset {config.dataset}` (or gan_jax.api.train_feature_network), then evaluate again")
     return _network(config, arrays, folder / FILE, data_lib.sha256_of(folder / FILE))
 
 
@@ -189,4 +189,12 @@ def _network(config: FeatureNetConfig, arrays: dict[str, np.ndarray], path: path
 
 
 def _config_json(config: FeatureNetConfig) -> str:
-    return json.dumps({k: v for k, v in config.to_dict().items() if k not in _NOT_TRAINING_FIELDS}, sort_keys=True)
+    fields = {k: v for k, v in config.to_dict().items() if k not in _NOT_TRAINING_FIELDS}
+    if fields["dataset"] == "mnist":  # networks cached (and packaged) before the field existed are MNIST's
+        del fields["dataset"]
+    return json.dumps(fields, sort_keys=True)
+
+
+def feature_net_config(dataset: str) -> FeatureNetConfig:
+    """`FEATURE_NET` trained on `dataset`: the network that scores samples of that dataset."""
+    return dataclasses.replace(FEATURE_NET, dataset=dataset)

@@ -39,7 +39,8 @@ from gan_jax import collapse, parallel, plots
 from gan_jax.checkpoint import CheckpointStore
 from gan_jax.config import require_positive
 from gan_jax.devices import warn_once_if_accelerator_unused
-from gan_jax.data import MNIST, check_images, load_mnist, to_unit_range
+from gan_jax.data import MNIST, check_images, load, to_unit_range
+from gan_jax.datasets import dataset
 from gan_jax.errors import CheckpointError, ConfigError, Diverged, Preempted
 from gan_jax.steps import TrainState, make_runner
 from gan_jax.tasks import Task, make_task
@@ -176,8 +177,9 @@ def train(config, workdir: str | os.PathLike, *, data: MNIST | None = None, test
     Args:
       config: the run's configuration (`GANConfig`, `SGANConfig` or `SupervisedConfig`).
       workdir: holds checkpoints, metrics and images (see the module docstring).
-      data: training images (uint8 `[N, 28, 28, 1]`) and labels; default: `load_mnist('train')`.
-      test_data: evaluation split for classifier tasks; default: `load_mnist('test')`.
+      data: training images (uint8 `[N, H, W, C]`) and labels; default: the config's dataset's
+        training split (`gan_jax.data.load(config.dataset, 'train')`).
+      test_data: evaluation split for classifier tasks; default: that dataset's test split.
       progress: show a progress bar. Epoch lines go to the `gan_jax` logger either way.
       devices: data-parallel over the first `devices` devices (default: all of them; see
         `gan_jax.parallel`). Results agree across device counts up to float32 summation order.
@@ -199,9 +201,9 @@ def train(config, workdir: str | os.PathLike, *, data: MNIST | None = None, test
             if existing.latest_step() is not None:
                 check_resumable(config, existing.read_config(), workdir)
     warn_once_if_accelerator_unused(log)
-    data = data if data is not None else load_mnist("train", config.data_source)
+    data = data if data is not None else load(config.dataset, "train", config.data_source)
     if task.needs_test_split and test_data is None:
-        test_data = load_mnist("test", config.data_source)
+        test_data = load(config.dataset, "test", config.data_source)
     num_examples = len(data.images)
     steps_per_epoch = task.steps_per_epoch(num_examples)
     if steps_per_epoch == 0:
@@ -464,7 +466,7 @@ def _final_figures(run: _Run, state: TrainState) -> None:
     task, workdir = run.task, run.workdir
     generated = task.sample_grid(state)
     if generated is not None:
-        images = check_images(run.data.images)
+        images = check_images(run.data.images, dataset(task.config.dataset).shape)
         real = images[np.random.default_rng(task.config.seed).choice(len(images), len(generated), replace=False)]
         plots.save_real_vs_generated(workdir / "real_vs_generated.png", np.asarray(to_unit_range(real)), generated)
     first = task.members[0]

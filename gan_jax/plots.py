@@ -14,32 +14,33 @@ from PIL import Image
 
 
 def image_grid(images: np.ndarray, cols: int | None = None, pad: int = 2) -> np.ndarray:
-    """Tiles images `[N, 28, 28, 1]` in [-1, 1] into one uint8 `[H, W]` grid (black padding).
+    """Tiles images `[N, h, w, C]` in [-1, 1] into one uint8 grid (black padding): `[H, W]` for
+    grayscale (C = 1), `[H, W, 3]` for RGB (C = 3).
 
     `cols` defaults to ceil(sqrt(N)); missing cells of the last row stay black.
     """
     images = np.asarray(images, np.float32)
-    n, h, w = images.shape[:3]
+    n, h, w, channels = images.shape
     cols = cols or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    grid = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad), np.uint8)
-    pixels = np.clip((images[..., 0] + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
+    grid = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad, channels), np.uint8)
+    pixels = np.clip((images + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
     for i, img in enumerate(pixels):
         r, c = divmod(i, cols)
         grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = img
-    return grid
+    return grid[..., 0] if channels == 1 else grid
 
 
 def save_grid(path: str | pathlib.Path, images: np.ndarray, cols: int | None = None, scale: int = 3) -> None:
-    """Writes `image_grid(images)` as a grayscale PNG, enlarged `scale` times."""
+    """Writes `image_grid(images)` as a PNG (grayscale or RGB), enlarged `scale` times."""
     grid = image_grid(images, cols)
-    img = Image.fromarray(grid, mode="L").resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
+    img = Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
     pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
 
 
 def save_real_vs_generated(path: str | pathlib.Path, real: np.ndarray, generated: np.ndarray) -> None:
-    """Two panels side by side: real images and generated ones, both `[N, 28, 28, 1]` in [-1, 1]."""
+    """Two panels side by side: real images and generated ones, both `[N, h, w, C]` in [-1, 1]."""
     fig = Figure(figsize=(8, 4.4))
     axes = fig.subplots(1, 2)
     for ax, images, title in ((axes[0], real, "real"), (axes[1], generated, "generated")):

@@ -22,7 +22,7 @@ import numpy as np
 
 from gan_jax import plots
 from gan_jax.api import evaluate_run
-from gan_jax.data import labeled_subset, load_mnist
+from gan_jax.data import labeled_subset, load
 from gan_jax.loop import check_workdir, train
 from gan_jax.tasks import TASKS
 
@@ -59,10 +59,10 @@ def run_sweep(label_counts: Sequence[int], data_seeds: Sequence[int], out: str |
     configs = sweep_configs(label_counts, data_seeds, model=model, methods=methods, **overrides)
     out = check_workdir(out)
     first = next(iter(configs.values()))
-    train_split = load_mnist("train", first.data_source)
+    train_split = load(first.dataset, "train", first.data_source)
     for labels in label_counts:  # every subset is checked before anything trains or is written
         labeled_subset(train_split.labels, labels, data_seeds[0])
-    test_split = load_mnist("test", first.data_source)
+    test_split = load(first.dataset, "test", first.data_source)
     rows, started = [], time.time()
     for (method, labels), config in configs.items():
         workdir = out / "runs" / f"{method}_labels{labels}"

@@ -59,14 +59,15 @@ class EventWriter:
     def epoch(self, step: int, rows: list[dict[str, Any]], timing: dict[str, Any],
               samples: np.ndarray | None) -> None:
         """Writes one epoch: `rows[i]` is member i's metrics row, `samples` the first member's grid
-        images (`[N, 28, 28, 1]` in [-1, 1]) or None."""
+        images (`[N, H, W, C]` in [-1, 1]) or None."""
         for writer, row in zip(self.writers, rows):
             for key, value in row.items():
                 if key not in self._labels and isinstance(value, (int, float)) and not isinstance(value, bool):
                     writer.add_scalar(key, value, step)
             writer.add_scalar("speed/steps_per_s", timing["steps_per_s"], step)
         if samples is not None:
-            self.writers[0].add_image("samples", image_grid(samples)[..., None], step, dataformats="HWC")
+            grid = image_grid(samples)
+            self.writers[0].add_image("samples", grid if grid.ndim == 3 else grid[..., None], step, dataformats="HWC")
         for writer in self.writers:
             writer.flush()
 

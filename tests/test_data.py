@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from gan_jax import data as data_lib
-from gan_jax.data import CLASS_COUNTS, WHEEL_NAME, cache_dir, check_images, load_mnist
+from gan_jax.data import WHEEL_NAME, cache_dir, check_images, load_mnist
+from gan_jax.datasets import DATASETS
+
+CLASS_COUNTS = DATASETS["mnist"].class_counts
 from gan_jax.errors import ConfigError, DataError
 
 

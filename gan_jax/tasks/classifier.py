@@ -239,7 +239,7 @@ class SupervisedTask(SeededTask):
     def report(self, state: TrainState, test: data_lib.MNIST | None = None, num_samples: int = 0) -> dict[str, Any]:
         """Test accuracy on `test` (default: the 10,000 MNIST test images of the config's source): a
         number for one data seed; a list in data-seed order, with mean and std, for several."""
-        test = test if test is not None else data_lib.load_mnist("test", self.config.data_source)
+        test = test if test is not None else data_lib.load(self.config.dataset, "test", self.config.data_source)
         accuracy = self.evaluate(state, test)["test_accuracy"]
         result = {"model": self.config.model, "labels": self.config.labels,
                   "data_seeds": list(self.config.data_seeds), "num_test": len(test.images)}

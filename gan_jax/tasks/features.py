@@ -17,6 +17,7 @@ import optax
 from gan_jax import data as data_lib
 from gan_jax import features as features_lib
 from gan_jax.config import FeatureNetConfig
+from gan_jax.datasets import dataset
 from gan_jax.losses import cross_entropy
 from gan_jax.models import FeatureNet
 from gan_jax.parallel import shard_batch
@@ -46,7 +47,7 @@ class FeatureTask(SeededTask):
         return optax.adam(schedule)
 
     def device_data(self, train: data_lib.MNIST) -> dict[str, jax.Array]:
-        return {"images": jax.device_put(data_lib.check_images(train.images)),
+        return {"images": jax.device_put(data_lib.check_images(train.images, dataset(self.config.dataset).shape)),
                 "labels": jax.device_put(np.asarray(train.labels, np.int32))}
 
     def epoch_plan(self, epoch: int, num_examples: int) -> jax.Array:
@@ -77,7 +78,7 @@ class FeatureTask(SeededTask):
 
     def report(self, state: TrainState, test: data_lib.MNIST | None = None, num_samples: int = 0) -> dict:
         """`{"test_accuracy": ...}` on `test` (default: the MNIST test split of the config's source)."""
-        test = test if test is not None else data_lib.load_mnist("test", self.config.data_source)
+        test = test if test is not None else data_lib.load(self.config.dataset, "test", self.config.data_source)
         return {"test_accuracy": self.evaluate(state, test)["test_accuracy"][0], "num_test": len(test.images)}
 
     def logits_and_features(self, params, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -99,6 +100,6 @@ def random_shift(images: jax.Array, max_shift: int, key: jax.Array) -> jax.Array
 
 @functools.partial(jax.jit, static_argnums=0)
 def _init(task: FeatureTask) -> TrainState:
-    variables = task.network.init(task.key(Stream.INIT), jnp.zeros((1, 28, 28, 1), jnp.float32))
+    variables = task.network.init(task.key(Stream.INIT), jnp.zeros((1, *dataset(task.config.dataset).shape), jnp.float32))
     return TrainState(step=jnp.zeros((), jnp.int32), rng=task.key(Stream.STEPS),
                       models={"classifier": create_model_state(variables, task.tx)})

@@ -22,6 +22,7 @@ import optax
 
 from gan_jax import data as data_lib
 from gan_jax.config import CGANConfig, GANConfig
+from gan_jax.datasets import dataset
 from gan_jax.errors import ConfigError
 from gan_jax.losses import discriminator_loss, generator_loss
 from gan_jax.models import Discriminator, Generator
@@ -53,9 +54,14 @@ class GANTask(SeededTask):
         return NUM_CLASSES if self.conditional else 0
 
     @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """`(H, W, C)` of the config's dataset (`gan_jax.datasets`)."""
+        return dataset(self.config.dataset).shape
+
+    @property
     def generator(self) -> Generator:
         return Generator(tuple(self.config.g_features), fast_grad=self.fast_grad, num_classes=self.num_classes,
-                         dtype=jnp.dtype(self.config.compute_dtype))
+                         dtype=jnp.dtype(self.config.compute_dtype), image_shape=self.image_shape)
 
     @property
     def discriminator(self) -> Discriminator:
@@ -79,8 +85,8 @@ class GANTask(SeededTask):
         return num_examples // self.config.batch_size
 
     def device_data(self, train: data_lib.MNIST) -> jax.Array:
-        """The training images on the device, uint8 `[N, 28, 28, 1]`."""
-        return jax.device_put(data_lib.check_images(train.images))
+        """The training images on the device, uint8 `[N, H, W, C]`."""
+        return jax.device_put(data_lib.check_images(train.images, self.image_shape))
 
     def epoch_plan(self, epoch: int, num_examples: int) -> jax.Array:
         """The epoch's example order, int32 `[num_examples]` (on the device)."""
@@ -113,7 +119,7 @@ class GANTask(SeededTask):
         labels = jnp.zeros((1,), jnp.int32) if self.conditional else None
         z = jnp.zeros((1, self.config.noise_dim), jnp.float32)
         g_vars = self.generator.init(g_key, z, train=False, labels=labels)
-        d_vars = self.discriminator.init(d_key, jnp.zeros((1, 28, 28, 1), jnp.float32), train=False, labels=labels)
+        d_vars = self.discriminator.init(d_key, jnp.zeros((1, *self.image_shape), jnp.float32), train=False, labels=labels)
         g = create_model_state(g_vars, self.g_tx)
         if self.config.g_ema_decay:
             g = g.replace(ema=jax.tree.map(jnp.zeros_like, g.params))

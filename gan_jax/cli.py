@@ -16,6 +16,7 @@ from gan_jax.config import G_LOSSES
 from gan_jax.datasets import DATASETS
 from gan_jax.errors import TrainingStopped, UserError
 from gan_jax.logs import install_default_handler
+from gan_jax.losses import GAN_LOSSES
 
 PROG = "gan-jax"
 
@@ -189,6 +190,14 @@ def _add_gan_args(parser: argparse.ArgumentParser) -> None:
                         help="discriminator conv widths (default 64,128)")
     parser.add_argument("--data-source", choices=("auto", "tfds", "offline"), default=None,
                         help="MNIST route: prepared TFDS, the offline wheel cache, or auto (TFDS if prepared)")
+    parser.add_argument("--loss", choices=tuple(GAN_LOSSES), default=None,
+                        help="the adversarial objective: non_saturating (BCE, the tutorial's; default), hinge, or "
+                             "wgan_gp (Wasserstein critic with a gradient penalty)")
+    parser.add_argument("--critic-steps", type=_positive_int, default=None,
+                        help="discriminator updates per generator update, each on its own batch, so an epoch has "
+                             "N // (critic steps x batch size) steps (default 1; the WGAN-GP paper used 5)")
+    parser.add_argument("--gp-weight", type=_bounded(float, lambda v: v >= 0, "a number >= 0"), default=None,
+                        help="weight of the gradient penalty in the critic's loss, --loss wgan_gp only (default 10)")
     _add_output_args(parser)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from gan_jax.datasets import DATASETS, dataset
 from gan_jax.errors import ConfigError
+from gan_jax.losses import GAN_LOSSES
 
 DATA_SOURCES = ("auto", "tfds", "offline")
 COMPUTE_DTYPES = ("float32", "bfloat16")
@@ -105,7 +106,7 @@ class GANConfig(_Config):
     Attributes:
       epochs: passes over the training split.
       steps: optional cap on the total number of alternating (D, G) steps; None trains all epochs.
-      batch_size: real images per step; the last incomplete batch of an epoch is dropped.
+      batch_size: real images per discriminator update; the last incomplete step of an epoch is dropped.
       seed: decides initialization, data order, noise and dropout.
       learning_rate: Adam step size, the same for both models.
       noise_dim: length of the generator's N(0, 1) input vector.
@@ -129,6 +130,12 @@ class GANConfig(_Config):
       eval_samples: generated images per per-epoch evaluation.
       compute_dtype: 'float32' or 'bfloat16': the dtype of activations and matrix products.
         Parameters, optimizer states, BatchNorm statistics and losses stay float32 (mixed precision).
+      loss: the adversarial objective, a key of `gan_jax.losses.GAN_LOSSES`: 'non_saturating'
+        (BCE, the tutorial's), 'hinge' or 'wgan_gp' (Wasserstein critic with a gradient penalty).
+      critic_steps: discriminator updates per generator update; each takes its own batch of real
+        images, so a step reads `critic_steps · batch_size` images and an epoch has
+        `N // (critic_steps · batch_size)` steps.
+      gp_weight: weight of the gradient penalty in the critic's loss (`loss='wgan_gp'` only), >= 0.
     """
 
     task: ClassVar[str] = "gan"
@@ -154,6 +161,9 @@ class GANConfig(_Config):
     eval_every_epoch: bool = False
     eval_samples: int = 10_000
     compute_dtype: str = "float32"
+    loss: str = "non_saturating"
+    critic_steps: int = 1
+    gp_weight: float = 10.0
 
     @classmethod
     def recipe(cls, name: str = "tutorial", **overrides: Any):
@@ -164,8 +174,12 @@ class GANConfig(_Config):
 
     def __post_init__(self):
         self._check_common()
-        for name in ("noise_dim", "num_samples", "eval_samples"):
+        for name in ("noise_dim", "num_samples", "eval_samples", "critic_steps"):
             require_positive(name, getattr(self, name))
+        if self.loss not in GAN_LOSSES:
+            raise ConfigError(f"loss must be one of {', '.join(GAN_LOSSES)}, got {self.loss!r}")
+        if not self.gp_weight >= 0:
+            raise ConfigError(f"gp_weight must be >= 0, got {self.gp_weight!r}")
         if self.eval_samples < 2:
             raise ConfigError(f"eval_samples must be >= 2 (a covariance needs two samples), got {self.eval_samples}")
         if not 0 <= self.beta1 < 1:

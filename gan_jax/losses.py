@@ -1,8 +1,12 @@
 """Pure GAN losses on logits (a logit is log D/(1-D); positive means "real").
 
 All are means over the batch, written with softplus so no logit overflows:
--log sigmoid(l) = softplus(-l) and -log(1 - sigmoid(l)) = softplus(l).
+-log sigmoid(l) = softplus(-l) and -log(1 - sigmoid(l)) = softplus(l). `GAN_LOSSES` is the table
+of adversarial objectives a GAN config chooses from (`GANConfig.loss`).
 """
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +27,84 @@ def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Ar
 def generator_loss(fake_logits: jax.Array) -> jax.Array:
     """Non-saturating generator loss: BCE with fake → 1, i.e. `mean(softplus(-fake))`, ≥ 0."""
     return jnp.mean(jax.nn.softplus(-fake_logits))
+
+
+def hinge_discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+    """The hinge loss of a critic: `mean(relu(1 - real)) + mean(relu(1 + fake))`, ≥ 0.
+
+    Args:
+      real_logits: `[B]` critic scores of real images (unbounded reals).
+      fake_logits: `[B']` critic scores of generated images.
+    Returns:
+      scalar, 0 once every real scores ≥ 1 and every fake ≤ -1; 2 at scores 0.
+    """
+    return jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
+
+
+def wasserstein_critic_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+    """The WGAN critic loss `mean(fake) - mean(real)`: minus the critic's estimate of the
+    Wasserstein-1 distance (a lower bound when the critic is 1-Lipschitz).
+
+    Args:
+      real_logits: `[B]` critic scores of real images.
+      fake_logits: `[B']` critic scores of generated images.
+    Returns:
+      scalar, unbounded (negative when the critic scores reals above fakes).
+    """
+    return jnp.mean(fake_logits) - jnp.mean(real_logits)
+
+
+def critic_generator_loss(fake_logits: jax.Array) -> jax.Array:
+    """The generator loss of hinge and WGAN critics: `-mean(fake)` on `[B]` scores; unbounded."""
+    return -jnp.mean(fake_logits)
+
+
+def gradient_penalty(critic: Callable[[jax.Array], jax.Array], real: jax.Array, fake: jax.Array,
+                     key: jax.Array) -> jax.Array:
+    """WGAN-GP's penalty `mean((‖∇ₓ critic(x̂)‖₂ - 1)²)` at `x̂ = ε·real + (1 - ε)·fake`.
+
+    Gulrajani et al. 2017, "Improved Training of Wasserstein GANs".
+
+    Args:
+      critic: maps images `[B, ...]` to scores `[B]`; each score must depend on its own image only
+        (no batch statistics), so one gradient of the summed scores holds every example's gradient.
+      real: `[B, ...]` real images.
+      fake: `[B, ...]` generated images, the same shape.
+      key: draws ε ~ U(0, 1), one per example.
+    Returns:
+      scalar ≥ 0; 0 when every gradient at x̂ has norm 1. Differentiable in the critic's
+      parameters (the gradient of a gradient).
+    """
+    eps = jax.random.uniform(key, (real.shape[0],) + (1,) * (real.ndim - 1), real.dtype)
+    mixed = eps * real + (1.0 - eps) * fake
+    grads = jax.grad(lambda x: jnp.sum(critic(x)))(mixed)
+    # The tiny floor keeps the norm's own gradient finite where a gradient is exactly 0.
+    norms = jnp.sqrt(jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1)), axis=-1) + 1e-12)
+    return jnp.mean(jnp.square(norms - 1.0))
+
+
+class GANLoss(NamedTuple):
+    """One adversarial objective of `GAN_LOSSES`: pure functions of logits `[B]`, and what the step adds.
+
+    Attributes:
+      discriminator: `(real_logits, fake_logits) -> scalar` the discriminator (critic) minimizes.
+      generator: `fake_logits -> scalar` the generator minimizes.
+      gradient_penalty: the critic's loss also gets `gp_weight · gradient_penalty` (WGAN-GP).
+      collapse_guard: the losses are BCE, whose scale the collapse guard's thresholds are
+        calibrated for (`gan_jax.collapse`); False turns the guard off.
+    """
+
+    discriminator: Callable[[jax.Array, jax.Array], jax.Array]
+    generator: Callable[[jax.Array], jax.Array]
+    gradient_penalty: bool = False
+    collapse_guard: bool = False
+
+
+GAN_LOSSES: dict[str, GANLoss] = {
+    "non_saturating": GANLoss(discriminator_loss, generator_loss, collapse_guard=True),
+    "hinge": GANLoss(hinge_discriminator_loss, critic_generator_loss),
+    "wgan_gp": GANLoss(wasserstein_critic_loss, critic_generator_loss, gradient_penalty=True),
+}
 
 
 # Semi-supervised GAN losses. The classifier has K class logits l; "real" is the union of the

@@ -54,3 +54,15 @@ def test_console_script_help():
                             capture_output=True, text=True, check=True)
     for option in ("--workdir", "--epochs", "--steps", "--batch-size", "--seed"):
         assert option in result.stdout
+
+
+def test_cli_loss_options_reach_the_config(monkeypatch, tmp_path):
+    import gan_jax.cli
+
+    configs = []
+    monkeypatch.setattr(gan_jax.cli, "_run_training", lambda config, args: configs.append(config))
+    base = ["train", "cgan", "--workdir", tmp_path]
+    assert run_cli([*base, "--loss", "wgan_gp", "--critic-steps", 5, "--gp-weight", 2.5]) == 0
+    assert run_cli(base) == 0
+    assert [(c.task, c.loss, c.critic_steps, c.gp_weight) for c in configs] == [
+        ("cgan", "wgan_gp", 5, 2.5), ("cgan", "non_saturating", 1, 10.0)]

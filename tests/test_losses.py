@@ -35,3 +35,52 @@ def test_losses_stay_finite_at_extreme_logits():
     np.testing.assert_allclose(discriminator_loss(jnp.array([1000.0]), jnp.array([-1000.0])), 0.0, atol=1e-6)
     np.testing.assert_allclose(generator_loss(jnp.array([-1000.0])), 1000.0, rtol=1e-6)
     assert np.all(np.isfinite(jax.grad(discriminator_loss, argnums=(0, 1))(big, big)))
+
+
+def test_hinge_and_wasserstein_losses_against_hand_computed_values():
+    from gan_jax.losses import critic_generator_loss, hinge_discriminator_loss, wasserstein_critic_loss
+
+    real, fake = jnp.array([2.0, 0.5, -1.0]), jnp.array([-2.0, 0.0, 0.5])
+    # relu(1 - real) = (0, 0.5, 2), relu(1 + fake) = (0, 1, 1.5): means 2.5/3 each
+    np.testing.assert_allclose(hinge_discriminator_loss(real, fake), 5 / 3, rtol=1e-6)
+    np.testing.assert_allclose(hinge_discriminator_loss(jnp.zeros(2), jnp.zeros(2)), 2.0)
+    np.testing.assert_allclose(wasserstein_critic_loss(real, fake), -0.5 - 0.5, rtol=1e-6)
+    np.testing.assert_allclose(critic_generator_loss(fake), 0.5, rtol=1e-6)
+
+
+def _linear_critic(w):
+    return lambda x: x.reshape(x.shape[0], -1) @ w
+
+
+def test_gradient_penalty_of_a_linear_critic_is_its_norm_minus_one_squared():
+    from gan_jax.losses import gradient_penalty
+
+    key = jax.random.PRNGKey(0)
+    real = jax.random.normal(key, (4, 2, 3, 1))
+    fake = jax.random.normal(jax.random.PRNGKey(1), (4, 2, 3, 1))
+    unit = jnp.full(6, 1 / math.sqrt(6))  # ‖w‖ = 1: the gradient everywhere has norm 1
+    np.testing.assert_allclose(gradient_penalty(_linear_critic(unit), real, fake, key), 0.0, atol=1e-10)
+    w = jnp.array([3.0, 0.0, 4.0, 0.0, 0.0, 0.0])  # ‖w‖ = 5
+    np.testing.assert_allclose(gradient_penalty(_linear_critic(w), real, fake, key), (5 - 1) ** 2, rtol=1e-6)
+    # the gradient of the penalty in the critic's weights: d/dw (‖w‖ - 1)² = 2 (‖w‖ - 1) w / ‖w‖
+    grad = jax.grad(lambda v: gradient_penalty(_linear_critic(v), real, fake, key))(w)
+    np.testing.assert_allclose(grad, 2 * 4 * w / 5, rtol=1e-5)
+
+
+def test_gradient_penalty_reads_the_interpolates():
+    from gan_jax.losses import gradient_penalty
+
+    # critic x ↦ ½‖x‖²: its gradient at x̂ is x̂; with real = fake = x every interpolate is x
+    x = jnp.stack([jnp.full((2, 2, 1), 0.5), jnp.full((2, 2, 1), 1.0)])  # norms 1 and 2
+    square = lambda v: 0.5 * jnp.sum(jnp.square(v.reshape(v.shape[0], -1)), axis=-1)
+    np.testing.assert_allclose(gradient_penalty(square, x, x, jax.random.PRNGKey(0)), (0 + 1) / 2, rtol=1e-6)
+
+
+def test_gan_losses_table():
+    from gan_jax.losses import GAN_LOSSES
+
+    assert tuple(GAN_LOSSES) == ("non_saturating", "hinge", "wgan_gp")
+    default = GAN_LOSSES["non_saturating"]
+    assert (default.discriminator, default.generator) == (discriminator_loss, generator_loss)
+    assert [name for name, loss in GAN_LOSSES.items() if loss.gradient_penalty] == ["wgan_gp"]
+    assert [name for name, loss in GAN_LOSSES.items() if loss.collapse_guard] == ["non_saturating"]

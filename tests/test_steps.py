@@ -48,8 +48,10 @@ def test_generator_update_changes_only_the_generator_through_the_discriminator(t
     assert not _changed(models["generator"].params, new_silent["generator"].params)[0]
 
 
-def test_fused_step_equals_discriminator_then_generator_update(tiny_config):
-    task = GANTask(tiny_config)
+@pytest.mark.parametrize("loss", ["non_saturating", "hinge"])
+def test_fused_step_equals_discriminator_then_generator_update(tiny_config, loss):
+    task = GANTask(tiny_config.__class__(**{**tiny_config.__dict__, "loss": loss}))
+    assert task.fused
     models = task.init().models
     real_u8 = jax.random.randint(jax.random.PRNGKey(0), (8, 28, 28, 1), 0, 256).astype(jnp.uint8)
     key = jax.random.PRNGKey(7)
@@ -126,7 +128,8 @@ def test_sample_uses_running_statistics(tiny_config):
 
 
 @pytest.mark.parametrize("bad", [dict(batch_size=0), dict(epochs=-1), dict(dropout=1.0), dict(seed=-2),
-                                 dict(g_features=(8, 4)), dict(learning_rate=0.0), dict(data_source="web")])
+                                 dict(g_features=(8, 4)), dict(learning_rate=0.0), dict(data_source="web"),
+                                 dict(loss="wasserstein"), dict(critic_steps=0), dict(gp_weight=-1.0)])
 def test_config_rejects_bad_values(bad):
     from gan_jax import ConfigError, GANConfig
 

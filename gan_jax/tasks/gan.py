@@ -1,13 +1,17 @@
 """The tutorial GAN and its conditional variant as tasks: `init`, the alternating `train_step`, `sample`.
 
-One step, given real images (and, for the cGAN, their digits) and a key:
+The adversarial objective is `config.loss`, an entry of `gan_jax.losses.GAN_LOSSES`. With one
+critic step and no gradient penalty (the default non-saturating loss, or hinge), one step, given
+real images (and, for the cGAN, their digits) and a key, is fused:
 1. Generate fakes G(z) in training mode, keeping G's VJP (one generator forward per step); the
    cGAN draws each fake's digit uniformly.
-2. Discriminator update on real → 1, fake → 0, with the fakes held fixed.
-3. Generator update: the non-saturating loss through the *updated* discriminator, its gradient
-   with respect to the fakes pulled back through G's saved VJP; then the generator's EMA, if kept.
-Each model has its own `optax.adam` state. BatchNorm statistics come from the one G forward.
-`discriminator_update` and `generator_update` are the two halves as separate pure functions.
+2. Discriminator update on the real and fake logits, with the fakes held fixed.
+3. Generator update: its loss through the *updated* discriminator, its gradient with respect to
+   the fakes pulled back through G's saved VJP; then the generator's EMA, if kept.
+Otherwise (`critic_steps` > 1, or WGAN-GP) a step is `critic_steps` discriminator updates, each on
+its own real batch and fresh fakes, then one generator update on fresh noise.
+Each model has its own `optax.adam` state. BatchNorm statistics come from the generator update's
+G forward. `discriminator_update` and `generator_update` are the two halves as separate pure functions.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from gan_jax import data as data_lib
 from gan_jax.config import CGANConfig, GANConfig
 from gan_jax.datasets import dataset
 from gan_jax.errors import ConfigError
-from gan_jax.losses import discriminator_loss, generator_loss
+from gan_jax.losses import GAN_LOSSES, GANLoss, gradient_penalty
 from gan_jax.models import Discriminator, Generator
 from gan_jax.parallel import shard_batch
 from gan_jax.steps import (Metrics, ModelState, TrainState, apply_gradients, batch_indices, create_model_state,
@@ -44,10 +48,25 @@ class GANTask(SeededTask):
 
     # What the host loop reads besides the methods below.
     loss_keys = ("d_loss", "g_loss")
-    adversarial_losses = ("d_loss", "g_loss")  # (real/fake loss, generator loss) for the collapse guard
     members = ({},)  # one model pair, no ensemble axis
     needs_test_split = False
     conditional = False  # the cGAN's models also read the digit
+
+    @property
+    def gan_loss(self) -> GANLoss:
+        """The config's adversarial objective (`GAN_LOSSES[config.loss]`)."""
+        return GAN_LOSSES[self.config.loss]
+
+    @property
+    def adversarial_losses(self) -> tuple[str, str] | None:
+        """(real/fake loss, generator loss) for the collapse guard; None where the loss is not the
+        BCE the guard is calibrated for."""
+        return ("d_loss", "g_loss") if self.gan_loss.collapse_guard else None
+
+    @property
+    def fused(self) -> bool:
+        """Whether a step is the fused one (one critic step, no gradient penalty)."""
+        return self.config.critic_steps == 1 and not self.gan_loss.gradient_penalty
 
     @property
     def num_classes(self) -> int:
@@ -80,9 +99,18 @@ class GANTask(SeededTask):
         """Key of the epoch permutations (`gan_jax.data.epoch_permutation`)."""
         return self.key(Stream.DATA)
 
+    @property
+    def images_per_step(self) -> int:
+        """Real images one step reads: a batch per discriminator update."""
+        return self.config.critic_steps * self.config.batch_size
+
     def steps_per_epoch(self, num_examples: int) -> int:
-        """Full batches per epoch; the last incomplete batch is dropped."""
-        return num_examples // self.config.batch_size
+        """Full steps per epoch (one pass over the data); the last incomplete step's images are dropped."""
+        steps = num_examples // self.images_per_step
+        if steps == 0 and self.config.critic_steps > 1:
+            raise ConfigError(f"a step reads critic_steps × batch_size = {self.images_per_step} images, more than the "
+                              f"{num_examples} training images; pass a smaller --batch-size or --critic-steps")
+        return steps
 
     def device_data(self, train: data_lib.MNIST) -> jax.Array:
         """The training images on the device, uint8 `[N, H, W, C]`."""
@@ -94,8 +122,9 @@ class GANTask(SeededTask):
 
     def step(self, models: dict[str, ModelState], images: jax.Array, perm: jax.Array, index: jax.Array,
              key: jax.Array) -> tuple[dict[str, ModelState], Metrics]:
-        """`train_step` on batch `index` of the epoch ordered by `perm` (the runner's step)."""
-        real = jnp.take(images, batch_indices(perm, index, self.config.batch_size), axis=0)
+        """`train_step` on the `index`-th run of `images_per_step` images of the epoch ordered by `perm`
+        (the runner's step)."""
+        real = jnp.take(images, batch_indices(perm, index, self.images_per_step), axis=0)
         return self.train_step(models, real, key)
 
     def evaluate(self, state: TrainState, test: data_lib.MNIST | None) -> dict[str, list[float]]:
@@ -146,7 +175,18 @@ class GANTask(SeededTask):
     def _generator_loss(self, d_params, fakes: jax.Array, digits, key: jax.Array) -> jax.Array:
         logits = self.discriminator.apply({"params": d_params}, fakes, train=True, labels=digits,
                                           rngs={"dropout": key})
-        return generator_loss(logits)
+        return self.gan_loss.generator(logits)
+
+    def _gradient_penalty(self, d_params, real: jax.Array, fakes: jax.Array, digits, key: jax.Array) -> jax.Array:
+        """`gradient_penalty` of D in training mode between `real` and `fakes`; the cGAN's critic reads
+        the real images' `digits` at every interpolate."""
+        eps_key, dropout_key = jax.random.split(key)
+
+        def critic(x):
+            return self.discriminator.apply({"params": d_params}, x, train=True, labels=digits,
+                                            rngs={"dropout": dropout_key})
+
+        return gradient_penalty(critic, real, fakes, eps_key)
 
     def _update_generator(self, g: ModelState, grads, batch_stats) -> ModelState:
         g = apply_gradients(g, grads, self.g_tx, batch_stats=batch_stats)
@@ -155,22 +195,28 @@ class GANTask(SeededTask):
     def discriminator_update(self, models: dict[str, ModelState], real: jax.Array, fakes: jax.Array,
                              key: jax.Array, real_digits=None, fake_digits=None
                              ) -> tuple[dict[str, ModelState], jax.Array]:
-        """One D step on real → 1, fake → 0. `real`, `fakes`: float `[B, 28, 28, 1]` in [-1, 1];
-        the cGAN also takes their digits, int32 `[B]`."""
+        """One D step on the config's loss (and, for WGAN-GP, `gp_weight` × the gradient penalty).
+        `real`, `fakes`: float `[B, 28, 28, 1]` in [-1, 1]; the cGAN also takes their digits, int32 `[B]`.
+        Returns the models with D updated, and D's loss (penalty included)."""
         d = models["discriminator"]
         digits = jnp.concatenate([real_digits, fake_digits]) if self.conditional else None
+        if self.gan_loss.gradient_penalty:
+            key, penalty_key = jax.random.split(key)
 
         def loss_fn(d_params):
             logits = self.discriminator.apply({"params": d_params}, jnp.concatenate([real, fakes]),
                                               train=True, labels=digits, rngs={"dropout": key})
-            return discriminator_loss(logits[: real.shape[0]], logits[real.shape[0]:])
+            loss = self.gan_loss.discriminator(logits[: real.shape[0]], logits[real.shape[0]:])
+            if self.gan_loss.gradient_penalty:
+                loss += self.config.gp_weight * self._gradient_penalty(d_params, real, fakes, real_digits, penalty_key)
+            return loss
 
         loss, grads = jax.value_and_grad(loss_fn)(d.params)
         return {**models, "discriminator": apply_gradients(d, grads, self.d_tx)}, loss
 
     def generator_update(self, models: dict[str, ModelState], z: jax.Array, key: jax.Array, digits=None
                          ) -> tuple[dict[str, ModelState], jax.Array]:
-        """One G step: the non-saturating loss of D(G(z)), differentiated through D into G."""
+        """One G step: the config's generator loss of D(G(z)), differentiated through D into G."""
         g, d = models["generator"], models["discriminator"]
 
         def loss_fn(g_params):
@@ -182,11 +228,21 @@ class GANTask(SeededTask):
 
     def train_step(self, models: dict[str, ModelState], real: jax.Array, key: jax.Array,
                    digits: jax.Array | None = None) -> tuple[dict[str, ModelState], Metrics]:
-        """One alternating step, D then G, on uint8 `real` `[B, 28, 28, 1]` (the cGAN: and their
-        `digits`, int32 `[B]`).
+        """One step, D then G, on uint8 `real` `[critic_steps · B, 28, 28, 1]` (the cGAN: and their
+        `digits`, int32 `[critic_steps · B]`): the fused step when `fused`, else `critic_steps_then_generator`.
+        Metrics: `d_loss` (the mean over the step's D updates) and `g_loss`.
+        """
+        if self.fused:
+            return self.fused_step(models, real, key, digits)
+        return self.critic_steps_then_generator(models, real, key, digits)
+
+    def fused_step(self, models: dict[str, ModelState], real: jax.Array, key: jax.Array,
+                   digits: jax.Array | None = None) -> tuple[dict[str, ModelState], Metrics]:
+        """One D update then one G update on uint8 `real` `[B, 28, 28, 1]` (the cGAN: `digits` `[B]`).
 
         Computes what `discriminator_update` followed by `generator_update` (same z) computes, with
-        one generator forward instead of two: G's VJP from generating the fakes is reused.
+        one generator forward instead of two: G's VJP from generating the fakes is reused. Not for
+        a loss with a gradient penalty.
         """
         z_key, d_key, g_key = jax.random.split(key, 3)
         real, digits = shard_batch((data_lib.to_unit_range(real), digits))
@@ -199,6 +255,43 @@ class GANTask(SeededTask):
             lambda f: self._generator_loss(d_params, f, fake_digits, g_key))(fakes)
         (g_grads,) = g_vjp(fake_grads)
         return {**models, "generator": self._update_generator(g, g_grads, stats)}, {"d_loss": d_loss, "g_loss": g_loss}
+
+    def critic_steps_then_generator(self, models: dict[str, ModelState], real: jax.Array, key: jax.Array,
+                                    digits: jax.Array | None = None) -> tuple[dict[str, ModelState], Metrics]:
+        """`critic_steps` D updates, the i-th on real batch i (of B) with fresh fakes, then one G update
+        on fresh noise; `real` uint8 `[critic_steps · B, 28, 28, 1]`, `digits` int32 `[critic_steps · B]`.
+
+        Keys: `critic_key, g_key = split(key)`; D update i uses `split(critic_key, critic_steps)[i]`, split
+        into (noise, D) keys; the G update splits `g_key` the same way.
+        """
+        n = self.config.critic_steps
+        real = data_lib.to_unit_range(real).reshape(n, -1, *real.shape[1:])
+        digits = [None] * n if digits is None else digits.reshape(n, -1)
+        critic_key, g_key = jax.random.split(key)
+        d_losses = []
+        # Unrolled, not a lax.scan: on a 2-core CPU (n = 5, batch 64) the scan's step took ~25x as long,
+        # as XLA:CPU runs convolution gradients inside a loop slowly, and it did not compile faster.
+        for real_i, digits_i, key_i in zip(real, digits, jax.random.split(critic_key, n)):
+            models, d_loss = self._critic_update(models, real_i, key_i, digits_i)
+            d_losses.append(d_loss)
+        models, g_loss = self._generator_update_on_fresh_noise(models, real.shape[1], g_key)
+        return models, {"d_loss": jnp.mean(jnp.stack(d_losses)), "g_loss": g_loss}
+
+    def _critic_update(self, models: dict[str, ModelState], real: jax.Array, key: jax.Array, digits=None
+                       ) -> tuple[dict[str, ModelState], jax.Array]:
+        """`discriminator_update` on float `real` `[B, 28, 28, 1]` and B fakes of a fresh G(z) in training mode."""
+        z_key, d_key = jax.random.split(key)
+        real, digits = shard_batch((real, digits))
+        z, fake_digits = shard_batch((self.noise(z_key, real.shape[0]), self.fake_digits(z_key, real.shape[0])))
+        fakes, _ = self._generate_train(models["generator"], z, fake_digits)
+        return self.discriminator_update(models, real, fakes, d_key, digits, fake_digits)
+
+    def _generator_update_on_fresh_noise(self, models: dict[str, ModelState], num: int, key: jax.Array
+                                         ) -> tuple[dict[str, ModelState], jax.Array]:
+        """`generator_update` on `num` fresh noise vectors (and, for the cGAN, uniform digits)."""
+        z_key, d_key = jax.random.split(key)
+        z, digits = shard_batch((self.noise(z_key, num), self.fake_digits(z_key, num)))
+        return self.generator_update(models, z, d_key, digits)
 
     def fixed_noise(self, num: int | None = None) -> jax.Array:
         """The run's fixed noise vectors `[num, noise_dim]` for comparable sample grids."""
@@ -254,7 +347,7 @@ class CGANTask(GANTask):
 
     def step(self, models: dict[str, ModelState], data: dict[str, jax.Array], perm: jax.Array, index: jax.Array,
              key: jax.Array) -> tuple[dict[str, ModelState], Metrics]:
-        idx = batch_indices(perm, index, self.config.batch_size)
+        idx = batch_indices(perm, index, self.images_per_step)
         return self.train_step(models, jnp.take(data["images"], idx, axis=0), key, jnp.take(data["labels"], idx))
 
 

@@ -1,0 +1,104 @@
+"""The GAN's loss table in the step: hinge, WGAN-GP, n critic steps per generator step, the cGAN."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax import CGANConfig, CGANTask, ConfigError, GANConfig, GANTask, train
+from gan_jax.checkpoint import CheckpointStore
+from gan_jax.loop import read_metrics
+
+
+def _adam_count(model):
+    return int(model.opt_state[0].count)  # optax.adam = chain(scale_by_adam, scale_by_learning_rate)
+
+
+def _real(n, seed=0):
+    return jax.random.randint(jax.random.PRNGKey(seed), (n, 28, 28, 1), 0, 256).astype(jnp.uint8)
+
+
+def test_critic_steps_are_discriminator_updates_on_consecutive_batches_then_a_generator_update(tiny_config):
+    task = GANTask(dataclasses.replace(tiny_config, loss="hinge", critic_steps=3))
+    assert GANTask(tiny_config).steps_per_epoch(40) == 5
+    assert task.images_per_step == 24 and task.steps_per_epoch(40) == 1 and task.steps_per_epoch(48) == 2
+    models = task.init().models
+    real, key = _real(24), jax.random.PRNGKey(7)
+    stepped, metrics = jax.jit(task.train_step)(models, real, key)
+    assert _adam_count(stepped["discriminator"]) == 3 and _adam_count(stepped["generator"]) == 1
+
+    def spelled_out(models, real, key):  # the documented key derivation
+        critic_key, g_key = jax.random.split(key)
+        d_losses = []
+        for i, k in enumerate(jax.random.split(critic_key, 3)):
+            z_key, d_key = jax.random.split(k)
+            fakes, _ = task._generate_train(models["generator"], task.noise(z_key, 8))
+            models, d_loss = task.discriminator_update(models, real[8 * i: 8 * i + 8] / 127.5 - 1.0, fakes, d_key)
+            d_losses.append(d_loss)
+        z_key, d_key = jax.random.split(g_key)
+        models, g_loss = task.generator_update(models, task.noise(z_key, 8), d_key)
+        return models, jnp.mean(jnp.stack(d_losses)), g_loss
+
+    expected, d_loss, g_loss = jax.jit(spelled_out)(models, real, key)
+    np.testing.assert_allclose(metrics["d_loss"], d_loss, rtol=1e-5)
+    np.testing.assert_allclose(metrics["g_loss"], g_loss, rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(stepped), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_wgan_gp_adds_the_weighted_penalty_to_the_critic_loss(tiny_config):
+    real = _real(8) / 127.5 - 1.0
+    fakes = jax.random.uniform(jax.random.PRNGKey(2), (8, 28, 28, 1), minval=-1, maxval=1)
+    losses = {}
+    for weight in (0.0, 10.0):
+        task = GANTask(dataclasses.replace(tiny_config, loss="wgan_gp", gp_weight=weight))
+        _, losses[weight] = task.discriminator_update(task.init().models, real, fakes, jax.random.PRNGKey(3))
+    # same dropout keys, so the difference is 10 × the penalty, which is > 0 for a fresh critic
+    assert losses[10.0] > losses[0.0] and np.isfinite(losses[10.0])
+
+
+@pytest.mark.parametrize("loss, critic_steps", [("hinge", 1), ("wgan_gp", 2)])
+def test_train_with_another_loss_gives_finite_losses_and_resumes(tiny_config, tiny_data, tmp_path, loss, critic_steps):
+    config = dataclasses.replace(tiny_config, loss=loss, critic_steps=critic_steps, steps=2)
+    straight = train(config, tmp_path / "a", data=tiny_data, progress=False)
+    train(dataclasses.replace(config, steps=1), tmp_path / "b", data=tiny_data, progress=False)
+    resumed = train(config, tmp_path / "b", data=tiny_data, progress=False)
+    assert int(resumed.step) == 2 and CheckpointStore(tmp_path / "b").latest_step() == 2
+    for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
+        np.testing.assert_array_equal(a, b)
+    rows = read_metrics(tmp_path / "b")
+    assert rows[-1]["step"] == 2 and all(np.isfinite(rows[-1][k]) for k in ("d_loss", "g_loss"))
+    assert CheckpointStore(tmp_path / "b").read_config()["loss"] == loss
+
+
+def test_cgan_trains_with_wgan_gp(tiny_config):
+    task = CGANTask(CGANConfig(**{**dataclasses.asdict(tiny_config), "loss": "wgan_gp", "critic_steps": 2}))
+    state = task.init()
+    digits = jnp.arange(16, dtype=jnp.int32) % 10
+    models, metrics = jax.jit(task.train_step)(state.models, _real(16), jax.random.PRNGKey(0), digits)
+    assert np.isfinite(metrics["d_loss"]) and np.isfinite(metrics["g_loss"])
+    assert _adam_count(models["discriminator"]) == 2 and _adam_count(models["generator"]) == 1
+    other, _ = jax.jit(task.train_step)(state.models, _real(16), jax.random.PRNGKey(0), (digits + 1) % 10)
+    embed = lambda m: m["discriminator"].params["Embed_0"]["embedding"]
+    assert not np.allclose(embed(models), embed(other))  # the real digits reach the critic
+
+
+def test_collapse_guard_watches_bce_losses_only(tiny_config):
+    assert GANTask(tiny_config).adversarial_losses == ("d_loss", "g_loss")
+    for loss in ("hinge", "wgan_gp"):
+        assert GANTask(dataclasses.replace(tiny_config, loss=loss)).adversarial_losses is None
+
+
+def test_stored_configs_without_the_loss_fields_read_as_the_default_loss(tiny_config):
+    stored = {k: v for k, v in tiny_config.to_dict().items() if k not in ("loss", "critic_steps", "gp_weight")}
+    assert GANConfig.from_dict(stored) == tiny_config
+    assert tiny_config.conflicts_with(stored) == []
+    assert dataclasses.replace(tiny_config, loss="hinge").conflicts_with(stored) == ["loss"]
+    assert dataclasses.replace(tiny_config, critic_steps=2).conflicts_with(stored) == ["critic_steps"]
+
+
+def test_a_step_larger_than_the_data_is_refused(tiny_config):
+    with pytest.raises(ConfigError, match=r"critic_steps × batch_size = 24 images, more than the 20"):
+        GANTask(dataclasses.replace(tiny_config, critic_steps=3)).steps_per_epoch(20)

@@ -4,12 +4,15 @@
 
 Trains the tutorial DCGAN and the SGAN mlp recipe through `gan_jax.train` on a small slice of the
 real MNIST (10 steps per epoch at their own batch sizes), so every epoch ends with the loop's full
-host work at its real size: the checkpoint save (state fingerprint included), the sample grid PNG,
+host work at its real size: the checkpoint save (its device checksum included), the sample grid PNG,
 TensorBoard events, the metrics rows, and for the SGAN the test-set evaluation. Prints one JSON
 line per epoch from `timing.jsonl` (`save_seconds`, `eval_seconds`, `outputs_seconds`,
-`host_seconds`, `device_seconds`) with the task and machine. The host work does not depend on the
-device, so with a device's measured compiled rate it predicts the share of a whole run spent
-waiting on the host: `host / (host + steps_per_epoch / steps_per_s)`.
+`host_seconds`, `device_seconds`) with the task and machine, and `device_share`, the share of the
+epoch's wall time spent in compiled calls. Since the evaluation, rows, PNG and TensorBoard run in a
+background thread beside the next epoch's calls, `host_seconds` is what the loop itself waited:
+the snapshot, the blocking part of the save, and any wait for the previous epoch's outputs. With a
+device's compiled rate it predicts the share of a whole run spent waiting on the host:
+`host / (host + steps_per_epoch / steps_per_s)`.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ def measure(task: str, epochs: int) -> list[dict]:
         rows = read_metrics(workdir, TIMING_FILE)
         latest = pathlib.Path(workdir, "checkpoints", str(rows[-1]["step"]))
         size = sum(f.stat().st_size for f in latest.rglob("*") if f.is_file())
-    return [{"task": task, "checkpoint_mb": round(size / 2**20, 1), **r} for r in rows]
+    return [{"task": task, "checkpoint_mb": round(size / 2**20, 1), **r,
+             "device_share": round(r["device_seconds"] / (r["device_seconds"] + r["host_seconds"]), 3)} for r in rows]
 
 
 def main() -> None:

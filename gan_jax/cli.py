@@ -12,7 +12,7 @@ import dataclasses
 import pathlib
 import sys
 
-from gan_jax.config import G_LOSSES
+from gan_jax.config import COMPUTE_DTYPES, DATA_SOURCES, G_LOSSES, GAN_RECIPES, MODELS
 from gan_jax.datasets import DATASETS
 from gan_jax.errors import TrainingStopped, UserError
 from gan_jax.logs import install_default_handler
@@ -88,7 +88,7 @@ def _add_classifier_args(parser: argparse.ArgumentParser, *, sgan: bool, sweep: 
                            help="picks the labeled subset and the run's random streams (default 0)")
         seeds.add_argument("--data-seeds", type=int_list, default=None,
                            help="several data seeds, e.g. 0,1,2,3,4, trained together in one vmapped program")
-    parser.add_argument("--model", choices=("mlp", "conv"), default="mlp",
+    parser.add_argument("--model", choices=MODELS, default="mlp",
                         help="mlp: Improved GAN's weight-normalized MLP (default); conv: the seed's CNN")
     parser.add_argument("--epochs", type=_positive_int, default=None, help="epochs of 60,000/batch steps "
                         "(default: the model's recipe, mlp 300, conv 5)")
@@ -116,14 +116,14 @@ def _add_classifier_args(parser: argparse.ArgumentParser, *, sgan: bool, sweep: 
         parser.add_argument("--noise-dim", type=_positive_int, default=None, help="generator input size (default 100)")
     parser.add_argument("--steps-per-call", type=_positive_int, default=None,
                         help="steps per compiled call (default: per platform); speed only")
-    parser.add_argument("--compute-dtype", choices=("float32", "bfloat16"), default=None,
+    parser.add_argument("--compute-dtype", choices=COMPUTE_DTYPES, default=None,
                         help="mlp: the matrix products' input dtype (default float32; bfloat16 = mixed precision, "
                              "see benchmarks/results/README.md)")
     if not sweep:
         _add_devices_arg(parser)
     parser.add_argument("--checkpoint-every", type=_positive_int, default=None,
                         help="also save a checkpoint every N steps (default: at epoch ends, see --checkpoint-seconds)")
-    parser.add_argument("--data-source", choices=("auto", "tfds", "offline"), default=None,
+    parser.add_argument("--data-source", choices=DATA_SOURCES, default=None,
                         help="MNIST route (default auto: TFDS if prepared, else the offline cache)")
     if sweep:
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -155,7 +155,7 @@ def _add_gan_args(parser: argparse.ArgumentParser) -> None:
     """Options of `train gan` and `train cgan`; None means the recipe's value."""
     parser.add_argument("--workdir", required=True, type=pathlib.Path,
                         help="folder for checkpoints/, metrics.jsonl, samples/ and the final PNGs")
-    parser.add_argument("--recipe", choices=("tutorial", "improved"), default="tutorial",
+    parser.add_argument("--recipe", choices=tuple(GAN_RECIPES), default="tutorial",
                         help="tutorial: the TensorFlow tutorial's settings (default); improved: DCGAN's Adam, "
                              "2e-4 and beta1 0.5 (benchmarks/results/gan_quality_cpu.md)")
     parser.add_argument("--epochs", type=_positive_int, default=None, help="passes over the 60,000 images (default 50)")
@@ -177,7 +177,7 @@ def _add_gan_args(parser: argparse.ArgumentParser) -> None:
                         help="generated images per per-epoch evaluation (default 10000)")
     parser.add_argument("--steps-per-call", type=_positive_int, default=None,
                         help="steps per compiled call (default: 1 on CPU, one epoch on GPU/TPU); speed only")
-    parser.add_argument("--compute-dtype", choices=("float32", "bfloat16"), default=None,
+    parser.add_argument("--compute-dtype", choices=COMPUTE_DTYPES, default=None,
                         help="activations and matrix products (default float32; bfloat16 = mixed precision with "
                              "float32 parameters and optimizer states)")
     _add_devices_arg(parser)
@@ -188,7 +188,7 @@ def _add_gan_args(parser: argparse.ArgumentParser) -> None:
                         help="generator widths DENSE,CONV,CONV (default 256,128,64)")
     parser.add_argument("--d-features", type=_widths(2), default=None,
                         help="discriminator conv widths (default 64,128)")
-    parser.add_argument("--data-source", choices=("auto", "tfds", "offline"), default=None,
+    parser.add_argument("--data-source", choices=DATA_SOURCES, default=None,
                         help="MNIST route: prepared TFDS, the offline wheel cache, or auto (TFDS if prepared)")
     parser.add_argument("--loss", choices=tuple(GAN_LOSSES), default=None,
                         help="the adversarial objective: non_saturating (BCE, the tutorial's; default), hinge, or "
@@ -265,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load the MNIST feature network that defines the Fréchet distance (shipped in the package, "
                     "the same on every machine) and print one JSON line: path, SHA-256, test accuracy, FD floor. "
                     "--retrain trains one on this machine instead (cached) and reports it.")
-    features.add_argument("--data-source", choices=("auto", "tfds", "offline"), default="auto",
+    features.add_argument("--data-source", choices=DATA_SOURCES, default="auto",
                           help="MNIST route for its training (default auto)")
     features.add_argument("--retrain", action="store_true",
                           help="use a network trained on this machine instead of the packaged one: trained now, or "

@@ -252,7 +252,6 @@ class FeatureNetConfig(_Config):
             require_positive("each of widths", width)
 
 
-MODELS = ("mlp", "conv")
 G_LOSSES = ("feature_matching_l1", "feature_matching", "non_saturating")
 
 # Per-model recipes: `mlp` is Improved GAN's (Salimans et al. 2016, the public script
@@ -277,6 +276,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "conv": dict(epochs=5, batch_size=32, learning_rate=1e-3, beta1=0.9, ema_decay=0.0, adam_eps=1e-8,
                  adam_eps_root=0.0, g_loss="non_saturating", fm_after_noise=False),
 }
+MODELS = tuple(RECIPES)  # the SGAN/supervised model families (`gan_jax.tasks.classifier.FAMILIES`)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -53,6 +53,8 @@ def _leaf_checksum(x: jax.Array) -> jax.Array:
     """Two uint32 words from a leaf's bits and positions; integer arithmetic, so exact on any device."""
     if x.dtype == jnp.bool_:
         bits = x.astype(jnp.uint32)
+    elif x.dtype.itemsize == 8:  # both 32-bit halves (a trailing axis of 2)
+        bits = jax.lax.bitcast_convert_type(x, jnp.uint32)
     else:
         bits = jax.lax.bitcast_convert_type(x, jnp.dtype(f"uint{8 * x.dtype.itemsize}")).astype(jnp.uint32)
     bits = bits.reshape(-1)

@@ -90,7 +90,7 @@ def _add_classifier_args(parser: argparse.ArgumentParser, *, sgan: bool, sweep: 
                            help="several data seeds, e.g. 0,1,2,3,4, trained together in one vmapped program")
     parser.add_argument("--model", choices=MODELS, default="mlp",
                         help="mlp: Improved GAN's weight-normalized MLP (default); conv: the seed's CNN")
-    parser.add_argument("--epochs", type=_positive_int, default=None, help="epochs of 60,000/batch steps "
+    parser.add_argument("--epochs", type=_positive_int, default=None, help="epochs of N/batch steps (N training images) "
                         "(default: the model's recipe, mlp 300, conv 5)")
     parser.add_argument("--steps", type=_positive_int, default=None, help="stop after this many steps in total")
     parser.add_argument("--batch-size", type=_positive_int, default=None, help="default: mlp 100, conv 32")
@@ -124,7 +124,7 @@ def _add_classifier_args(parser: argparse.ArgumentParser, *, sgan: bool, sweep: 
     parser.add_argument("--checkpoint-every", type=_positive_int, default=None,
                         help="also save a checkpoint every N steps (default: at epoch ends, see --checkpoint-seconds)")
     parser.add_argument("--data-source", choices=DATA_SOURCES, default=None,
-                        help="MNIST route (default auto: TFDS if prepared, else the offline cache)")
+                        help="data route (default auto: TFDS if prepared, else the offline cache)")
     if sweep:
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     else:
@@ -158,7 +158,7 @@ def _add_gan_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", choices=tuple(GAN_RECIPES), default="tutorial",
                         help="tutorial: the TensorFlow tutorial's settings (default); improved: DCGAN's Adam, "
                              "2e-4 and beta1 0.5 (benchmarks/results/gan_quality_cpu.md)")
-    parser.add_argument("--epochs", type=_positive_int, default=None, help="passes over the 60,000 images (default 50)")
+    parser.add_argument("--epochs", type=_positive_int, default=None, help="passes over the training split (default 50)")
     parser.add_argument("--steps", type=_positive_int, default=None,
                         help="stop after this many steps in total, for quick runs (default: all epochs)")
     parser.add_argument("--batch-size", type=_positive_int, default=None, help="images per step (default 256)")
@@ -189,7 +189,7 @@ def _add_gan_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--d-features", type=_widths(2), default=None,
                         help="discriminator conv widths (default 64,128)")
     parser.add_argument("--data-source", choices=DATA_SOURCES, default=None,
-                        help="MNIST route: prepared TFDS, the offline wheel cache, or auto (TFDS if prepared)")
+                        help="data route: prepared TFDS, the offline cache, or auto (TFDS if prepared)")
     parser.add_argument("--loss", choices=tuple(GAN_LOSSES), default=None,
                         help="the adversarial objective: non_saturating (BCE, the tutorial's; default), hinge, or "
                              "wgan_gp (Wasserstein critic with a gradient penalty)")
@@ -228,14 +228,14 @@ def _classifier_config(kind, args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="GANs on MNIST in JAX/Flax: train, resume, sample, evaluate, sweep.")
+    parser = _Parser(prog=PROG, description="GANs on small images (MNIST by default) in JAX/Flax: train, resume, sample, evaluate, sweep.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = commands.add_parser("train", help="train a model (resumes if WORKDIR has checkpoints)")
     tasks = train.add_subparsers(dest="task", required=True, parser_class=_Parser)
     for name, text in (("gan", "the DCGAN of the TensorFlow MNIST tutorial"),
                        ("cgan", "the conditional DCGAN: ask it for a digit (`sample --digit 7`)")):
-        sub = tasks.add_parser(name, help=text, description=f"Train {text} on MNIST. Running the same command "
+        sub = tasks.add_parser(name, help=text, description=f"Train {text} (MNIST, or --dataset). Running the same command "
                                "again with the same --workdir resumes from its latest checkpoint.")
         _add_gan_args(sub)
         _add_dataset_arg(sub, DATASETS)
@@ -262,11 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     features = commands.add_parser(
         "features", help="load (or --retrain) the Fréchet-distance feature network; print its checksum and accuracy",
-        description="Load the MNIST feature network that defines the Fréchet distance (shipped in the package, "
+        description="Load the feature network that defines the Fréchet distance (MNIST's is shipped in the package, "
                     "the same on every machine) and print one JSON line: path, SHA-256, test accuracy, FD floor. "
                     "--retrain trains one on this machine instead (cached) and reports it.")
     features.add_argument("--data-source", choices=DATA_SOURCES, default="auto",
-                          help="MNIST route for its training (default auto)")
+                          help="data route for its training (default auto)")
     features.add_argument("--retrain", action="store_true",
                           help="use a network trained on this machine instead of the packaged one: trained now, or "
                                "loaded from this machine's cache (training is deterministic on one machine, so a "

@@ -85,13 +85,18 @@ FASHION_FOLDER = "./usr/share/datasets/fashion-mnist/"
 def fashion_mnist_from_deb(folder: pathlib.Path) -> Arrays:
     """Fetches the Debian package into `folder` (once), verifies it and its four files, decodes them."""
     deb = _fetch_deb(folder)
-    tar = tarfile.open(fileobj=io.BytesIO(_ar_members(deb.read_bytes())["data.tar.xz"]))
+    members = _ar_members(deb.read_bytes())
+    if "data.tar.xz" not in members:
+        raise DataError(f"{deb} has no data.tar.xz; delete it and retry")
+    tar = tarfile.open(fileobj=io.BytesIO(members["data.tar.xz"]))
     arrays = {}
     for split, ((images_name, images_sha), (labels_name, labels_sha)) in FASHION_FILES.items():
         raw = {}
         for name, expected in ((images_name, images_sha), (labels_name, labels_sha)):
-            member = tar.extractfile(FASHION_FOLDER + name)
-            data = member.read() if member else b""
+            try:
+                data = tar.extractfile(FASHION_FOLDER + name).read()
+            except (KeyError, AttributeError):
+                data = b""  # missing from the package: fails the checksum below
             if hashlib.sha256(data).hexdigest() != expected:
                 raise DataError(f"{name} inside {deb} fails its checksum; delete {deb} and retry")
             raw[name] = gzip.decompress(data)
@@ -132,7 +137,7 @@ def _fetch_deb(folder: pathlib.Path) -> pathlib.Path:
         return deb
     log.info("fetching %s with apt-get download (once; data only, nothing is installed)", FASHION_DEB)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        os.chmod(tmp, 0o755)  # apt's sandbox user must be able to write here
+        os.chmod(tmp, 0o755)  # readable by apt's sandbox user (as root, apt then downloads unsandboxed)
         try:
             result = subprocess.run(["apt-get", "download", FASHION_DEB], cwd=tmp, capture_output=True, text=True)
             reason = (result.stderr.strip().splitlines() or ["no output"])[-1]

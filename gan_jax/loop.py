@@ -9,9 +9,11 @@ with the same command ends bit-identical to an uninterrupted one.
 Files in WORKDIR: `metrics.jsonl` (per-epoch mean losses and evaluation, one row per member;
 deterministic), `timing.jsonl` (per epoch: throughput; `device_seconds` inside the compiled calls
 until their metrics arrive, compilation included; `host_seconds` the rest of the epoch's wall time
-in the loop's thread, of which `save_seconds`, the blocking part of an asynchronous save;
+in the loop's thread, of which `save_seconds`: at an epoch that saves, the wait for that epoch's
+outputs (a checkpoint follows the rows it covers) and the blocking part of the asynchronous save;
 `eval_seconds` and `outputs_seconds` (rows, samples, PNG, TensorBoard) of the epoch's end, which runs
-in a background thread while the next epoch trains; varies), `samples/epoch_NNNN.png`,
+in a background thread while the next epoch trains; varies; an epoch's timing row is written when
+the next epoch ends, so a run killed in between lacks it), `samples/epoch_NNNN.png`,
 `checkpoints/`, TensorBoard event files (`gan_jax.tensorboard`), and at the end `real_vs_generated.png`
 and `losses.png`.
 """
@@ -266,8 +268,8 @@ def _train_locked(run: _Run) -> TrainState:
 
     def save(snapshot, reason_signum: int | None = None) -> None:
         """Saves `snapshot`, a device copy of the state at `step` (the next compiled call donates `state`)."""
-        started = time.perf_counter()
         background.wait()  # a checkpoint is written only after the rows it covers
+        started = time.perf_counter()  # the cadence weighs the save alone
         store.save(step, snapshot, config.to_dict(), counters)
         cadence.saved(started)
         if reason_signum is not None:
@@ -312,7 +314,7 @@ def _train_locked(run: _Run) -> TrainState:
                 metrics, finite = jax.device_get((metrics, finite))
                 device_seconds += time.perf_counter() - call_started
                 if not _all_finite(task, metrics, finite):
-                    background.wait()
+                    background.wait(quietly=True)  # the earlier epochs' rows; their failure would hide this one
                     store.wait()
                     raise _diverged(task, metrics, finite, step + n, store.latest_step())
                 step += n
@@ -369,20 +371,24 @@ class _Background:
         with parallel.use_mesh(self.mesh):  # the mesh context is per thread
             return fn(*args)
 
-    def wait(self) -> None:
+    def wait(self, quietly: bool = False) -> None:
+        """Blocks until every job is done; re-raises the first failure, or with `quietly` logs it."""
         jobs, self.jobs = self.jobs, []
         for job in jobs:
-            job.result()
+            if not quietly:
+                job.result()
+            elif job.exception() is not None:
+                log.error("the outputs of an epoch failed: %s", job.exception())
 
     def __enter__(self) -> _Background:
         return self
 
     def __exit__(self, exc_type, *exc) -> bool:
+        if exc_type is KeyboardInterrupt:  # a second Ctrl-C: leave now, an epoch's outputs may be lost
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            return False
         try:
-            if exc_type is None:
-                self.wait()
-            else:  # keep the rows of finished epochs; the exception in flight is the one to report
-                concurrent.futures.wait(self.jobs)
+            self.wait(quietly=exc_type is not None)  # keep finished epochs' rows; report the exception in flight
         finally:
             self.pool.shutdown(wait=True)
         return False

@@ -9,6 +9,7 @@ Then `OUT/` gets `results.csv` (one row per run), `results.md` (mean ± std per 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import pathlib
@@ -37,8 +38,14 @@ TARGETS = {20: 96.0, 50: 98.8, 100: 99.25, 1000: 99.4}
 def sweep_configs(label_counts: Sequence[int], data_seeds: Sequence[int], *, model: str = "mlp",
                   methods: Sequence[str] = ("sgan", "supervised"), **overrides: Any) -> dict[tuple[str, int], Any]:
     """`(method, labels) → config` for every run of the sweep (validated; nothing is written)."""
-    return {(method, labels): METHODS[method].recipe(model, labels=labels, data_seeds=tuple(data_seeds), **overrides)
-            for labels in label_counts for method in methods}
+    configs = {}
+    for labels in label_counts:
+        for method in methods:
+            kind = METHODS[method]
+            fields = {f.name for f in dataclasses.fields(kind)}  # the baseline has no generator options
+            mine = {k: v for k, v in overrides.items() if k in fields}
+            configs[(method, labels)] = kind.recipe(model, labels=labels, data_seeds=tuple(data_seeds), **mine)
+    return configs
 
 
 def run_sweep(label_counts: Sequence[int], data_seeds: Sequence[int], out: str | pathlib.Path, *,

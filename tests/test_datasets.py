@@ -159,3 +159,13 @@ def test_a_feature_network_for_another_dataset_is_never_trained_by_an_evaluation
     with pytest.raises(DataError, match="`gan-jax features --retrain --dataset fashion_mnist`"):
         features.load_feature_network(features.feature_net_config("fashion_mnist"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_per_epoch_evaluation_without_a_feature_network_fails_before_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAN_JAX_FEATURES", str(tmp_path / "features"))
+    split = MNIST(np.zeros((16, 28, 28, 1), np.uint8), (np.arange(16) % 10).astype(np.int32))
+    config = GANConfig(dataset="fashion_mnist", eval_every_epoch=True, epochs=1, batch_size=8, noise_dim=8,
+                       g_features=(8, 4, 4), d_features=(4, 8), num_samples=4)
+    with pytest.raises(DataError, match="--retrain --dataset fashion_mnist"):
+        train(config, tmp_path / "run", data=split, progress=False)
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -105,3 +105,22 @@ def test_checkpoint_every_saves_at_epoch_ends_too_whatever_the_cadence(tiny_conf
     config = dataclasses.replace(tiny_config, epochs=3, batch_size=20, checkpoint_every=2)  # = steps per epoch
     train(config, tmp_path, data=tiny_data, progress=False, checkpoint_seconds=3600.0, keep_checkpoints=5)
     assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()) == [2, 4, 6]
+
+
+def test_a_failure_in_the_background_outputs_surfaces_and_keeps_earlier_rows(tiny_config, tiny_data, tmp_path,
+                                                                             monkeypatch):
+    from gan_jax.tasks import GANTask
+
+    calls = []
+
+    def evaluate(self, state, test):
+        calls.append(int(state.step))
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return {}
+
+    monkeypatch.setattr(GANTask, "evaluate", evaluate)
+    with pytest.raises(OSError, match="No space left on device"):
+        train(dataclasses.replace(tiny_config, epochs=3), tmp_path, data=tiny_data, progress=False)
+    assert [r["step"] for r in read_metrics(tmp_path)] == [5]  # epoch 1's row; epoch 2's outputs failed
+    assert CheckpointStore.latest_in(tmp_path) == 5  # never a checkpoint past the rows on disk

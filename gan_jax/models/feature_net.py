@@ -7,7 +7,7 @@ import jax
 
 
 class FeatureNet(nn.Module):
-    """Images `[B, 28, 28, 1]` in [-1, 1] → (class logits `[B, 10]`, features `[B, hidden]` ≥ 0).
+    """Images `[B, H, W, C]` in [-1, 1] → (class logits `[B, 10]`, features `[B, hidden]` ≥ 0).
 
     (Conv 3×3 → ReLU → max-pool 2×2) per width → Dense `hidden` → ReLU (the features) → Dense 10.
     """

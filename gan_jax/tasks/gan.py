@@ -28,6 +28,7 @@ from gan_jax import data as data_lib
 from gan_jax.config import CGANConfig, GANConfig
 from gan_jax.datasets import dataset
 from gan_jax.errors import ConfigError
+from gan_jax.features import feature_net_config, load_feature_network
 from gan_jax.losses import GAN_LOSSES, GANLoss, gradient_penalty
 from gan_jax.models import Discriminator, Generator
 from gan_jax.parallel import shard_batch
@@ -114,6 +115,8 @@ class GANTask(SeededTask):
 
     def device_data(self, train: data_lib.MNIST) -> jax.Array:
         """The training images on the device, uint8 `[N, H, W, C]`."""
+        if self.config.eval_every_epoch:  # a missing feature network fails now, not after the first epoch
+            load_feature_network(feature_net_config(self.config.dataset))
         return jax.device_put(data_lib.check_images(train.images, self.image_shape))
 
     def epoch_plan(self, epoch: int, num_examples: int) -> jax.Array:
@@ -166,7 +169,7 @@ class GANTask(SeededTask):
         return jax.random.randint(jax.random.fold_in(key, 1), (num,), 0, NUM_CLASSES, jnp.int32)
 
     def _generate_train(self, g: ModelState, z: jax.Array, digits=None, g_params=None):
-        """G(z) in training mode: `(images [B, 28, 28, 1], updated batch_stats)`."""
+        """G(z) in training mode: `(images [B, H, W, C], updated batch_stats)`."""
         images, updates = self.generator.apply(
             {"params": g.params if g_params is None else g_params, "batch_stats": g.batch_stats}, z,
             train=True, labels=digits, mutable=["batch_stats"])
@@ -196,7 +199,7 @@ class GANTask(SeededTask):
                              key: jax.Array, real_digits=None, fake_digits=None
                              ) -> tuple[dict[str, ModelState], jax.Array]:
         """One D step on the config's loss (and, for WGAN-GP, `gp_weight` × the gradient penalty).
-        `real`, `fakes`: float `[B, 28, 28, 1]` in [-1, 1]; the cGAN also takes their digits, int32 `[B]`.
+        `real`, `fakes`: float `[B, H, W, C]` in [-1, 1]; the cGAN also takes their digits, int32 `[B]`.
         Returns the models with D updated, and D's loss (penalty included)."""
         d = models["discriminator"]
         digits = jnp.concatenate([real_digits, fake_digits]) if self.conditional else None
@@ -228,7 +231,7 @@ class GANTask(SeededTask):
 
     def train_step(self, models: dict[str, ModelState], real: jax.Array, key: jax.Array,
                    digits: jax.Array | None = None) -> tuple[dict[str, ModelState], Metrics]:
-        """One step, D then G, on uint8 `real` `[critic_steps · B, 28, 28, 1]` (the cGAN: and their
+        """One step, D then G, on uint8 `real` `[critic_steps · B, H, W, C]` (the cGAN: and their
         `digits`, int32 `[critic_steps · B]`): the fused step when `fused`, else `critic_steps_then_generator`.
         Metrics: `d_loss` (the mean over the step's D updates) and `g_loss`.
         """
@@ -238,7 +241,7 @@ class GANTask(SeededTask):
 
     def fused_step(self, models: dict[str, ModelState], real: jax.Array, key: jax.Array,
                    digits: jax.Array | None = None) -> tuple[dict[str, ModelState], Metrics]:
-        """One D update then one G update on uint8 `real` `[B, 28, 28, 1]` (the cGAN: `digits` `[B]`).
+        """One D update then one G update on uint8 `real` `[B, H, W, C]` (the cGAN: `digits` `[B]`).
 
         Computes what `discriminator_update` followed by `generator_update` (same z) computes, with
         one generator forward instead of two: G's VJP from generating the fakes is reused. Not for
@@ -259,7 +262,7 @@ class GANTask(SeededTask):
     def critic_steps_then_generator(self, models: dict[str, ModelState], real: jax.Array, key: jax.Array,
                                     digits: jax.Array | None = None) -> tuple[dict[str, ModelState], Metrics]:
         """`critic_steps` D updates, the i-th on real batch i (of B) with fresh fakes, then one G update
-        on fresh noise; `real` uint8 `[critic_steps · B, 28, 28, 1]`, `digits` int32 `[critic_steps · B]`.
+        on fresh noise; `real` uint8 `[critic_steps · B, H, W, C]`, `digits` int32 `[critic_steps · B]`.
 
         Keys: `critic_key, g_key = split(key)`; D update i uses `split(critic_key, critic_steps)[i]`, split
         into (noise, D) keys; the G update splits `g_key` the same way.
@@ -279,7 +282,7 @@ class GANTask(SeededTask):
 
     def _critic_update(self, models: dict[str, ModelState], real: jax.Array, key: jax.Array, digits=None
                        ) -> tuple[dict[str, ModelState], jax.Array]:
-        """`discriminator_update` on float `real` `[B, 28, 28, 1]` and B fakes of a fresh G(z) in training mode."""
+        """`discriminator_update` on float `real` `[B, H, W, C]` and B fakes of a fresh G(z) in training mode."""
         z_key, d_key = jax.random.split(key)
         real, digits = shard_batch((real, digits))
         z, fake_digits = shard_batch((self.noise(z_key, real.shape[0]), self.fake_digits(z_key, real.shape[0])))
@@ -303,7 +306,7 @@ class GANTask(SeededTask):
         return ema_params(state.models["generator"], self.config.g_ema_decay, state.step)
 
     def sample(self, state: TrainState, noise: jax.Array, digits=None) -> np.ndarray:
-        """Generated images, float32 `[N, 28, 28, 1]` in [-1, 1] (BatchNorm in eval mode).
+        """Generated images, float32 `[N, H, W, C]` in [-1, 1] (BatchNorm in eval mode).
 
         `digits` (int `[N]`) is for the cGAN only; its default cycles 0..9.
         """
@@ -318,7 +321,7 @@ class GANTask(SeededTask):
         return np.asarray(_generate(self.generator, self.generator_params(state), g.batch_stats, noise, digits))
 
     def sample_grid(self, state: TrainState) -> np.ndarray:
-        """Images of the run's fixed noise, float32 `[num_samples, 28, 28, 1]` in [-1, 1]."""
+        """Images of the run's fixed noise, float32 `[num_samples, H, W, C]` in [-1, 1]."""
         return self.sample(state, self.fixed_noise())
 
     def report(self, state: TrainState, test=None, num_samples: int = 10_000) -> dict:
@@ -339,7 +342,7 @@ class CGANTask(GANTask):
     conditional = True
 
     def device_data(self, train: data_lib.MNIST) -> dict[str, jax.Array]:
-        """Images uint8 `[N, 28, 28, 1]` and digits int32 `[N]` on the device."""
+        """Images uint8 `[N, H, W, C]` and digits int32 `[N]` on the device."""
         labels = np.asarray(train.labels, np.int32)
         if labels.shape != (len(train.images),) or labels.min(initial=0) < 0 or labels.max(initial=0) >= NUM_CLASSES:
             raise ConfigError(f"a cgan needs one digit 0..9 per training image; got labels of shape {labels.shape}")

@@ -14,7 +14,7 @@ from gan_jax.config import CGANConfig, GANConfig
 from gan_jax.evaluate import sample_quality
 from gan_jax.loop import read_metrics, train
 from gan_jax.tasks import CGANTask, GANTask
-from gan_jax.tasks.features import random_shift
+from gan_jax.tasks.feature_net import random_shift
 from tests.conftest import TINY
 
 

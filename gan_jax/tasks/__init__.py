@@ -11,7 +11,7 @@ from typing import Any
 from gan_jax.errors import ConfigError
 from gan_jax.tasks.base import Generative, SeededTask, Stream, Task
 from gan_jax.tasks.classifier import SGANTask, SupervisedTask
-from gan_jax.tasks.features import FeatureTask
+from gan_jax.tasks.feature_net import FeatureTask
 from gan_jax.tasks.gan import CGANTask, GANTask
 
 TASKS: dict[str, type] = {cls.config_type.task: cls for cls in (GANTask, CGANTask, SGANTask, SupervisedTask,

@@ -31,10 +31,38 @@ def require_label_count(count: Any) -> None:
                           "pass e.g. 20, 50, 100 or 1000")
 
 
-class _Config:
-    """Shared behaviour of the task configs: JSON round trip and resume checks."""
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """The fields every task's config shares, declared once, with the JSON round trip and resume checks.
+
+    A task's config subclasses it, adding its own fields and redeclaring a shared one only to
+    change its default.
+
+    Attributes:
+      epochs: passes over the training split.
+      steps: optional cap on the total number of steps; None trains all epochs.
+      batch_size: training images per step (per discriminator update for the GAN).
+      seed: decides initialization, data order and noise.
+      learning_rate: Adam's step size.
+      steps_per_call: steps per compiled call; None picks per platform (1 on CPU for convolutional
+        models, an epoch on accelerators). It changes speed only, never results.
+      data_source: 'auto', 'tfds' or 'offline' (see `gan_jax.data.load`).
+      dataset: one of `gan_jax.datasets.DATASETS` ('mnist', 'fashion_mnist', 'cifar10'); the models
+        are sized from its image shape.
+      checkpoint_every: also checkpoint every this many steps; None: at epoch ends only.
+    """
 
     task: ClassVar[str]
+    epochs: int = 1
+    steps: int | None = None
+    batch_size: int = 128
+    seed: int = 0
+    learning_rate: float = 1e-3
+    steps_per_call: int | None = None
+    data_source: str = "auto"
+    dataset: str = "mnist"
+    checkpoint_every: int | None = None
+
     RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = (
         "epochs", "steps", "steps_per_call", "data_source", "checkpoint_every")
     # Fields added after runs were stored, with the value those runs trained with (when it is not
@@ -100,26 +128,15 @@ GAN_RECIPES: dict[str, dict[str, Any]] = {
 
 
 @dataclasses.dataclass(frozen=True)
-class GANConfig(_Config):
+class GANConfig(RunConfig):
     """The DCGAN of the TensorFlow MNIST tutorial (defaults are the tutorial's).
 
-    Attributes:
-      epochs: passes over the training split.
-      steps: optional cap on the total number of alternating (D, G) steps; None trains all epochs.
-      batch_size: real images per discriminator update; the last incomplete step of an epoch is dropped.
-      seed: decides initialization, data order, noise and dropout.
-      learning_rate: Adam step size, the same for both models.
+    Attributes (beyond `RunConfig`'s; its `learning_rate` is both models' Adam step size):
       noise_dim: length of the generator's N(0, 1) input vector.
       g_features: generator widths: dense 7x7xg[0], then transposed convs g[1], g[2], then 1.
       d_features: discriminator conv widths, each a stride-2 5x5 conv.
       dropout: discriminator dropout rate, in [0, 1).
       num_samples: fixed noise vectors drawn for the per-epoch sample grid.
-      steps_per_call: steps per compiled call; None picks per platform (1 on CPU, an epoch on
-        accelerators). It changes speed only, never results.
-      data_source: 'auto', 'tfds' or 'offline' (see `gan_jax.data.load`).
-      dataset: one of `gan_jax.datasets.DATASETS` ('mnist', 'fashion_mnist', 'cifar10'); the models
-        are sized from its image shape.
-      checkpoint_every: also checkpoint every this many steps; None: at each epoch's end only.
       beta1: Adam's first-moment decay for both models (the tutorial's Keras default 0.9; DCGAN 0.5).
       d_learning_rate: the discriminator's Adam step size; None: `learning_rate` (two values make
         the two-time-scale update rule, TTUR).
@@ -139,22 +156,16 @@ class GANConfig(_Config):
     """
 
     task: ClassVar[str] = "gan"
-    RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = _Config.RESUMABLE_FIELDS + ("eval_every_epoch", "eval_samples")
+    RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = RunConfig.RESUMABLE_FIELDS + ("eval_every_epoch", "eval_samples")
 
     epochs: int = 50
-    steps: int | None = None
     batch_size: int = 256
-    seed: int = 0
     learning_rate: float = 1e-4
     noise_dim: int = 100
     g_features: tuple[int, ...] = (256, 128, 64)
     d_features: tuple[int, ...] = (64, 128)
     dropout: float = 0.3
     num_samples: int = 16
-    steps_per_call: int | None = None
-    data_source: str = "auto"
-    dataset: str = "mnist"
-    checkpoint_every: int | None = None
     beta1: float = 0.9
     d_learning_rate: float | None = None
     g_ema_decay: float = 0.0
@@ -212,33 +223,23 @@ class CGANConfig(GANConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class FeatureNetConfig(_Config):
-    """The MNIST classifier whose penultimate features define the Fréchet distance.
+class FeatureNetConfig(RunConfig):
+    """The classifier whose penultimate features define the Fréchet distance on `dataset`.
 
-    Attributes:
-      epochs, steps, batch_size, seed, learning_rate: its training (Adam, full training split).
+    Attributes (beyond `RunConfig`'s, which are its Adam training on the full training split):
       halving_steps: the learning rate halves every this many steps.
       max_shift: training images are shifted by up to this many pixels in each direction.
       widths: conv widths, each a 3×3 conv + ReLU + 2×2 max-pool.
       hidden: feature size (the penultimate, ReLU layer).
-      steps_per_call, data_source, checkpoint_every, dataset: as in `GANConfig`.
     """
 
     task: ClassVar[str] = "features"
 
     epochs: int = 5
-    steps: int | None = None
-    batch_size: int = 128
-    seed: int = 0
-    learning_rate: float = 1e-3
     halving_steps: int = 1000
     max_shift: int = 2
     widths: tuple[int, ...] = (32, 64)
     hidden: int = 128
-    steps_per_call: int | None = None
-    data_source: str = "auto"
-    dataset: str = "mnist"
-    checkpoint_every: int | None = None
 
     def __post_init__(self):
         self._check_common()
@@ -280,28 +281,24 @@ MODELS = tuple(RECIPES)  # the SGAN/supervised model families (`gan_jax.tasks.cl
 
 
 @dataclasses.dataclass(frozen=True)
-class SupervisedConfig(_Config):
-    """A classifier trained on a few labeled MNIST images only: the baseline of the SGAN.
+class SupervisedConfig(RunConfig):
+    """A classifier trained on a few labeled images only: the baseline of the SGAN.
 
     Defaults are the `mlp` recipe; `SupervisedConfig.recipe("conv", ...)` gives the conv one.
 
-    Attributes:
+    Attributes (beyond `RunConfig`'s: an epoch is `len(train split) // batch_size` steps, the
+    labeled set tiled to fill it and reshuffled per copy; `batch_size` counts labeled images (and,
+    for the SGAN, unlabeled and generated ones) per step; `seed` is combined with each data seed;
+    `dataset` is 'mnist' or 'fashion_mnist', the classifiers being sized for 28×28×1 images):
       labels: labeled training images, a positive multiple of 10 (labels/10 per class).
       data_seeds: data seeds (each picks a class-balanced labeled subset and the run's random
         streams); several seeds train together as independent members of one vmapped program.
       model: 'mlp' (weight-normalized MLP with Gaussian noise) or 'conv' (the seed's CNN).
-      epochs: passes of `len(train split) // batch_size` steps; the labeled set is tiled to fill
-        each epoch, reshuffled per copy.
-      steps: optional cap on the total number of steps.
-      batch_size: labeled (and, for the SGAN, unlabeled and generated) images per step.
-      seed: decides initialization and noise (combined with each data seed).
-      learning_rate, beta1: Adam's step size and first-moment decay (both models).
+      beta1: Adam's first-moment decay (both models).
       adam_eps, adam_eps_root: Adam's epsilon outside and inside the square root of the second
         moment (optax's `eps`, `eps_root`): the update is m̂ / (sqrt(v̂ + eps_root) + eps).
       ema_decay: evaluation uses an exponential moving average of the classifier's parameters
         with this decay (bias-corrected); 0 evaluates the raw parameters.
-      steps_per_call, data_source, checkpoint_every: as in `GANConfig`.
-      dataset: 'mnist' or 'fashion_mnist' (the classifiers are sized for 28×28×1 images).
       compute_dtype: 'float32' or 'bfloat16' (mlp only): the matrix products' input dtype; they
         accumulate in float32, and parameters, optimizer states and losses stay float32.
     """
@@ -312,16 +309,10 @@ class SupervisedConfig(_Config):
     data_seeds: tuple[int, ...] = (0,)
     model: str = "mlp"
     epochs: int = 300
-    steps: int | None = None
     batch_size: int = 100
-    seed: int = 0
     learning_rate: float = 3e-3
     beta1: float = 0.5
     ema_decay: float = 0.9999
-    steps_per_call: int | None = None
-    data_source: str = "auto"
-    dataset: str = "mnist"
-    checkpoint_every: int | None = None
     compute_dtype: str = "float32"
     adam_eps: float = 0.0
     adam_eps_root: float = 1e-8

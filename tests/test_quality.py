@@ -31,7 +31,7 @@ def test_feature_network_is_cached_verified_and_rebuilt_without_retraining(tiny_
     net.path.write_bytes(net.path.read_bytes()[:-10])
     features._load_cached.cache_clear()
     monkeypatch.setattr("gan_jax.steps.make_runner", lambda *a: pytest.fail("trained again"))
-    with pytest.raises(features.DataError, match="no intact feature network .* `gan-jax features --retrain`"):
+    with pytest.raises(features.DataError, match="no intact feature network .* `gan-jax features --retrain --dataset mnist`"):
         features.load_feature_network()
     rebuilt = train_feature_network(progress=False)
     assert rebuilt.fd_floor == net.fd_floor

@@ -278,10 +278,12 @@ def _train_locked(run: _Run) -> TrainState:
                             f"{workdir}; run the same command to resume", reason_signum)
 
     def write_timing_rows(finished_only: bool = False) -> None:
+        """Writes the rows whose epoch outputs are done; `finished_only` skips failed, cancelled or unfinished ones."""
         while timing_rows:
             job, row = timing_rows.pop(0)
-            if not (finished_only and job.exception()):
-                run.writer.append(TIMING_FILE, {**row, **job.result()})
+            if finished_only and not (job.done() and not job.cancelled() and job.exception() is None):
+                continue
+            run.writer.append(TIMING_FILE, {**row, **job.result()})
 
     if step >= total_steps:
         log.info("%s is already at step %d (asked for %d); nothing to train", workdir, step, total_steps)

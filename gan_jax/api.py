@@ -95,8 +95,8 @@ def train_feature_network(config: FeatureNetConfig | None = None, *, progress: b
     caches it where `features.load_feature_network(config, trained_here=True)` finds it.
 
     An intact cache is returned as is. Otherwise the loop trains (or, when its checkpoints are
-    complete, only reloads) in `cache_folder(config)/train`, a few minutes on a CPU with MNIST read
-    through `config.data_source`; training is deterministic on one machine.
+    complete, only reloads) in `cache_folder(config)/train`, a few minutes on a CPU with
+    `config.dataset` read through `config.data_source`; training is deterministic on one machine.
     """
     config = config or features.FEATURE_NET
     folder = features.cache_folder(config)

@@ -78,10 +78,11 @@ def checksum(tree: Any) -> str:
     It detects damaged or mismatched checkpoints; unlike `fingerprint` it is not cryptographic.
     """
     leaves = sorted(jax.tree_util.tree_flatten_with_path(tree)[0], key=lambda item: jax.tree_util.keystr(item[0]))
-    words = np.asarray(jax.device_get(_leaf_checksums([jnp.asarray(leaf) for _, leaf in leaves])), "<u4")
+    arrays = [jnp.asarray(leaf) for _, leaf in leaves]
+    words = np.asarray(jax.device_get(_leaf_checksums(arrays)), "<u4")
     digest = hashlib.sha256()
-    for (path, leaf), pair in zip(leaves, words):
-        digest.update(f"{jax.tree_util.keystr(path)}|{jnp.asarray(leaf).dtype.str}|{np.shape(leaf)}|".encode())
+    for (path, _), array, pair in zip(leaves, arrays, words):
+        digest.update(f"{jax.tree_util.keystr(path)}|{array.dtype.str}|{array.shape}|".encode())
         digest.update(pair.tobytes())
     return digest.hexdigest()
 

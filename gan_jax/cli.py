@@ -13,7 +13,7 @@ import pathlib
 import sys
 
 from gan_jax.config import COMPUTE_DTYPES, DATA_SOURCES, G_LOSSES, GAN_RECIPES, MODELS
-from gan_jax.datasets import DATASETS
+from gan_jax.datasets import DATASETS, names_with_shape
 from gan_jax.errors import TrainingStopped, UserError
 from gan_jax.logs import install_default_handler
 from gan_jax.losses import GAN_LOSSES
@@ -209,7 +209,7 @@ def _given_fields(kind, args, skip: tuple[str, ...] = ()) -> dict:
 _CLASSIFIER_CHOICES = ("model", "labels", "data_seeds")  # passed to the recipe explicitly
 
 
-GRAYSCALE_28 = tuple(name for name, spec in DATASETS.items() if spec.shape == (28, 28, 1))
+GRAYSCALE_28 = names_with_shape((28, 28, 1))  # what the SGAN and its baseline can train on
 
 
 def _add_dataset_arg(parser: argparse.ArgumentParser, names) -> None:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from gan_jax.datasets import DATASETS, dataset
+from gan_jax.datasets import dataset, names_with_shape
 from gan_jax.errors import ConfigError
 from gan_jax.losses import GAN_LOSSES
 
@@ -333,9 +333,8 @@ class SupervisedConfig(RunConfig):
         self._check_common()
         require_label_count(self.labels)
         if dataset(self.dataset).shape != (28, 28, 1):
-            grey = ", ".join(name for name, spec in DATASETS.items() if spec.shape == (28, 28, 1))
             raise ConfigError(f"the {self.task} models are sized for 28×28×1 images, not {self.dataset}'s "
-                              f"{dataset(self.dataset).shape}; pass --dataset {grey.replace(', ', ' or ')}")
+                              f"{dataset(self.dataset).shape}; pass --dataset {' or '.join(names_with_shape((28, 28, 1)))}")
         seeds = self.data_seeds
         if (not isinstance(seeds, tuple) or not seeds
                 or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):

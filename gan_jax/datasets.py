@@ -176,6 +176,11 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
 )}
 
 
+def names_with_shape(shape: tuple[int, int, int]) -> tuple[str, ...]:
+    """The datasets whose images have `shape` (e.g. those the 28×28×1 classifiers can take)."""
+    return tuple(name for name, spec in DATASETS.items() if spec.shape == shape)
+
+
 def dataset(name: str) -> DatasetSpec:
     """The spec of `name`, or a ConfigError listing the known datasets."""
     if name not in DATASETS:

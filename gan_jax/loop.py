@@ -132,9 +132,9 @@ class Outputs:
       tensorboard: write TensorBoard event files beside metrics.jsonl (`gan_jax.tensorboard`).
       checkpoint_seconds: save at an epoch's end only once this many seconds have passed since the
         last save; 0 saves every epoch. None (default) decides from the last save's duration, so that
-        at most `SAVE_SHARE` of the time goes to saving: every epoch on a CPU (minutes per epoch),
-        every few dozen epochs on a GPU (predicted: a DCGAN epoch there takes about as long as a save here). The run's
-        end, a signal and `checkpoint_every` always save.
+        at most `SAVE_SHARE` of the time goes to blocking on saves: every epoch on a CPU (minutes per
+        epoch), every dozen or so epochs on a GPU (predicted, not measured). The run's end, a signal and
+        `checkpoint_every` always save.
     """
 
     progress: bool = True
@@ -315,10 +315,11 @@ def _train_locked(run: _Run) -> TrainState:
                 state, metrics, finite = compiled(state, run.device_data, plan)
                 metrics, finite = jax.device_get((metrics, finite))
                 device_seconds += time.perf_counter() - call_started
-                if not _all_finite(task, metrics, finite):
+                bad = _nonfinite(task, metrics, finite)
+                if bad:
                     background.wait(quietly=True)  # the earlier epochs' rows; their failure would hide this one
                     store.wait()
-                    raise _diverged(task, metrics, finite, step + n, store.latest_step())
+                    raise _diverged(bad, step + n, store.latest_step())
                 step += n
                 _accumulate(counters, metrics)
                 bar.update(n)
@@ -396,12 +397,12 @@ class _Background:
         return False
 
 
-def _all_finite(task, metrics: dict[str, np.ndarray], finite: bool) -> bool:
-    return bool(finite) and all(np.all(np.isfinite(metrics[k])) for k in task.loss_keys)
+def _nonfinite(task, metrics: dict[str, np.ndarray], finite: bool) -> list[str]:
+    """What became NaN/Inf in a compiled call: loss names, and "a parameter"; empty when all is finite."""
+    return [k for k in task.loss_keys if not np.all(np.isfinite(metrics[k]))] + ([] if finite else ["a parameter"])
 
 
-def _diverged(task, metrics: dict[str, np.ndarray], finite: bool, step: int, good: int | None) -> Diverged:
-    bad = [k for k in task.loss_keys if not np.all(np.isfinite(metrics[k]))] + ([] if finite else ["a parameter"])
+def _diverged(bad: list[str], step: int, good: int | None) -> Diverged:
     kept = "no checkpoint was saved yet" if good is None else f"the last good checkpoint is step {good}"
     return Diverged(f"{' and '.join(bad)} became NaN/Inf by step {step}; the bad state was not saved, {kept}; "
                     "lower --learning-rate or change --seed")

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import pathlib
 import sys
+import types
+import typing
 
-from gan_jax.config import COMPUTE_DTYPES, DATA_SOURCES, G_LOSSES, GAN_RECIPES, MODELS
-from gan_jax.datasets import DATASETS, names_with_shape
+from gan_jax.config import DATA_SOURCES, MODELS, SGANConfig, field_docs
+from gan_jax.datasets import DATASETS
 from gan_jax.errors import TrainingStopped, UserError
 from gan_jax.logs import install_default_handler
-from gan_jax.losses import GAN_LOSSES
+from gan_jax.tasks import TASKS
 
 PROG = "gan-jax"
 
@@ -50,19 +53,6 @@ def _bounded(convert, accept, what: str):
 
 _positive_int = _bounded(int, lambda v: v > 0, "a positive integer")
 _non_negative_int = _bounded(int, lambda v: v >= 0, "a non-negative integer")
-_positive_float = _bounded(float, lambda v: v > 0, "a positive number")
-
-
-def _widths(count: int):
-    def parse(text: str) -> tuple[int, ...]:
-        try:
-            values = tuple(int(v) for v in text.split(","))
-        except ValueError:
-            values = ()
-        if len(values) != count or min(values) <= 0:
-            raise argparse.ArgumentTypeError(f"expected {count} comma-separated positive integers, got {text!r}")
-        return values
-    return parse
 
 
 def int_list(text: str) -> tuple[int, ...]:
@@ -74,61 +64,6 @@ def int_list(text: str) -> tuple[int, ...]:
     if not values or min(values) < 0:
         raise argparse.ArgumentTypeError(f"expected comma-separated non-negative integers, got {text!r}")
     return values
-
-
-def _add_classifier_args(parser: argparse.ArgumentParser, *, sgan: bool, sweep: bool = False) -> None:
-    """Options shared by `train sgan`, `train supervised` and `sweep`; None means the model's recipe."""
-    if not sweep:
-        parser.add_argument("--workdir", required=True, type=pathlib.Path,
-                            help="folder for checkpoints/, metrics.jsonl (per-epoch test accuracy) and PNGs")
-        parser.add_argument("--labels", required=True, type=int,
-                            help="labeled training images, a positive multiple of 10 (labels/10 per digit)")
-        seeds = parser.add_mutually_exclusive_group()
-        seeds.add_argument("--data-seed", type=_non_negative_int, default=None,
-                           help="picks the labeled subset and the run's random streams (default 0)")
-        seeds.add_argument("--data-seeds", type=int_list, default=None,
-                           help="several data seeds, e.g. 0,1,2,3,4, trained together in one vmapped program")
-    parser.add_argument("--model", choices=MODELS, default="mlp",
-                        help="mlp: Improved GAN's weight-normalized MLP (default); conv: the seed's CNN")
-    parser.add_argument("--epochs", type=_positive_int, default=None, help="epochs of N/batch steps (N training images) "
-                        "(default: the model's recipe, mlp 300, conv 5)")
-    parser.add_argument("--steps", type=_positive_int, default=None, help="stop after this many steps in total")
-    parser.add_argument("--batch-size", type=_positive_int, default=None, help="default: mlp 100, conv 32")
-    parser.add_argument("--seed", type=_non_negative_int, default=None, help="initialization and noise (default 0)")
-    parser.add_argument("--learning-rate", type=_positive_float, default=None, help="Adam (default: mlp 3e-3, conv 1e-3)")
-    parser.add_argument("--beta1", type=float, default=None, help="Adam's beta1 (default: mlp 0.5, conv 0.9)")
-    parser.add_argument("--ema-decay", type=float, default=None,
-                        help="evaluate an EMA of the classifier with this decay; 0 = off (default: mlp 0.9999, conv 0)")
-    parser.add_argument("--adam-eps", type=float, default=None,
-                        help="Adam's epsilon outside the square root (default: mlp 0, conv 1e-8)")
-    parser.add_argument("--adam-eps-root", type=float, default=None,
-                        help="Adam's epsilon inside the square root, as Improved GAN's script (default: mlp 1e-8, conv 0)")
-    if sgan:
-        parser.add_argument("--g-loss", choices=G_LOSSES, default=None,
-                            help="generator loss: feature_matching_l1 (mean |gap|, Bad GAN's), feature_matching "
-                                 "(mean square, Improved GAN's) or non_saturating (default: mlp feature_matching_l1, "
-                                 "conv non_saturating)")
-        parser.add_argument("--fm-after-noise", action=argparse.BooleanOptionalAction, default=None,
-                            help="mlp: match the last hidden layer after its Gaussian noise (default) or before it "
-                                 "(--no-fm-after-noise, Improved GAN's script)")
-        parser.add_argument("--unlabeled-weight", type=float, default=None,
-                            help="weight of the real/fake loss (default 1)")
-        parser.add_argument("--noise-dim", type=_positive_int, default=None, help="generator input size (default 100)")
-    parser.add_argument("--steps-per-call", type=_positive_int, default=None,
-                        help="steps per compiled call (default: per platform); speed only")
-    parser.add_argument("--compute-dtype", choices=COMPUTE_DTYPES, default=None,
-                        help="mlp: the matrix products' input dtype (default float32; bfloat16 = mixed precision, "
-                             "see benchmarks/results/README.md)")
-    if not sweep:
-        _add_devices_arg(parser)
-    parser.add_argument("--checkpoint-every", type=_positive_int, default=None,
-                        help="also save a checkpoint every N steps (default: at epoch ends, see --checkpoint-seconds)")
-    parser.add_argument("--data-source", choices=DATA_SOURCES, default=None,
-                        help="data route (default auto: TFDS if prepared, else the offline cache)")
-    if sweep:
-        parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    else:
-        _add_output_args(parser)
 
 
 def _add_output_args(parser: argparse.ArgumentParser) -> None:
@@ -151,80 +86,90 @@ def _add_devices_arg(parser: argparse.ArgumentParser) -> None:
                              "replicated); speed only")
 
 
-def _add_gan_args(parser: argparse.ArgumentParser) -> None:
-    """Options of `train gan` and `train cgan`; None means the recipe's value."""
-    parser.add_argument("--workdir", required=True, type=pathlib.Path,
-                        help="folder for checkpoints/, metrics.jsonl, samples/ and the final PNGs")
-    parser.add_argument("--recipe", choices=tuple(GAN_RECIPES), default="tutorial",
-                        help="tutorial: the TensorFlow tutorial's settings (default); improved: DCGAN's Adam, "
-                             "2e-4 and beta1 0.5 (benchmarks/results/gan_quality_cpu.md)")
-    parser.add_argument("--epochs", type=_positive_int, default=None, help="passes over the training split (default 50)")
-    parser.add_argument("--steps", type=_positive_int, default=None,
-                        help="stop after this many steps in total, for quick runs (default: all epochs)")
-    parser.add_argument("--batch-size", type=_positive_int, default=None, help="images per step (default 256)")
-    parser.add_argument("--seed", type=_non_negative_int, default=None,
-                        help="decides initialization, data order and noise (default 0)")
-    parser.add_argument("--learning-rate", type=_positive_float, default=None, help="Adam step size (default 1e-4; improved 2e-4)")
-    parser.add_argument("--d-learning-rate", type=_positive_float, default=None,
-                        help="the discriminator's Adam step size (default: --learning-rate); two rates make TTUR")
-    parser.add_argument("--beta1", type=float, default=None, help="Adam's beta1 (default 0.9; improved 0.5)")
-    parser.add_argument("--g-ema-decay", type=float, default=None,
-                        help="sample from an EMA of the generator with this decay; 0 = off (default 0)")
-    parser.add_argument("--eval-every-epoch", "--every-epoch", action="store_true", default=None,
-                        help="add FD, Inception Score and confident share of generated images to each epoch's "
-                             "metrics.jsonl row (the packaged feature network; about 20 s per 10,000 samples on a 2-core CPU)")
-    parser.add_argument("--eval-samples", type=_bounded(int, lambda v: v >= 2, "an integer >= 2"), default=None,
-                        help="generated images per per-epoch evaluation (default 10000)")
-    parser.add_argument("--steps-per-call", type=_positive_int, default=None,
-                        help="steps per compiled call (default: 1 on CPU, one epoch on GPU/TPU); speed only")
-    parser.add_argument("--compute-dtype", choices=COMPUTE_DTYPES, default=None,
-                        help="activations and matrix products (default float32; bfloat16 = mixed precision with "
-                             "float32 parameters and optimizer states)")
-    _add_devices_arg(parser)
-    parser.add_argument("--checkpoint-every", type=_positive_int, default=None,
-                        help="also save a checkpoint every N steps (default: at epoch ends, see --checkpoint-seconds)")
-    parser.add_argument("--noise-dim", type=_positive_int, default=None, help="generator input size (default 100)")
-    parser.add_argument("--g-features", type=_widths(3), default=None,
-                        help="generator widths DENSE,CONV,CONV (default 256,128,64)")
-    parser.add_argument("--d-features", type=_widths(2), default=None,
-                        help="discriminator conv widths (default 64,128)")
-    parser.add_argument("--data-source", choices=DATA_SOURCES, default=None,
-                        help="data route: prepared TFDS, the offline cache, or auto (TFDS if prepared)")
-    parser.add_argument("--loss", choices=tuple(GAN_LOSSES), default=None,
-                        help="the adversarial objective: non_saturating (BCE, the tutorial's; default), hinge, or "
-                             "wgan_gp (Wasserstein critic with a gradient penalty)")
-    parser.add_argument("--critic-steps", type=_positive_int, default=None,
-                        help="discriminator updates per generator update, each on its own batch, so an epoch has "
-                             "N // (critic steps x batch size) steps (default 1; the WGAN-GP paper used 5)")
-    parser.add_argument("--gp-weight", type=_bounded(float, lambda v: v >= 0, "a number >= 0"), default=None,
-                        help="weight of the gradient penalty in the critic's loss, --loss wgan_gp only (default 10)")
-    _add_output_args(parser)
+_NUMBERS = {int: _bounded(int, lambda v: True, "an integer"), float: _bounded(float, lambda v: True, "a number")}
+_OPTION_ALIASES = {"data_seeds": ("--data-seed",), "eval_every_epoch": ("--every-epoch",)}
 
 
-def _given_fields(kind, args, skip: tuple[str, ...] = ()) -> dict:
-    """The fields of config class `kind` that have an option here, with its value (None: the recipe's)."""
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _shown(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _default_text(kind, field: dataclasses.Field) -> str:
+    """' (default X)', or each recipe's value where recipes differ (' (default: mlp 300, conv 5)')."""
+    if field.name == kind.RECIPE_FIELD:
+        return f" (default {next(iter(kind.RECIPES))})"
+    values = {name: recipe.get(field.name, field.default) for name, recipe in kind.RECIPES.items()}
+    if field.name in kind.REQUIRED or None in values.values():
+        return ""
+    if len(set(map(_shown, values.values()))) == 1:
+        return f" (default {_shown(next(iter(values.values())))})"
+    return " (default: " + ", ".join(f"{name} {_shown(v)}" for name, v in values.items()) + ")"
+
+
+def _field_argument(kind, field: dataclasses.Field, hint, doc: str) -> dict:
+    """argparse keywords for a config field: its type from the annotation, choices, help from its doc.
+
+    Values are converted here and checked by the config, whose errors name the field and the fix.
+    """
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # `int | None`: None is "not given"
+        hint = next(t for t in typing.get_args(hint) if t is not type(None))
+    text = (doc.rstrip(".") + _default_text(kind, field) + ".").replace("%", "%%")
+    if hint is bool:
+        return dict(action=argparse.BooleanOptionalAction, default=None, help=text)
+    if typing.get_origin(hint) is tuple:
+        return dict(type=int_list, default=None, metavar="N,N,...", help=text)
+    if hint is str:
+        choices = tuple(kind.RECIPES) if field.name == kind.RECIPE_FIELD else kind.CHOICES.get(field.name)
+        return dict(choices=choices, default=None, help=text)
+    return dict(type=_NUMBERS[hint], default=None, metavar="N" if hint is int else "X", help=text)
+
+
+def add_config_options(parser: argparse.ArgumentParser, kind, skip: tuple[str, ...] = ()) -> None:
+    """One option per field of config class `kind` (`--batch-size` for `batch_size`), typed from its
+    annotation, with its choices, its doc (`config.field_docs`) as help and the recipes' defaults.
+
+    None (an option not given) means the recipe's value; `kind.REQUIRED` fields must be given. A
+    config without a `RECIPE_FIELD` and with several recipes also gets `--recipe`.
+    """
+    if kind.RECIPE_FIELD is None and len(kind.RECIPES) > 1:
+        described = [name + (f" ({', '.join(f'{k} {_shown(v)}' for k, v in values.items())})" if values else "")
+                     for name, values in kind.RECIPES.items()]
+        parser.add_argument("--recipe", choices=tuple(kind.RECIPES), default=None,
+                            help=f"a set of defaults: {'; '.join(described)} (default {next(iter(kind.RECIPES))})")
+    docs, hints = field_docs(kind), typing.get_type_hints(kind)
+    for field in dataclasses.fields(kind):
+        if field.name in skip:
+            continue
+        parser.add_argument(_option(field.name), *_OPTION_ALIASES.get(field.name, ()),
+                            required=field.name in kind.REQUIRED,
+                            **_field_argument(kind, field, hints[field.name], docs[field.name]))
+
+
+def given_fields(kind, args, skip: tuple[str, ...] = ()) -> dict:
+    """The fields of config class `kind` that have an option in `args`, with its value (None: not given)."""
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(kind) if hasattr(args, f.name) and f.name not in skip}
 
 
-_CLASSIFIER_CHOICES = ("model", "labels", "data_seeds")  # passed to the recipe explicitly
+def make_config(kind, args):
+    """The config of a parsed `train` command line: the chosen recipe with the options given."""
+    given = given_fields(kind, args)
+    recipe = given.get(kind.RECIPE_FIELD) if kind.RECIPE_FIELD else getattr(args, "recipe", None)
+    return kind.recipe(recipe, **given)
 
 
-GRAYSCALE_28 = names_with_shape((28, 28, 1))  # what the SGAN and its baseline can train on
+def _summary(kind) -> tuple[str, str]:
+    """(first sentence, first paragraph) of a config class's docstring, for a command's help."""
+    paragraph = " ".join(inspect.cleandoc(kind.__doc__).split("\n\n")[0].split())
+    return paragraph.split(". ")[0].rstrip("."), paragraph
 
 
-def _add_dataset_arg(parser: argparse.ArgumentParser, names) -> None:
-    parser.add_argument("--dataset", choices=tuple(names), default=None,
-                        help=f"what to train on (default mnist): {', '.join(names)} (gan_jax.datasets)")
-
-
-def _gan_config(kind, args):
-    return kind.recipe(args.recipe, **_given_fields(kind, args))
-
-
-def _classifier_config(kind, args):
-    seeds = args.data_seeds or (args.data_seed or 0,)
-    return kind.recipe(args.model, labels=args.labels, data_seeds=seeds,
-                       **_given_fields(kind, args, skip=_CLASSIFIER_CHOICES))
+_SWEEP_OWN = ("labels", "data_seeds")  # the sweep's own options: lists of values
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,22 +178,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model (resumes if WORKDIR has checkpoints)")
     tasks = train.add_subparsers(dest="task", required=True, parser_class=_Parser)
-    for name, text in (("gan", "the DCGAN of the TensorFlow MNIST tutorial"),
-                       ("cgan", "the conditional DCGAN: ask it for a digit (`sample --digit 7`)")):
-        sub = tasks.add_parser(name, help=text, description=f"Train {text} (MNIST, or --dataset). Running the same command "
-                               "again with the same --workdir resumes from its latest checkpoint.")
-        _add_gan_args(sub)
-        _add_dataset_arg(sub, DATASETS)
-        sub.set_defaults(make_config=_gan_config, scores="scores the samples")
-
-    for name, sgan, text in (
-            ("sgan", True, "the semi-supervised GAN: a classifier from few labels, all unlabeled images and fakes"),
-            ("supervised", False, "the SGAN's classifier trained on the labeled images alone (the baseline)")):
-        sub = tasks.add_parser(name, help=text, description=f"Train {text}. Running the same command again "
-                               "with the same --workdir resumes from its latest checkpoint.")
-        _add_classifier_args(sub, sgan=sgan)
-        _add_dataset_arg(sub, GRAYSCALE_28)
-        sub.set_defaults(make_config=_classifier_config, scores="prints the test accuracy")
+    for name, task in TASKS.items():
+        kind = task.config_type
+        summary, paragraph = _summary(kind)
+        sub = tasks.add_parser(name, help=summary[0].lower() + summary[1:], description=(
+            f"{paragraph} Running the same command again with the same --workdir resumes from its latest "
+            f"checkpoint; `{PROG} evaluate --workdir WORKDIR` scores it."))
+        sub.add_argument("--workdir", required=True, type=pathlib.Path,
+                         help="folder for checkpoints/, metrics.jsonl, the sample grids and figures")
+        add_config_options(sub, kind)
+        _add_devices_arg(sub)
+        _add_output_args(sub)
 
     evaluate = commands.add_parser(
         "evaluate", help="score a workdir as one JSON line: FD/IS of a GAN's samples, or a classifier's accuracy",
@@ -272,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "loaded from this machine's cache (training is deterministic on one machine, so a "
                                "second training here would give the same file); evaluations keep using the packaged one")
     features.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    _add_dataset_arg(features, DATASETS)
+    features.add_argument("--dataset", choices=tuple(DATASETS), default="mnist",
+                          help="the dataset whose feature network to load or train (default mnist)")
 
     sweep = commands.add_parser(
         "sweep", help="SGAN vs supervised over label counts and data seeds: CSV, table, bar chart, samples",
@@ -284,8 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", required=True, type=pathlib.Path, help="output folder (runs/ and the reports)")
     sweep.add_argument("--methods", type=_method_list, default=("sgan", "supervised"),
                        help="comma-separated subset of sgan,supervised (default both)")
-    _add_classifier_args(sweep, sgan=True, sweep=True)
-    _add_dataset_arg(sweep, GRAYSCALE_28)
+    sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_config_options(sweep, SGANConfig, skip=_SWEEP_OWN)
 
     sample = commands.add_parser("sample", help="write a grid of generated digits from a workdir's latest checkpoint",
                                  description="Write a PNG grid of N generated digits from WORKDIR's latest checkpoint.")
@@ -329,9 +270,9 @@ def _method_list(text: str) -> tuple[str, ...]:
 def _train(args) -> None:
     from gan_jax.tasks import task_class
 
-    config = args.make_config(task_class(args.task).config_type, args)
+    config = make_config(task_class(args.task).config_type, args)
     _run_training(config, args)
-    print(f"trained; outputs in {args.workdir}; `{PROG} evaluate --workdir {args.workdir}` {args.scores}")
+    print(f"trained; outputs in {args.workdir}; `{PROG} evaluate --workdir {args.workdir}` scores it")
 
 
 def _run_training(config, args) -> None:
@@ -384,10 +325,8 @@ def _features(args) -> None:
 def _sweep(args) -> None:
     from gan_jax.sweep import run_sweep
 
-    from gan_jax.config import SGANConfig
-
-    overrides = _given_fields(SGANConfig, args, skip=_CLASSIFIER_CHOICES)
-    run_sweep(args.labels, args.data_seeds, args.out, model=args.model, methods=args.methods,
+    overrides = given_fields(SGANConfig, args, skip=_SWEEP_OWN + ("model",))
+    run_sweep(args.labels, args.data_seeds, args.out, model=args.model or MODELS[0], methods=args.methods,
               progress=not args.no_progress, **overrides)
     print(f"sweep done; see {args.out / 'results.md'}")
 

@@ -7,11 +7,13 @@ so a resumed run can check that it continues the same experiment.
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
 from typing import Any, ClassVar
 
 import numpy as np
 
-from gan_jax.datasets import dataset, names_with_shape
+from gan_jax.datasets import DATASETS, dataset, names_with_shape
 from gan_jax.errors import ConfigError
 from gan_jax.losses import GAN_LOSSES
 
@@ -47,8 +49,8 @@ class RunConfig:
       steps_per_call: steps per compiled call; None picks per platform (1 on CPU for convolutional
         models, an epoch on accelerators). It changes speed only, never results.
       data_source: 'auto', 'tfds' or 'offline' (see `gan_jax.data.load`).
-      dataset: one of `gan_jax.datasets.DATASETS` ('mnist', 'fashion_mnist', 'cifar10'); the models
-        are sized from its image shape.
+      dataset: what to train on, a name in `gan_jax.datasets.DATASETS`; the models are sized from its
+        image shape.
       checkpoint_every: also checkpoint every this many steps; None: at epoch ends only.
     """
 
@@ -63,6 +65,15 @@ class RunConfig:
     dataset: str = "mnist"
     checkpoint_every: int | None = None
 
+    # Fields whose value is one of a few names (checked here, offered as `choices` by the CLI).
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "data_source": DATA_SOURCES, "dataset": tuple(DATASETS)}
+    # Named sets of defaults (`recipe`); the first is the default recipe. `RECIPE_FIELD` is the field
+    # a recipe's name is stored in (a classifier's `model`), or None when the name is not stored.
+    RECIPES: ClassVar[dict[str, dict[str, Any]]] = {"default": {}}
+    RECIPE_FIELD: ClassVar[str | None] = None
+    # Fields a command line must give (the API keeps their defaults).
+    REQUIRED: ClassVar[tuple[str, ...]] = ()
     RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = (
         "epochs", "steps", "steps_per_call", "data_source", "checkpoint_every")
     # Fields added after runs were stored, with the value those runs trained with (when it is not
@@ -80,14 +91,24 @@ class RunConfig:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate!r}")
-        if getattr(self, "compute_dtype", "float32") not in COMPUTE_DTYPES:
-            raise ConfigError(f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}, "
-                              f"got {self.compute_dtype!r}")
-        if self.data_source not in DATA_SOURCES:
-            raise ConfigError(
-                f"data_source must be one of {', '.join(DATA_SOURCES)}, got {self.data_source!r}"
-            )
         dataset(self.dataset)
+        for name, choices in self.CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+
+    @classmethod
+    def recipe(cls, name: str | None = None, **overrides: Any):
+        """The config of recipe `name` (a key of `RECIPES`; None: the first), with `overrides`.
+
+        None-valued overrides are ignored (they mean "the recipe's value"); a recipe's values for
+        fields this config does not have are skipped (a baseline has no generator).
+        """
+        name = next(iter(cls.RECIPES)) if name is None else name
+        if name not in cls.RECIPES:
+            raise ConfigError(f"{cls.RECIPE_FIELD or 'recipe'} must be one of {', '.join(cls.RECIPES)}, got {name!r}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in cls.RECIPES[name].items() if k in names}
+        return cls(**{**values, **{k: v for k, v in overrides.items() if v is not None}})
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (tuples as lists), with the task name."""
@@ -156,6 +177,9 @@ class GANConfig(RunConfig):
     """
 
     task: ClassVar[str] = "gan"
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
+        **RunConfig.CHOICES, "loss": tuple(GAN_LOSSES), "compute_dtype": COMPUTE_DTYPES}
+    RECIPES: ClassVar[dict[str, dict[str, Any]]] = GAN_RECIPES
     RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = RunConfig.RESUMABLE_FIELDS + ("eval_every_epoch", "eval_samples")
 
     epochs: int = 50
@@ -176,19 +200,10 @@ class GANConfig(RunConfig):
     critic_steps: int = 1
     gp_weight: float = 10.0
 
-    @classmethod
-    def recipe(cls, name: str = "tutorial", **overrides: Any):
-        """The config of a named recipe (`GAN_RECIPES`), with `overrides` (None values are ignored)."""
-        if name not in GAN_RECIPES:
-            raise ConfigError(f"recipe must be one of {', '.join(GAN_RECIPES)}, got {name!r}")
-        return cls(**{**GAN_RECIPES[name], **{k: v for k, v in overrides.items() if v is not None}})
-
     def __post_init__(self):
         self._check_common()
         for name in ("noise_dim", "num_samples", "eval_samples", "critic_steps"):
             require_positive(name, getattr(self, name))
-        if self.loss not in GAN_LOSSES:
-            raise ConfigError(f"loss must be one of {', '.join(GAN_LOSSES)}, got {self.loss!r}")
         if not self.gp_weight >= 0:
             raise ConfigError(f"gp_weight must be >= 0, got {self.gp_weight!r}")
         if self.eval_samples < 2:
@@ -212,9 +227,11 @@ class GANConfig(RunConfig):
 
 @dataclasses.dataclass(frozen=True)
 class CGANConfig(GANConfig):
-    """The conditional DCGAN: the generator also takes the digit (one-hot beside z), and the
-    discriminator scores (image, digit) pairs with a projection head. Fields as in `GANConfig`;
-    `num_samples` defaults to 100 (a 10 × 10 grid, one column per digit).
+    """The conditional DCGAN: ask it for a digit (`gan-jax sample --digit 7`).
+
+    The generator also takes the digit (one-hot beside z), and the discriminator scores (image,
+    digit) pairs with a projection head. Fields as in `GANConfig`; `num_samples` defaults to 100
+    (a 10 × 10 grid, one column per digit).
     """
 
     task: ClassVar[str] = "cgan"
@@ -272,17 +289,17 @@ MLP_RECIPE: dict[str, Any] = dict(
     # seeds, the L1 form on none), on the features the output layer sees (after the last noise).
     g_loss="feature_matching_l1", fm_after_noise=True,
 )
-RECIPES: dict[str, dict[str, Any]] = {
-    "mlp": MLP_RECIPE,
-    "conv": dict(epochs=5, batch_size=32, learning_rate=1e-3, beta1=0.9, ema_decay=0.0, adam_eps=1e-8,
+CLASSIFIER_RECIPES: dict[str, dict[str, Any]] = {
+    "mlp": dict(model="mlp", **MLP_RECIPE),
+    "conv": dict(model="conv", epochs=5, batch_size=32, learning_rate=1e-3, beta1=0.9, ema_decay=0.0, adam_eps=1e-8,
                  adam_eps_root=0.0, g_loss="non_saturating", fm_after_noise=False),
 }
-MODELS = tuple(RECIPES)  # the SGAN/supervised model families (`gan_jax.tasks.classifier.FAMILIES`)
+MODELS = tuple(CLASSIFIER_RECIPES)  # the SGAN/supervised model families (`gan_jax.tasks.sgan.FAMILIES`)
 
 
 @dataclasses.dataclass(frozen=True)
 class SupervisedConfig(RunConfig):
-    """A classifier trained on a few labeled images only: the baseline of the SGAN.
+    """The SGAN's classifier trained on its few labeled images alone: the supervised baseline.
 
     Defaults are the `mlp` recipe; `SupervisedConfig.recipe("conv", ...)` gives the conv one.
 
@@ -304,6 +321,12 @@ class SupervisedConfig(RunConfig):
     """
 
     task: ClassVar[str] = "supervised"
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
+        **RunConfig.CHOICES, "dataset": names_with_shape((28, 28, 1)), "model": MODELS,
+        "compute_dtype": COMPUTE_DTYPES}
+    RECIPES: ClassVar[dict[str, dict[str, Any]]] = CLASSIFIER_RECIPES
+    RECIPE_FIELD: ClassVar[str | None] = "model"
+    REQUIRED: ClassVar[tuple[str, ...]] = ("labels",)
 
     labels: int = 100
     data_seeds: tuple[int, ...] = (0,)
@@ -319,30 +342,18 @@ class SupervisedConfig(RunConfig):
 
     STORED_BEFORE_FIELD: ClassVar[dict[str, Any]] = {"adam_eps": 1e-8, "adam_eps_root": 0.0}
 
-    @classmethod
-    def recipe(cls, model: str = "mlp", **overrides: Any):
-        """The config of `model`'s published recipe, with `overrides` (None values are ignored)."""
-        if model not in RECIPES:
-            raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in RECIPES[model].items() if k in names}
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(model=model, **values)
-
     def __post_init__(self):
-        self._check_common()
-        require_label_count(self.labels)
         if dataset(self.dataset).shape != (28, 28, 1):
             raise ConfigError(f"the {self.task} models are sized for 28×28×1 images, not {self.dataset}'s "
                               f"{dataset(self.dataset).shape}; pass --dataset {' or '.join(names_with_shape((28, 28, 1)))}")
+        self._check_common()
+        require_label_count(self.labels)
         seeds = self.data_seeds
         if (not isinstance(seeds, tuple) or not seeds
                 or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
             raise ConfigError(f"data_seeds must be one or more non-negative integers, got {seeds!r}")
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"data_seeds has duplicates: {list(seeds)}; pass each seed once")
-        if self.model not in MODELS:
-            raise ConfigError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         if not 0 <= self.beta1 < 1:
             raise ConfigError(f"beta1 must be in [0, 1), got {self.beta1!r}")
         if not 0 <= self.ema_decay < 1:
@@ -357,8 +368,10 @@ class SupervisedConfig(RunConfig):
 
 @dataclasses.dataclass(frozen=True)
 class SGANConfig(SupervisedConfig):
-    """The semi-supervised GAN: the `SupervisedConfig` classifier, plus all training images
-    unlabeled and a generator's fakes (K = 10 class logits; D(x) = sigmoid(logsumexp(logits))).
+    """The semi-supervised GAN: a classifier from few labels, every training image unlabeled, and fakes.
+
+    The `SupervisedConfig` classifier (K = 10 class logits) also learns D(x) =
+    sigmoid(logsumexp(logits)): real for the unlabeled images, fake for a generator's.
 
     Attributes (beyond `SupervisedConfig`):
       g_loss: 'feature_matching_l1' (mean |E f(G(z)) − E f(x)| over the classifier's features,
@@ -372,6 +385,7 @@ class SGANConfig(SupervisedConfig):
     """
 
     task: ClassVar[str] = "sgan"
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {**SupervisedConfig.CHOICES, "g_loss": G_LOSSES}
 
     g_loss: str = "feature_matching_l1"
     noise_dim: int = 100
@@ -383,14 +397,41 @@ class SGANConfig(SupervisedConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.g_loss not in G_LOSSES:
-            raise ConfigError(f"g_loss must be one of {', '.join(G_LOSSES)}, got {self.g_loss!r}")
         for name in ("noise_dim", "num_samples"):
             require_positive(name, getattr(self, name))
         if not isinstance(self.fm_after_noise, bool):
             raise ConfigError(f"fm_after_noise must be true or false, got {self.fm_after_noise!r}")
         if not self.unlabeled_weight >= 0:
             raise ConfigError(f"unlabeled_weight must be >= 0, got {self.unlabeled_weight!r}")
+
+
+def field_docs(kind: type) -> dict[str, str]:
+    """Each field's description, from the "Attributes" sections of `kind`'s docstring and its bases'.
+
+    An entry is `name: text` (or `a, b: text` for two fields) indented by two spaces under a header
+    starting with "Attributes" and ending with ':', continuation lines indented further; a
+    subclass's entry wins over its base's.
+    """
+    docs: dict[str, str] = {}
+    for cls in reversed(kind.__mro__):
+        lines = inspect.cleandoc(cls.__dict__.get("__doc__") or "").splitlines()
+        names: list[str] = []
+        inside = header = False
+        for line in lines:
+            if line.startswith("Attributes") or header:  # the header may wrap; it ends with ':'
+                inside, header = True, not line.endswith(":")
+                continue
+            entry = re.match(r"^  ([a-z_0-9]+(?:, [a-z_0-9]+)*): (.*)$", line)
+            if inside and entry:
+                names = entry.group(1).split(", ")
+                for name in names:
+                    docs[name] = entry.group(2)
+            elif inside and line.startswith("    ") and names:
+                for name in names:
+                    docs[name] += " " + line.strip()
+            elif inside and line.strip() and not line.startswith(" "):
+                inside, names = False, []
+    return docs
 
 
 def _jsonable(value: Any) -> Any:

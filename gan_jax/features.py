@@ -35,6 +35,7 @@ from gan_jax.config import FeatureNetConfig
 from gan_jax.errors import DataError
 from gan_jax.metrics import feature_statistics, frechet_distance
 from gan_jax.models import FeatureNet
+from gan_jax.steps import map_in_chunks
 
 log = logging.getLogger("gan_jax")
 
@@ -89,18 +90,14 @@ def network_module(config: FeatureNetConfig) -> FeatureNet:
 
 def logits_and_features(network: FeatureNet, params, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`(logits [N, 10], features [N, hidden])` of uint8 images `[N, H, W, C]`, or float ones in [-1, 1]."""
-    images = np.asarray(images)
-    pixels = data_lib.to_unit_range if images.dtype == np.uint8 else (lambda x: x.astype(jnp.float32))
     with jax.default_matmul_precision("highest"):  # full float32 on GPUs too (not TF32): the same FD everywhere
-        outputs = [_apply(network, params, pixels(jnp.asarray(images[i:i + EVAL_CHUNK])))
-                   for i in range(0, len(images), EVAL_CHUNK)]
-    logits, features = zip(*jax.device_get(outputs))
-    return np.concatenate(logits), np.concatenate(features)
+        return jax.device_get(_apply(network, params, np.asarray(images)))
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _apply(network: FeatureNet, params, images: jax.Array):
-    return network.apply({"params": params}, images)
+    pixels = data_lib.to_unit_range if images.dtype == jnp.uint8 else (lambda x: x.astype(jnp.float32))
+    return map_in_chunks(lambda x: network.apply({"params": params}, pixels(x)), images, EVAL_CHUNK)
 
 
 def cache_folder(config: FeatureNetConfig) -> pathlib.Path:

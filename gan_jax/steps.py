@@ -139,6 +139,16 @@ def batch_indices(plan: jax.Array, index: jax.Array, batch_size: int) -> jax.Arr
     return lax.dynamic_slice_in_dim(plan, index * batch_size, batch_size, axis=-1)
 
 
+def map_in_chunks(fn: Callable, x: jax.Array, chunk: int) -> Any:
+    """`fn` over `x`'s leading axis `chunk` rows at a time (`lax.map`), for traced code that must
+    bound its memory: `x` `[N, ...]` is zero-padded to a multiple of `chunk`, and every output leaf
+    `[chunk, ...]` comes back as `[N, ...]` (the padding's rows dropped)."""
+    num = x.shape[0]
+    padded = jnp.pad(x, ((0, -num % chunk),) + ((0, 0),) * (x.ndim - 1))
+    out = lax.map(fn, padded.reshape(-1, chunk, *x.shape[1:]))
+    return jax.tree.map(lambda y: y.reshape(-1, *y.shape[2:])[:num], out)
+
+
 def over_members(fn: Callable, num_members: int, in_axes: Any = 0) -> Callable:
     """`jax.vmap(fn, in_axes)` over independent ensemble members (e.g. one per data seed).
 

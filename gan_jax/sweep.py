@@ -30,9 +30,10 @@ from gan_jax.tasks import TASKS
 log = logging.getLogger("gan_jax")
 
 METHODS = {name: TASKS[name].config_type for name in ("sgan", "supervised")}
-# Published test accuracy (%) of Improved GAN, feature matching (REFERENCE.md §4), and this project's targets.
-IMPROVED_GAN = {20: 83.23, 50: 97.79, 100: 99.07}
-TARGETS = {20: 96.0, 50: 98.8, 100: 99.25, 1000: 99.4}
+# Per dataset: published test accuracy (%) of Improved GAN, feature matching (REFERENCE.md §4), and
+# this project's targets, by label count. A dataset without an entry gets no reference columns.
+REFERENCES = {"mnist": {"Improved GAN %": {20: 83.23, 50: 97.79, 100: 99.07},
+                        "target %": {20: 96.0, 50: 98.8, 100: 99.25, 1000: 99.4}}}
 
 
 def sweep_configs(label_counts: Sequence[int], data_seeds: Sequence[int], *, model: str = "mlp",
@@ -85,7 +86,7 @@ def run_sweep(label_counts: Sequence[int], data_seeds: Sequence[int], out: str |
                          "step": result["step"], "epochs_trained": round(result["step"] / steps_per_epoch, 3)})
         log.info("sweep: %s %d labels: mean test accuracy %.4f (%.0f s)", method, labels, np.mean(accuracies),
                  time.time() - run_start)
-    write_reports(rows, out, seconds=time.time() - started, configs=configs)
+    write_reports(rows, out, seconds=time.time() - started, configs=configs, num_test=len(test_split.images))
     return rows
 
 
@@ -98,25 +99,29 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, int], dict[str,
             for key, v in groups.items()}
 
 
-def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-    """Mean ± std test accuracy per label count: SGAN, supervised, Improved GAN (published), target."""
+def markdown_table(rows: Sequence[dict[str, Any]], dataset: str = "mnist") -> str:
+    """Mean ± std test accuracy per label count and method, beside `dataset`'s `REFERENCES`
+    (Improved GAN's published numbers and the targets, with whether the SGAN met the target)."""
     stats = summarize(rows)
     label_counts = sorted({labels for _, labels in stats})
     methods = [m for m in METHODS if any(key[0] == m for key in stats)]
+    references = REFERENCES.get(dataset, {})
     cell = lambda key: f"{stats[key]['mean']:.2f} ± {stats[key]['std']:.2f} (n={stats[key]['n']})" if key in stats else "–"
-    header = ["labels", *[f"{m} accuracy %" for m in methods], "Improved GAN %", "target %", "target met"]
+    header = ["labels", *[f"{m} accuracy %" for m in methods], *references, *(["target met"] if references else [])]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for labels in label_counts:
-        sgan = stats.get(("sgan", labels))
-        met = "–" if sgan is None or labels not in TARGETS else ("yes" if sgan["mean"] >= TARGETS[labels] else "no")
-        lines.append("| " + " | ".join([str(labels), *[cell((m, labels)) for m in methods],
-                                        str(IMPROVED_GAN.get(labels, "–")), str(TARGETS.get(labels, "–")), met]) + " |")
+        row = [str(labels), *[cell((m, labels)) for m in methods], *[str(r.get(labels, "–")) for r in references.values()]]
+        if references:
+            sgan, target = stats.get(("sgan", labels)), references["target %"].get(labels)
+            row.append("–" if sgan is None or target is None else ("yes" if sgan["mean"] >= target else "no"))
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
 def write_reports(rows: Sequence[dict[str, Any]], out: pathlib.Path, *, seconds: float,
-                  configs: dict[tuple[str, int], Any]) -> None:
+                  configs: dict[tuple[str, int], Any], num_test: int) -> None:
     """results.csv, results.md, results.json, accuracy_vs_labels.png, samples_over_training.png."""
+    dataset = next(iter(configs.values())).dataset
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -125,8 +130,8 @@ def write_reports(rows: Sequence[dict[str, Any]], out: pathlib.Path, *, seconds:
     machine = {"device": jax.devices()[0].device_kind, "platform": jax.default_backend(),
                "cpu": platform.processor() or platform.machine(), "jax": jax.__version__}
     (out / "results.md").write_text(
-        f"Test accuracy on the 10,000 MNIST test images (final parameters), mean ± std over data seeds.\n\n"
-        f"{markdown_table(rows)}\nMachine: {machine['device']} ({machine['platform']}), jax {machine['jax']}; "
+        f"Test accuracy on the {num_test:,} {dataset} test images (final parameters), mean ± std over data "
+        f"seeds.\n\n{markdown_table(rows, dataset)}\nMachine: {machine['device']} ({machine['platform']}), jax {machine['jax']}; "
         f"sweep wall time {seconds / 60:.1f} min.\n")
     stats = summarize(rows)
     summary = {f"{m}/{n}": v for (m, n), v in stats.items()}

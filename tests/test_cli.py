@@ -66,3 +66,81 @@ def test_cli_loss_options_reach_the_config(monkeypatch, tmp_path):
     assert run_cli(base) == 0
     assert [(c.task, c.loss, c.critic_steps, c.gp_weight) for c in configs] == [
         ("cgan", "wgan_gp", 5, 2.5), ("cgan", "non_saturating", 1, 10.0)]
+
+
+def test_every_config_field_of_every_task_is_an_option_with_its_doc():
+    import argparse
+    import dataclasses
+
+    from gan_jax.cli import build_parser
+    from gan_jax.config import field_docs
+    from gan_jax.tasks import TASKS
+
+    train = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
+    commands = next(a for a in train._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(commands) == set(TASKS)
+    for name, task in TASKS.items():
+        options = {a.dest: a for a in commands[name]._actions}
+        docs = field_docs(task.config_type)
+        for field in dataclasses.fields(task.config_type):
+            assert field.name in options, (name, field.name)
+            assert options[field.name].help.startswith(docs[field.name].rstrip(".")[:40].replace("%", "%%")), field.name
+            assert options[field.name].default is None  # None = the recipe's value
+
+
+def test_a_new_documented_field_needs_no_cli_edit():
+    import dataclasses
+    from typing import ClassVar
+
+    from gan_jax.cli import _Parser, add_config_options, make_config
+    from gan_jax.config import GANConfig
+
+    @dataclasses.dataclass(frozen=True)
+    class WarmupConfig(GANConfig):
+        """A GAN with a warm-up.
+
+        Attributes:
+          warmup_steps: steps of linear learning-rate warm-up.
+          schedule: how the rate decays after the warm-up.
+        """
+
+        CHOICES: ClassVar[dict] = {**GANConfig.CHOICES, "schedule": ("constant", "cosine")}
+        warmup_steps: int = 0
+        schedule: str = "constant"
+
+    parser = _Parser(prog="t")
+    add_config_options(parser, WarmupConfig)
+    assert "steps of linear learning-rate warm-up (default 0)." in parser.format_help().replace("\n", " ").replace(
+        "  ", " ")
+    config = make_config(WarmupConfig, parser.parse_args(["--warmup-steps", "7", "--schedule", "cosine",
+                                                          "--recipe", "improved"]))
+    assert (config.warmup_steps, config.schedule, config.beta1) == (7, "cosine", 0.5)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--schedule", "linear"])
+
+
+def test_recipe_defaults_show_in_help_and_options_override_them(monkeypatch, tmp_path):
+    import gan_jax.cli
+
+    help_text = subprocess.run([sys.executable, "-m", "gan_jax.cli", "train", "sgan", "--help"],
+                               capture_output=True, text=True, check=True).stdout.replace("\n", " ")
+    assert "(default: mlp 300, conv 5)" in " ".join(help_text.split())
+    configs = []
+    monkeypatch.setattr(gan_jax.cli, "_run_training", lambda config, args: configs.append(config))
+    base = ["train", "sgan", "--workdir", tmp_path, "--labels", 20]
+    assert run_cli([*base, "--model", "conv", "--epochs", 2, "--data-seed", 3]) == 0
+    assert run_cli([*base, "--data-seeds", "1,2", "--no-fm-after-noise"]) == 0
+    assert [(c.model, c.epochs, c.batch_size, c.data_seeds, c.fm_after_noise) for c in configs] == [
+        ("conv", 2, 32, (3,), False), ("mlp", 300, 100, (1, 2), False)]
+
+
+def test_every_registered_task_is_a_train_command_even_the_feature_network(tmp_path, capsys, request):
+    import json
+
+    request.getfixturevalue("mnist_train")
+    workdir = tmp_path / "features"
+    assert run_cli(["train", "features", "--workdir", workdir, "--steps", 2, "--batch-size", 8, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert run_cli(["evaluate", "--workdir", workdir]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["task"] == "features" and report["step"] == 2 and 0 <= report["test_accuracy"] <= 1

@@ -47,3 +47,11 @@ def test_summary_and_table_are_hand_checkable():
     np.testing.assert_allclose(stats[("sgan", 100)]["std"], np.std([99.0, 99.5], ddof=1))
     line = [row for row in markdown_table(rows).splitlines() if row.startswith("| 100 ")][0]
     assert "99.25 ± 0.35 (n=2)" in line and "80.00 ± 0.00 (n=1)" in line and "99.07" in line and line.endswith("yes |")
+
+
+def test_table_of_a_dataset_without_published_numbers_has_no_reference_columns():
+    rows = [{"method": "sgan", "labels": 100, "test_accuracy": 0.8}, {"method": "supervised", "labels": 100,
+                                                                      "test_accuracy": 0.7}]
+    header, _, line = markdown_table(rows, "fashion_mnist").splitlines()
+    assert header == "| labels | sgan accuracy % | supervised accuracy % |"
+    assert line == "| 100 | 80.00 ± 0.00 (n=1) | 70.00 ± 0.00 (n=1) |"

@@ -10,7 +10,7 @@ from typing import Any
 
 from gan_jax.errors import ConfigError
 from gan_jax.tasks.base import Generative, SeededTask, Stream, Task
-from gan_jax.tasks.classifier import SGANTask, SupervisedTask
+from gan_jax.tasks.sgan import SGANTask, SupervisedTask
 from gan_jax.tasks.feature_net import FeatureTask
 from gan_jax.tasks.gan import CGANTask, GANTask
 

@@ -36,7 +36,7 @@ from gan_jax.losses import (cross_entropy, feature_matching_l1_loss, feature_mat
 from gan_jax.models import ConvClassifier, ConvGenerator, MLPClassifier, MLPGenerator, data_dependent_init
 from gan_jax.parallel import shard_batch
 from gan_jax.steps import (Metrics, ModelState, TrainState, apply_gradients, batch_indices, create_model_state,
-                           ema_params, over_members, update_ema)
+                           ema_params, map_in_chunks, over_members, update_ema)
 from gan_jax.tasks.base import SeededTask, Stream
 FEATURE_MATCHING = {"feature_matching": feature_matching_loss, "feature_matching_l1": feature_matching_l1_loss}
 DDI_EXAMPLES = 500  # training images of the data-dependent initialization (Improved GAN's count)
@@ -249,10 +249,8 @@ class SupervisedTask(SeededTask):
                 "test_accuracy_std": float(np.std(accuracy, ddof=1))}
 
     def _member_correct(self, params, batch_stats, images, labels):
-        pad = -len(images) % EVAL_CHUNK
-        images = jnp.pad(images, ((0, pad), (0, 0), (0, 0), (0, 0))).reshape(-1, EVAL_CHUNK, 28, 28, 1)
-        logits = jax.lax.map(lambda x: self.classify(params, batch_stats, self.pixels(x), None, train=False)[0],
-                             images).reshape(-1, 10)[: len(labels)]
+        logits = map_in_chunks(lambda x: self.classify(params, batch_stats, self.pixels(x), None, train=False)[0],
+                               images, EVAL_CHUNK)
         return jnp.sum(jnp.argmax(logits, axis=-1) == labels)
 
 

@@ -1,12 +1,16 @@
+"""`gan_jax.data`: loading MNIST by its routes (offline wheel, TFDS), the verified cache, image checks and the
+per-epoch permutation."""
+
 import logging
 import shutil
 import subprocess
 
+import jax
 import numpy as np
 import pytest
 
 from gan_jax import data as data_lib
-from gan_jax.data import WHEEL_NAME, cache_dir, check_images, load_mnist
+from gan_jax.data import WHEEL_NAME, cache_dir, check_images, epoch_permutation, load_mnist
 from gan_jax.datasets import DATASETS
 
 CLASS_COUNTS = DATASETS["mnist"].class_counts
@@ -100,3 +104,11 @@ def test_bad_arguments_and_images_are_refused():
     with pytest.raises(DataError, match="uint8"):
         check_images(np.zeros((2, 28, 28, 1), np.float32))
     assert check_images(np.zeros((2, 28, 28), np.uint8)).shape == (2, 28, 28, 1)
+
+
+def test_epoch_permutation_is_a_permutation_and_depends_on_epoch():
+    key = jax.random.PRNGKey(0)
+    p0, p1 = np.asarray(epoch_permutation(key, 0, 100)), np.asarray(epoch_permutation(key, 1, 100))
+    assert sorted(p0.tolist()) == list(range(100))
+    assert not np.array_equal(p0, p1)
+    np.testing.assert_array_equal(p0, epoch_permutation(key, 0, 100))

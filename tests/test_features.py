@@ -1,21 +1,11 @@
-"""The feature network cache, sample-quality evaluation of GAN workdirs, and the conditional GAN."""
-
-import json
+"""`gan_jax.features`: the Fréchet-distance feature network: its cache and checksums, the packaged network,
+and deterministic training."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from gan_jax import features
-from gan_jax.api import evaluate_run, load_run, sample_images
-from gan_jax.cli import main
-from gan_jax.config import CGANConfig, GANConfig
-from gan_jax.evaluate import sample_quality
-from gan_jax.loop import read_metrics, train
-from gan_jax.tasks import CGANTask, GANTask
-from gan_jax.tasks.feature_net import random_shift
-from tests.conftest import TINY
 
 
 def test_feature_network_is_cached_verified_and_rebuilt_without_retraining(tiny_features, monkeypatch):
@@ -76,73 +66,3 @@ def test_feature_network_training_is_deterministic(tiny_features, tmp_path, monk
     assert again.path != tiny_features.path
     assert jax.tree.all(jax.tree.map(np.array_equal, again.params, tiny_features.params))
     np.testing.assert_array_equal(again.test_stats[1], tiny_features.test_stats[1])
-
-
-def test_random_shift_moves_pixels_within_bounds():
-    image = jnp.zeros((1, 28, 28, 1), jnp.uint8).at[0, 14, 14, 0].set(255)
-    shifted = random_shift(jnp.repeat(image, 64, 0), 2, jax.random.PRNGKey(0))
-    rows, cols = np.nonzero(np.asarray(shifted)[..., 0].max(axis=0))
-    assert set(rows) == set(range(12, 17)) and set(cols) == set(range(12, 17))  # every offset in [-2, 2] drawn
-    assert (np.asarray(shifted).reshape(64, -1).sum(-1) == 255).all()  # one pixel moved, none lost
-
-
-def test_sample_quality_is_deterministic_and_bounded(tiny_features, tiny_data):
-    task = GANTask(GANConfig(**TINY))
-    state = task.init()
-    first = sample_quality(task, state, 40)
-    assert first == sample_quality(task, state, 40)
-    assert set(first) == {"fd", "fd_floor", "inception_score", "confident", "fd_network"}
-    assert first["fd_network"] == tiny_features.sha256[:16] and not tiny_features.packaged
-    assert first["fd"] > first["fd_floor"] > 0 and 1 <= first["inception_score"] <= 10 and 0 <= first["confident"] <= 1
-
-
-def test_per_epoch_evaluation_and_evaluate_cli(tiny_features, tiny_data, tmp_path, capsys):
-    config = CGANConfig(epochs=2, eval_every_epoch=True, eval_samples=30, **{**TINY, "num_samples": 10})
-    train(config, tmp_path / "run", data=tiny_data, progress=False)
-    rows = read_metrics(tmp_path / "run")
-    assert [r["epoch"] for r in rows] == [1, 2]
-    for row in rows:
-        assert row["fd"] > 0 and 1 <= row["inception_score"] <= 10 and 0 <= row["digit_accuracy"] <= 1
-        assert row["fd_floor"] == tiny_features.fd_floor
-    assert main(["evaluate", "--workdir", str(tmp_path / "run"), "--samples", "30"]) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["task"] == "cgan" and result["step"] == 10 and result["num_samples"] == 30
-    assert result["fd"] == pytest.approx(rows[-1]["fd"]) and result["fd_floor"] == tiny_features.fd_floor
-    # asking for a digit: the cGAN draws what it is asked, the images depend on the digit
-    task, state = load_run(tmp_path / "run")
-    sevens, ones = (sample_images(task, state, 4, seed=3, digit=d) for d in (7, 1))
-    assert sevens.shape == (4, 28, 28, 1) and not np.allclose(sevens, ones)
-    assert main(["sample", "--workdir", str(tmp_path / "run"), "--digit", "7", "--num", "8",
-                 "--out", str(tmp_path / "sevens.png")]) == 0
-    assert (tmp_path / "sevens.png").exists()
-
-
-def test_cgan_step_conditions_both_models_and_learns_from_labels():
-    task = CGANTask(CGANConfig(**TINY))
-    state = task.init()
-    d, g = task.discriminator, state.models["discriminator"]
-    images = jax.random.uniform(jax.random.PRNGKey(1), (4, 28, 28, 1), minval=-1, maxval=1)
-    logits = [d.apply({"params": g.params}, images, train=False, labels=jnp.full(4, k)) for k in (0, 1)]
-    assert logits[0].shape == (4,) and not np.allclose(logits[0], logits[1])  # the projection reads the digit
-    real = jnp.zeros((8, 28, 28, 1), jnp.uint8)
-    digits = jnp.arange(8, dtype=jnp.int32)
-    models, metrics = jax.jit(task.train_step)(state.models, real, jax.random.PRNGKey(0), digits)
-    assert np.isfinite(metrics["d_loss"]) and np.isfinite(metrics["g_loss"])
-    # the real digits reach the discriminator's gradient: other digits, other update
-    other, _ = jax.jit(task.train_step)(state.models, real, jax.random.PRNGKey(0), (digits + 1) % 10)
-    embed = lambda m: m["discriminator"].params["Embed_0"]["embedding"]
-    assert not np.allclose(embed(models), embed(other))
-
-
-def test_generator_ema_is_what_samples_and_starts_at_the_raw_parameters():
-    task = GANTask(GANConfig(g_ema_decay=0.9, **TINY))
-    state = task.init()
-    z = task.fixed_noise()
-    np.testing.assert_array_equal(task.sample(state, z), GANTask(GANConfig(**TINY)).sample(state, z))  # step 0
-    models, _ = jax.jit(task.train_step)(state.models, jnp.zeros((8, 28, 28, 1), jnp.uint8), jax.random.PRNGKey(0))
-    state = state.replace(step=state.step + 1, models=models)
-    g = models["generator"]
-    # after one update the bias-corrected EMA (1-0.9)·p / (1-0.9) equals the new parameters
-    assert jax.tree.all(jax.tree.map(lambda a, p: np.allclose(a, p, atol=1e-6), task.generator_params(state), g.params))
-    with pytest.raises(Exception, match="unconditional"):
-        task.sample(state, z, digits=np.zeros(len(z), np.int32))

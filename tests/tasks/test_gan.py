@@ -1,4 +1,5 @@
-"""The GAN's loss table in the step: hinge, WGAN-GP, n critic steps per generator step, the cGAN."""
+"""`gan_jax.tasks.gan`: the GAN and cGAN tasks' discriminator and generator updates and steps, the loss
+table (hinge, WGAN-GP, n critic steps per generator step), seeding, sampling and the generator EMA."""
 
 import dataclasses
 
@@ -9,8 +10,13 @@ import pytest
 
 from gan_jax import CGANConfig, CGANTask, ConfigError, GANConfig, GANTask, train
 from gan_jax.checkpoint import CheckpointStore
+from gan_jax.data import epoch_permutation
 from gan_jax.loop import read_metrics
+from gan_jax.steps import make_runner
+from tests.conftest import TINY
 
+
+# ---- the loss table
 
 def _adam_count(model):
     return int(model.opt_state[0].count)  # optax.adam = chain(scale_by_adam, scale_by_learning_rate)
@@ -102,3 +108,122 @@ def test_stored_configs_without_the_loss_fields_read_as_the_default_loss(tiny_co
 def test_a_step_larger_than_the_data_is_refused(tiny_config):
     with pytest.raises(ConfigError, match=r"critic_steps × batch_size = 24 images, more than the 20"):
         GANTask(dataclasses.replace(tiny_config, critic_steps=3)).steps_per_epoch(20)
+
+
+# ---- the steps
+
+def _changed(before, after):
+    leaves = jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.any(a != b)), before, after))
+    return any(leaves), all(leaves)
+
+
+def _batch(task, n=8, seed=0):
+    real = jax.random.uniform(jax.random.PRNGKey(seed), (n, 28, 28, 1), minval=-1, maxval=1)
+    z = task.noise(jax.random.PRNGKey(seed + 1), n)
+    return real, z
+
+
+def test_discriminator_update_changes_only_the_discriminator(tiny_config):
+    task = GANTask(tiny_config)
+    models = task.init().models
+    real, z = _batch(task)
+    fakes = task.generator.apply({"params": models["generator"].params,
+                                  "batch_stats": models["generator"].batch_stats}, z, train=False)
+    new, loss = task.discriminator_update(models, real, fakes, jax.random.PRNGKey(3))
+    assert new["generator"] is models["generator"]
+    assert _changed(models["discriminator"].params, new["discriminator"].params) == (True, True)
+    assert np.isfinite(loss) and loss > 0
+
+
+def test_generator_update_changes_only_the_generator_through_the_discriminator(tiny_config):
+    task = GANTask(tiny_config)
+    models = task.init().models
+    _, z = _batch(task)
+    new, loss = task.generator_update(models, z, jax.random.PRNGKey(3))
+    assert new["discriminator"] is models["discriminator"]
+    assert _changed(models["generator"].params, new["generator"].params) == (True, True)
+    assert _changed(models["generator"].batch_stats, new["generator"].batch_stats)[0]
+
+    # The gradient reaches G only through D: scaling D's last layer to zero must stop it.
+    d = models["discriminator"]
+    silent = jax.tree.map(jnp.zeros_like, d.params)
+    silent_models = {**models, "discriminator": d.replace(params=silent)}
+    new_silent, _ = task.generator_update(silent_models, z, jax.random.PRNGKey(3))
+    assert not _changed(models["generator"].params, new_silent["generator"].params)[0]
+
+
+@pytest.mark.parametrize("loss", ["non_saturating", "hinge"])
+def test_fused_step_equals_discriminator_then_generator_update(tiny_config, loss):
+    task = GANTask(tiny_config.__class__(**{**tiny_config.__dict__, "loss": loss}))
+    assert task.fused
+    models = task.init().models
+    real_u8 = jax.random.randint(jax.random.PRNGKey(0), (8, 28, 28, 1), 0, 256).astype(jnp.uint8)
+    key = jax.random.PRNGKey(7)
+    fused, metrics = jax.jit(task.train_step)(models, real_u8, key)
+
+    z_key, d_key, g_key = jax.random.split(key, 3)
+    z = task.noise(z_key, 8)
+    g = models["generator"]
+    fakes, _ = task._generate_train(g, z)
+    step1, d_loss = task.discriminator_update(models, real_u8 / 127.5 - 1.0, fakes, d_key)
+    step2, g_loss = task.generator_update(step1, z, g_key)
+    np.testing.assert_allclose(metrics["d_loss"], d_loss, rtol=1e-5)
+    np.testing.assert_allclose(metrics["g_loss"], g_loss, rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(fused), jax.tree.leaves(step2)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_same_seed_gives_identical_states_and_other_seeds_differ(tiny_config, tiny_data):
+    def two_steps(config):
+        task = GANTask(config)
+        run = make_runner(task.step, 5, 2)
+        perm = epoch_permutation(task.data_key(), 0, 40)
+        state, _, _ = run(task.init(), jnp.asarray(tiny_data.images), perm)
+        return jax.tree.leaves(state)
+
+    a, b = two_steps(tiny_config), two_steps(tiny_config)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    other = two_steps(tiny_config.__class__(**{**tiny_config.__dict__, "seed": 1}))
+    assert any(not np.array_equal(x, y) for x, y in zip(a, other))
+
+
+def test_sample_uses_running_statistics(tiny_config):
+    task = GANTask(tiny_config)
+    state = task.init()
+    noise = task.fixed_noise()
+    assert noise.shape == (4, 8)
+    images = task.sample(state, noise)
+    assert images.shape == (4, 28, 28, 1) and images.dtype == np.float32
+    np.testing.assert_allclose(task.sample(state, noise[:1]), images[:1], rtol=1e-5, atol=1e-6)
+
+
+def test_cgan_step_conditions_both_models_and_learns_from_labels():
+    task = CGANTask(CGANConfig(**TINY))
+    state = task.init()
+    d, g = task.discriminator, state.models["discriminator"]
+    images = jax.random.uniform(jax.random.PRNGKey(1), (4, 28, 28, 1), minval=-1, maxval=1)
+    logits = [d.apply({"params": g.params}, images, train=False, labels=jnp.full(4, k)) for k in (0, 1)]
+    assert logits[0].shape == (4,) and not np.allclose(logits[0], logits[1])  # the projection reads the digit
+    real = jnp.zeros((8, 28, 28, 1), jnp.uint8)
+    digits = jnp.arange(8, dtype=jnp.int32)
+    models, metrics = jax.jit(task.train_step)(state.models, real, jax.random.PRNGKey(0), digits)
+    assert np.isfinite(metrics["d_loss"]) and np.isfinite(metrics["g_loss"])
+    # the real digits reach the discriminator's gradient: other digits, other update
+    other, _ = jax.jit(task.train_step)(state.models, real, jax.random.PRNGKey(0), (digits + 1) % 10)
+    embed = lambda m: m["discriminator"].params["Embed_0"]["embedding"]
+    assert not np.allclose(embed(models), embed(other))
+
+
+def test_generator_ema_is_what_samples_and_starts_at_the_raw_parameters():
+    task = GANTask(GANConfig(g_ema_decay=0.9, **TINY))
+    state = task.init()
+    z = task.fixed_noise()
+    np.testing.assert_array_equal(task.sample(state, z), GANTask(GANConfig(**TINY)).sample(state, z))  # step 0
+    models, _ = jax.jit(task.train_step)(state.models, jnp.zeros((8, 28, 28, 1), jnp.uint8), jax.random.PRNGKey(0))
+    state = state.replace(step=state.step + 1, models=models)
+    g = models["generator"]
+    # after one update the bias-corrected EMA (1-0.9)·p / (1-0.9) equals the new parameters
+    assert jax.tree.all(jax.tree.map(lambda a, p: np.allclose(a, p, atol=1e-6), task.generator_params(state), g.params))
+    with pytest.raises(Exception, match="unconditional"):
+        task.sample(state, z, digits=np.zeros(len(z), np.int32))

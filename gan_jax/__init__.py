@@ -1,4 +1,5 @@
-"""gan_jax: GANs on MNIST with JAX, Flax linen, optax and Orbax.
+"""gan_jax: GANs on small images (MNIST by default; Fashion-MNIST, CIFAR-10) with JAX, Flax linen,
+optax and Orbax.
 
 Notebook use::
 
@@ -8,6 +9,7 @@ Notebook use::
     models, metrics = task.train_step(state.models, images_uint8_batch, key)   # one D+G step
     images = task.sample(state, task.fixed_noise())       # [16, 28, 28, 1] in [-1, 1]
     train(GANConfig(epochs=5), "runs/gan")                # what `gan-jax train gan` calls
+    train(GANConfig(dataset="fashion_mnist"), "runs/fashion")   # any `gan_jax.datasets.DATASETS` name
 
     sgan = SGANTask(SGANConfig(labels=100, data_seeds=(0, 1)))   # two data seeds, one vmapped program
     train(sgan.config, "runs/sgan100"); evaluate_run("runs/sgan100")["test_accuracy"]
@@ -20,7 +22,7 @@ _devices.deterministic_gpu_ops(_devices.deterministic_by_default())  # before JA
 from gan_jax import logs, tasks  # noqa: E402
 from gan_jax.api import evaluate_run, load_run, sample_images  # noqa: E402
 from gan_jax.config import CGANConfig, FeatureNetConfig, GANConfig, SGANConfig, SupervisedConfig  # noqa: E402
-from gan_jax.data import MNIST, load_mnist  # noqa: E402
+from gan_jax.data import MNIST, Split, load, load_mnist  # noqa: E402
 from gan_jax.errors import CheckpointError, ConfigError, DataError, UserError  # noqa: E402
 from gan_jax.loop import train  # noqa: E402
 from gan_jax.steps import ModelState, TrainState, make_runner  # noqa: E402
@@ -31,7 +33,8 @@ __version__ = "0.1.0"
 logs.install_default_handler()  # epoch lines from `train()` in a notebook, as from the CLI; see gan_jax.logs
 
 __all__ = [
-    "CGANConfig", "CGANTask", "FeatureNetConfig", "FeatureTask", "MNIST", "CheckpointError", "ConfigError", "DataError", "GANConfig", "GANTask", "ModelState", "SGANConfig",
-    "SGANTask", "SupervisedConfig", "SupervisedTask", "TrainState", "UserError", "evaluate_run", "load_mnist",
-    "load_run", "logs", "make_runner", "sample_images", "tasks", "train",
+    "CGANConfig", "CGANTask", "CheckpointError", "ConfigError", "DataError", "FeatureNetConfig", "FeatureTask",
+    "GANConfig", "GANTask", "MNIST", "ModelState", "SGANConfig", "SGANTask", "Split", "SupervisedConfig",
+    "SupervisedTask", "TrainState", "UserError", "evaluate_run", "load", "load_mnist", "load_run", "logs",
+    "make_runner", "sample_images", "tasks", "train",
 ]

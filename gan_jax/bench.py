@@ -28,7 +28,7 @@ import numpy as np
 
 from gan_jax.config import COMPUTE_DTYPES, GANConfig, SGANConfig
 from gan_jax.errors import ConfigError
-from gan_jax.data import MNIST
+from gan_jax.data import Split
 from gan_jax.steps import default_steps_per_call, make_runner
 
 MODELS = ("dcgan", "sgan")
@@ -82,14 +82,14 @@ def program_memory_bytes(compiled) -> int | None:
     return int(max(getattr(stats, "peak_memory_in_bytes", 0), planned))
 
 
-def synthetic_mnist(num_examples: int, seed: int = 0) -> MNIST:
+def synthetic_mnist(num_examples: int, seed: int = 0) -> Split:
     """Random uint8 images `[num_examples, 28, 28, 1]` with balanced labels (speed only)."""
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (num_examples, 28, 28, 1), np.uint8)
-    return MNIST(images, (np.arange(num_examples) % 10).astype(np.int32))
+    return Split(images, (np.arange(num_examples) % 10).astype(np.int32))
 
 
-def time_task(task, train: MNIST, steps: int, steps_per_call: int | None = None) -> dict:
+def time_task(task, train: Split, steps: int, steps_per_call: int | None = None) -> dict:
     """Compiles `task`'s runner on `train` and times at least `steps` steps after one warm-up call.
 
     Returns steps/s, ms/step, compile seconds, FLOPs per step and the last step's losses;

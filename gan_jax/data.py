@@ -46,9 +46,9 @@ CSV_SHA256 = {
 CACHE_FILE = "mnist.npz"
 
 
-class MNIST(NamedTuple):
-    """One split of a dataset (MNIST's by default): `images` uint8 `[N, H, W, C]` in 0..255, `labels`
-    int32 `[N]` in 0..classes-1. `Split` is the same type."""
+class Split(NamedTuple):
+    """One split of a dataset: `images` uint8 `[N, H, W, C]` in 0..255, `labels` int32 `[N]` in
+    0..classes-1. `MNIST` is the same type (its name before other datasets came)."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -60,7 +60,7 @@ def cache_dir() -> pathlib.Path:
 
 
 def load(name: str = "mnist", split: str = "train", source: str = "auto", *,
-         data_dir: str | os.PathLike | None = None) -> MNIST:
+         data_dir: str | os.PathLike | None = None) -> Split:
     """Loads one split of dataset `name` (`gan_jax.datasets.DATASETS`) and logs which route served it.
 
     Args:
@@ -89,7 +89,7 @@ def load(name: str = "mnist", split: str = "train", source: str = "auto", *,
     return data
 
 
-def load_mnist(split: str = "train", source: str = "auto", *, data_dir: str | os.PathLike | None = None) -> MNIST:
+def load_mnist(split: str = "train", source: str = "auto", *, data_dir: str | os.PathLike | None = None) -> Split:
     """`load('mnist', split, source)`: 60,000 training or 10,000 test images `[N, 28, 28, 1]`."""
     return load("mnist", split, source, data_dir=data_dir)
 
@@ -103,7 +103,7 @@ def _tfds_prepared(name: str, data_dir) -> bool:
     return any(_tfds_root(data_dir).glob(f"{name}/*/dataset_info.json"))
 
 
-def _load_tfds(spec: DatasetSpec, split: str, data_dir, download: bool) -> MNIST:
+def _load_tfds(spec: DatasetSpec, split: str, data_dir, download: bool) -> Split:
     try:
         import tensorflow_datasets as tfds
 
@@ -117,15 +117,15 @@ def _load_tfds(spec: DatasetSpec, split: str, data_dir, download: bool) -> MNIST
         ) from err
     images = np.stack([np.asarray(r["image"], np.uint8).reshape(spec.shape) for r in records])
     labels = np.asarray([r["label"] for r in records], np.int32)
-    return MNIST(images, labels)
+    return Split(images, labels)
 
 
-def _load_offline(spec: DatasetSpec, split: str) -> MNIST:
+def _load_offline(spec: DatasetSpec, split: str) -> Split:
     path = cache_dir() / spec.cache_file
     arrays = _read_verified_cache(spec, path)
     if arrays is None:
         arrays = _build_cache(spec, path)
-    return MNIST(arrays[f"{split}_images"], arrays[f"{split}_labels"])
+    return Split(arrays[f"{split}_images"], arrays[f"{split}_labels"])
 
 
 def sha256_of(path: pathlib.Path) -> str:
@@ -284,4 +284,4 @@ def labeled_subset(labels: np.ndarray, count: int, data_seed: int) -> np.ndarray
     return np.concatenate([order[labels[order] == c][:per_class] for c in range(10)])
 
 
-Split = MNIST
+MNIST = Split

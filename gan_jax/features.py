@@ -152,8 +152,8 @@ def read_cached(config: FeatureNetConfig, folder: pathlib.Path) -> dict[str, np.
     return None if arrays is None or str(arrays["config"]) != _config_json(config) else arrays
 
 
-def write_cached(config: FeatureNetConfig, folder: pathlib.Path, params, train: data_lib.MNIST,
-                 test: data_lib.MNIST) -> None:
+def write_cached(config: FeatureNetConfig, folder: pathlib.Path, params, train: data_lib.Split,
+                 test: data_lib.Split) -> None:
     """Computes a trained network's reference arrays (test accuracy, feature statistics of both
     splits, the FD floor) and caches them with its parameters in `folder` (checksummed)."""
     network = network_module(config)

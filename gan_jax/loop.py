@@ -41,7 +41,7 @@ from gan_jax import collapse, parallel, plots
 from gan_jax.checkpoint import CheckpointStore
 from gan_jax.config import require_positive
 from gan_jax.devices import warn_once_if_accelerator_unused
-from gan_jax.data import MNIST, check_images, load, to_unit_range
+from gan_jax.data import Split, check_images, load, to_unit_range
 from gan_jax.datasets import dataset
 from gan_jax.errors import CheckpointError, ConfigError, Diverged, Preempted
 from gan_jax.steps import TrainState, make_runner
@@ -171,7 +171,7 @@ class SaveCadence:
         self.last_cost = self.last_end - started
 
 
-def train(config, workdir: str | os.PathLike, *, data: MNIST | None = None, test_data: MNIST | None = None,
+def train(config, workdir: str | os.PathLike, *, data: Split | None = None, test_data: Split | None = None,
           progress: bool = True, devices: int | None = None, keep_checkpoints: int = 3,
           tensorboard: bool = True, checkpoint_seconds: float | None = None) -> TrainState:
     """Trains (or resumes) a run in `workdir` and returns the final state.
@@ -233,9 +233,9 @@ class _Run:
     workdir: pathlib.Path
     mesh: Any
     outputs: Outputs
-    data: MNIST
+    data: Split
     device_data: Any
-    test_data: MNIST | None
+    test_data: Split | None
     steps_per_epoch: int
     total_steps: int
     writer: MetricWriter

@@ -1,5 +1,5 @@
-"""`gan_jax.data`: loading MNIST by its routes (offline wheel, TFDS), the verified cache, image checks and the
-per-epoch permutation."""
+"""`gan_jax.data`: loading MNIST by its routes (offline wheel, TFDS), the verified cache, image checks, the
+per-epoch permutation and class-balanced labeled subsets."""
 
 import logging
 import shutil
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gan_jax import data as data_lib
-from gan_jax.data import WHEEL_NAME, cache_dir, check_images, epoch_permutation, load_mnist
+from gan_jax.data import WHEEL_NAME, cache_dir, check_images, epoch_permutation, labeled_subset, load_mnist
 from gan_jax.datasets import DATASETS
 
 CLASS_COUNTS = DATASETS["mnist"].class_counts
@@ -112,3 +112,17 @@ def test_epoch_permutation_is_a_permutation_and_depends_on_epoch():
     assert sorted(p0.tolist()) == list(range(100))
     assert not np.array_equal(p0, p1)
     np.testing.assert_array_equal(p0, epoch_permutation(key, 0, 100))
+
+
+def test_labeled_subset_is_balanced_deterministic_and_seeded():
+    labels = np.random.default_rng(0).integers(0, 10, 5000)
+    chosen = labeled_subset(labels, 50, data_seed=3)
+    assert len(set(chosen.tolist())) == 50
+    assert np.bincount(labels[chosen], minlength=10).tolist() == [5] * 10
+    np.testing.assert_array_equal(chosen, labeled_subset(labels, 50, data_seed=3))
+    assert set(chosen.tolist()) != set(labeled_subset(labels, 50, data_seed=4).tolist())
+
+
+def test_real_mnist_subset_has_labels_over_10_per_digit(mnist_train):
+    chosen = labeled_subset(mnist_train.labels, 100, 0)
+    assert np.bincount(mnist_train.labels[chosen], minlength=10).tolist() == [10] * 10

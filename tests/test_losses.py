@@ -1,10 +1,14 @@
+"""`gan_jax.losses`: every loss against hand-computed values, finite at extreme logits."""
+
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from gan_jax.losses import discriminator_loss, generator_loss
+from gan_jax.losses import (cross_entropy, discriminator_loss, feature_matching_l1_loss, feature_matching_loss,
+                            generator_loss, real_fake_logit, sgan_generator_loss, unsupervised_loss)
 
 
 def test_losses_at_zero_logits_are_log_two_per_term():
@@ -84,3 +88,58 @@ def test_gan_losses_table():
     assert (default.discriminator, default.generator) == (discriminator_loss, generator_loss)
     assert [name for name, loss in GAN_LOSSES.items() if loss.gradient_penalty] == ["wgan_gp"]
     assert [name for name, loss in GAN_LOSSES.items() if loss.collapse_guard] == ["non_saturating"]
+
+
+# ---- the semi-supervised GAN's losses
+
+def test_cross_entropy_matches_hand_computation():
+    logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    expected = np.mean([-(2 - np.log(np.exp(2) + 2)), np.log(3)])
+    np.testing.assert_allclose(cross_entropy(logits, jnp.array([0, 2])), expected, rtol=1e-6)
+
+
+def test_unsupervised_loss_matches_hand_computation():
+    real, fake = jnp.array([[0.0, np.log(3.0)]]), jnp.array([[0.0, 0.0]])  # lse = log 4 and log 2
+    # 0.5 * (-log(4/5) - log(1 - 2/3))
+    expected = 0.5 * (-np.log(4 / 5) - np.log(1 / 3))
+    np.testing.assert_allclose(unsupervised_loss(real, fake), expected, rtol=1e-6)
+    np.testing.assert_allclose(real_fake_logit(real), [np.log(4.0)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("value", [1000.0, -1000.0])
+def test_sgan_losses_stay_finite_at_extreme_logits(value):
+    logits = jnp.full((4, 10), value)
+    for loss in (unsupervised_loss(logits, logits), sgan_generator_loss(logits), cross_entropy(logits, jnp.zeros(4, int))):
+        assert np.isfinite(float(loss))
+    grads = jax.grad(unsupervised_loss, argnums=(0, 1))(logits, logits)
+    assert all(np.all(np.isfinite(g)) for g in grads)
+    # lse = value + log 10: a confident "real" costs nothing on real data and ~lse on fake data
+    expected_fake = 0.5 * max(value + np.log(10.0), 0.0)
+    np.testing.assert_allclose(unsupervised_loss(jnp.full((1, 10), 1000.0), logits[:1]),
+                               expected_fake, rtol=1e-5, atol=1e-6)
+
+
+def test_unsupervised_loss_pushes_real_up_and_fake_down():
+    real, fake = jnp.zeros((3, 10)), jnp.zeros((3, 10))
+    g_real, g_fake = jax.grad(unsupervised_loss, argnums=(0, 1))(real, fake)
+    step = 0.5
+    assert np.all(real_fake_logit(real - step * g_real) > real_fake_logit(real))
+    assert np.all(real_fake_logit(fake - step * g_fake) < real_fake_logit(fake))
+
+
+def test_feature_matching_and_generator_loss_hand_values():
+    fake = jnp.array([[1.0, 0.0], [3.0, 2.0]])  # mean (2, 1)
+    real = jnp.array([[0.0, 0.0], [0.0, 0.0], [0.0, 3.0]])  # mean (0, 1)
+    np.testing.assert_allclose(feature_matching_loss(fake, real), (4.0 + 0.0) / 2, rtol=1e-6)
+    np.testing.assert_allclose(sgan_generator_loss(jnp.zeros((1, 4))), np.log1p(1 / 4), rtol=1e-6)
+
+
+def test_l1_feature_matching_hand_value_and_bounded_gradient():
+    fake = jnp.array([[1.0, 2.0, -1.0], [3.0, 2.0, -1.0]])  # batch means (2, 2, -1)
+    real = jnp.array([[0.0, 5.0, -2.0], [0.0, 1.0, -2.0]])  # batch means (0, 3, -2): gaps (2, -1, 1)
+    np.testing.assert_allclose(feature_matching_l1_loss(fake, real), (2.0 + 1.0 + 1.0) / 3, rtol=1e-6)
+    # d/dfake[b, f] = sign(gap_f) / (F · B): bounded however large the gap, unlike the square's 2·gap_f / (F · B)
+    grads = jax.grad(feature_matching_l1_loss)(fake + jnp.array([1000.0, -1000.0, 1000.0]), real)
+    np.testing.assert_allclose(grads, np.tile([[1 / 6, -1 / 6, 1 / 6]], (2, 1)), atol=1e-7)
+    grads_sq = jax.grad(feature_matching_loss)(fake, real)
+    np.testing.assert_allclose(grads_sq, np.tile([[4 / 6, -2 / 6, 2 / 6]], (2, 1)), atol=1e-7)

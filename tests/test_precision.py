@@ -57,7 +57,7 @@ def test_bfloat16_mlp_classifier_accumulates_in_float32():
     x = jax.random.uniform(jax.random.PRNGKey(0), (6, 28, 28, 1))
     c32, c16 = MLPClassifier(), MLPClassifier(dtype=jnp.bfloat16)
     variables = c32.init(jax.random.PRNGKey(1), x, train=False)
-    (logits32, feats32), (logits16, feats16) = c32.apply(variables, x, train=False), c16.apply(variables, x, train=False)
+    (logits32, _), (logits16, feats16) = c32.apply(variables, x, train=False), c16.apply(variables, x, train=False)
     assert logits16.dtype == feats16.dtype == jnp.float32
     assert not np.array_equal(logits16, logits32)  # bf16 inputs really were used
     np.testing.assert_allclose(logits16, logits32, rtol=0.05, atol=0.05)

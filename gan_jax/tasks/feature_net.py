@@ -46,7 +46,7 @@ class FeatureTask(SeededTask):
         schedule = optax.exponential_decay(self.config.learning_rate, self.config.halving_steps, 0.5)
         return optax.adam(schedule)
 
-    def device_data(self, train: data_lib.MNIST) -> dict[str, jax.Array]:
+    def device_data(self, train: data_lib.Split) -> dict[str, jax.Array]:
         return {"images": jax.device_put(data_lib.check_images(train.images, dataset(self.config.dataset).shape)),
                 "labels": jax.device_put(np.asarray(train.labels, np.int32))}
 
@@ -71,12 +71,12 @@ class FeatureTask(SeededTask):
         loss, grads = jax.value_and_grad(loss_fn)(c.params)
         return {"classifier": apply_gradients(c, grads, self.tx)}, {"loss": loss}
 
-    def evaluate(self, state: TrainState, test: data_lib.MNIST) -> dict[str, list[float]]:
+    def evaluate(self, state: TrainState, test: data_lib.Split) -> dict[str, list[float]]:
         """Test accuracy (argmax of the logits)."""
         logits, _ = self.logits_and_features(state.models["classifier"].params, test.images)
         return {"test_accuracy": [float(np.mean(np.argmax(logits, -1) == np.asarray(test.labels)))]}
 
-    def report(self, state: TrainState, test: data_lib.MNIST | None = None, num_samples: int = 0) -> dict:
+    def report(self, state: TrainState, test: data_lib.Split | None = None, num_samples: int = 0) -> dict:
         """`{"test_accuracy": ...}` on `test` (default: the MNIST test split of the config's source)."""
         test = test if test is not None else data_lib.load(self.config.dataset, "test", self.config.data_source)
         return {"test_accuracy": self.evaluate(state, test)["test_accuracy"][0], "num_test": len(test.images)}

@@ -113,7 +113,7 @@ class GANTask(SeededTask):
                               f"{num_examples} training images; pass a smaller --batch-size or --critic-steps")
         return steps
 
-    def device_data(self, train: data_lib.MNIST) -> jax.Array:
+    def device_data(self, train: data_lib.Split) -> jax.Array:
         """The training images on the device, uint8 `[N, H, W, C]`."""
         if self.config.eval_every_epoch:  # a missing feature network fails now, not after the first epoch
             load_feature_network(feature_net_config(self.config.dataset))
@@ -130,7 +130,7 @@ class GANTask(SeededTask):
         real = jnp.take(images, batch_indices(perm, index, self.images_per_step), axis=0)
         return self.train_step(models, real, key)
 
-    def evaluate(self, state: TrainState, test: data_lib.MNIST | None) -> dict[str, list[float]]:
+    def evaluate(self, state: TrainState, test: data_lib.Split | None) -> dict[str, list[float]]:
         """With `eval_every_epoch`: sample-quality metrics of `eval_samples` generated images
         (`gan_jax.evaluate.sample_quality`, against the feature network's test statistics)."""
         if not self.config.eval_every_epoch:
@@ -341,7 +341,7 @@ class CGANTask(GANTask):
 
     conditional = True
 
-    def device_data(self, train: data_lib.MNIST) -> dict[str, jax.Array]:
+    def device_data(self, train: data_lib.Split) -> dict[str, jax.Array]:
         """Images uint8 `[N, H, W, C]` and digits int32 `[N]` on the device."""
         labels = np.asarray(train.labels, np.int32)
         if labels.shape != (len(train.images),) or labels.min(initial=0) < 0 or labels.max(initial=0) >= NUM_CLASSES:

@@ -121,7 +121,7 @@ class SupervisedTask(SeededTask):
         """int `[members, labels]`: each member's labeled subset of the training split."""
         return np.stack([data_lib.labeled_subset(labels, self.config.labels, s) for s in self.config.data_seeds])
 
-    def device_data(self, train: data_lib.MNIST) -> dict[str, jax.Array]:
+    def device_data(self, train: data_lib.Split) -> dict[str, jax.Array]:
         """Device arrays: `labeled_x` uint8 `[S, L, 28, 28, 1]`, `labeled_y` int32 `[S, L]`, `unlabeled`
         uint8 `[N, 28, 28, 1]` (S members, L labels, N training images)."""
         images = data_lib.check_images(train.images)
@@ -225,7 +225,7 @@ class SupervisedTask(SeededTask):
         c = state.models["classifier"]
         return jax.vmap(lambda m: ema_params(m, self.config.ema_decay, state.step))(c)
 
-    def evaluate(self, state: TrainState, test: data_lib.MNIST) -> dict[str, list[float]]:
+    def evaluate(self, state: TrainState, test: data_lib.Split) -> dict[str, list[float]]:
         """Test accuracy of each member (argmax of the logits, noise off): `test_accuracy` with the
         evaluation parameters (`eval_params`), and with an EMA also `test_accuracy_raw`, the raw ones."""
         images = data_lib.check_images(test.images)
@@ -236,7 +236,7 @@ class SupervisedTask(SeededTask):
             result["test_accuracy_raw"] = _count_correct(self, c.params, c.batch_stats, images, labels)
         return {k: [float(n) / len(images) for n in np.asarray(v)] for k, v in result.items()}
 
-    def report(self, state: TrainState, test: data_lib.MNIST | None = None, num_samples: int = 0) -> dict[str, Any]:
+    def report(self, state: TrainState, test: data_lib.Split | None = None, num_samples: int = 0) -> dict[str, Any]:
         """Test accuracy on `test` (default: the 10,000 MNIST test images of the config's source): a
         number for one data seed; a list in data-seed order, with mean and std, for several."""
         test = test if test is not None else data_lib.load(self.config.dataset, "test", self.config.data_source)

@@ -1,4 +1,5 @@
-"""The semi-supervised GAN and its supervised baseline: subsets, losses, models, steps, evaluation."""
+"""`gan_jax.tasks.sgan`: the semi-supervised GAN and its supervised baseline: labeled subsets per task,
+models, optimizer, steps, evaluation, resume (their losses are in test_losses.py)."""
 
 import dataclasses
 import json
@@ -11,9 +12,6 @@ import pytest
 
 from gan_jax import MNIST, SGANConfig, SGANTask, SupervisedConfig, SupervisedTask, evaluate_run, train
 from gan_jax.api import run_info
-from gan_jax.data import labeled_subset
-from gan_jax.losses import (cross_entropy, feature_matching_l1_loss, feature_matching_loss, real_fake_logit,
-                            sgan_generator_loss, unsupervised_loss)
 from gan_jax.models import MLPClassifier, WeightNormDense, data_dependent_init
 from gan_jax.steps import make_runner
 
@@ -29,15 +27,6 @@ def digits():
 
 # ---- labeled subsets
 
-def test_labeled_subset_is_balanced_deterministic_and_seeded():
-    labels = np.random.default_rng(0).integers(0, 10, 5000)
-    chosen = labeled_subset(labels, 50, data_seed=3)
-    assert len(set(chosen.tolist())) == 50
-    assert np.bincount(labels[chosen], minlength=10).tolist() == [5] * 10
-    np.testing.assert_array_equal(chosen, labeled_subset(labels, 50, data_seed=3))
-    assert set(chosen.tolist()) != set(labeled_subset(labels, 50, data_seed=4).tolist())
-
-
 def test_same_data_seed_gives_same_images_for_every_model(digits):
     subsets = [task.labeled_indices(digits.labels) for task in (
         SGANTask(SGANConfig(**SMALL, data_seeds=(2,))),
@@ -45,67 +34,7 @@ def test_same_data_seed_gives_same_images_for_every_model(digits):
     np.testing.assert_array_equal(*subsets)
 
 
-def test_real_mnist_subset_has_labels_over_10_per_digit(mnist_train):
-    chosen = labeled_subset(mnist_train.labels, 100, 0)
-    assert np.bincount(mnist_train.labels[chosen], minlength=10).tolist() == [10] * 10
-
-
-# ---- losses
-
-def test_cross_entropy_matches_hand_computation():
-    logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
-    expected = np.mean([-(2 - np.log(np.exp(2) + 2)), np.log(3)])
-    np.testing.assert_allclose(cross_entropy(logits, jnp.array([0, 2])), expected, rtol=1e-6)
-
-
-def test_unsupervised_loss_matches_hand_computation():
-    real, fake = jnp.array([[0.0, np.log(3.0)]]), jnp.array([[0.0, 0.0]])  # lse = log 4 and log 2
-    # 0.5 * (-log(4/5) - log(1 - 2/3))
-    expected = 0.5 * (-np.log(4 / 5) - np.log(1 / 3))
-    np.testing.assert_allclose(unsupervised_loss(real, fake), expected, rtol=1e-6)
-    np.testing.assert_allclose(real_fake_logit(real), [np.log(4.0)], rtol=1e-6)
-
-
-@pytest.mark.parametrize("value", [1000.0, -1000.0])
-def test_losses_stay_finite_at_extreme_logits(value):
-    logits = jnp.full((4, 10), value)
-    for loss in (unsupervised_loss(logits, logits), sgan_generator_loss(logits), cross_entropy(logits, jnp.zeros(4, int))):
-        assert np.isfinite(float(loss))
-    grads = jax.grad(unsupervised_loss, argnums=(0, 1))(logits, logits)
-    assert all(np.all(np.isfinite(g)) for g in grads)
-    # lse = value + log 10: a confident "real" costs nothing on real data and ~lse on fake data
-    expected_fake = 0.5 * max(value + np.log(10.0), 0.0)
-    np.testing.assert_allclose(unsupervised_loss(jnp.full((1, 10), 1000.0), logits[:1]),
-                               expected_fake, rtol=1e-5, atol=1e-6)
-
-
-def test_unsupervised_loss_pushes_real_up_and_fake_down():
-    real, fake = jnp.zeros((3, 10)), jnp.zeros((3, 10))
-    g_real, g_fake = jax.grad(unsupervised_loss, argnums=(0, 1))(real, fake)
-    step = 0.5
-    assert np.all(real_fake_logit(real - step * g_real) > real_fake_logit(real))
-    assert np.all(real_fake_logit(fake - step * g_fake) < real_fake_logit(fake))
-
-
-def test_feature_matching_and_generator_loss_hand_values():
-    fake = jnp.array([[1.0, 0.0], [3.0, 2.0]])  # mean (2, 1)
-    real = jnp.array([[0.0, 0.0], [0.0, 0.0], [0.0, 3.0]])  # mean (0, 1)
-    np.testing.assert_allclose(feature_matching_loss(fake, real), (4.0 + 0.0) / 2, rtol=1e-6)
-    np.testing.assert_allclose(sgan_generator_loss(jnp.zeros((1, 4))), np.log1p(1 / 4), rtol=1e-6)
-
-
 # ---- models
-
-def test_l1_feature_matching_hand_value_and_bounded_gradient():
-    fake = jnp.array([[1.0, 2.0, -1.0], [3.0, 2.0, -1.0]])  # batch means (2, 2, -1)
-    real = jnp.array([[0.0, 5.0, -2.0], [0.0, 1.0, -2.0]])  # batch means (0, 3, -2): gaps (2, -1, 1)
-    np.testing.assert_allclose(feature_matching_l1_loss(fake, real), (2.0 + 1.0 + 1.0) / 3, rtol=1e-6)
-    # d/dfake[b, f] = sign(gap_f) / (F · B): bounded however large the gap, unlike the square's 2·gap_f / (F · B)
-    grads = jax.grad(feature_matching_l1_loss)(fake + jnp.array([1000.0, -1000.0, 1000.0]), real)
-    np.testing.assert_allclose(grads, np.tile([[1 / 6, -1 / 6, 1 / 6]], (2, 1)), atol=1e-7)
-    grads_sq = jax.grad(feature_matching_loss)(fake, real)
-    np.testing.assert_allclose(grads_sq, np.tile([[4 / 6, -2 / 6, 2 / 6]], (2, 1)), atol=1e-7)
-
 
 def test_mlp_optimizer_is_the_improved_gan_scripts_adam():
     """m̂ / sqrt(v̂ + 1e-8) (Lasagne's Adam in the script: epsilon inside the root), lr 3e-3, β 0.5/0.999."""

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import inspect
 import pathlib
+import re
 import sys
 import types
 import typing
@@ -87,7 +88,9 @@ def _add_devices_arg(parser: argparse.ArgumentParser) -> None:
 
 
 _NUMBERS = {int: _bounded(int, lambda v: True, "an integer"), float: _bounded(float, lambda v: True, "a number")}
-_OPTION_ALIASES = {"data_seeds": ("--data-seed",), "eval_every_epoch": ("--every-epoch",)}
+# Tuple fields that also take one value under a singular name, exclusive with the list form.
+_SINGULAR = {"data_seeds": ("--data-seed", "a non-negative integer", lambda v: v[0] >= 0)}
+_OPTION_ALIASES = {"eval_every_epoch": ("--every-epoch",)}
 
 
 def _option(name: str) -> str:
@@ -97,6 +100,8 @@ def _option(name: str) -> str:
 def _shown(value) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
     return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
@@ -112,22 +117,32 @@ def _default_text(kind, field: dataclasses.Field) -> str:
     return " (default: " + ", ".join(f"{name} {_shown(v)}" for name, v in values.items()) + ")"
 
 
+def _as_options(text: str, kind) -> str:
+    """`text` with each backquoted field name of `kind` written as its option (`batch_size` → --batch-size)."""
+    for field in dataclasses.fields(kind):
+        text = text.replace(f"`{field.name}`", _option(field.name))
+    return text
+
+
 def _field_argument(kind, field: dataclasses.Field, hint, doc: str) -> dict:
     """argparse keywords for a config field: its type from the annotation, choices, help from its doc.
 
-    Values are converted here and checked by the config, whose errors name the field and the fix.
+    Values are converted here and checked by the config, whose errors `_train` words as options.
     """
     if typing.get_origin(hint) in (typing.Union, types.UnionType):  # `int | None`: None is "not given"
         hint = next(t for t in typing.get_args(hint) if t is not type(None))
-    text = (doc.rstrip(".") + _default_text(kind, field) + ".").replace("%", "%%")
+    text = _as_options(doc.rstrip(".") + _default_text(kind, field) + ".", kind).replace("%", "%%")
     if hint is bool:
         return dict(action=argparse.BooleanOptionalAction, default=None, help=text)
-    if typing.get_origin(hint) is tuple:
+    if typing.get_origin(hint) is tuple and typing.get_args(hint) == (int, ...):
         return dict(type=int_list, default=None, metavar="N,N,...", help=text)
     if hint is str:
         choices = tuple(kind.RECIPES) if field.name == kind.RECIPE_FIELD else kind.CHOICES.get(field.name)
         return dict(choices=choices, default=None, help=text)
-    return dict(type=_NUMBERS[hint], default=None, metavar="N" if hint is int else "X", help=text)
+    if hint in _NUMBERS:
+        return dict(type=_NUMBERS[hint], default=None, metavar="N" if hint is int else "X", help=text)
+    raise TypeError(f"{kind.__name__}.{field.name}: the CLI has no option type for {hint}; use int, float, str, "
+                    "bool, tuple[int, ...] or one of those | None")
 
 
 def add_config_options(parser: argparse.ArgumentParser, kind, skip: tuple[str, ...] = ()) -> None:
@@ -138,15 +153,25 @@ def add_config_options(parser: argparse.ArgumentParser, kind, skip: tuple[str, .
     config without a `RECIPE_FIELD` and with several recipes also gets `--recipe`.
     """
     if kind.RECIPE_FIELD is None and len(kind.RECIPES) > 1:
-        described = [name + (f" ({', '.join(f'{k} {_shown(v)}' for k, v in values.items())})" if values else "")
-                     for name, values in kind.RECIPES.items()]
+        described = [name + (" (" + " ".join(f"{_option(k)} {_shown(v)}" for k, v in values.items()) + ")"
+                             if values else " (the defaults below)") for name, values in kind.RECIPES.items()]
         parser.add_argument("--recipe", choices=tuple(kind.RECIPES), default=None,
-                            help=f"a set of defaults: {'; '.join(described)} (default {next(iter(kind.RECIPES))})")
+                            help=f"a set of defaults: {'; '.join(described)} (default {next(iter(kind.RECIPES))}); "
+                                 "options given override it")
     docs, hints = field_docs(kind), typing.get_type_hints(kind)
     for field in dataclasses.fields(kind):
         if field.name in skip:
             continue
-        parser.add_argument(_option(field.name), *_OPTION_ALIASES.get(field.name, ()),
+        if field.name not in docs:
+            raise TypeError(f"{kind.__name__}.{field.name} has no line in the class docstring's Attributes section, "
+                            "which the CLI uses as its help; add one")
+        target = parser
+        if field.name in _SINGULAR:
+            target = parser.add_mutually_exclusive_group()
+            singular, what, accept = _SINGULAR[field.name]
+            target.add_argument(singular, dest=field.name, default=None, metavar="N",
+                                type=_bounded(lambda t: (int(t),), accept, what), help=f"a single value, the same as {_option(field.name)} N")
+        target.add_argument(_option(field.name), *_OPTION_ALIASES.get(field.name, ()),
                             required=field.name in kind.REQUIRED,
                             **_field_argument(kind, field, hints[field.name], docs[field.name]))
 
@@ -193,9 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate", help="score a workdir as one JSON line: FD/IS of a GAN's samples, or a classifier's accuracy",
         description="Print one JSON line about the latest checkpoint's final parameters (the EMA when kept). "
-                    "gan/cgan: Fréchet distance of --samples generated images to the 10,000 test images in the "
-                    "feature network's features, beside the floor FD(train, test), the Inception Score, the "
-                    "confident share and (cgan) the digit accuracy. sgan/supervised: test accuracy.")
+                    "gan/cgan: Fréchet distance of --samples generated images to the test images in the "
+                    "dataset's feature network's features, beside the floor FD(train, test), the Inception Score, "
+                    "the confident share and (cgan) the digit accuracy. sgan/supervised/features: test accuracy.")
     evaluate.add_argument("--workdir", required=True, type=pathlib.Path, help="a trained workdir")
     evaluate.add_argument("--samples", type=_bounded(int, lambda v: v >= 2, "an integer >= 2"), default=10_000,
                           help="generated images to score (gan/cgan; default 10000)")
@@ -270,9 +295,28 @@ def _method_list(text: str) -> tuple[str, ...]:
 def _train(args) -> None:
     from gan_jax.tasks import task_class
 
-    config = make_config(task_class(args.task).config_type, args)
+    from gan_jax.errors import ConfigError
+
+    kind = task_class(args.task).config_type
+    try:
+        config = make_config(kind, args)
+    except ConfigError as err:
+        raise ConfigError(_worded_as_options(str(err), kind)) from None
     _run_training(config, args)
     print(f"trained; outputs in {args.workdir}; `{PROG} evaluate --workdir {args.workdir}` scores it")
+
+
+def _worded_as_options(message: str, kind) -> str:
+    """A config error as the command line says it: its leading field name, and every field name with
+    an underscore (never prose), written as the option (`learning_rate must ...` → `--learning-rate must ...`)."""
+    words = message.split(" ", 1)
+    names = {f.name for f in dataclasses.fields(kind)}
+    if words[0].rstrip(":") in names:
+        message = _option(words[0].rstrip(":")) + words[0][len(words[0].rstrip(":")):] + (
+            " " + words[1] if len(words) > 1 else "")
+    for name in sorted((n for n in names if "_" in n), key=len, reverse=True):
+        message = re.sub(rf"(?<![-\w]){name}\b", _option(name), message)
+    return message
 
 
 def _run_training(config, args) -> None:
@@ -314,7 +358,7 @@ def _features(args) -> None:
     from gan_jax.api import train_feature_network
     from gan_jax.features import feature_net_config, load_feature_network
 
-    config = dataclasses.replace(feature_net_config(args.dataset or "mnist"), data_source=args.data_source)
+    config = dataclasses.replace(feature_net_config(args.dataset), data_source=args.data_source)
     network = (train_feature_network(config, progress=not args.no_progress) if args.retrain
                else load_feature_network(config))
     print(json.dumps({"path": str(network.path), "sha256": network.sha256, "packaged": network.packaged,

@@ -42,16 +42,17 @@ class RunConfig:
 
     Attributes:
       epochs: passes over the training split.
-      steps: optional cap on the total number of steps; None trains all epochs.
+      steps: stop after this many steps in total, for quick runs; not set (None): all epochs.
       batch_size: training images per step (per discriminator update for the GAN).
       seed: decides initialization, data order and noise.
       learning_rate: Adam's step size.
-      steps_per_call: steps per compiled call; None picks per platform (1 on CPU for convolutional
-        models, an epoch on accelerators). It changes speed only, never results.
-      data_source: 'auto', 'tfds' or 'offline' (see `gan_jax.data.load`).
-      dataset: what to train on, a name in `gan_jax.datasets.DATASETS`; the models are sized from its
-        image shape.
-      checkpoint_every: also checkpoint every this many steps; None: at epoch ends only.
+      steps_per_call: steps per compiled call; not set (None): per platform (1 on CPU for
+        convolutional models, an epoch on accelerators). It changes speed only, never results.
+      data_source: where the images come from: 'tfds' (a prepared TFDS dataset), 'offline' (the
+        verified cache built from a package registry) or 'auto' (TFDS if prepared, else offline).
+      dataset: what to train on (`gan_jax.datasets.DATASETS`); the models are sized from its image
+        shape.
+      checkpoint_every: also checkpoint every this many steps; not set (None): at epoch ends only.
     """
 
     task: ClassVar[str]
@@ -88,13 +89,13 @@ class RunConfig:
             if getattr(self, name) is not None:
                 require_positive(name, getattr(self, name))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}; pass e.g. 0")
         if not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate!r}; pass e.g. 1e-4")
         dataset(self.dataset)
         for name, choices in self.CHOICES.items():
             if getattr(self, name) not in choices:
-                raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}; pass one of those")
 
     @classmethod
     def recipe(cls, name: str | None = None, **overrides: Any):
@@ -106,6 +107,10 @@ class RunConfig:
         name = next(iter(cls.RECIPES)) if name is None else name
         if name not in cls.RECIPES:
             raise ConfigError(f"{cls.RECIPE_FIELD or 'recipe'} must be one of {', '.join(cls.RECIPES)}, got {name!r}")
+        chosen = overrides.get(cls.RECIPE_FIELD) if cls.RECIPE_FIELD else None
+        if chosen is not None and chosen != name:
+            raise ConfigError(f"{cls.RECIPE_FIELD} {chosen!r} differs from recipe {name!r}; pass "
+                              f"{cls.__name__}.recipe({chosen!r}, ...)")
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in cls.RECIPES[name].items() if k in names}
         return cls(**{**values, **{k: v for k, v in overrides.items() if v is not None}})
@@ -154,13 +159,14 @@ class GANConfig(RunConfig):
 
     Attributes (beyond `RunConfig`'s; its `learning_rate` is both models' Adam step size):
       noise_dim: length of the generator's N(0, 1) input vector.
-      g_features: generator widths: dense 7x7xg[0], then transposed convs g[1], g[2], then 1.
+      g_features: generator widths: a dense layer to (H/4)·(W/4)·g[0] (7·7·g[0] for MNIST), then
+        transposed convs of g[1] and g[2] channels, then one to the image's channels.
       d_features: discriminator conv widths, each a stride-2 5x5 conv.
       dropout: discriminator dropout rate, in [0, 1).
       num_samples: fixed noise vectors drawn for the per-epoch sample grid.
       beta1: Adam's first-moment decay for both models (the tutorial's Keras default 0.9; DCGAN 0.5).
-      d_learning_rate: the discriminator's Adam step size; None: `learning_rate` (two values make
-        the two-time-scale update rule, TTUR).
+      d_learning_rate: the discriminator's Adam step size; not set (None): `learning_rate` (two
+        rates make the two-time-scale update rule, TTUR).
       g_ema_decay: sample and evaluate an exponential moving average of the generator's parameters
         with this decay (bias-corrected); 0 uses the raw parameters.
       eval_every_epoch: add the Fréchet distance, Inception Score and confident share of
@@ -168,12 +174,12 @@ class GANConfig(RunConfig):
       eval_samples: generated images per per-epoch evaluation.
       compute_dtype: 'float32' or 'bfloat16': the dtype of activations and matrix products.
         Parameters, optimizer states, BatchNorm statistics and losses stay float32 (mixed precision).
-      loss: the adversarial objective, a key of `gan_jax.losses.GAN_LOSSES`: 'non_saturating'
-        (BCE, the tutorial's), 'hinge' or 'wgan_gp' (Wasserstein critic with a gradient penalty).
+      loss: the adversarial objective (`gan_jax.losses.GAN_LOSSES`): 'non_saturating' (BCE, the
+        tutorial's), 'hinge' or 'wgan_gp' (Wasserstein critic with a gradient penalty).
       critic_steps: discriminator updates per generator update; each takes its own batch of real
         images, so a step reads `critic_steps · batch_size` images and an epoch has
         `N // (critic_steps · batch_size)` steps.
-      gp_weight: weight of the gradient penalty in the critic's loss (`loss='wgan_gp'` only), >= 0.
+      gp_weight: weight of the gradient penalty in the critic's loss, >= 0 (the wgan_gp loss only).
     """
 
     task: ClassVar[str] = "gan"
@@ -205,21 +211,22 @@ class GANConfig(RunConfig):
         for name in ("noise_dim", "num_samples", "eval_samples", "critic_steps"):
             require_positive(name, getattr(self, name))
         if not self.gp_weight >= 0:
-            raise ConfigError(f"gp_weight must be >= 0, got {self.gp_weight!r}")
+            raise ConfigError(f"gp_weight must be >= 0, got {self.gp_weight!r}; pass e.g. 10 (the WGAN-GP paper's)")
         if self.eval_samples < 2:
-            raise ConfigError(f"eval_samples must be >= 2 (a covariance needs two samples), got {self.eval_samples}")
+            raise ConfigError(f"eval_samples must be >= 2 (a covariance needs two samples), got {self.eval_samples}; "
+                              "pass e.g. 10000")
         if not 0 <= self.beta1 < 1:
-            raise ConfigError(f"beta1 must be in [0, 1), got {self.beta1!r}")
+            raise ConfigError(f"beta1 must be in [0, 1), got {self.beta1!r}; pass e.g. 0.5 or 0.9")
         if self.d_learning_rate is not None and not self.d_learning_rate > 0:
-            raise ConfigError(f"d_learning_rate must be > 0, got {self.d_learning_rate!r}")
+            raise ConfigError(f"d_learning_rate must be > 0, got {self.d_learning_rate!r}; pass e.g. 4e-4, or leave it out")
         if not 0 <= self.g_ema_decay < 1:
-            raise ConfigError(f"g_ema_decay must be in [0, 1), got {self.g_ema_decay!r}")
+            raise ConfigError(f"g_ema_decay must be in [0, 1), got {self.g_ema_decay!r}; pass e.g. 0.999, or 0 for none")
         if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}; pass e.g. 0.3")
         if len(self.g_features) != 3:
-            raise ConfigError(f"g_features needs 3 widths (dense, conv, conv), got {self.g_features!r}")
+            raise ConfigError(f"g_features needs 3 widths (dense, conv, conv), got {self.g_features!r}; pass e.g. 256,128,64")
         if len(self.d_features) != 2:
-            raise ConfigError(f"d_features needs 2 widths, got {self.d_features!r}")
+            raise ConfigError(f"d_features needs 2 widths, got {self.d_features!r}; pass e.g. 64,128")
         for name in ("g_features", "d_features"):
             for width in getattr(self, name):
                 require_positive(f"each of {name}", width)
@@ -263,9 +270,9 @@ class FeatureNetConfig(RunConfig):
         require_positive("hidden", self.hidden)
         require_positive("halving_steps", self.halving_steps)
         if isinstance(self.max_shift, bool) or not isinstance(self.max_shift, int) or not 0 <= self.max_shift <= 8:
-            raise ConfigError(f"max_shift must be an integer in 0..8, got {self.max_shift!r}")
+            raise ConfigError(f"max_shift must be an integer in 0..8, got {self.max_shift!r}; pass e.g. 2")
         if not self.widths:
-            raise ConfigError("widths needs at least one conv width")
+            raise ConfigError("widths needs at least one conv width; pass e.g. 32,64")
         for width in self.widths:
             require_positive("each of widths", width)
 
@@ -303,17 +310,22 @@ class SupervisedConfig(RunConfig):
 
     Defaults are the `mlp` recipe; `SupervisedConfig.recipe("conv", ...)` gives the conv one.
 
-    Attributes (beyond `RunConfig`'s: an epoch is `len(train split) // batch_size` steps, the
-    labeled set tiled to fill it and reshuffled per copy; `batch_size` counts labeled images (and,
-    for the SGAN, unlabeled and generated ones) per step; `seed` is combined with each data seed;
-    `dataset` is 'mnist' or 'fashion_mnist', the classifiers being sized for 28×28×1 images):
+    An epoch is `len(train split) // batch_size` steps, the labeled set tiled to fill it and
+    reshuffled per copy; `seed` is combined with each data seed.
+
+    Attributes (beyond `RunConfig`'s):
+      batch_size: labeled images per step (and, for the SGAN, as many unlabeled and generated ones).
+      dataset: what to train on: a 28×28×1 dataset of `gan_jax.datasets.DATASETS` (the classifiers
+        are sized for it).
       labels: labeled training images, a positive multiple of 10 (labels/10 per class).
       data_seeds: data seeds (each picks a class-balanced labeled subset and the run's random
         streams); several seeds train together as independent members of one vmapped program.
       model: 'mlp' (weight-normalized MLP with Gaussian noise) or 'conv' (the seed's CNN).
       beta1: Adam's first-moment decay (both models).
-      adam_eps, adam_eps_root: Adam's epsilon outside and inside the square root of the second
-        moment (optax's `eps`, `eps_root`): the update is m̂ / (sqrt(v̂ + eps_root) + eps).
+      adam_eps: Adam's epsilon outside the square root of the second moment (optax's `eps`): the
+        update is m̂ / (sqrt(v̂ + eps_root) + eps).
+      adam_eps_root: Adam's epsilon inside the square root (optax's `eps_root`), as Improved GAN's
+        script (Lasagne's Adam) has it.
       ema_decay: evaluation uses an exponential moving average of the classifier's parameters
         with this decay (bias-corrected); 0 evaluates the raw parameters.
       compute_dtype: 'float32' or 'bfloat16' (mlp only): the matrix products' input dtype; they
@@ -351,13 +363,13 @@ class SupervisedConfig(RunConfig):
         seeds = self.data_seeds
         if (not isinstance(seeds, tuple) or not seeds
                 or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
-            raise ConfigError(f"data_seeds must be one or more non-negative integers, got {seeds!r}")
+            raise ConfigError(f"data_seeds must be one or more non-negative integers, got {seeds!r}; pass e.g. 0,1,2")
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"data_seeds has duplicates: {list(seeds)}; pass each seed once")
         if not 0 <= self.beta1 < 1:
-            raise ConfigError(f"beta1 must be in [0, 1), got {self.beta1!r}")
+            raise ConfigError(f"beta1 must be in [0, 1), got {self.beta1!r}; pass e.g. 0.5 or 0.9")
         if not 0 <= self.ema_decay < 1:
-            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}; pass e.g. 0.9999, or 0 for none")
         if not (self.adam_eps >= 0 and self.adam_eps_root >= 0 and self.adam_eps + self.adam_eps_root > 0):
             raise ConfigError(f"adam_eps and adam_eps_root must be >= 0 and not both 0, got {self.adam_eps!r} and "
                               f"{self.adam_eps_root!r}; pass e.g. --adam-eps 0 --adam-eps-root 1e-8")
@@ -400,9 +412,9 @@ class SGANConfig(SupervisedConfig):
         for name in ("noise_dim", "num_samples"):
             require_positive(name, getattr(self, name))
         if not isinstance(self.fm_after_noise, bool):
-            raise ConfigError(f"fm_after_noise must be true or false, got {self.fm_after_noise!r}")
+            raise ConfigError(f"fm_after_noise must be True or False, got {self.fm_after_noise!r}")
         if not self.unlabeled_weight >= 0:
-            raise ConfigError(f"unlabeled_weight must be >= 0, got {self.unlabeled_weight!r}")
+            raise ConfigError(f"unlabeled_weight must be >= 0, got {self.unlabeled_weight!r}; pass e.g. 1")
 
 
 def field_docs(kind: type) -> dict[str, str]:

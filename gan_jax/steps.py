@@ -140,9 +140,10 @@ def batch_indices(plan: jax.Array, index: jax.Array, batch_size: int) -> jax.Arr
 
 
 def map_in_chunks(fn: Callable, x: jax.Array, chunk: int) -> Any:
-    """`fn` over `x`'s leading axis `chunk` rows at a time (`lax.map`), for traced code that must
-    bound its memory: `x` `[N, ...]` is zero-padded to a multiple of `chunk`, and every output leaf
-    `[chunk, ...]` comes back as `[N, ...]` (the padding's rows dropped)."""
+    """`fn` over `x`'s leading axis `chunk` rows at a time (`lax.map`), for traced code whose
+    intermediate values must stay bounded: `x` `[N, ...]` (whole on the device) is zero-padded to a
+    multiple of `chunk`, and every output leaf `[chunk, ...]` comes back as `[N, ...]` (the
+    padding's rows dropped). Compiled once per N."""
     num = x.shape[0]
     padded = jnp.pad(x, ((0, -num % chunk),) + ((0, 0),) * (x.ndim - 1))
     out = lax.map(fn, padded.reshape(-1, chunk, *x.shape[1:]))

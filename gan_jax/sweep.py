@@ -112,7 +112,7 @@ def markdown_table(rows: Sequence[dict[str, Any]], dataset: str = "mnist") -> st
     for labels in label_counts:
         row = [str(labels), *[cell((m, labels)) for m in methods], *[str(r.get(labels, "–")) for r in references.values()]]
         if references:
-            sgan, target = stats.get(("sgan", labels)), references["target %"].get(labels)
+            sgan, target = stats.get(("sgan", labels)), references.get("target %", {}).get(labels)
             row.append("–" if sgan is None or target is None else ("yes" if sgan["mean"] >= target else "no"))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

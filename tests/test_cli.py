@@ -144,3 +144,31 @@ def test_every_registered_task_is_a_train_command_even_the_feature_network(tmp_p
     assert run_cli(["evaluate", "--workdir", workdir]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["task"] == "features" and report["step"] == 2 and 0 <= report["test_accuracy"] <= 1
+
+
+def test_a_field_without_a_docstring_line_or_with_an_unknown_type_is_named():
+    import dataclasses
+
+    from gan_jax.cli import _Parser, add_config_options
+    from gan_jax.config import GANConfig
+
+    @dataclasses.dataclass(frozen=True)
+    class Undocumented(GANConfig):
+        """No Attributes section."""
+
+        warmup_steps: int = 0
+
+    @dataclasses.dataclass(frozen=True)
+    class Rates(GANConfig):
+        """Per-layer rates.
+
+        Attributes:
+          rates: one rate per layer.
+        """
+
+        rates: tuple[float, ...] = (1.0,)
+
+    with pytest.raises(TypeError, match="Undocumented.warmup_steps has no line in the class docstring"):
+        add_config_options(_Parser(prog="t"), Undocumented)
+    with pytest.raises(TypeError, match=r"Rates.rates: the CLI has no option type for tuple\[float, ...\]"):
+        add_config_options(_Parser(prog="t"), Rates)

@@ -1,4 +1,4 @@
-"""The feature network as a task: a small CNN trained on all MNIST training labels.
+"""The feature network as a task: a small CNN trained on every training image and label of a dataset.
 
 Trained by the same host loop as every other task (`gan_jax.api.train_feature_network`: progress,
 and an interrupted training resumes); `gan_jax.features` caches the result and uses its penultimate layer.
@@ -77,7 +77,7 @@ class FeatureTask(SeededTask):
         return {"test_accuracy": [float(np.mean(np.argmax(logits, -1) == np.asarray(test.labels)))]}
 
     def report(self, state: TrainState, test: data_lib.Split | None = None, num_samples: int = 0) -> dict:
-        """`{"test_accuracy": ...}` on `test` (default: the MNIST test split of the config's source)."""
+        """`{"test_accuracy": ...}` on `test` (default: the test split of the config's dataset and source)."""
         test = test if test is not None else data_lib.load(self.config.dataset, "test", self.config.data_source)
         return {"test_accuracy": self.evaluate(state, test)["test_accuracy"][0], "num_test": len(test.images)}
 

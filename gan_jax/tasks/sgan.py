@@ -237,7 +237,7 @@ class SupervisedTask(SeededTask):
         return {k: [float(n) / len(images) for n in np.asarray(v)] for k, v in result.items()}
 
     def report(self, state: TrainState, test: data_lib.Split | None = None, num_samples: int = 0) -> dict[str, Any]:
-        """Test accuracy on `test` (default: the 10,000 MNIST test images of the config's source): a
+        """Test accuracy on `test` (default: the test split of the config's dataset and source): a
         number for one data seed; a list in data-seed order, with mean and std, for several."""
         test = test if test is not None else data_lib.load(self.config.dataset, "test", self.config.data_source)
         accuracy = self.evaluate(state, test)["test_accuracy"]

@@ -43,7 +43,7 @@ class RunConfig:
     Attributes:
       epochs: passes over the training split.
       steps: stop after this many steps in total, for quick runs; not set (None): all epochs.
-      batch_size: training images per step (per discriminator update for the GAN).
+      batch_size: training images per step.
       seed: decides initialization, data order and noise.
       learning_rate: Adam's step size.
       steps_per_call: steps per compiled call; not set (None): per platform (1 on CPU for
@@ -158,6 +158,7 @@ class GANConfig(RunConfig):
     """The DCGAN of the TensorFlow MNIST tutorial (defaults are the tutorial's).
 
     Attributes (beyond `RunConfig`'s; its `learning_rate` is both models' Adam step size):
+      batch_size: real images per discriminator update (and generated images per generator update).
       noise_dim: length of the generator's N(0, 1) input vector.
       g_features: generator widths: a dense layer to (H/4)·(W/4)·g[0] (7·7·g[0] for MNIST), then
         transposed convs of g[1] and g[2] channels, then one to the image's channels.
@@ -248,7 +249,9 @@ class CGANConfig(GANConfig):
 
 @dataclasses.dataclass(frozen=True)
 class FeatureNetConfig(RunConfig):
-    """The classifier whose penultimate features define the Fréchet distance on `dataset`.
+    """The classifier whose penultimate features define the Fréchet distance on its dataset.
+    Evaluations use the packaged network (MNIST) or the one `gan-jax features --retrain` trained and
+    cached; a run of this config in a workdir is for study, and they never read it.
 
     Attributes (beyond `RunConfig`'s, which are its Adam training on the full training split):
       halving_steps: the learning rate halves every this many steps.

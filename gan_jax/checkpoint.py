@@ -192,12 +192,14 @@ class CheckpointStore:
         try:
             state, loop = self._restore_item(step, target)
         except Exception as err:  # orbax/tensorstore raise many types for damaged files
+            unreadable = CheckpointError(f"checkpoint {step} is unreadable ({type(err).__name__}: {str(err)[:200]})")
+            if not _has_empty_ema(target):
+                raise unreadable from err
             try:  # a checkpoint written before `ModelState.ema` existed lacks those (empty) fields
                 state, loop = self._restore_item(step, _without_empty_ema(target))
                 state = _refill(target, state)
             except Exception:
-                raise CheckpointError(
-                    f"checkpoint {step} is unreadable ({type(err).__name__}: {str(err)[:200]})") from err
+                raise unreadable from err
         legacy = loop.pop("state_sha256", None)  # written by releases before the device checksum
         expected = loop.pop("state_checksum", None)
         if (expected != checksum(state)) if legacy is None else (legacy != fingerprint(state)):
@@ -261,6 +263,16 @@ class CheckpointStore:
     def __exit__(self, *exc) -> bool:
         self.close()
         return False
+
+
+def _has_empty_ema(tree: Any) -> bool:
+    """Whether `tree` holds a dataclass with an empty `ema` field (what the older layout lacks)."""
+    if dataclasses.is_dataclass(tree):
+        return any((f.name == "ema" and isinstance(getattr(tree, f.name), dict) and not getattr(tree, f.name))
+                   or _has_empty_ema(getattr(tree, f.name)) for f in dataclasses.fields(tree))
+    if isinstance(tree, dict):
+        return any(_has_empty_ema(v) for v in tree.values())
+    return isinstance(tree, (list, tuple)) and any(_has_empty_ema(v) for v in tree)
 
 
 def _without_empty_ema(tree: Any) -> Any:

@@ -367,11 +367,16 @@ def _features(args) -> None:
 
 
 def _sweep(args) -> None:
-    from gan_jax.sweep import run_sweep
+    from gan_jax.errors import ConfigError
+    from gan_jax.sweep import run_sweep, sweep_configs
 
     overrides = given_fields(SGANConfig, args, skip=_SWEEP_OWN + ("model",))
-    run_sweep(args.labels, args.data_seeds, args.out, model=args.model or MODELS[0], methods=args.methods,
-              progress=not args.no_progress, **overrides)
+    chosen = dict(model=args.model or MODELS[0], methods=args.methods, **overrides)
+    try:
+        sweep_configs(args.labels, args.data_seeds, **chosen)
+    except ConfigError as err:
+        raise ConfigError(_worded_as_options(str(err), SGANConfig)) from None
+    run_sweep(args.labels, args.data_seeds, args.out, progress=not args.no_progress, **chosen)
     print(f"sweep done; see {args.out / 'results.md'}")
 
 

@@ -117,6 +117,8 @@ CLI_CASES = [
     ("sweep bad label count", ["sweep", "--labels", "10,15", "--out", "NEW"], "labels must be a positive multiple"),
     ("sweep labels beyond the split", ["sweep", "--labels", "10,60000", "--out", "NEW", "--steps", "1"],
      "pass at most 54210"),
+    ("sweep negative learning rate", ["sweep", "--labels", "10", "--out", "NEW", "--learning-rate", "-1"],
+     "--learning-rate must be > 0, got -1.0; pass e.g. 1e-4"),
     ("sweep unknown method", ["sweep", "--labels", "10", "--out", "NEW", "--methods", "gan"],
      "comma-separated subset of sgan,supervised"),
     ("sweep out is a file", ["sweep", "--labels", "10", "--out", "FILE"], "is a file; pass a folder path"),

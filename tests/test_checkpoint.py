@@ -101,3 +101,13 @@ def test_a_save_keeps_the_counters_of_its_step_while_the_caller_changes_them(tmp
     with CheckpointStore(tmp_path, create=False) as store:
         _, loop = store.restore({"w": jnp.zeros(3)})
     assert loop == {"loss_sums": {"d_loss": [1.0]}, "steps_in_epoch": 1}
+
+
+def test_only_states_with_empty_ema_fields_retry_the_older_layout():
+    from gan_jax.checkpoint import _has_empty_ema
+    from gan_jax.steps import ModelState, TrainState
+
+    model = lambda ema: ModelState(params={"w": jnp.ones(2)}, opt_state=(), ema=ema)
+    state = lambda ema: TrainState(step=jnp.zeros((), jnp.int32), rng=jax.random.PRNGKey(0), models={"d": model(ema)})
+    assert _has_empty_ema(state({}))
+    assert not _has_empty_ema(state({"w": jnp.zeros(2)}))

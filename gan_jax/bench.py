@@ -213,7 +213,7 @@ def run_benchmarks(models: Sequence[str], dcgan_batch_sizes: Sequence[int], step
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from gan_jax.cli import int_list
+    from gan_jax.cli_options import int_list
 
     parser.add_argument("--models", default="dcgan,sgan", help="comma-separated: dcgan, sgan (default both)")
     parser.add_argument("--batch-sizes", default="64,256,1024", type=int_list,

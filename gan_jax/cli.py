@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import pathlib
-import re
 import sys
-import types
-import typing
 
-from gan_jax.config import DATA_SOURCES, MODELS, SGANConfig, field_docs
+from gan_jax.cli_options import (add_config_options, bounded, docstring_summary, given_fields, int_list,
+                                 make_config, worded_as_options)
+from gan_jax.config import DATA_SOURCES, MODELS, SGANConfig
 from gan_jax.datasets import DATASETS
 from gan_jax.errors import TrainingStopped, UserError
 from gan_jax.logs import install_default_handler
@@ -37,34 +35,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _bounded(convert, accept, what: str):
-    """An argparse type: `convert(text)`, refused unless `accept(value)`; errors say `what` was expected."""
-
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not accept(value):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
-        return value
-
-    return parse
-
-
-_positive_int = _bounded(int, lambda v: v > 0, "a positive integer")
-_non_negative_int = _bounded(int, lambda v: v >= 0, "a non-negative integer")
-
-
-def int_list(text: str) -> tuple[int, ...]:
-    """argparse type: comma-separated non-negative integers, e.g. `20,50,100`."""
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if not values or min(values) < 0:
-        raise argparse.ArgumentTypeError(f"expected comma-separated non-negative integers, got {text!r}")
-    return values
+_positive_int = bounded(int, lambda v: v > 0, "a positive integer")
+_non_negative_int = bounded(int, lambda v: v >= 0, "a non-negative integer")
 
 
 def _add_output_args(parser: argparse.ArgumentParser) -> None:
@@ -75,7 +47,7 @@ def _add_output_args(parser: argparse.ArgumentParser) -> None:
                              "and their Adam states)")
     parser.add_argument("--no-tensorboard", action="store_true",
                         help="do not write TensorBoard event files into WORKDIR")
-    parser.add_argument("--checkpoint-seconds", type=_bounded(float, lambda v: v >= 0, "a number >= 0"), default=None,
+    parser.add_argument("--checkpoint-seconds", type=bounded(float, lambda v: v >= 0, "a number >= 0"), default=None,
                         help="save at an epoch's end only once S seconds have passed since the last save; 0 = every "
                              "epoch (default: automatic, at most 2%% of the time spent saving; the run's end, Ctrl-C/SIGTERM "
                              "and --checkpoint-every always save)")
@@ -85,113 +57,6 @@ def _add_devices_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--devices", type=_positive_int, default=None,
                         help="data-parallel over the first N devices (default: all; batch sharded, states "
                              "replicated); speed only")
-
-
-_NUMBERS = {int: _bounded(int, lambda v: True, "an integer"), float: _bounded(float, lambda v: True, "a number")}
-# Tuple fields that also take one value under a singular name, exclusive with the list form.
-_SINGULAR = {"data_seeds": ("--data-seed", "a non-negative integer", lambda v: v[0] >= 0)}
-_OPTION_ALIASES = {"eval_every_epoch": ("--every-epoch",)}
-
-
-def _option(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _shown(value) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-
-
-def _default_text(kind, field: dataclasses.Field) -> str:
-    """' (default X)', or each recipe's value where recipes differ (' (default: mlp 300, conv 5)')."""
-    if field.name == kind.RECIPE_FIELD:
-        return f" (default {next(iter(kind.RECIPES))})"
-    values = {name: recipe.get(field.name, field.default) for name, recipe in kind.RECIPES.items()}
-    if field.name in kind.REQUIRED or None in values.values():
-        return ""
-    if len(set(map(_shown, values.values()))) == 1:
-        return f" (default {_shown(next(iter(values.values())))})"
-    return " (default: " + ", ".join(f"{name} {_shown(v)}" for name, v in values.items()) + ")"
-
-
-def _as_options(text: str, kind) -> str:
-    """`text` with each backquoted field name of `kind` written as its option (`batch_size` → --batch-size)."""
-    for field in dataclasses.fields(kind):
-        text = text.replace(f"`{field.name}`", _option(field.name))
-    return text
-
-
-def _field_argument(kind, field: dataclasses.Field, hint, doc: str) -> dict:
-    """argparse keywords for a config field: its type from the annotation, choices, help from its doc.
-
-    Values are converted here and checked by the config, whose errors `_train` words as options.
-    """
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # `int | None`: None is "not given"
-        hint = next(t for t in typing.get_args(hint) if t is not type(None))
-    text = _as_options(doc.rstrip(".") + _default_text(kind, field) + ".", kind).replace("%", "%%")
-    if hint is bool:
-        return dict(action=argparse.BooleanOptionalAction, default=None, help=text)
-    if typing.get_origin(hint) is tuple and typing.get_args(hint) == (int, ...):
-        return dict(type=int_list, default=None, metavar="N,N,...", help=text)
-    if hint is str:
-        choices = tuple(kind.RECIPES) if field.name == kind.RECIPE_FIELD else kind.CHOICES.get(field.name)
-        return dict(choices=choices, default=None, help=text)
-    if hint in _NUMBERS:
-        return dict(type=_NUMBERS[hint], default=None, metavar="N" if hint is int else "X", help=text)
-    raise TypeError(f"{kind.__name__}.{field.name}: the CLI has no option type for {hint}; use int, float, str, "
-                    "bool, tuple[int, ...] or one of those | None")
-
-
-def add_config_options(parser: argparse.ArgumentParser, kind, skip: tuple[str, ...] = ()) -> None:
-    """One option per field of config class `kind` (`--batch-size` for `batch_size`), typed from its
-    annotation, with its choices, its doc (`config.field_docs`) as help and the recipes' defaults.
-
-    None (an option not given) means the recipe's value; `kind.REQUIRED` fields must be given. A
-    config without a `RECIPE_FIELD` and with several recipes also gets `--recipe`.
-    """
-    if kind.RECIPE_FIELD is None and len(kind.RECIPES) > 1:
-        described = [name + (" (" + " ".join(f"{_option(k)} {_shown(v)}" for k, v in values.items()) + ")"
-                             if values else " (the defaults below)") for name, values in kind.RECIPES.items()]
-        parser.add_argument("--recipe", choices=tuple(kind.RECIPES), default=None,
-                            help=f"a set of defaults: {'; '.join(described)} (default {next(iter(kind.RECIPES))}); "
-                                 "options given override it")
-    docs, hints = field_docs(kind), typing.get_type_hints(kind)
-    for field in dataclasses.fields(kind):
-        if field.name in skip:
-            continue
-        if field.name not in docs:
-            raise TypeError(f"{kind.__name__}.{field.name} has no line in the class docstring's Attributes section, "
-                            "which the CLI uses as its help; add one")
-        target = parser
-        if field.name in _SINGULAR:
-            target = parser.add_mutually_exclusive_group()
-            singular, what, accept = _SINGULAR[field.name]
-            target.add_argument(singular, dest=field.name, default=None, metavar="N",
-                                type=_bounded(lambda t: (int(t),), accept, what), help=f"a single value, the same as {_option(field.name)} N")
-        target.add_argument(_option(field.name), *_OPTION_ALIASES.get(field.name, ()),
-                            required=field.name in kind.REQUIRED,
-                            **_field_argument(kind, field, hints[field.name], docs[field.name]))
-
-
-def given_fields(kind, args, skip: tuple[str, ...] = ()) -> dict:
-    """The fields of config class `kind` that have an option in `args`, with its value (None: not given)."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(kind) if hasattr(args, f.name) and f.name not in skip}
-
-
-def make_config(kind, args):
-    """The config of a parsed `train` command line: the chosen recipe with the options given."""
-    given = given_fields(kind, args)
-    recipe = given.get(kind.RECIPE_FIELD) if kind.RECIPE_FIELD else getattr(args, "recipe", None)
-    return kind.recipe(recipe, **given)
-
-
-def _summary(kind) -> tuple[str, str]:
-    """(first sentence, first paragraph) of a config class's docstring, for a command's help."""
-    paragraph = " ".join(inspect.cleandoc(kind.__doc__).split("\n\n")[0].split())
-    return paragraph.split(". ")[0].rstrip("."), paragraph
 
 
 _SWEEP_OWN = ("labels", "data_seeds")  # the sweep's own options: lists of values
@@ -205,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = train.add_subparsers(dest="task", required=True, parser_class=_Parser)
     for name, task in TASKS.items():
         kind = task.config_type
-        summary, paragraph = _summary(kind)
+        summary, paragraph = docstring_summary(kind)
         sub = tasks.add_parser(name, help=summary[0].lower() + summary[1:], description=(
             f"{paragraph} Running the same command again with the same --workdir resumes from its latest "
             f"checkpoint; `{PROG} evaluate --workdir WORKDIR` scores it."))
@@ -222,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "dataset's feature network's features, beside the floor FD(train, test), the Inception Score, "
                     "the confident share and (cgan) the digit accuracy. sgan/supervised/features: test accuracy.")
     evaluate.add_argument("--workdir", required=True, type=pathlib.Path, help="a trained workdir")
-    evaluate.add_argument("--samples", type=_bounded(int, lambda v: v >= 2, "an integer >= 2"), default=10_000,
+    evaluate.add_argument("--samples", type=bounded(int, lambda v: v >= 2, "an integer >= 2"), default=10_000,
                           help="generated images to score (gan/cgan; default 10000)")
 
     features = commands.add_parser(
@@ -260,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--num", type=_positive_int, default=64, help="how many digits (default 64)")
     sample.add_argument("--out", required=True, type=pathlib.Path, help="PNG file to write")
     sample.add_argument("--seed", type=_non_negative_int, default=0, help="noise seed (default 0)")
-    sample.add_argument("--digit", type=_bounded(int, lambda v: 0 <= v <= 9, "a digit 0..9"), default=None,
+    sample.add_argument("--digit", type=bounded(int, lambda v: 0 <= v <= 9, "a digit 0..9"), default=None,
                         help="cgan only: draw only this digit (default: a cgan cycles 0..9 in columns)")
 
     bench = commands.add_parser(
@@ -301,22 +166,9 @@ def _train(args) -> None:
     try:
         config = make_config(kind, args)
     except ConfigError as err:
-        raise ConfigError(_worded_as_options(str(err), kind)) from None
+        raise ConfigError(worded_as_options(str(err), kind)) from None
     _run_training(config, args)
     print(f"trained; outputs in {args.workdir}; `{PROG} evaluate --workdir {args.workdir}` scores it")
-
-
-def _worded_as_options(message: str, kind) -> str:
-    """A config error as the command line says it: its leading field name, and every field name with
-    an underscore (never prose), written as the option (`learning_rate must ...` → `--learning-rate must ...`)."""
-    words = message.split(" ", 1)
-    names = {f.name for f in dataclasses.fields(kind)}
-    if words[0].rstrip(":") in names:
-        message = _option(words[0].rstrip(":")) + words[0][len(words[0].rstrip(":")):] + (
-            " " + words[1] if len(words) > 1 else "")
-    for name in sorted((n for n in names if "_" in n), key=len, reverse=True):
-        message = re.sub(rf"(?<![-\w]){name}\b", _option(name), message)
-    return message
 
 
 def _run_training(config, args) -> None:
@@ -375,7 +227,7 @@ def _sweep(args) -> None:
     try:
         sweep_configs(args.labels, args.data_seeds, **chosen)
     except ConfigError as err:
-        raise ConfigError(_worded_as_options(str(err), SGANConfig)) from None
+        raise ConfigError(worded_as_options(str(err), SGANConfig)) from None
     run_sweep(args.labels, args.data_seeds, args.out, progress=not args.no_progress, **chosen)
     print(f"sweep done; see {args.out / 'results.md'}")
 

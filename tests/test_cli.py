@@ -92,7 +92,8 @@ def test_a_new_documented_field_needs_no_cli_edit():
     import dataclasses
     from typing import ClassVar
 
-    from gan_jax.cli import _Parser, add_config_options, make_config
+    from gan_jax.cli import _Parser
+    from gan_jax.cli_options import add_config_options, make_config
     from gan_jax.config import GANConfig
 
     @dataclasses.dataclass(frozen=True)
@@ -149,7 +150,8 @@ def test_every_registered_task_is_a_train_command_even_the_feature_network(tmp_p
 def test_a_field_without_a_docstring_line_or_with_an_unknown_type_is_named():
     import dataclasses
 
-    from gan_jax.cli import _Parser, add_config_options
+    from gan_jax.cli import _Parser
+    from gan_jax.cli_options import add_config_options
     from gan_jax.config import GANConfig
 
     @dataclasses.dataclass(frozen=True)

@@ -137,7 +137,8 @@ def add_config_options(parser: argparse.ArgumentParser, kind, skip: tuple[str, .
 
 def given_fields(kind, args, skip: tuple[str, ...] = ()) -> dict:
     """The fields of config class `kind` that have an option in `args`, with its value (None: not given)."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(kind) if hasattr(args, f.name) and f.name not in skip}
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(kind)
+            if hasattr(args, f.name) and f.name not in skip}
 
 
 def make_config(kind, args):

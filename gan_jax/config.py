@@ -95,7 +95,8 @@ class RunConfig:
         dataset(self.dataset)
         for name, choices in self.CHOICES.items():
             if getattr(self, name) not in choices:
-                raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}; pass one of those")
+                raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}; "
+                                  "pass one of those")
 
     @classmethod
     def recipe(cls, name: str | None = None, **overrides: Any):
@@ -219,13 +220,16 @@ class GANConfig(RunConfig):
         if not 0 <= self.beta1 < 1:
             raise ConfigError(f"beta1 must be in [0, 1), got {self.beta1!r}; pass e.g. 0.5 or 0.9")
         if self.d_learning_rate is not None and not self.d_learning_rate > 0:
-            raise ConfigError(f"d_learning_rate must be > 0, got {self.d_learning_rate!r}; pass e.g. 4e-4, or leave it out")
+            raise ConfigError(f"d_learning_rate must be > 0, got {self.d_learning_rate!r}; "
+                              "pass e.g. 4e-4, or leave it out")
         if not 0 <= self.g_ema_decay < 1:
-            raise ConfigError(f"g_ema_decay must be in [0, 1), got {self.g_ema_decay!r}; pass e.g. 0.999, or 0 for none")
+            raise ConfigError(f"g_ema_decay must be in [0, 1), got {self.g_ema_decay!r}; "
+                              "pass e.g. 0.999, or 0 for none")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}; pass e.g. 0.3")
         if len(self.g_features) != 3:
-            raise ConfigError(f"g_features needs 3 widths (dense, conv, conv), got {self.g_features!r}; pass e.g. 256,128,64")
+            raise ConfigError(f"g_features needs 3 widths (dense, conv, conv), got {self.g_features!r}; "
+                              "pass e.g. 256,128,64")
         if len(self.d_features) != 2:
             raise ConfigError(f"d_features needs 2 widths, got {self.d_features!r}; pass e.g. 64,128")
         for name in ("g_features", "d_features"):
@@ -301,8 +305,8 @@ MLP_RECIPE: dict[str, Any] = dict(
 )
 CLASSIFIER_RECIPES: dict[str, dict[str, Any]] = {
     "mlp": dict(model="mlp", **MLP_RECIPE),
-    "conv": dict(model="conv", epochs=5, batch_size=32, learning_rate=1e-3, beta1=0.9, ema_decay=0.0, adam_eps=1e-8,
-                 adam_eps_root=0.0, g_loss="non_saturating", fm_after_noise=False),
+    "conv": dict(model="conv", epochs=5, batch_size=32, learning_rate=1e-3, beta1=0.9, ema_decay=0.0,
+                 adam_eps=1e-8, adam_eps_root=0.0, g_loss="non_saturating", fm_after_noise=False),
 }
 MODELS = tuple(CLASSIFIER_RECIPES)  # the SGAN/supervised model families (`gan_jax.tasks.sgan.FAMILIES`)
 

@@ -107,10 +107,12 @@ def markdown_table(rows: Sequence[dict[str, Any]], dataset: str = "mnist") -> st
     methods = [m for m in METHODS if any(key[0] == m for key in stats)]
     references = REFERENCES.get(dataset, {})
     cell = lambda key: f"{stats[key]['mean']:.2f} ± {stats[key]['std']:.2f} (n={stats[key]['n']})" if key in stats else "–"
-    header = ["labels", *[f"{m} accuracy %" for m in methods], *references, *(["target met"] if references else [])]
+    header = ["labels", *[f"{m} accuracy %" for m in methods], *references,
+              *(["target met"] if references else [])]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for labels in label_counts:
-        row = [str(labels), *[cell((m, labels)) for m in methods], *[str(r.get(labels, "–")) for r in references.values()]]
+        row = [str(labels), *[cell((m, labels)) for m in methods],
+               *[str(r.get(labels, "–")) for r in references.values()]]
         if references:
             sgan, target = stats.get(("sgan", labels)), references.get("target %", {}).get(labels)
             row.append("–" if sgan is None or target is None else ("yes" if sgan["mean"] >= target else "no"))
@@ -131,7 +133,8 @@ def write_reports(rows: Sequence[dict[str, Any]], out: pathlib.Path, *, seconds:
                "cpu": platform.processor() or platform.machine(), "jax": jax.__version__}
     (out / "results.md").write_text(
         f"Test accuracy on the {num_test:,} {dataset} test images (final parameters), mean ± std over data "
-        f"seeds.\n\n{markdown_table(rows, dataset)}\nMachine: {machine['device']} ({machine['platform']}), jax {machine['jax']}; "
+        f"seeds.\n\n{markdown_table(rows, dataset)}\nMachine: {machine['device']} ({machine['platform']}), "
+        f"jax {machine['jax']}; "
         f"sweep wall time {seconds / 60:.1f} min.\n")
     stats = summarize(rows)
     summary = {f"{m}/{n}": v for (m, n), v in stats.items()}

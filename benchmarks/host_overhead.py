@@ -25,7 +25,7 @@ import tempfile
 import jax
 
 from gan_jax import GANConfig, MNIST, SGANConfig, load_mnist, train
-from gan_jax.loop import TIMING_FILE, read_metrics
+from gan_jax.workdir import TIMING_FILE, read_rows
 
 STEPS_PER_EPOCH = 10
 
@@ -37,7 +37,7 @@ def measure(task: str, epochs: int) -> list[dict]:
     data = MNIST(full.images[:n], full.labels[:n])
     with tempfile.TemporaryDirectory() as workdir:
         train(config, workdir, data=data, progress=False)
-        rows = read_metrics(workdir, TIMING_FILE)
+        rows = read_rows(workdir, TIMING_FILE)
         latest = pathlib.Path(workdir, "checkpoints", str(rows[-1]["step"]))
         size = sum(f.stat().st_size for f in latest.rglob("*") if f.is_file())
     return [{"task": task, "checkpoint_mb": round(size / 2**20, 1), **r,

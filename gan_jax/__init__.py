@@ -1,8 +1,11 @@
 """gan_jax: GANs on small images (MNIST by default; Fashion-MNIST, CIFAR-10) with JAX, Flax linen,
 optax and Orbax.
 
-Notebook use::
+Importing it changes nothing process-wide; `gan_jax.setup_process()` turns on what the CLI does
+(deterministic GPU ops, epoch lines above the progress bar). Notebook use::
 
+    import gan_jax
+    gan_jax.setup_process()                               # before JAX's first computation
     from gan_jax import GANConfig, GANTask, load_mnist, make_runner, train
     task = GANTask(GANConfig(batch_size=64))
     state = task.init()                                   # both models, own Adam states
@@ -15,26 +18,21 @@ Notebook use::
     train(sgan.config, "runs/sgan100"); evaluate_run("runs/sgan100")["test_accuracy"]
 """
 
-from gan_jax import devices as _devices
-
-_devices.deterministic_gpu_ops(_devices.deterministic_by_default())  # before JAX's first computation
-
-from gan_jax import logs, tasks  # noqa: E402
-from gan_jax.api import evaluate_run, load_run, sample_images  # noqa: E402
-from gan_jax.config import CGANConfig, FeatureNetConfig, GANConfig, SGANConfig, SupervisedConfig  # noqa: E402
-from gan_jax.data import MNIST, Split, load, load_mnist  # noqa: E402
-from gan_jax.errors import CheckpointError, ConfigError, DataError, UserError  # noqa: E402
-from gan_jax.loop import train  # noqa: E402
-from gan_jax.steps import ModelState, TrainState, make_runner  # noqa: E402
-from gan_jax.tasks import CGANTask, FeatureTask, GANTask, SGANTask, SupervisedTask  # noqa: E402
+from gan_jax import logs, tasks
+from gan_jax.api import evaluate_run, load_run, sample_images
+from gan_jax.config import CGANConfig, FeatureNetConfig, GANConfig, SGANConfig, SupervisedConfig
+from gan_jax.data import MNIST, Split, load, load_mnist
+from gan_jax.errors import CheckpointError, ConfigError, DataError, UserError
+from gan_jax.loop import train
+from gan_jax.process import setup_process
+from gan_jax.steps import ModelState, TrainState, make_runner
+from gan_jax.tasks import CGANTask, FeatureTask, GANTask, SGANTask, SupervisedTask
 
 __version__ = "0.1.0"
-
-logs.install_default_handler()  # epoch lines from `train()` in a notebook, as from the CLI; see gan_jax.logs
 
 __all__ = [
     "CGANConfig", "CGANTask", "CheckpointError", "ConfigError", "DataError", "FeatureNetConfig", "FeatureTask",
     "GANConfig", "GANTask", "MNIST", "ModelState", "SGANConfig", "SGANTask", "Split", "SupervisedConfig",
     "SupervisedTask", "TrainState", "UserError", "evaluate_run", "load", "load_mnist", "load_run", "logs",
-    "make_runner", "sample_images", "tasks", "train",
+    "make_runner", "sample_images", "setup_process", "tasks", "train",
 ]

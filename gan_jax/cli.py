@@ -17,7 +17,7 @@ from gan_jax.cli_options import (add_config_options, bounded, docstring_summary,
 from gan_jax.config import DATA_SOURCES, MODELS, SGANConfig
 from gan_jax.datasets import DATASETS
 from gan_jax.errors import TrainingStopped, UserError
-from gan_jax.logs import install_default_handler
+from gan_jax.process import setup_process
 from gan_jax.tasks import TASKS
 
 PROG = "gan-jax"
@@ -256,7 +256,7 @@ def _info(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    install_default_handler()
+    setup_process()
     from gan_jax.steps import enable_compilation_cache
 
     enable_compilation_cache()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -31,6 +31,32 @@ def require_label_count(count: Any) -> None:
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count <= 0 or count % 10:
         raise ConfigError(f"labels must be a positive multiple of 10 (labels/10 per class), got {count!r}; "
                           "pass e.g. 20, 50, 100 or 1000")
+
+
+class TrainingConfig(Protocol):
+    """What the training loop reads of a task's config; every `RunConfig` satisfies it."""
+
+    @property
+    def task(self) -> str: ...
+    @property
+    def dataset(self) -> str: ...
+    @property
+    def data_source(self) -> str: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def epochs(self) -> int: ...
+    @property
+    def steps(self) -> int | None: ...
+    @property
+    def steps_per_call(self) -> int | None: ...
+    @property
+    def checkpoint_every(self) -> int | None: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+    def conflicts_with(self, stored: dict[str, Any]) -> list[str]: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +203,8 @@ class GANConfig(RunConfig):
       compute_dtype: 'float32' or 'bfloat16': the dtype of activations and matrix products.
         Parameters, optimizer states, BatchNorm statistics and losses stay float32 (mixed precision).
       loss: the adversarial objective (`gan_jax.losses.GAN_LOSSES`): 'non_saturating' (BCE, the
-        tutorial's), 'hinge' or 'wgan_gp' (Wasserstein critic with a gradient penalty).
+        tutorial's), 'hinge', 'wgan_gp' (Wasserstein critic with a gradient penalty) or
+        'least_squares' (LSGAN).
       critic_steps: discriminator updates per generator update; each takes its own batch of real
         images, so a step reads `critic_steps · batch_size` images and an epoch has
         `N // (critic_steps · batch_size)` steps.

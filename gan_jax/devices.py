@@ -76,8 +76,9 @@ def deterministic_gpu_ops(enabled: bool) -> None:
     With it, XLA:GPU picks deterministic reductions, scatters and convolution algorithms, so a
     resumed GPU run ends bit-identical to an uninterrupted one (without it the resume test fails on
     an H200). It has no effect on CPU or TPU. XLA reads `XLA_FLAGS` once, when JAX creates its
-    backends (the first computation), so this must run before that: `import gan_jax` calls it
-    with `enabled` from `$GAN_JAX_DETERMINISTIC` ('0' turns it off for speed; default on).
+    backends (the first computation), so this must run before that: `gan_jax.setup_process()`
+    (which the CLI calls first) calls it with `enabled` from `$GAN_JAX_DETERMINISTIC` ('0' turns
+    it off for speed; default on).
     """
     flags = os.environ.get("XLA_FLAGS", "").split()
     if any(f.startswith("--xla_gpu_deterministic_ops") for f in flags):

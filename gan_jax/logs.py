@@ -1,8 +1,9 @@
 """The `gan_jax` logger: progress lines written above the progress bar, quiet on request.
 
-Importing `gan_jax` gives its logger one handler that prints each record through `tqdm.write`
-(so a line never lands inside a progress bar) on the `sys.stderr` of the moment, at INFO, so that
-`gan_jax.train(...)` in a notebook prints the same epoch lines as `gan-jax train`. To quiet it:
+`gan_jax.setup_process()` (which the CLI calls) gives its logger one handler that prints each
+record through `tqdm.write` (so a line never lands inside a progress bar) on the `sys.stderr` of
+the moment, at INFO, so that `gan_jax.train(...)` in a notebook prints the same epoch lines as
+`gan-jax train`. Importing `gan_jax` alone adds no handler. To quiet it:
 `logging.getLogger("gan_jax").setLevel(logging.WARNING)`; to route it through your own logging
 set-up instead: `gan_jax.logs.use_standard_logging()`.
 """

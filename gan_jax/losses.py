@@ -59,6 +59,24 @@ def critic_generator_loss(fake_logits: jax.Array) -> jax.Array:
     return -jnp.mean(fake_logits)
 
 
+def least_squares_discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+    """LSGAN's discriminator loss (Mao et al. 2017, targets a=0 fake, b=1 real):
+    `0.5 * mean((real - 1)²) + 0.5 * mean(fake²)`, ≥ 0.
+
+    Args:
+      real_logits: `[B]` raw discriminator outputs on real images (no sigmoid).
+      fake_logits: `[B']` on generated images.
+    Returns:
+      scalar, 0 when reals score 1 and fakes 0; 0.5 at scores 0.
+    """
+    return 0.5 * jnp.mean(jnp.square(real_logits - 1.0)) + 0.5 * jnp.mean(jnp.square(fake_logits))
+
+
+def least_squares_generator_loss(fake_logits: jax.Array) -> jax.Array:
+    """LSGAN's generator loss (target c=1): `0.5 * mean((fake - 1)²)` on `[B]` outputs, ≥ 0."""
+    return 0.5 * jnp.mean(jnp.square(fake_logits - 1.0))
+
+
 def gradient_penalty(critic: Callable[[jax.Array], jax.Array], real: jax.Array, fake: jax.Array,
                      key: jax.Array) -> jax.Array:
     """WGAN-GP's penalty `mean((‖∇ₓ critic(x̂)‖₂ - 1)²)` at `x̂ = ε·real + (1 - ε)·fake`.
@@ -104,6 +122,7 @@ GAN_LOSSES: dict[str, GANLoss] = {
     "non_saturating": GANLoss(discriminator_loss, generator_loss, collapse_guard=True),
     "hinge": GANLoss(hinge_discriminator_loss, critic_generator_loss),
     "wgan_gp": GANLoss(wasserstein_critic_loss, critic_generator_loss, gradient_penalty=True),
+    "least_squares": GANLoss(least_squares_discriminator_loss, least_squares_generator_loss),
 }
 
 

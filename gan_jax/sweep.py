@@ -24,7 +24,8 @@ import numpy as np
 from gan_jax import plots
 from gan_jax.api import evaluate_run
 from gan_jax.data import labeled_subset, load
-from gan_jax.loop import check_workdir, train
+from gan_jax.loop import train
+from gan_jax.workdir import check_workdir
 from gan_jax.tasks import TASKS
 
 log = logging.getLogger("gan_jax")

@@ -16,6 +16,8 @@ from typing import Any
 from gan_jax.errors import CheckpointError, ConfigError
 
 LOCK_FILE = ".lock"
+METRICS_FILE = "metrics.jsonl"  # per-epoch mean losses and evaluation, one row per member
+TIMING_FILE = "timing.jsonl"  # per-epoch speed and where the time went (see gan_jax.hooks.Timing)
 
 try:
     import fcntl
@@ -95,8 +97,8 @@ def _owner(handle) -> str:
     return handle.read().strip() or "another process"
 
 
-def read_rows(workdir: str | os.PathLike, name: str) -> list[dict[str, Any]]:
-    """The rows of the jsonl file `WORKDIR/name`; empty when absent."""
+def read_rows(workdir: str | os.PathLike, name: str = METRICS_FILE) -> list[dict[str, Any]]:
+    """The rows of the jsonl file `WORKDIR/name` (default `metrics.jsonl`); empty when absent."""
     path = pathlib.Path(workdir) / name
     if not path.exists():
         return []

@@ -18,7 +18,7 @@ import shutil
 import jax
 
 from gan_jax.checkpoint import CheckpointStore
-from gan_jax.loop import TIMING_FILE, read_metrics
+from gan_jax.workdir import TIMING_FILE, read_rows
 
 
 def cpu_model() -> str:
@@ -37,8 +37,8 @@ def export(workdir: pathlib.Path, name: str, out: pathlib.Path) -> dict:
     for source, target in ((workdir / "real_vs_generated.png", "real_vs_generated"),
                            (workdir / "losses.png", "losses"), (grids[-1], "samples")):
         shutil.copy(source, out / f"{name}_{target}.png")
-    metrics = read_metrics(workdir)
-    timing = read_metrics(workdir, TIMING_FILE) or metrics  # early runs kept steps_per_s in metrics
+    metrics = read_rows(workdir)
+    timing = read_rows(workdir, TIMING_FILE) or metrics  # early runs kept steps_per_s in metrics
     with CheckpointStore(workdir, create=False) as store:
         config, final_step = store.read_config(), store.latest_step()
     summary = {

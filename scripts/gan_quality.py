@@ -29,7 +29,8 @@ from gan_jax.api import load_run
 from gan_jax.config import CGANConfig, GANConfig
 from gan_jax.evaluate import sample_quality
 from gan_jax.features import load_feature_network
-from gan_jax.loop import read_metrics, train
+from gan_jax.loop import train
+from gan_jax.workdir import read_rows
 from gan_jax.steps import enable_compilation_cache
 
 RUNS = {
@@ -58,7 +59,7 @@ def main() -> None:
         config = dataclasses.replace(RUNS[name], epochs=args.epochs, eval_every_epoch=True, seed=args.seed)
         started = time.perf_counter()
         train(config, args.out / name, progress=False)
-        metrics = [r for r in read_metrics(args.out / name) if not r.get("partial")]
+        metrics = [r for r in read_rows(args.out / name) if not r.get("partial")]
         row = {"run": name, "config": {k: v for k, v in config.to_dict().items()
                                        if k in ("learning_rate", "d_learning_rate", "beta1", "g_ema_decay")},
                "epochs": metrics[-1]["epoch"], "steps": metrics[-1]["step"],

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from gan_jax import collapse  # noqa: E402
 from gan_jax.checkpoint import CheckpointStore  # noqa: E402
-from gan_jax.loop import TIMING_FILE, read_metrics  # noqa: E402
+from gan_jax.workdir import TIMING_FILE, read_rows  # noqa: E402
 from scripts.export_gan_results import cpu_model  # noqa: E402
 
 COLUMNS = ("test_accuracy", "test_accuracy_raw", "sup_loss", "unsup_loss", "g_loss", "loss")
@@ -30,8 +30,8 @@ def summarize(workdir: pathlib.Path, epochs: list[int]) -> dict:
     """Config, machine, seconds, and `{data_seed: [rows at epochs ∪ last]}` of one workdir."""
     with CheckpointStore(workdir, create=False) as store:
         config = store.read_config()
-    rows = [r for r in read_metrics(workdir) if not r.get("partial")]
-    timing = [r for r in read_metrics(workdir, TIMING_FILE) if not r.get("partial")]
+    rows = [r for r in read_rows(workdir) if not r.get("partial")]
+    timing = [r for r in read_rows(workdir, TIMING_FILE) if not r.get("partial")]
     seeds: dict[int, list[dict]] = {}
     for row in rows:
         seeds.setdefault(row["data_seed"], []).append({k: row[k] for k in ("epoch", *COLUMNS) if k in row})

@@ -16,7 +16,8 @@ from gan_jax import parallel
 from gan_jax.checkpoint import CheckpointStore
 from gan_jax.config import GANConfig, SGANConfig
 from gan_jax.data import MNIST
-from gan_jax.loop import read_metrics, train
+from gan_jax.loop import train
+from gan_jax.workdir import read_rows
 from gan_jax.tasks import GANTask
 
 
@@ -27,7 +28,7 @@ def max_difference(a, b) -> float:
 
 
 def losses(workdir, keys):
-    return [[row[k] for k in keys] for row in read_metrics(workdir)]
+    return [[row[k] for k in keys] for row in read_rows(workdir)]
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from PIL import Image
 
 from gan_jax.checkpoint import CheckpointStore
 from gan_jax.cli import main
-from gan_jax.loop import read_metrics
+from gan_jax.workdir import read_rows
 
 
 def run_cli(argv):
@@ -30,7 +30,7 @@ def trained(tmp_path_factory, request):
 def test_cli_train_writes_checkpoints_metrics_and_pngs(trained):
     assert CheckpointStore(trained).latest_step() == 2
     assert CheckpointStore(trained).read_config()["batch_size"] == 8
-    rows = read_metrics(trained)
+    rows = read_rows(trained)
     assert len(rows) == 1 and rows[0]["step"] == 2 and rows[0]["partial"]
     for name in ("samples/epoch_0001.png", "real_vs_generated.png", "losses.png"):
         assert (trained / name).exists(), name

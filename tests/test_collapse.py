@@ -1,12 +1,13 @@
 """The collapse guard: the pattern on synthetic loss histories, and the loop's one-line warning."""
 
-import json
 import logging
+
+import numpy as np
 
 import pytest
 
 from gan_jax import SGANConfig, SGANTask, SupervisedConfig, SupervisedTask, collapse
-from gan_jax.loop import _warn_on_collapse
+from gan_jax.hooks import Call, CallResult, CollapseGuard, EpochSums, fresh_counters
 
 # Improved GAN's SGAN with optax's default Adam epsilon, as measured on an H200 (issue 15): the
 # real/fake loss reaches ~0 by epoch 5-10 while feature matching climbs into the hundreds.
@@ -36,36 +37,48 @@ def test_mismatched_histories_are_an_error():
         collapse.collapsing([0.1, 0.1], [1.0])
 
 
-def _write_rows(workdir, rows):
-    (workdir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+def _epoch_end(task, guard_rows, epoch, losses):
+    """Runs a CollapseGuard over the rows of earlier epochs, then one epoch whose per-member means
+    are `losses` (loss → one value per member); returns the log records."""
+    counters = fresh_counters(task)
+    sums = EpochSums(task, counters)
+    guard = CollapseGuard(task, sums, guard_rows)
+    metrics = {k: np.asarray([losses.get(k, [0.0] * len(task.members))]) for k in task.loss_keys}
+    call = Call(epoch=epoch, step=epoch, steps=1, steps_per_epoch=1, total=10**6)
+    result = CallResult(metrics, True, 0.0, 0.0)
+    sums.after(call, None, result)
+    guard.after(call, None, result)
 
 
-def test_loop_warns_once_naming_epoch_data_seed_and_both_losses(tmp_path, caplog):
+def test_loop_warns_once_naming_epoch_data_seed_and_both_losses(caplog):
     task = SGANTask(SGANConfig(data_seeds=(0, 3)))
     rows = []
-    for epoch in range(5):  # seed 3 collapses (the pattern completes at epoch 5); seed 0 is healthy
+    for epoch in range(4):  # seed 3 collapses (the pattern completes at epoch 5); seed 0 is healthy
         rows.append({"epoch": epoch + 1, "step": 600 * (epoch + 1), "data_seed": 0,
                      "unsup_loss": HEALTHY_D[epoch], "g_loss": HEALTHY_G[epoch]})
         rows.append({"epoch": epoch + 1, "step": 600 * (epoch + 1), "data_seed": 3,
                      "unsup_loss": COLLAPSED_D[epoch], "g_loss": COLLAPSED_G[epoch]})
-    rows.append({"epoch": 6, "step": 3300, "data_seed": 3, "unsup_loss": 0.0, "g_loss": 1e6, "partial": True})
-    _write_rows(tmp_path, rows)
+    rows.append({"epoch": 5, "step": 2700, "data_seed": 3, "unsup_loss": 0.0, "g_loss": 1e6,
+                 "partial": True})  # a partial row is no epoch of the history
+    fifth = {"unsup_loss": [HEALTHY_D[4], COLLAPSED_D[4]], "g_loss": [HEALTHY_G[4], COLLAPSED_G[4]]}
     with caplog.at_level(logging.WARNING, logger="gan_jax"):
-        _warn_on_collapse(task, tmp_path, epoch=4)
+        _epoch_end(task, rows, 4, fifth)
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 1 and "\n" not in messages[0]
     assert messages[0].startswith("collapse at epoch 5 (data seed 3): unsup_loss 0.0090")
     assert "g_loss rose 27 -> 150" in messages[0]
 
     caplog.clear()
-    _write_rows(tmp_path, rows[:-1] + [{**rows[-2], "epoch": 6, "step": 3600, "g_loss": 200.0}])
-    with caplog.at_level(logging.WARNING, logger="gan_jax"):
-        _warn_on_collapse(task, tmp_path, epoch=5)  # still collapsing: not repeated
+    rows = rows[:-1] + [{"epoch": 5, "step": 3000, "data_seed": s, "unsup_loss": d, "g_loss": g}
+                        for s, d, g in zip((0, 3), fifth["unsup_loss"], fifth["g_loss"])]
+    with caplog.at_level(logging.WARNING, logger="gan_jax"):  # still collapsing: not repeated
+        _epoch_end(task, rows, 5, {"unsup_loss": [0.3, 0.0], "g_loss": [0.4, 200.0]})
     assert caplog.records == []
 
 
-def test_non_adversarial_tasks_are_not_watched(tmp_path, caplog):
-    _write_rows(tmp_path, [{"epoch": e, "step": e, "data_seed": 0, "loss": 0.0} for e in range(1, 6)])
+def test_non_adversarial_tasks_are_not_watched(caplog):
+    task = SupervisedTask(SupervisedConfig())
+    rows = [{"epoch": e, "step": e, "data_seed": 0, "loss": 0.0} for e in range(1, 6)]
     with caplog.at_level(logging.WARNING, logger="gan_jax"):
-        _warn_on_collapse(SupervisedTask(SupervisedConfig()), tmp_path, epoch=4)
+        _epoch_end(task, rows, 5, {"loss": [0.0]})
     assert caplog.records == []

@@ -53,7 +53,9 @@ def test_report_names_a_backend_that_fails_to_start(monkeypatch):
     assert report["backend"] is None and report["error"] == "Unable to initialize backend 'cuda': no CUDA-capable device"
 
 
-def _flags_after_import(env_value, xla_flags="--xla_force_host_platform_device_count=2"):
+def _flags_after_setup(env_value, xla_flags="--xla_force_host_platform_device_count=2"):
+    """XLA_FLAGS after `import gan_jax` and after `gan_jax.setup_process()`, and the device count,
+    in a fresh process."""
     import os
     import subprocess
     import sys
@@ -62,16 +64,21 @@ def _flags_after_import(env_value, xla_flags="--xla_force_host_platform_device_c
     env.pop("GAN_JAX_DETERMINISTIC", None)
     if env_value is not None:
         env["GAN_JAX_DETERMINISTIC"] = env_value
-    code = "import os, jax, gan_jax; print(os.environ['XLA_FLAGS']); print(len(jax.devices()))"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    flags, count = out.splitlines()
+    code = ("import os, logging, jax, gan_jax; print(os.environ['XLA_FLAGS']); "
+            "print(len(logging.getLogger('gan_jax').handlers)); gan_jax.setup_process(); "
+            "print(os.environ['XLA_FLAGS']); print(len(jax.devices()))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    imported, handlers, flags, count = out.splitlines()
+    assert imported == xla_flags and handlers == "0"  # importing changes nothing process-wide
     return flags.split(), int(count)
 
 
-def test_import_turns_deterministic_gpu_ops_on_keeping_other_flags_and_zero_turns_it_off():
-    flags, count = _flags_after_import(None)
-    assert flags == ["--xla_force_host_platform_device_count=2", devices.DETERMINISTIC_GPU_FLAG] and count == 2
-    flags, count = _flags_after_import("0")
+def test_setup_turns_deterministic_gpu_ops_on_keeping_other_flags_and_zero_turns_it_off():
+    flags, count = _flags_after_setup(None)
+    assert flags == ["--xla_force_host_platform_device_count=2", devices.DETERMINISTIC_GPU_FLAG]
+    assert count == 2
+    flags, count = _flags_after_setup("0")
     assert flags == ["--xla_force_host_platform_device_count=2"] and count == 2
     explicit = "--xla_gpu_deterministic_ops=false --xla_force_host_platform_device_count=2"
-    assert _flags_after_import(None, explicit)[0] == explicit.split()  # the caller's own choice is kept
+    assert _flags_after_setup(None, explicit)[0] == explicit.split()  # the caller's choice is kept

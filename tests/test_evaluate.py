@@ -10,7 +10,8 @@ from gan_jax.api import load_run, sample_images
 from gan_jax.cli import main
 from gan_jax.config import CGANConfig, GANConfig
 from gan_jax.evaluate import sample_quality
-from gan_jax.loop import read_metrics, train
+from gan_jax.loop import train
+from gan_jax.workdir import read_rows
 from gan_jax.tasks import GANTask
 from tests.conftest import TINY
 
@@ -28,7 +29,7 @@ def test_sample_quality_is_deterministic_and_bounded(tiny_features, tiny_data):
 def test_per_epoch_evaluation_and_evaluate_cli(tiny_features, tiny_data, tmp_path, capsys):
     config = CGANConfig(epochs=2, eval_every_epoch=True, eval_samples=30, **{**TINY, "num_samples": 10})
     train(config, tmp_path / "run", data=tiny_data, progress=False)
-    rows = read_metrics(tmp_path / "run")
+    rows = read_rows(tmp_path / "run")
     assert [r["epoch"] for r in rows] == [1, 2]
     for row in rows:
         assert row["fd"] > 0 and 1 <= row["inception_score"] <= 10 and 0 <= row["digit_accuracy"] <= 1

@@ -6,7 +6,8 @@ import pytest
 
 from gan_jax import CheckpointError, ConfigError, train
 from gan_jax.checkpoint import CheckpointStore, params_fingerprint
-from gan_jax.loop import SaveCadence, read_metrics
+from gan_jax.hooks import SaveCadence
+from gan_jax.workdir import read_rows
 
 
 def _leaves(state):
@@ -27,15 +28,15 @@ def test_resumed_run_equals_uninterrupted_run(tiny_config, tiny_data, tmp_path):
         np.testing.assert_array_equal(a, b)
     # The partial row of the first, capped run is superseded: both files are byte-identical.
     assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
-    assert [(r["step"], r.get("partial", False)) for r in read_metrics(tmp_path / "b")] == [(5, False), (7, True)]
+    assert [(r["step"], r.get("partial", False)) for r in read_rows(tmp_path / "b")] == [(5, False), (7, True)]
 
 
 def test_outputs_of_a_run(tiny_config, tiny_data, tmp_path):
     train(dataclasses.replace(tiny_config, epochs=2), tmp_path, data=tiny_data, progress=False)
-    rows = read_metrics(tmp_path)
+    rows = read_rows(tmp_path)
     assert [(r["epoch"], r["step"]) for r in rows] == [(1, 5), (2, 10)]
     assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in rows)
-    timing = read_metrics(tmp_path, "timing.jsonl")
+    timing = read_rows(tmp_path, "timing.jsonl")
     assert [(r["epoch"], r["steps"]) for r in timing] == [(1, 5), (2, 5)] and all(r["steps_per_s"] > 0 for r in timing)
     for r in timing:  # the loop's time splits into compiled calls and host work, which includes the save;
         assert 0 < r["device_seconds"] <= r["seconds"] + 1e-3  # evaluation and outputs ran beside it
@@ -52,7 +53,7 @@ def test_rerun_of_a_finished_run_trains_nothing_more(tiny_config, tiny_data, tmp
     assert int(again.step) == 5
     for a, b in zip(_leaves(again), first):
         np.testing.assert_array_equal(a, b)
-    assert len(read_metrics(tmp_path)) == 1
+    assert len(read_rows(tmp_path)) == 1
 
 
 def test_conflicting_config_is_refused_and_nothing_changes(tiny_config, tiny_data, tmp_path):
@@ -95,7 +96,7 @@ def test_epoch_end_checkpoints_follow_checkpoint_seconds_and_results_do_not(tiny
     config = dataclasses.replace(tiny_config, epochs=5, batch_size=20)  # 2 steps per epoch
     state = train(config, tmp_path / "run", data=tiny_data, progress=False, checkpoint_seconds=seconds)
     assert sorted(int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir()) == saved  # 3 kept
-    timing = read_metrics(tmp_path / "run", "timing.jsonl")
+    timing = read_rows(tmp_path / "run", "timing.jsonl")
     assert len(timing) == 5 and sum(r["save_seconds"] > 0 for r in timing) == (5 if seconds == 0 else 1)
     reference = train(config, tmp_path / "ref", data=tiny_data, progress=False, checkpoint_seconds=0.0)
     assert params_fingerprint(state) == params_fingerprint(reference)
@@ -122,5 +123,5 @@ def test_a_failure_in_the_background_outputs_surfaces_and_keeps_earlier_rows(tin
     monkeypatch.setattr(GANTask, "evaluate", evaluate)
     with pytest.raises(OSError, match="No space left on device"):
         train(dataclasses.replace(tiny_config, epochs=3), tmp_path, data=tiny_data, progress=False)
-    assert [r["step"] for r in read_metrics(tmp_path)] == [5]  # epoch 1's row; epoch 2's outputs failed
+    assert [r["step"] for r in read_rows(tmp_path)] == [5]  # epoch 1's row; epoch 2's outputs failed
     assert CheckpointStore.latest_in(tmp_path) == 5  # never a checkpoint past the rows on disk

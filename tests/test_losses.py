@@ -52,6 +52,20 @@ def test_hinge_and_wasserstein_losses_against_hand_computed_values():
     np.testing.assert_allclose(critic_generator_loss(fake), 0.5, rtol=1e-6)
 
 
+def test_least_squares_losses_against_hand_computed_values():
+    from gan_jax.losses import least_squares_discriminator_loss, least_squares_generator_loss
+
+    real, fake = jnp.array([2.0, 0.5, -1.0]), jnp.array([-2.0, 0.0, 0.5])
+    # (real - 1)² = (1, 0.25, 4): mean 1.75; fake² = (4, 0, 0.25): mean 1.41666…
+    np.testing.assert_allclose(least_squares_discriminator_loss(real, fake),
+                               0.5 * 1.75 + 0.5 * 4.25 / 3, rtol=1e-6)
+    np.testing.assert_allclose(least_squares_discriminator_loss(jnp.ones(2), jnp.zeros(2)), 0.0)
+    # (fake - 1)² = (9, 1, 0.25): mean 10.25 / 3
+    np.testing.assert_allclose(least_squares_generator_loss(fake), 0.5 * 10.25 / 3, rtol=1e-6)
+    grad = jax.grad(least_squares_generator_loss)(fake)  # d/df 0.5·mean((f - 1)²) = (f - 1) / B
+    np.testing.assert_allclose(grad, (fake - 1.0) / 3, rtol=1e-6)
+
+
 def _linear_critic(w):
     return lambda x: x.reshape(x.shape[0], -1) @ w
 
@@ -83,7 +97,7 @@ def test_gradient_penalty_reads_the_interpolates():
 def test_gan_losses_table():
     from gan_jax.losses import GAN_LOSSES
 
-    assert tuple(GAN_LOSSES) == ("non_saturating", "hinge", "wgan_gp")
+    assert tuple(GAN_LOSSES) == ("non_saturating", "hinge", "wgan_gp", "least_squares")
     default = GAN_LOSSES["non_saturating"]
     assert (default.discriminator, default.generator) == (discriminator_loss, generator_loss)
     assert [name for name, loss in GAN_LOSSES.items() if loss.gradient_penalty] == ["wgan_gp"]

@@ -20,7 +20,8 @@ from gan_jax.api import run_info
 from gan_jax.checkpoint import CheckpointStore, params_fingerprint
 from gan_jax.cli import main
 from gan_jax.errors import Diverged
-from gan_jax.loop import _StopOnSignal, read_metrics
+from gan_jax.hooks import StopOnSignal
+from gan_jax.workdir import read_rows
 from scripts.kill_resume_check import TINY, check, latest_step
 
 
@@ -56,7 +57,7 @@ def test_sigterm_finishes_the_step_saves_and_says_how_to_resume(mnist_train, tmp
 
 def test_second_signal_exits_at_once():
     before = signal.getsignal(signal.SIGINT)  # default_int_handler, or SIG_IGN under nohup/background jobs
-    with _StopOnSignal() as stop:
+    with StopOnSignal() as stop:
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)
         assert stop.signum == signal.SIGINT
@@ -133,7 +134,7 @@ def test_nan_guard_keeps_the_last_good_checkpoint(tiny_config, tiny_data, tmp_pa
     assert err.value.exit_code == 3
     assert "g_loss became NaN/Inf by step 4" in str(err.value) and "last good checkpoint is step 3" in str(err.value)
     assert CheckpointStore(tmp_path).latest_step() == 3
-    assert read_metrics(tmp_path) == [] and not (tmp_path / "samples").exists()
+    assert read_rows(tmp_path) == [] and not (tmp_path / "samples").exists()
 
 
 def test_full_disk_while_saving_keeps_older_checkpoints(tiny_config, tiny_data, tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from gan_jax import SupervisedConfig, train
-from gan_jax.loop import read_metrics
+from gan_jax.workdir import read_rows
 
 
 def read_events(folder):
@@ -35,7 +35,7 @@ def test_gan_epochs_write_metrics_as_scalars_and_the_sample_grid(tiny_config, ti
     train(tiny_config.from_dict({**tiny_config.to_dict(), "epochs": 2}), tmp_path, data=tiny_data, progress=False)
     events = read_events(tmp_path)
     values = scalars(events)
-    for row in read_metrics(tmp_path):
+    for row in read_rows(tmp_path):
         for key in ("d_loss", "g_loss"):
             assert values[(key, row["step"])] == pytest.approx(row[key], rel=1e-6)  # stored as float32
     assert {step for tag, step in values if tag == "speed/steps_per_s"} == {5, 10}
@@ -54,7 +54,7 @@ def test_members_write_one_folder_each(tmp_path):
     data = MNIST(rng.integers(0, 256, (100, 28, 28, 1), dtype=np.uint8), np.tile(np.arange(10, dtype=np.int32), 10))
     config = SupervisedConfig(labels=20, batch_size=10, epochs=1, data_seeds=(0, 3))
     train(config, tmp_path, data=data, test_data=data, progress=False)
-    rows = {row["data_seed"]: row for row in read_metrics(tmp_path)}
+    rows = {row["data_seed"]: row for row in read_rows(tmp_path)}
     assert not list(tmp_path.glob("events.out.tfevents.*"))
     for seed in (0, 3):
         values = scalars(read_events(tmp_path / f"data_seed_{seed}"))

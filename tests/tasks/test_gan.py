@@ -11,7 +11,7 @@ import pytest
 from gan_jax import CGANConfig, CGANTask, ConfigError, GANConfig, GANTask, train
 from gan_jax.checkpoint import CheckpointStore
 from gan_jax.data import epoch_permutation
-from gan_jax.loop import read_metrics
+from gan_jax.workdir import read_rows
 from gan_jax.steps import make_runner
 from tests.conftest import TINY
 
@@ -74,7 +74,7 @@ def test_train_with_another_loss_gives_finite_losses_and_resumes(tiny_config, ti
     assert int(resumed.step) == 2 and CheckpointStore(tmp_path / "b").latest_step() == 2
     for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
         np.testing.assert_array_equal(a, b)
-    rows = read_metrics(tmp_path / "b")
+    rows = read_rows(tmp_path / "b")
     assert rows[-1]["step"] == 2 and all(np.isfinite(rows[-1][k]) for k in ("d_loss", "g_loss"))
     assert CheckpointStore(tmp_path / "b").read_config()["loss"] == loss
 
@@ -152,7 +152,7 @@ def test_generator_update_changes_only_the_generator_through_the_discriminator(t
     assert not _changed(models["generator"].params, new_silent["generator"].params)[0]
 
 
-@pytest.mark.parametrize("loss", ["non_saturating", "hinge"])
+@pytest.mark.parametrize("loss", ["non_saturating", "hinge", "least_squares"])
 def test_fused_step_equals_discriminator_then_generator_update(tiny_config, loss):
     task = GANTask(tiny_config.__class__(**{**tiny_config.__dict__, "loss": loss}))
     assert task.fused

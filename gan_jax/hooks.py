@@ -1,0 +1,498 @@
+"""What the training driver does besides compiled calls: one small object per periodic action.
+
+The driver (`gan_jax.loop`) runs `for call in calls: state, result = runner(state, call)` and then
+`hook.after(call, state, result)` for each hook, in order. A hook owns its state; hooks that need
+another's work are given it when built (`Checkpoints` the `Background` it waits for, `Timing` the
+`EpochOutputs` and `Checkpoints` whose durations it records). Order matters and is fixed by
+`gan_jax.loop.make_hooks`: the NaN guard first (nothing is recorded or saved from a bad call), the
+loss sums before what reads them, the epoch outputs before the checkpoint that covers their rows,
+the stop request after that checkpoint, the timing row last.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import copy
+import dataclasses
+import logging
+import pathlib
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax import collapse, parallel, plots
+from gan_jax.checkpoint import CheckpointStore
+from gan_jax.errors import Diverged, Preempted
+from gan_jax.tasks import Task
+from gan_jax.tensorboard import EventWriter
+from gan_jax.workdir import METRICS_FILE, TIMING_FILE, MetricWriter
+
+log = logging.getLogger("gan_jax")
+
+SAVE_SHARE = 0.02  # the automatic save cadence keeps blocking saves under this share of the time
+
+
+@dataclasses.dataclass(frozen=True)
+class Call:
+    """One compiled call of the plan: `steps` steps from `step`, never across an epoch's end.
+
+    Attributes:
+      epoch: 0-based epoch of the call's steps.
+      step: the global step the call starts at (steps done before it).
+      steps: steps in the call (≥ 1).
+      steps_per_epoch: the epoch's steps; epoch `e` spans steps `[e * steps_per_epoch, ...)`.
+      total: the step the run ends at.
+    """
+
+    epoch: int
+    step: int
+    steps: int
+    steps_per_epoch: int
+    total: int
+
+    @property
+    def end(self) -> int:
+        """The global step after the call."""
+        return self.step + self.steps
+
+    @property
+    def starts_epoch(self) -> bool:
+        return self.step == self.epoch * self.steps_per_epoch
+
+    @property
+    def completes_epoch(self) -> bool:
+        """The call finishes the epoch's last step."""
+        return self.end == (self.epoch + 1) * self.steps_per_epoch
+
+    @property
+    def ends_epoch(self) -> bool:
+        """The epoch trains no further in this run: it is complete, or the run ends inside it."""
+        return self.completes_epoch or self.is_last
+
+    @property
+    def is_last(self) -> bool:
+        return self.end == self.total
+
+
+def plan_calls(start: int, total: int, steps_per_epoch: int, steps_per_call: int,
+               checkpoint_every: int | None = None) -> Iterator[Call]:
+    """The compiled calls from step `start` to `total`: at most `steps_per_call` steps each, never
+    across an epoch's end or a multiple of `checkpoint_every` (so a checkpoint can fall there)."""
+    step = start
+    while step < total:
+        epoch = step // steps_per_epoch
+        steps = min(steps_per_call, (epoch + 1) * steps_per_epoch - step, total - step)
+        if checkpoint_every:
+            steps = min(steps, checkpoint_every - step % checkpoint_every)
+        yield Call(epoch, step, steps, steps_per_epoch, total)
+        step += steps
+
+
+def every(step: int, n: int | None) -> bool:
+    """Whether `step` is on the schedule "every `n` steps" (never when `n` is None or 0)."""
+    return bool(n) and step % n == 0
+
+
+@dataclasses.dataclass(frozen=True)
+class CallResult:
+    """What a compiled call returned to the host.
+
+    Attributes:
+      metrics: each of the task's `loss_keys` → float array `[steps]` or `[steps, members]`.
+      finite: every model array of the new state is finite.
+      started: `time.perf_counter()` when the call was dispatched.
+      seconds: from dispatch until its metrics were on the host (compilation included).
+    """
+
+    metrics: dict[str, np.ndarray]
+    finite: bool
+    started: float
+    seconds: float
+
+
+class Hook(Protocol):
+    def after(self, call: Call, state: Any, result: CallResult) -> None:
+        """Runs after each compiled call, in the loop's thread; may raise to stop the run."""
+
+
+@jax.jit
+def device_copy(tree: Any) -> Any:
+    """A copy of `tree` on its devices, safe to read while the next compiled call donates `tree`."""
+    return jax.tree.map(jnp.copy, tree)
+
+
+class Background:
+    """One worker thread for each epoch's host work (evaluation, rows, PNG, TensorBoard), which thus
+    overlaps the next compiled calls. Jobs run in submission order; once one fails, later ones are
+    skipped (their rows would follow a gap). `wait` blocks until all are done and re-raises the
+    first failure; leaving the context waits too."""
+
+    class Skipped(Exception):
+        """The job did not run: an earlier one failed."""
+
+    def __init__(self, mesh: Any = None):
+        self.mesh = mesh
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gan_jax_outputs")
+        self.jobs: list[concurrent.futures.Future] = []
+        self.failed = False
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
+        job = self.pool.submit(self._run, fn, *args)
+        self.jobs.append(job)
+        return job
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self.failed:
+            raise self.Skipped("an earlier epoch's outputs failed")
+        try:
+            with parallel.use_mesh(self.mesh):  # the mesh context is per thread
+                return fn(*args)
+        except BaseException:
+            self.failed = True
+            raise
+
+    def wait(self, quietly: bool = False) -> None:
+        """Blocks until every job is done; re-raises the first failure, or with `quietly` logs it."""
+        jobs, self.jobs = self.jobs, []
+        for job in jobs:
+            if not quietly:
+                job.result()
+            elif job.exception() is not None and not isinstance(job.exception(), self.Skipped):
+                log.error("the outputs of an epoch failed: %s", job.exception())
+
+    def __enter__(self) -> Background:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> bool:
+        if exc_type is KeyboardInterrupt:  # a second Ctrl-C: leave now, an epoch's outputs may be lost
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            return False
+        try:  # keep finished epochs' rows; report the exception in flight
+            self.wait(quietly=exc_type is not None)
+        finally:
+            self.pool.shutdown(wait=True)
+        return False
+
+
+class NanGuard:
+    """Stops the run with `Diverged` when a call's losses or new parameters are NaN/Inf; the bad
+    state is never saved (this hook runs first), and earlier rows and saves are finished first."""
+
+    def __init__(self, task: Task, store: CheckpointStore, background: Background):
+        self.task, self.store, self.background = task, store, background
+
+    def after(self, call: Call, state: Any, result: CallResult) -> None:
+        bad = [k for k in self.task.loss_keys if not np.all(np.isfinite(result.metrics[k]))]
+        bad += [] if result.finite else ["a parameter"]
+        if not bad:
+            return
+        self.background.wait(quietly=True)  # the earlier epochs' rows; their failure would hide this
+        self.store.wait()
+        good = self.store.latest_step()
+        kept = ("no checkpoint was saved yet" if good is None
+                else f"the last good checkpoint is step {good}")
+        raise Diverged(f"{' and '.join(bad)} became NaN/Inf by step {call.end}; the bad state was "
+                       f"not saved, {kept}; lower --learning-rate or change --seed")
+
+
+def fresh_counters(task: Task) -> dict[str, Any]:
+    """Per-member loss sums of an epoch so far (JSON-ready: stored in checkpoints)."""
+    return {"loss_sums": {k: [0.0] * len(task.members) for k in task.loss_keys},
+            "steps_in_epoch": 0}
+
+
+class EpochSums:
+    """The current epoch's per-member loss sums and steps (`counters`, saved with each checkpoint,
+    so a run resumed inside an epoch reports the same means), and when it started in this process
+    and its time inside compiled calls. At an epoch's end, `ended` holds that epoch's counters;
+    a complete epoch's sums then start again from zero."""
+
+    def __init__(self, task: Task, counters: dict[str, Any]):
+        self.task, self.counters = task, counters
+        self.started: float | None = None  # when this process began the epoch, and at which step
+        self.started_step = 0
+        self.device_seconds = 0.0
+        self.ended: dict[str, Any] | None = None
+
+    def after(self, call: Call, state: Any, result: CallResult) -> None:
+        if self.started is None or call.starts_epoch:
+            self.started, self.started_step, self.device_seconds = result.started, call.step, 0.0
+        steps = 0
+        for key, sums in self.counters["loss_sums"].items():
+            values = np.asarray(result.metrics[key], np.float64)
+            steps = len(values)
+            added = np.asarray(sums) + values.reshape(steps, -1).sum(axis=0)
+            self.counters["loss_sums"][key] = added.tolist()
+        self.counters["steps_in_epoch"] += steps
+        self.device_seconds += result.seconds
+        self.ended = copy.deepcopy(self.counters) if call.ends_epoch else None
+        if call.completes_epoch:
+            self.counters = fresh_counters(self.task)
+
+    def running_means(self) -> dict[str, float]:
+        """Member 0's mean of each loss over the epoch so far (NaN before its first step)."""
+        counters = self.ended or self.counters
+        steps = counters["steps_in_epoch"]
+        return {k: sums[0] / steps if steps else float("nan")
+                for k, sums in counters["loss_sums"].items()}
+
+
+class ProgressBar:
+    """A tqdm bar over the run's steps, showing member 0's running loss means of the epoch."""
+
+    def __init__(self, bar: Any, sums: EpochSums):
+        self.bar, self.sums = bar, sums
+
+    def after(self, call: Call, state: Any, result: CallResult) -> None:
+        self.bar.update(call.steps)
+        self.bar.set_postfix({k: f"{v:.3f}" for k, v in self.sums.running_means().items()})
+
+
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+    """What an epoch's outputs read: the task, where rows go, and the evaluation split."""
+
+    task: Task
+    workdir: pathlib.Path
+    writer: MetricWriter
+    test_data: Any
+
+
+class EpochOutputs:
+    """At each epoch's end (also a partial one at the run's end), submits to the background thread:
+    the evaluation, one metrics row and one log line per member, the epoch's speed line, the
+    sample grid PNG and TensorBoard events. `submitted` pairs each job (its result: the seconds
+    of evaluation and outputs) with the epoch's timing."""
+
+    def __init__(self, run: RunContext, sums: EpochSums, background: Background,
+                 events: EventWriter | None):
+        self.run, self.sums, self.background, self.events = run, sums, background, events
+        self.submitted: list[tuple[concurrent.futures.Future, dict[str, Any]]] = []
+
+    def after(self, call: Call, state: Any, result: CallResult) -> None:
+        if not call.ends_epoch:
+            return
+        assert self.sums.ended is not None and self.sums.started is not None
+        seconds = time.perf_counter() - self.sums.started
+        steps = call.end - self.sums.started_step
+        timing = {"epoch": call.epoch + 1, "step": call.end, "steps": steps,
+                  "seconds": round(seconds, 3), "steps_per_s": steps / seconds,
+                  "device": jax.devices()[0].device_kind,
+                  **({} if call.completes_epoch else {"partial": True})}
+        job = self.background.submit(write_epoch_outputs, self.run, device_copy(state), call,
+                                     self.sums.ended, self.events, dict(timing))
+        self.submitted.append((job, timing))
+
+
+def write_epoch_outputs(run: RunContext, state: Any, call: Call, counters: dict[str, Any],
+                        events: EventWriter | None, timing: dict[str, Any]) -> dict[str, float]:
+    """The host work of an epoch's end (in the background thread): evaluation, rows, log lines,
+    sample grid, TensorBoard. Returns its seconds of evaluation and of the rest."""
+    task, started = run.task, time.perf_counter()
+    evaluation = task.evaluate(state, run.test_data)
+    eval_seconds = time.perf_counter() - started
+    partial = {} if call.completes_epoch else {"partial": True}
+    rows = []
+    for i, member in enumerate(task.members):
+        means = {k: v[i] / counters["steps_in_epoch"] for k, v in counters["loss_sums"].items()}
+        row = {"epoch": call.epoch + 1, "step": call.end, **member, **means,
+               **{k: v[i] for k, v in evaluation.items()}, **partial}
+        rows.append(row)
+        run.writer.append(METRICS_FILE, row)
+        names = "".join(f" {k} {v}" for k, v in member.items())
+        values = " ".join(f"{k} {_number(v)}" for k, v in row.items()
+                          if k in task.loss_keys or k in evaluation)
+        log.info("epoch %d step %d%s%s: %s", call.epoch + 1, call.end, names,
+                 "" if call.completes_epoch else " (partial)", values)
+    log.info("epoch %d: %d steps in %.1f s (%.2f steps/s), evaluation %.1f s", call.epoch + 1,
+             timing["steps"], timing["seconds"], timing["steps_per_s"], eval_seconds)
+    if run.writer.enabled:
+        samples = task.sample_grid(state)
+        if samples is not None:
+            plots.save_grid(run.workdir / "samples" / f"epoch_{call.epoch + 1:04d}.png", samples)
+        if events is not None:
+            events.epoch(call.end, rows, timing, samples)
+    return {"eval_seconds": round(eval_seconds, 3),
+            "outputs_seconds": round(time.perf_counter() - started - eval_seconds, 3)}
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+class CollapseGuard:
+    """Warns (one line per member, once per episode) when an adversarial task's per-epoch losses
+    show the collapse pattern of `gan_jax.collapse`; silent for other tasks.
+
+    Args:
+      task: its `adversarial_losses` name the (real/fake, generator) losses watched.
+      sums: the epoch's loss sums; each complete epoch's means join the history.
+      rows: the run's metrics rows so far (a resumed run's history; partial rows are skipped).
+      background: where the warning is logged, after the epoch's rows; None: at once.
+    """
+
+    def __init__(self, task: Task, sums: EpochSums, rows: list[dict[str, Any]],
+                 background: Background | None = None):
+        self.task, self.sums, self.background = task, sums, background
+        self.keys = task.adversarial_losses
+        self.history: list[dict[str, list[float]]] = []  # per member: loss → per-epoch means
+        for member in task.members:
+            mine = [r for r in rows if not r.get("partial")
+                    and all(r.get(k) == v for k, v in member.items())]
+            self.history.append({k: [r[k] for r in mine] for k in self.keys or ()})
+
+    def after(self, call: Call, state: Any, result: CallResult) -> None:
+        counters = self.sums.ended
+        if self.keys is None or not call.completes_epoch or counters is None:
+            return
+        for i, losses in enumerate(self.history):
+            for key in self.keys:
+                losses[key].append(counters["loss_sums"][key][i] / counters["steps_in_epoch"])
+        if self.background is None:
+            self.warn(call.epoch, self.history)
+        else:
+            self.background.submit(self.warn, call.epoch, copy.deepcopy(self.history))
+
+    def warn(self, epoch: int, history: list[dict[str, list[float]]]) -> None:
+        """Logs `collapse.warning` for each member whose losses just began the pattern."""
+        assert self.keys is not None
+        d_key, g_key = self.keys
+        for member, losses in zip(self.task.members, history):
+            d, g = losses[d_key], losses[g_key]
+            if collapse.newly_collapsing(d, g):
+                log.warning(collapse.warning(epoch + 1, member, d_key, g_key, d, g))
+
+
+class SaveCadence:
+    """Whether an epoch's end is time for a checkpoint (see `loop.Outputs.checkpoint_seconds`):
+    every `seconds`, or with None, once `SAVE_SHARE` of the time since the last save covers it."""
+
+    def __init__(self, seconds: float | None, clock: Callable[[], float] = time.perf_counter):
+        self.seconds, self.clock = seconds, clock
+        self.last_end, self.last_cost = clock(), 0.0
+
+    def due(self) -> bool:
+        since = self.clock() - self.last_end
+        if self.seconds is not None:
+            return since >= self.seconds
+        return since * SAVE_SHARE >= self.last_cost
+
+    def saved(self, started: float) -> None:
+        """Records a save that began at `started` (this clock) and has just ended."""
+        self.last_end = self.clock()
+        self.last_cost = self.last_end - started
+
+
+class StopOnSignal:
+    """Turns the first SIGINT/SIGTERM into a request to stop after the current compiled call
+    (`Checkpoints` saves, then `after` raises `Preempted`). A second signal raises
+    KeyboardInterrupt at once. Handlers are installed only in the main thread (elsewhere Python
+    forbids it) and restored on exit."""
+
+    def __init__(self, workdir: pathlib.Path | None = None):
+        self.workdir = workdir
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        log.warning("%s received: finishing the current step and saving a checkpoint "
+                    "(Ctrl-C again exits at once)", signal.Signals(signum).name)
+
+    def __exit__(self, *exc: Any) -> bool:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False
+
+    def after(self, call: Call, state: Any, result: CallResult) -> None:
+        if self.signum is not None and not call.is_last:
+            raise Preempted(f"stopped by {signal.Signals(self.signum).name} at step {call.end}; "
+                            f"checkpoint saved in {self.workdir}; run the same command to resume",
+                            self.signum)
+
+
+class Checkpoints:
+    """Saves a device copy of the state: every `checkpoint_every` steps, at the run's end, when a
+    stop is requested, and at epoch ends when the cadence says so. A save waits for the rows it
+    covers (the background's jobs) first; the save's wait for an earlier one is all that blocks."""
+
+    def __init__(self, store: CheckpointStore, config: dict[str, Any], sums: EpochSums,
+                 background: Background, cadence: SaveCadence, stop: StopOnSignal,
+                 checkpoint_every: int | None):
+        self.store, self.config, self.sums, self.background = store, config, sums, background
+        self.cadence, self.stop, self.checkpoint_every = cadence, stop, checkpoint_every
+        self.blocked_seconds = 0.0  # in the loop's thread, all saves so far
+
+    def due(self, call: Call) -> bool:
+        if self.stop.signum is not None or every(call.end, self.checkpoint_every):
+            return True
+        return call.ends_epoch and (call.is_last or self.cadence.due())
+
+    def after(self, call: Call, state: Any, result: CallResult) -> None:
+        if not self.due(call):
+            return
+        started = time.perf_counter()
+        self.background.wait()  # a checkpoint is written only after the rows it covers
+        saving = time.perf_counter()  # the cadence weighs the save alone
+        self.store.save(call.end, device_copy(state), self.config, self.sums.counters)
+        self.cadence.saved(saving)
+        if self.stop.signum is not None:
+            self.store.wait()
+        self.blocked_seconds += time.perf_counter() - started
+
+
+class Timing:
+    """Writes one `timing.jsonl` row per epoch: its steps and speed, and its wall time in the
+    loop's thread split into compiled calls (`device_seconds`) and the rest (`host_seconds`, of
+    which `save_seconds` blocked on checkpoints), with the background's `eval_seconds` and
+    `outputs_seconds`. A row waits for its epoch's outputs, so it is written at a later epoch's
+    end (or at exit, if they finished)."""
+
+    def __init__(self, writer: MetricWriter, sums: EpochSums, outputs: EpochOutputs,
+                 checkpoints: Checkpoints):
+        self.writer, self.sums, self.outputs, self.checkpoints = writer, sums, outputs, checkpoints
+        self.pending: list[tuple[concurrent.futures.Future, dict[str, Any]]] = []
+        self.blocked_before = 0.0
+
+    def after(self, call: Call, state: Any, result: CallResult) -> None:
+        if not call.ends_epoch:
+            return
+        assert self.sums.started is not None
+        self.write(done_only=False)  # the earlier epochs': their outputs had this epoch to finish
+        job, timing = self.outputs.submitted[-1]
+        ended, blocked = time.perf_counter(), self.checkpoints.blocked_seconds
+        host = ended - self.sums.started - self.sums.device_seconds
+        self.pending.append((job, {**timing, "save_seconds": round(blocked - self.blocked_before, 3),
+                                   "device_seconds": round(self.sums.device_seconds, 3),
+                                   "host_seconds": round(host, 3)}))
+        self.blocked_before = blocked
+
+    def write(self, done_only: bool = True) -> None:
+        """Writes the pending rows (waiting for their outputs); `done_only` skips failed,
+        cancelled or unfinished ones instead."""
+        while self.pending:
+            job, row = self.pending.pop(0)
+            if done_only and not (job.done() and not job.cancelled() and job.exception() is None):
+                continue
+            self.writer.append(TIMING_FILE, {**row, **job.result()})
+
+    def __enter__(self) -> Timing:
+        return self
+
+    def __exit__(self, *exc: Any) -> bool:
+        self.write(done_only=True)
+        return False

@@ -3,8 +3,8 @@
 Layout: `WORKDIR/checkpoints/<step>/{state, config, loop}`. Orbax writes each step into a
 temporary folder and renames it when complete, so an interrupted save is never the latest. The
 `loop` item also stores `state_checksum`, a checksum of the whole saved state computed on the
-device (`checksum`; checkpoints of earlier releases hold the host-side `state_sha256`): a restore that
-does not reproduce it is treated as corrupted, moved to `WORKDIR/corrupt_checkpoints/`, reported,
+device (`checksum`): a restore that does not reproduce it (or a checkpoint without one, from a
+release before 0.1) is treated as corrupted, moved to `WORKDIR/corrupt_checkpoints/`, reported,
 and the previous good checkpoint is used instead.
 
 Saves are asynchronous (Orbax writes in a background thread while training goes on): `save`
@@ -192,17 +192,9 @@ class CheckpointStore:
         try:
             state, loop = self._restore_item(step, target)
         except Exception as err:  # orbax/tensorstore raise many types for damaged files
-            unreadable = CheckpointError(f"checkpoint {step} is unreadable ({type(err).__name__}: {str(err)[:200]})")
-            if not _has_empty_ema(target):
-                raise unreadable from err
-            try:  # a checkpoint written before `ModelState.ema` existed lacks those (empty) fields
-                state, loop = self._restore_item(step, _without_empty_ema(target))
-                state = _refill(target, state)
-            except Exception:
-                raise unreadable from err
-        legacy = loop.pop("state_sha256", None)  # written by releases before the device checksum
-        expected = loop.pop("state_checksum", None)
-        if (expected != checksum(state)) if legacy is None else (legacy != fingerprint(state)):
+            raise CheckpointError(f"checkpoint {step} is unreadable "
+                                  f"({type(err).__name__}: {str(err)[:200]})") from err
+        if loop.pop("state_checksum", None) != checksum(state):
             raise CheckpointError(f"checkpoint {step} does not match its fingerprint (corrupted)")
         return state, loop
 
@@ -263,41 +255,3 @@ class CheckpointStore:
     def __exit__(self, *exc) -> bool:
         self.close()
         return False
-
-
-def _has_empty_ema(tree: Any) -> bool:
-    """Whether `tree` holds a dataclass with an empty `ema` field (what the older layout lacks)."""
-    if dataclasses.is_dataclass(tree):
-        return any((f.name == "ema" and isinstance(getattr(tree, f.name), dict) and not getattr(tree, f.name))
-                   or _has_empty_ema(getattr(tree, f.name)) for f in dataclasses.fields(tree))
-    if isinstance(tree, dict):
-        return any(_has_empty_ema(v) for v in tree.values())
-    return isinstance(tree, (list, tuple)) and any(_has_empty_ema(v) for v in tree)
-
-
-def _without_empty_ema(tree: Any) -> Any:
-    """`tree` with dataclasses as dicts and their empty `ema` fields left out (the older layout)."""
-    if dataclasses.is_dataclass(tree):
-        return {f.name: _without_empty_ema(getattr(tree, f.name)) for f in dataclasses.fields(tree)
-                if not (f.name == "ema" and getattr(tree, f.name) == {})}
-    if isinstance(tree, dict):
-        return {k: _without_empty_ema(v) for k, v in tree.items()}
-    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
-        return type(tree)(*[_without_empty_ema(v) for v in tree])
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(_without_empty_ema(v) for v in tree)
-    return tree
-
-
-def _refill(target: Any, restored: Any) -> Any:
-    """Inverse of `_without_empty_ema`: `target`'s containers holding `restored`'s arrays."""
-    if dataclasses.is_dataclass(target):
-        return dataclasses.replace(target, **{f.name: _refill(getattr(target, f.name), restored[f.name])
-                                              for f in dataclasses.fields(target) if f.name in restored})
-    if isinstance(target, dict):
-        return {k: _refill(v, restored[k]) for k, v in target.items()}
-    if isinstance(target, tuple) and hasattr(target, "_fields"):
-        return type(target)(*[_refill(t, r) for t, r in zip(target, restored)])
-    if isinstance(target, (list, tuple)):
-        return type(target)(_refill(t, r) for t, r in zip(target, restored))
-    return restored

@@ -103,10 +103,6 @@ class RunConfig:
     REQUIRED: ClassVar[tuple[str, ...]] = ()
     RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = (
         "epochs", "steps", "steps_per_call", "data_source", "checkpoint_every")
-    # Fields added after runs were stored, with the value those runs trained with (when it is not
-    # the field's default): a stored config without the key reads as this value, so resuming an
-    # old run continues the same experiment.
-    STORED_BEFORE_FIELD: ClassVar[dict[str, Any]] = {}
 
     def _check_common(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -157,16 +153,14 @@ class RunConfig:
         unknown = sorted(set(stored) - names)
         if unknown:
             raise ConfigError(f"unknown config keys {unknown} for task {cls.task!r}")
-        stored = {**cls.STORED_BEFORE_FIELD, **stored}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()})
 
     def conflicts_with(self, stored: dict[str, Any]) -> list[str]:
         """Names of result-deciding fields whose value differs from a stored config's."""
         mine = self.to_dict()
-        # A field added after the run was stored reads as the value that run trained with
-        # (`STORED_BEFORE_FIELD`), else as its default.
+        # A field the stored config lacks reads as its default.
         stored = {**{f.name: _jsonable(f.default) for f in dataclasses.fields(self)
-                     if f.default is not dataclasses.MISSING}, **self.STORED_BEFORE_FIELD, **stored}
+                     if f.default is not dataclasses.MISSING}, **stored}
         keys = sorted((set(mine) | set(stored)) - set(self.RESUMABLE_FIELDS))
         return [k for k in keys if mine.get(k) != stored.get(k)]
 
@@ -386,7 +380,6 @@ class SupervisedConfig(RunConfig):
     adam_eps: float = 0.0
     adam_eps_root: float = 1e-8
 
-    STORED_BEFORE_FIELD: ClassVar[dict[str, Any]] = {"adam_eps": 1e-8, "adam_eps_root": 0.0}
 
     def __post_init__(self):
         if dataset(self.dataset).shape != (28, 28, 1):
@@ -439,7 +432,6 @@ class SGANConfig(SupervisedConfig):
     num_samples: int = 16
     fm_after_noise: bool = True
 
-    STORED_BEFORE_FIELD: ClassVar[dict[str, Any]] = {**SupervisedConfig.STORED_BEFORE_FIELD, "fm_after_noise": False}
 
     def __post_init__(self):
         super().__post_init__()

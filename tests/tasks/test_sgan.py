@@ -76,17 +76,6 @@ def test_features_after_noise_are_the_output_layers_input():
         np.testing.assert_allclose(eval_features, MLPClassifier().apply(variables, images, train=False)[1])
 
 
-def test_configs_stored_before_the_recipe_fix_resume_with_their_old_optimizer_and_features():
-    stored = SGANConfig(g_loss="feature_matching", ema_decay=0.999).to_dict()
-    for key in ("adam_eps", "adam_eps_root", "fm_after_noise"):
-        del stored[key]
-    old = SGANConfig.from_dict(stored)
-    assert (old.adam_eps, old.adam_eps_root, old.fm_after_noise) == (1e-8, 0.0, False)
-    assert old.conflicts_with(stored) == []
-    assert set(SGANConfig(g_loss="feature_matching", ema_decay=0.999).conflicts_with(stored)) == {
-        "adam_eps", "adam_eps_root", "fm_after_noise"}
-
-
 def test_data_dependent_init_normalizes_pre_activations_and_fixes_the_scale():
     layer = WeightNormDense(7)
     x = jax.random.normal(jax.random.PRNGKey(0), (300, 5)) * 3.0 + 1.0

@@ -22,7 +22,7 @@ _devices.deterministic_gpu_ops(_devices.deterministic_by_default())  # before JA
 from gan_jax import logs, tasks  # noqa: E402
 from gan_jax.api import evaluate_run, load_run, sample_images  # noqa: E402
 from gan_jax.config import CGANConfig, FeatureNetConfig, GANConfig, SGANConfig, SupervisedConfig  # noqa: E402
-from gan_jax.data import MNIST, Split, load, load_mnist  # noqa: E402
+from gan_jax.data import Split, load  # noqa: E402
 from gan_jax.errors import CheckpointError, ConfigError, DataError, UserError  # noqa: E402
 from gan_jax.loop import train  # noqa: E402
 from gan_jax.steps import ModelState, TrainState, make_runner  # noqa: E402
@@ -34,7 +34,7 @@ logs.install_default_handler()  # epoch lines from `train()` in a notebook, as f
 
 __all__ = [
     "CGANConfig", "CGANTask", "CheckpointError", "ConfigError", "DataError", "FeatureNetConfig", "FeatureTask",
-    "GANConfig", "GANTask", "MNIST", "ModelState", "SGANConfig", "SGANTask", "Split", "SupervisedConfig",
-    "SupervisedTask", "TrainState", "UserError", "evaluate_run", "load", "load_mnist", "load_run", "logs",
+    "GANConfig", "GANTask", "ModelState", "SGANConfig", "SGANTask", "Split", "SupervisedConfig",
+    "SupervisedTask", "TrainState", "UserError", "evaluate_run", "load", "load_run", "logs",
     "make_runner", "sample_images", "tasks", "train",
 ]

@@ -43,12 +43,11 @@ CSV_SHA256 = {
     "train": "06e64b0bf65de89c522348319ce5f63f43fb1cb40e1ce3c2ff43c1d3b8a0e14c",
     "test": "c5adfcc9ce29069f8a988a6af1dcdc009bba975d2c98a52233661f79d880292b",
 }
-CACHE_FILE = "mnist.npz"
 
 
 class Split(NamedTuple):
     """One split of a dataset: `images` uint8 `[N, H, W, C]` in 0..255, `labels` int32 `[N]` in
-    0..classes-1. `MNIST` is the same type (its name before other datasets came)."""
+    0..classes-1."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -87,11 +86,6 @@ def load(name: str = "mnist", split: str = "train", source: str = "auto", *,
         route = f"offline cache {cache_dir() / spec.cache_file}"
     log.info("%s %s: %d images from %s", "MNIST" if name == "mnist" else name, split, len(data.labels), route)
     return data
-
-
-def load_mnist(split: str = "train", source: str = "auto", *, data_dir: str | os.PathLike | None = None) -> Split:
-    """`load('mnist', split, source)`: 60,000 training or 10,000 test images `[N, 28, 28, 1]`."""
-    return load("mnist", split, source, data_dir=data_dir)
 
 
 def _tfds_root(data_dir) -> pathlib.Path:
@@ -283,5 +277,3 @@ def labeled_subset(labels: np.ndarray, count: int, data_seed: int) -> np.ndarray
     order = rng.permutation(len(labels))
     return np.concatenate([order[labels[order] == c][:per_class] for c in range(10)])
 
-
-MNIST = Split

@@ -12,7 +12,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from gan_jax import GANConfig, MNIST, SGANConfig, SupervisedConfig, datasets, train
+from gan_jax import GANConfig, SGANConfig, Split, SupervisedConfig, datasets, train
 from gan_jax import data as data_lib
 from gan_jax.errors import ConfigError, DataError
 from gan_jax.plots import image_grid
@@ -23,7 +23,7 @@ def test_every_dataset_spec_is_consistent():
         assert spec.name == name and spec.num_classes == 10 and len(spec.shape) == 3
         assert all(len(counts) == spec.num_classes for counts in spec.class_counts.values())
         assert spec.build_offline is not None or spec.offline_hint
-    assert datasets.DATASETS["mnist"].cache_file == data_lib.CACHE_FILE  # the cache MNIST always had
+    assert datasets.DATASETS["mnist"].cache_file == "mnist.npz"  # the cache MNIST always had
     with pytest.raises(ConfigError, match="dataset must be one of mnist, fashion_mnist, cifar10, got 'svhn'"):
         datasets.dataset("svhn")
 
@@ -119,7 +119,8 @@ def test_cifar10_comes_through_tfds_and_says_why_there_is_no_offline_route(tmp_p
 
 def test_a_gan_on_32x32_rgb_images_trains_and_writes_colour_grids(tmp_path):
     rng = np.random.default_rng(0)
-    split = MNIST(rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8), (np.arange(16) % 10).astype(np.int32))
+    split = Split(rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8),
+                  (np.arange(16) % 10).astype(np.int32))
     config = GANConfig(dataset="cifar10", epochs=1, batch_size=8, noise_dim=8, g_features=(8, 4, 4),
                        d_features=(4, 8), num_samples=4)
     state = train(config, tmp_path, data=split, progress=False, tensorboard=False)
@@ -130,7 +131,8 @@ def test_a_gan_on_32x32_rgb_images_trains_and_writes_colour_grids(tmp_path):
     assert make_task(config).sample_grid(state).shape == (4, 32, 32, 3)
     assert Image.open(tmp_path / "samples" / "epoch_0001.png").mode == "RGB"
     with pytest.raises(DataError, match=r"images must have shape \[N, 32, 32, 3\], got \(16, 28, 28, 1\)"):
-        train(config, tmp_path / "grey", data=MNIST(split.images[:, :28, :28, :1], split.labels), progress=False)
+        grey = Split(split.images[:, :28, :28, :1], split.labels)
+        train(config, tmp_path / "grey", data=grey, progress=False)
 
 
 def test_image_grids_keep_colour():
@@ -163,7 +165,7 @@ def test_a_feature_network_for_another_dataset_is_never_trained_by_an_evaluation
 
 def test_per_epoch_evaluation_without_a_feature_network_fails_before_training(tmp_path, monkeypatch):
     monkeypatch.setenv("GAN_JAX_FEATURES", str(tmp_path / "features"))
-    split = MNIST(np.zeros((16, 28, 28, 1), np.uint8), (np.arange(16) % 10).astype(np.int32))
+    split = Split(np.zeros((16, 28, 28, 1), np.uint8), (np.arange(16) % 10).astype(np.int32))
     config = GANConfig(dataset="fashion_mnist", eval_every_epoch=True, epochs=1, batch_size=8, noise_dim=8,
                        g_features=(8, 4, 4), d_features=(4, 8), num_samples=4)
     with pytest.raises(DataError, match="--retrain --dataset fashion_mnist"):

@@ -42,7 +42,7 @@ from gan_jax.checkpoint import CheckpointStore
 from gan_jax.config import require_positive
 from gan_jax.devices import warn_once_if_accelerator_unused
 from gan_jax.data import Split, check_images, load, to_unit_range
-from gan_jax.datasets import dataset
+from gan_jax.data import dataset
 from gan_jax.errors import CheckpointError, ConfigError, Diverged, Preempted
 from gan_jax.steps import TrainState, make_runner
 from gan_jax.tasks import Task, make_task

@@ -24,7 +24,7 @@ import tempfile
 
 import jax
 
-from gan_jax import GANConfig, MNIST, SGANConfig, load_mnist, train
+from gan_jax import GANConfig, SGANConfig, Split, load, train
 from gan_jax.workdir import TIMING_FILE, read_rows
 
 STEPS_PER_EPOCH = 10
@@ -32,9 +32,9 @@ STEPS_PER_EPOCH = 10
 
 def measure(task: str, epochs: int) -> list[dict]:
     config = GANConfig(epochs=epochs) if task == "gan" else SGANConfig(labels=100, epochs=epochs)
-    full = load_mnist("train")
+    full = load("mnist", "train")
     n = STEPS_PER_EPOCH * config.batch_size
-    data = MNIST(full.images[:n], full.labels[:n])
+    data = Split(full.images[:n], full.labels[:n])
     with tempfile.TemporaryDirectory() as workdir:
         train(config, workdir, data=data, progress=False)
         rows = read_rows(workdir, TIMING_FILE)

@@ -6,13 +6,13 @@ Importing it changes nothing process-wide; `gan_jax.setup_process()` turns on wh
 
     import gan_jax
     gan_jax.setup_process()                               # before JAX's first computation
-    from gan_jax import GANConfig, GANTask, load_mnist, make_runner, train
+    from gan_jax import GANConfig, GANTask, make_runner, train
     task = GANTask(GANConfig(batch_size=64))
     state = task.init()                                   # both models, own Adam states
     models, metrics = task.train_step(state.models, images_uint8_batch, key)   # one D+G step
     images = task.sample(state, task.fixed_noise())       # [16, 28, 28, 1] in [-1, 1]
     train(GANConfig(epochs=5), "runs/gan")                # what `gan-jax train gan` calls
-    train(GANConfig(dataset="fashion_mnist"), "runs/fashion")   # any `gan_jax.datasets.DATASETS` name
+    train(GANConfig(dataset="fashion_mnist"), "runs/fashion")   # any `gan_jax.data.DATASETS` name
 
     sgan = SGANTask(SGANConfig(labels=100, data_seeds=(0, 1)))   # two data seeds, one vmapped program
     train(sgan.config, "runs/sgan100"); evaluate_run("runs/sgan100")["test_accuracy"]
@@ -21,7 +21,7 @@ Importing it changes nothing process-wide; `gan_jax.setup_process()` turns on wh
 from gan_jax import logs, tasks
 from gan_jax.api import evaluate_run, load_run, sample_images
 from gan_jax.config import CGANConfig, FeatureNetConfig, GANConfig, SGANConfig, SupervisedConfig
-from gan_jax.data import MNIST, Split, load, load_mnist
+from gan_jax.data import Split, load
 from gan_jax.errors import CheckpointError, ConfigError, DataError, UserError
 from gan_jax.loop import train
 from gan_jax.process import setup_process
@@ -32,7 +32,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CGANConfig", "CGANTask", "CheckpointError", "ConfigError", "DataError", "FeatureNetConfig", "FeatureTask",
-    "GANConfig", "GANTask", "MNIST", "ModelState", "SGANConfig", "SGANTask", "Split", "SupervisedConfig",
-    "SupervisedTask", "TrainState", "UserError", "evaluate_run", "load", "load_mnist", "load_run", "logs",
+    "GANConfig", "GANTask", "ModelState", "SGANConfig", "SGANTask", "Split", "SupervisedConfig",
+    "SupervisedTask", "TrainState", "UserError", "evaluate_run", "load", "load_run", "logs",
     "make_runner", "sample_images", "setup_process", "tasks", "train",
 ]

@@ -15,7 +15,7 @@ import sys
 from gan_jax.cli_options import (add_config_options, bounded, docstring_summary, given_fields, int_list,
                                  make_config, worded_as_options)
 from gan_jax.config import DATA_SOURCES, MODELS, SGANConfig
-from gan_jax.datasets import DATASETS
+from gan_jax.data import DATASETS
 from gan_jax.errors import TrainingStopped, UserError
 from gan_jax.process import setup_process
 from gan_jax.tasks import TASKS

@@ -11,9 +11,7 @@ import inspect
 import re
 from typing import Any, ClassVar, Protocol
 
-import numpy as np
-
-from gan_jax.datasets import DATASETS, dataset, names_with_shape
+from gan_jax.data import DATASETS, dataset, names_with_shape, require_label_count
 from gan_jax.errors import ConfigError
 from gan_jax.losses import GAN_LOSSES
 
@@ -24,13 +22,6 @@ COMPUTE_DTYPES = ("float32", "bfloat16")
 def require_positive(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}; pass a value >= 1")
-
-
-def require_label_count(count: Any) -> None:
-    """A labeled subset's size must be a positive multiple of 10: `count // 10` images of each digit."""
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count <= 0 or count % 10:
-        raise ConfigError(f"labels must be a positive multiple of 10 (labels/10 per class), got {count!r}; "
-                          "pass e.g. 20, 50, 100 or 1000")
 
 
 class TrainingConfig(Protocol):
@@ -76,7 +67,7 @@ class RunConfig:
         convolutional models, an epoch on accelerators). It changes speed only, never results.
       data_source: where the images come from: 'tfds' (a prepared TFDS dataset), 'offline' (the
         verified cache built from a package registry) or 'auto' (TFDS if prepared, else offline).
-      dataset: what to train on (`gan_jax.datasets.DATASETS`); the models are sized from its image
+      dataset: what to train on (`gan_jax.data.DATASETS`); the models are sized from its image
         shape.
       checkpoint_every: also checkpoint every this many steps; not set (None): at epoch ends only.
     """
@@ -343,7 +334,7 @@ class SupervisedConfig(RunConfig):
 
     Attributes (beyond `RunConfig`'s):
       batch_size: labeled images per step (and, for the SGAN, as many unlabeled and generated ones).
-      dataset: what to train on: a 28×28×1 dataset of `gan_jax.datasets.DATASETS` (the classifiers
+      dataset: what to train on: a 28×28×1 dataset of `gan_jax.data.DATASETS` (the classifiers
         are sized for it).
       labels: labeled training images, a positive multiple of 10 (labels/10 per class).
       data_seeds: data seeds (each picks a class-balanced labeled subset and the run's random

@@ -30,7 +30,7 @@ from gan_jax import hooks, parallel, plots
 from gan_jax.checkpoint import CheckpointStore
 from gan_jax.config import TrainingConfig, require_positive
 from gan_jax.data import Split, check_images, load, to_unit_range
-from gan_jax.datasets import dataset
+from gan_jax.data import dataset
 from gan_jax.devices import warn_once_if_accelerator_unused
 from gan_jax.errors import CheckpointError, ConfigError
 from gan_jax.steps import TrainState, make_runner

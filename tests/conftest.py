@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gan_jax import GANConfig
-from gan_jax.data import MNIST
+from gan_jax.data import Split
 
 # One compilation cache for the whole session, shared with the CLI subprocesses the tests start:
 # the same tiny programs are compiled once, not once per process.
@@ -47,15 +47,15 @@ def tiny_data():
     """40 synthetic uint8 digits-shaped images (5 steps of 8 per epoch)."""
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8)
-    return MNIST(images, rng.integers(0, 10, 40).astype(np.int32))
+    return Split(images, rng.integers(0, 10, 40).astype(np.int32))
 
 
 @pytest.fixture(scope="session")
 def mnist_train():
     """The real MNIST training split through the offline route (fetched once per machine)."""
-    from gan_jax.data import load_mnist
+    from gan_jax.data import load
 
-    return load_mnist("train", source="offline")
+    return load("mnist", "train", source="offline")
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import numpy as np
 from gan_jax import parallel
 from gan_jax.checkpoint import CheckpointStore
 from gan_jax.config import GANConfig, SGANConfig
-from gan_jax.data import MNIST
+from gan_jax.data import Split
 from gan_jax.loop import train
 from gan_jax.workdir import read_rows
 from gan_jax.tasks import GANTask
@@ -33,7 +33,8 @@ def losses(workdir, keys):
 
 def main() -> None:
     rng = np.random.default_rng(0)
-    data = MNIST(rng.integers(0, 256, (64, 28, 28, 1), np.uint8), (np.arange(64) % 10).astype(np.int32))
+    data = Split(rng.integers(0, 256, (64, 28, 28, 1), np.uint8),
+                 (np.arange(64) % 10).astype(np.int32))
     root = tempfile.mkdtemp()
     gan = GANConfig(batch_size=32, epochs=2, noise_dim=8, g_features=(16, 8, 4), d_features=(4, 8))
     # Adam moves a parameter by ~lr whatever its gradient's size, so near-zero gradients that differ

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gan_jax import (CGANConfig, CGANTask, ConfigError, DataError, FeatureNetConfig, GANConfig, GANTask, SGANConfig,
-                     SupervisedConfig, load_mnist, sample_images)
+                     SupervisedConfig, load, sample_images)
 from gan_jax.checkpoint import CheckpointStore
 from gan_jax.cli import main
 from gan_jax.data import check_images, labeled_subset
@@ -185,7 +185,7 @@ API_CASES = [
     ("config dropout", lambda: GANConfig(dropout=1.5), ConfigError, "dropout must be in [0, 1)"),
     ("config source", lambda: GANConfig(data_source="s3"), ConfigError, "data_source must be one of"),
     ("config widths", lambda: GANConfig(d_features=(4,)), ConfigError, "d_features needs 2 widths"),
-    ("unknown split", lambda: load_mnist("valid"), ConfigError, "split must be one of"),
+    ("unknown split", lambda: load("mnist", "valid"), ConfigError, "split must be one of"),
     ("images wrong shape", lambda: check_images(np.zeros((3, 32, 32, 1), np.uint8)), DataError, "[N, 28, 28, 1]"),
     ("images wrong dtype", lambda: check_images(np.zeros((3, 28, 28, 1), np.float64)), DataError, "uint8"),
     ("empty images", lambda: check_images(np.zeros((0, 28, 28, 1), np.uint8)), DataError, "[N, 28, 28, 1]"),
@@ -220,9 +220,9 @@ def test_api_bad_input(call, error, message):
 
 
 def test_train_api_refuses_wrong_images(tmp_path):
-    from gan_jax import MNIST, train
+    from gan_jax import Split, train
 
-    bad = MNIST(np.zeros((16, 28, 28, 1), np.float32), np.zeros(16, np.int32))
+    bad = Split(np.zeros((16, 28, 28, 1), np.float32), np.zeros(16, np.int32))
     with pytest.raises(DataError, match="uint8"):
         train(GANConfig(batch_size=8), tmp_path / "w", data=bad, progress=False)
     assert not (tmp_path / "w" / "metrics.jsonl").exists()

@@ -12,20 +12,23 @@ import tarfile
 import numpy as np
 import pytest
 
-from gan_jax import GANConfig, MNIST, SGANConfig, SupervisedConfig, datasets, train
+from gan_jax import GANConfig, SGANConfig, Split, SupervisedConfig, train
 from gan_jax import data as data_lib
+from gan_jax.data import DATASETS, dataset, download
+from gan_jax.data.sources.deb import read_idx
 from gan_jax.errors import ConfigError, DataError
 from gan_jax.plots import image_grid
 
 
 def test_every_dataset_spec_is_consistent():
-    for name, spec in datasets.DATASETS.items():
+    for name, spec in DATASETS.items():
         assert spec.name == name and spec.num_classes == 10 and len(spec.shape) == 3
         assert all(len(counts) == spec.num_classes for counts in spec.class_counts.values())
-        assert spec.build_offline is not None or spec.offline_hint
-    assert datasets.DATASETS["mnist"].cache_file == data_lib.CACHE_FILE  # the cache MNIST always had
+        assert spec.offline is not None or spec.offline_hint
+    assert DATASETS["mnist"].cache_file == "mnist.npz"  # the cache MNIST always had
+    assert DATASETS["fashion_mnist"].cache_file == "fashion_mnist.npz"
     with pytest.raises(ConfigError, match="dataset must be one of mnist, fashion_mnist, cifar10, got 'svhn'"):
-        datasets.dataset("svhn")
+        dataset("svhn")
 
 
 def _idx(array: np.ndarray) -> bytes:
@@ -35,11 +38,11 @@ def _idx(array: np.ndarray) -> bytes:
 
 def test_idx_files_decode_and_bad_ones_are_refused():
     images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-    np.testing.assert_array_equal(datasets.read_idx(_idx(images)), images)
+    np.testing.assert_array_equal(read_idx(_idx(images)), images)
     with pytest.raises(DataError, match="idx file holds 23 bytes for shape"):
-        datasets.read_idx(_idx(images)[:-1])
+        read_idx(_idx(images)[:-1])
     with pytest.raises(DataError, match="not an idx file"):
-        datasets.read_idx(b"PK\x03\x04")
+        read_idx(b"PK\x03\x04")
 
 
 def _fake_fashion(tmp_path, monkeypatch, per_class=(3, 2)):
@@ -49,7 +52,7 @@ def _fake_fashion(tmp_path, monkeypatch, per_class=(3, 2)):
     for split, n in zip(("train", "test"), per_class):
         labels = np.repeat(np.arange(10), n).astype(np.uint8)
         images = rng.integers(0, 256, (10 * n, 28, 28), dtype=np.uint8)
-        (images_name, _), (labels_name, _) = datasets.FASHION_FILES[split]
+        (images_name, _), (labels_name, _) = DATASETS["fashion_mnist"].offline.files[split]
         for name, array in ((images_name, images), (labels_name, labels)):
             files[name] = gzip.compress(_idx(array), mtime=0)
         pinned[split] = tuple((name, hashlib.sha256(files[name]).hexdigest()) for name in (images_name, labels_name))
@@ -57,7 +60,7 @@ def _fake_fashion(tmp_path, monkeypatch, per_class=(3, 2)):
     tar_bytes = io.BytesIO()
     with tarfile.open(fileobj=tar_bytes, mode="w:xz") as tar:
         for name, payload in files.items():
-            info = tarfile.TarInfo(datasets.FASHION_FOLDER + name)
+            info = tarfile.TarInfo(DATASETS["fashion_mnist"].offline.folder + name)
             info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload))
     members = {"debian-binary": b"2.0\n", "control.tar.xz": b"", "data.tar.xz": tar_bytes.getvalue()}
@@ -66,11 +69,12 @@ def _fake_fashion(tmp_path, monkeypatch, per_class=(3, 2)):
     (tmp_path / "dataset-fashion-mnist.deb").write_bytes(deb)
     monkeypatch.setenv("GAN_JAX_DATA", str(tmp_path))
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
-    monkeypatch.setattr(datasets, "FASHION_DEB_SHA256", hashlib.sha256(deb).hexdigest())
-    monkeypatch.setattr(datasets, "FASHION_FILES", pinned)
-    spec = datasets.DATASETS["fashion_mnist"]
+    spec = DATASETS["fashion_mnist"]
+    offline = dataclasses.replace(spec.offline, sha256=hashlib.sha256(deb).hexdigest(),
+                                  files=pinned)
     counts = {split: (n,) * 10 for split, n in zip(("train", "test"), per_class)}
-    monkeypatch.setitem(datasets.DATASETS, "fashion_mnist", dataclasses.replace(spec, class_counts=counts))
+    spec = dataclasses.replace(spec, offline=offline, class_counts=counts)
+    monkeypatch.setitem(DATASETS, "fashion_mnist", spec)
     return arrays
 
 
@@ -86,10 +90,12 @@ def test_fashion_mnist_offline_route_reads_the_debian_package(tmp_path, monkeypa
 
 def test_a_damaged_file_inside_the_package_is_refused(tmp_path, monkeypatch):
     _fake_fashion(tmp_path, monkeypatch)
-    pinned = dict(datasets.FASHION_FILES)
+    spec = DATASETS["fashion_mnist"]
+    pinned = dict(spec.offline.files)
     (images, (labels_name, _)) = pinned["test"]
     pinned["test"] = (images, (labels_name, "0" * 64))
-    monkeypatch.setattr(datasets, "FASHION_FILES", pinned)
+    offline = dataclasses.replace(spec.offline, files=pinned)
+    monkeypatch.setitem(DATASETS, "fashion_mnist", dataclasses.replace(spec, offline=offline))
     with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz inside .* fails its checksum"):
         data_lib.load("fashion_mnist", "train", "offline")
     assert not (tmp_path / "fashion_mnist.npz").exists()
@@ -98,7 +104,7 @@ def test_a_damaged_file_inside_the_package_is_refused(tmp_path, monkeypatch):
 def test_without_apt_get_fashion_mnist_names_every_route(tmp_path, monkeypatch):
     monkeypatch.setenv("GAN_JAX_DATA", str(tmp_path))
     failed = subprocess.CompletedProcess([], 100, "", "E: Unable to locate package dataset-fashion-mnist")
-    monkeypatch.setattr(datasets.subprocess, "run", lambda *a, **k: failed)
+    monkeypatch.setattr(download.subprocess, "run", lambda *a, **k: failed)
     with pytest.raises(DataError) as err:
         data_lib.load("fashion_mnist", "train", "offline")
     message = str(err.value)
@@ -119,7 +125,8 @@ def test_cifar10_comes_through_tfds_and_says_why_there_is_no_offline_route(tmp_p
 
 def test_a_gan_on_32x32_rgb_images_trains_and_writes_colour_grids(tmp_path):
     rng = np.random.default_rng(0)
-    split = MNIST(rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8), (np.arange(16) % 10).astype(np.int32))
+    split = Split(rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8),
+                  (np.arange(16) % 10).astype(np.int32))
     config = GANConfig(dataset="cifar10", epochs=1, batch_size=8, noise_dim=8, g_features=(8, 4, 4),
                        d_features=(4, 8), num_samples=4)
     state = train(config, tmp_path, data=split, progress=False, tensorboard=False)
@@ -130,7 +137,8 @@ def test_a_gan_on_32x32_rgb_images_trains_and_writes_colour_grids(tmp_path):
     assert make_task(config).sample_grid(state).shape == (4, 32, 32, 3)
     assert Image.open(tmp_path / "samples" / "epoch_0001.png").mode == "RGB"
     with pytest.raises(DataError, match=r"images must have shape \[N, 32, 32, 3\], got \(16, 28, 28, 1\)"):
-        train(config, tmp_path / "grey", data=MNIST(split.images[:, :28, :28, :1], split.labels), progress=False)
+        grey = Split(split.images[:, :28, :28, :1], split.labels)
+        train(config, tmp_path / "grey", data=grey, progress=False)
 
 
 def test_image_grids_keep_colour():
@@ -163,7 +171,7 @@ def test_a_feature_network_for_another_dataset_is_never_trained_by_an_evaluation
 
 def test_per_epoch_evaluation_without_a_feature_network_fails_before_training(tmp_path, monkeypatch):
     monkeypatch.setenv("GAN_JAX_FEATURES", str(tmp_path / "features"))
-    split = MNIST(np.zeros((16, 28, 28, 1), np.uint8), (np.arange(16) % 10).astype(np.int32))
+    split = Split(np.zeros((16, 28, 28, 1), np.uint8), (np.arange(16) % 10).astype(np.int32))
     config = GANConfig(dataset="fashion_mnist", eval_every_epoch=True, epochs=1, batch_size=8, noise_dim=8,
                        g_features=(8, 4, 4), d_features=(4, 8), num_samples=4)
     with pytest.raises(DataError, match="--retrain --dataset fashion_mnist"):

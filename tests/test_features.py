@@ -30,9 +30,9 @@ def test_feature_network_is_cached_verified_and_rebuilt_without_retraining(tiny_
 
 @pytest.fixture(scope="module")
 def mnist_test():
-    from gan_jax.data import load_mnist
+    from gan_jax.data import load
 
-    return load_mnist("test", source="offline")
+    return load("mnist", "test", source="offline")
 
 
 def test_packaged_network_is_verified_and_reproduces_its_stored_accuracy_and_statistics(mnist_test):

@@ -13,7 +13,8 @@ TRAIN = textwrap.dedent("""
     if sys.argv[1] == "quiet":
         logging.getLogger("gan_jax").setLevel(logging.WARNING)
     rng = np.random.default_rng(0)
-    data = gan_jax.Split(rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8), np.zeros(40, np.int32))
+    data = gan_jax.Split(rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8),
+                         np.zeros(40, np.int32))
     config = gan_jax.GANConfig(epochs=2, batch_size=8, noise_dim=8, g_features=(8, 4, 4), d_features=(4, 8),
                                num_samples=4)
     gan_jax.train(config, sys.argv[2], data=data, progress=True)

@@ -49,9 +49,10 @@ def test_gan_epochs_write_metrics_as_scalars_and_the_sample_grid(tiny_config, ti
 
 def test_members_write_one_folder_each(tmp_path):
     rng = np.random.default_rng(0)
-    from gan_jax import MNIST
+    from gan_jax import Split
 
-    data = MNIST(rng.integers(0, 256, (100, 28, 28, 1), dtype=np.uint8), np.tile(np.arange(10, dtype=np.int32), 10))
+    data = Split(rng.integers(0, 256, (100, 28, 28, 1), dtype=np.uint8),
+                 np.tile(np.arange(10, dtype=np.int32), 10))
     config = SupervisedConfig(labels=20, batch_size=10, epochs=1, data_seeds=(0, 3))
     train(config, tmp_path, data=data, test_data=data, progress=False)
     rows = {row["data_seed"]: row for row in read_rows(tmp_path)}

@@ -17,7 +17,7 @@ import optax
 from gan_jax import data as data_lib
 from gan_jax import features as features_lib
 from gan_jax.config import FeatureNetConfig
-from gan_jax.datasets import dataset
+from gan_jax.data import dataset
 from gan_jax.losses import cross_entropy
 from gan_jax.models import FeatureNet
 from gan_jax.parallel import shard_batch

@@ -26,7 +26,7 @@ import optax
 
 from gan_jax import data as data_lib
 from gan_jax.config import CGANConfig, GANConfig
-from gan_jax.datasets import dataset
+from gan_jax.data import dataset
 from gan_jax.errors import ConfigError
 from gan_jax.features import feature_net_config, load_feature_network
 from gan_jax.losses import GAN_LOSSES, GANLoss, gradient_penalty

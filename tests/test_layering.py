@@ -1,0 +1,118 @@
+"""No import circle among gan_jax's modules, and the data layer below the configs.
+
+The graph is read from the source with `ast`, so a circle shows even where Python would get by
+(a lazy import inside a function, an import of a half-initialized module)."""
+
+import ast
+import pathlib
+
+import gan_jax
+
+ROOT = pathlib.Path(gan_jax.__file__).parent
+
+
+def _name(root: pathlib.Path, path: pathlib.Path) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _packages(name: str) -> set[str]:
+    """`a.b.c` → {'a', 'a.b'}: the packages Python initializes before importing `name`."""
+    parts = name.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts))}
+
+
+def import_graph(root: pathlib.Path) -> dict[str, set[str]]:
+    """Each module of the package at `root` → the modules of that package it imports.
+
+    Every import statement counts, at module level or inside a function (a lazy import still
+    closes a circle). `from p import x` imports module `p.x` where `x` is a submodule, else `p`.
+    Importing `p.q.m` also runs the packages `p`, `p.q` (their `__init__`), except those the
+    importer lies inside: a package's `__init__` importing its children, and the children
+    importing each other by full name, is no circle.
+    """
+    paths = {_name(root, path): path for path in sorted(root.rglob("*.py"))}
+    graph = {}
+    for name, path in paths.items():
+        own = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: `from . import x`, `from ..p import x`
+                    parent = own.split(".")[:len(own.split(".")) - node.level + 1]
+                    base = ".".join(parent + ([base] if base else []))
+                imported.update(f"{base}.{alias.name}" if f"{base}.{alias.name}" in paths else base
+                                for alias in node.names)
+        inside = _packages(name) | {own}
+        for module in set(imported):
+            imported |= _packages(module) - inside
+        graph[name] = {module for module in imported if module in paths and module != name}
+    return graph
+
+
+def import_cycle(root: pathlib.Path) -> list[str] | None:
+    """One import circle among the modules at `root` (`[a, b, ..., a]`), or None."""
+    graph, done, stack = import_graph(root), set(), []
+
+    def visit(name: str) -> list[str] | None:
+        stack.append(name)
+        for module in sorted(graph[name]):
+            if module in stack:
+                return stack[stack.index(module):] + [module]
+            if module not in done and (cycle := visit(module)):
+                return cycle
+        done.add(stack.pop())
+        return None
+
+    for name in sorted(graph):
+        if name not in done and (cycle := visit(name)):
+            return cycle
+    return None
+
+
+def test_no_import_cycle_in_gan_jax():
+    cycle = import_cycle(ROOT)
+    assert cycle is None, "import circle: " + " → ".join(cycle)
+
+
+def test_the_data_layer_never_reaches_the_configs():
+    """`config` may import `data`, never the other way round, not even through another module:
+    the data layer imports only itself and `gan_jax.errors`."""
+    graph = import_graph(ROOT)
+    data = [name for name in graph if name == "gan_jax.data" or name.startswith("gan_jax.data.")]
+    assert len(data) >= 8 and "gan_jax.config" in graph
+    for name in data:
+        reached, todo = set(), [name]
+        while todo:
+            for module in graph[todo.pop()] - reached:
+                reached.add(module)
+                todo.append(module)
+        assert "gan_jax.config" not in reached, name
+        assert graph[name] <= {*data, "gan_jax.errors"}, name
+
+
+def test_the_cycle_check_finds_lazy_and_package_circles_only(tmp_path):
+    root = tmp_path / "pkg"
+    files = {
+        "__init__.py": "from pkg import top\n",
+        "top.py": "from pkg.sub import thing\nfrom . import low\n",
+        "low.py": "import os\n",
+        "sub/__init__.py": "from pkg.sub.a import thing\nfrom . import c\n",
+        "sub/a.py": "from pkg.sub.c import helper\nthing = helper\n",
+        "sub/c.py": "def helper():\n    pass\n",
+    }
+    for file, text in files.items():
+        (root / file).parent.mkdir(parents=True, exist_ok=True)
+        (root / file).write_text(text)
+    graph = import_graph(root)
+    assert graph["pkg.top"] == {"pkg.sub", "pkg.low"} and graph["pkg.sub.a"] == {"pkg.sub.c"}
+    assert import_cycle(root) is None  # packages importing their children, children each other
+    (root / "sub/c.py").write_text("def helper():\n    from pkg import top\n")  # lazy: a circle
+    assert import_cycle(root) == ["pkg.top", "pkg.sub", "pkg.sub.a", "pkg.sub.c", "pkg.top"]
+    (root / "sub/c.py").write_text("def helper():\n    pass\n")
+    (root / "low.py").write_text("from pkg.sub.c import helper\n")  # runs pkg.sub's __init__ first
+    (root / "sub/a.py").write_text("from pkg.sub.c import helper\nfrom pkg import low\nthing = 1\n")
+    assert import_cycle(root) == ["pkg.low", "pkg.sub", "pkg.sub.a", "pkg.low"]

@@ -21,6 +21,15 @@ os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 jax.config.update("jax_compilation_cache_dir", _XLA_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
+def pytest_configure(config):
+    """Under pytest-xdist the controller builds MNIST's offline cache (a no-op once built) before
+    the workers start: two workers building it at once would race on its files."""
+    if not hasattr(config, "workerinput") and getattr(config.option, "numprocesses", None):
+        from gan_jax.data import load
+
+        load("mnist", "train", source="offline")
+
+
 TINY = dict(batch_size=8, noise_dim=8, g_features=(8, 4, 4), d_features=(4, 8), num_samples=4)
 
 

@@ -49,13 +49,13 @@ def sample_images(task, state: TrainState, num: int, seed: int = 0, digit: int |
     if not isinstance(task, Generative):
         raise ConfigError(f"a {task.config.task} run has no generator; sample from a gan, cgan or sgan workdir")
     if digit is None:
-        return task.sample(state, task.noise(jax.random.PRNGKey(seed), num))
+        return task.sample(state, task.noise(jax.random.key(seed), num))
     if isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit <= 9:
         raise ConfigError(f"digit must be an integer 0..9, got {digit!r}")
     if not task.conditional:
         raise ConfigError(f"a {task.config.task} run is unconditional and cannot draw a chosen digit; "
                           "pass a workdir of `gan-jax train cgan`, or leave out --digit")
-    return task.sample(state, task.noise(jax.random.PRNGKey(seed), num), np.full(num, digit))
+    return task.sample(state, task.noise(jax.random.key(seed), num), np.full(num, digit))
 
 
 def run_info(workdir: str | os.PathLike) -> dict[str, Any]:

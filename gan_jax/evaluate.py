@@ -24,10 +24,10 @@ def generate(task, state: TrainState, num: int, seed: int = EVAL_SEED, digits: n
              ) -> np.ndarray:
     """`num` generated images, float32 `[num, 28, 28, 1]` in [-1, 1], drawn in chunks of `CHUNK`.
 
-    Chunk i's noise is `noise(fold_in(PRNGKey(seed), i))`. `digits` (cGAN only) picks each image's
+    Chunk i's noise is `noise(fold_in(key(seed), i))`. `digits` (cGAN only) picks each image's
     digit; the cGAN's default cycles 0..9.
     """
-    root, images = jax.random.PRNGKey(seed), []
+    root, images = jax.random.key(seed), []
     for i, start in enumerate(range(0, num, CHUNK)):
         n = min(CHUNK, num - start)
         chunk_digits = None if digits is None else digits[start:start + n]

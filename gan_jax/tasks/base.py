@@ -94,8 +94,8 @@ class SeededTask:
     convolutional: ClassVar[bool] = True  # its step has convolution gradients (a slow scan body on CPU)
 
     def key(self, stream: int) -> jax.Array:
-        """One of the run's fixed key streams (`Stream`), a function of `config.seed` alone."""
-        return jax.random.fold_in(jax.random.PRNGKey(self.config.seed), stream)
+        """One of the run's fixed key streams (`Stream`), a typed key, a function of `config.seed` alone."""
+        return jax.random.fold_in(jax.random.key(self.config.seed), stream)
 
     def steps_per_epoch(self, num_examples: int) -> int:
         """Full batches per epoch; the last incomplete batch is dropped."""

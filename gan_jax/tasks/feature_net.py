@@ -101,5 +101,5 @@ def random_shift(images: jax.Array, max_shift: int, key: jax.Array) -> jax.Array
 @functools.partial(jax.jit, static_argnums=0)
 def _init(task: FeatureTask) -> TrainState:
     variables = task.network.init(task.key(Stream.INIT), jnp.zeros((1, *dataset(task.config.dataset).shape), jnp.float32))
-    return TrainState(step=jnp.zeros((), jnp.int32), rng=task.key(Stream.STEPS),
+    return TrainState(step=jnp.zeros((), jnp.int32), rng=jax.random.key_data(task.key(Stream.STEPS)),
                       models={"classifier": create_model_state(variables, task.tx)})

@@ -155,7 +155,7 @@ class GANTask(SeededTask):
         g = create_model_state(g_vars, self.g_tx)
         if self.config.g_ema_decay:
             g = g.replace(ema=jax.tree.map(jnp.zeros_like, g.params))
-        return TrainState(step=jnp.zeros((), jnp.int32), rng=self.key(Stream.STEPS),
+        return TrainState(step=jnp.zeros((), jnp.int32), rng=jax.random.key_data(self.key(Stream.STEPS)),
                           models={"generator": g, "discriminator": create_model_state(d_vars, self.d_tx)})
 
     def noise(self, key: jax.Array, num: int) -> jax.Array:

@@ -342,7 +342,7 @@ def _init(task: SupervisedTask, unlabeled: jax.Array | None) -> TrainState:
     seeds = jnp.asarray(task.config.data_seeds, jnp.int32)
     models = over_members(task._init_member, task.num_members, in_axes=(0, None))(seeds, unlabeled)
     return TrainState(step=jnp.zeros((), jnp.int32),
-                      rng=task.key(Stream.STEPS), models=models)
+                      rng=jax.random.key_data(task.key(Stream.STEPS)), models=models)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))

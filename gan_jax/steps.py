@@ -57,10 +57,14 @@ class TrainState:
     models: dict[str, ModelState]
 
 
-def create_model_state(variables: dict[str, Any], tx: optax.GradientTransformation) -> ModelState:
-    """Splits linen `variables` into params and batch stats, and starts `tx` on the params."""
+def create_model_state(variables: dict[str, Any], tx: optax.GradientTransformation,
+                       ema: bool = False) -> ModelState:
+    """Splits linen `variables` into params and batch stats, and starts `tx` on the params; with
+    `ema`, also a zero-initialized moving average of the params (see `update_ema`)."""
     params = variables["params"]
-    return ModelState(params=params, opt_state=tx.init(params), batch_stats=variables.get("batch_stats", {}))
+    return ModelState(params=params, opt_state=tx.init(params),
+                      batch_stats=variables.get("batch_stats", {}),
+                      ema=jax.tree.map(jnp.zeros_like, params) if ema else {})
 
 
 def apply_gradients(state: ModelState, grads: Any, tx: optax.GradientTransformation,

@@ -141,14 +141,13 @@ class ConvClassifier(nn.Module):
     """The seed's SGAN discriminator: images in [-1, 1] → (logits `[B, 10]`, features `[B, 2048]`).
 
     Conv(32, 3×3, s2) → LReLU → Conv(64, s2) → BN → LReLU → Conv(128, s2) → BN → LReLU → Dropout 0.5
-    → Flatten → Dense 10. `ddi` is accepted for interface parity and does nothing.
+    → Flatten → Dense 10. It has no data-dependent initialization (`ddi`): BatchNorm normalizes.
     """
 
     dropout: float = 0.5
 
     @nn.compact
-    def __call__(self, images: jax.Array, train: bool, ddi: bool = False):
-        del ddi
+    def __call__(self, images: jax.Array, train: bool):
         x = images
         for i, width in enumerate((32, 64, 128)):
             x = nn.Conv(width, (3, 3), strides=(2, 2), padding="SAME", kernel_init=nn.initializers.glorot_uniform())(x)

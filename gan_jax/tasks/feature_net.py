@@ -80,7 +80,8 @@ class FeatureTask(SeededTask):
         return {"test_accuracy": self.evaluate(state, test)["test_accuracy"][0], "num_test": len(test.images)}
 
     def logits_and_features(self, params, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """`(logits [N, 10], features [N, hidden])` of uint8 images, or float images in [-1, 1]."""
+        """`(logits [N, num_classes], features [N, hidden])` of uint8 images `[N, H, W, C]`, or
+        float images in [-1, 1]."""
         return features_lib.logits_and_features(self.network, params, images)
 
 

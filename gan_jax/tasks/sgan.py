@@ -1,4 +1,4 @@
-"""Few-label MNIST classifiers as tasks: the supervised baseline and the semi-supervised GAN.
+"""Few-label classifiers as tasks: the supervised baseline and the semi-supervised GAN.
 
 Both train one classifier per data seed ("member"): its labeled images are a class-balanced
 subset picked by that seed (`gan_jax.data.labeled_subset`), tiled to fill each epoch with a fresh
@@ -44,10 +44,14 @@ EVAL_CHUNK = 500
 
 
 class Family(NamedTuple):
-    """What differs between model families: modules, pixel range, noise, data-dependent init."""
+    """What differs between model families: modules, pixel range, noise, data-dependent init.
 
-    classifier: nn.Module
-    generator: nn.Module
+    In `FAMILIES` the modules are classes; `SupervisedTask.family` holds them built for the task's
+    dataset (classes, image shape) and config.
+    """
+
+    classifier: Any  # a classifier module: images → (class logits, features)
+    generator: Any  # a generator module: noise → images
     zero_one_pixels: bool  # True: images in [0, 1]; False: in [-1, 1]
     uniform_noise: bool  # True: z ~ U(0, 1); False: z ~ N(0, 1)
     ddi: bool
@@ -55,10 +59,10 @@ class Family(NamedTuple):
 
 
 FAMILIES = {
-    "mlp": Family(MLPClassifier(), MLPGenerator(), zero_one_pixels=True, uniform_noise=True, ddi=True,
+    "mlp": Family(MLPClassifier, MLPGenerator, zero_one_pixels=True, uniform_noise=True, ddi=True,
                   classifier_batchnorm=False),
-    "conv": Family(ConvClassifier(), ConvGenerator(), zero_one_pixels=False, uniform_noise=False, ddi=False,
-                   classifier_batchnorm=True),
+    "conv": Family(ConvClassifier, ConvGenerator, zero_one_pixels=False, uniform_noise=False,
+                   ddi=False, classifier_batchnorm=True),
 }
 
 
@@ -77,14 +81,15 @@ class SupervisedTask(SeededTask):
     # ---- configuration-derived pieces
     @property
     def family(self) -> Family:
+        """The config's model family, its modules sized for the dataset (classes, image shape)."""
         family = FAMILIES[self.config.model]
+        classifier, generator = {"num_classes": self.num_classes}, {"image_shape": self.image_shape}
         if getattr(self.config, "fm_after_noise", False) and self.config.model == "mlp":
-            family = family._replace(classifier=family.classifier.clone(features_after_noise=True))
-        if self.config.compute_dtype == "float32":
-            return family
-        dtype = jnp.dtype(self.config.compute_dtype)
-        return family._replace(classifier=family.classifier.clone(dtype=dtype),
-                               generator=family.generator.clone(dtype=dtype))
+            classifier["features_after_noise"] = True
+        if self.config.compute_dtype != "float32":
+            classifier["dtype"] = generator["dtype"] = jnp.dtype(self.config.compute_dtype)
+        return family._replace(classifier=family.classifier(**classifier),
+                               generator=family.generator(**generator))
 
     @property
     def tx(self) -> optax.GradientTransformation:
@@ -119,7 +124,8 @@ class SupervisedTask(SeededTask):
     # ---- data
     def labeled_indices(self, labels: np.ndarray) -> np.ndarray:
         """int `[members, labels]`: each member's labeled subset of the training split."""
-        return np.stack([data_lib.labeled_subset(labels, self.config.labels, s) for s in self.config.data_seeds])
+        return np.stack([data_lib.labeled_subset(labels, self.config.labels, seed, self.num_classes)
+                         for seed in self.config.data_seeds])
 
     def device_data(self, train: data_lib.Split) -> dict[str, jax.Array]:
         """Device arrays: `labeled_x` uint8 `[S, L, H, W, C]`, `labeled_y` int32 `[S, L]`,
@@ -180,7 +186,8 @@ class SupervisedTask(SeededTask):
 
     # ---- the step
     def classify(self, params: Any, batch_stats: Any, images: jax.Array, key: jax.Array | None, train: bool = True):
-        """`(class_logits [B, 10], features [B, F], new batch_stats)`; noise/dropout only when `train`."""
+        """`(class_logits [B, num_classes], features [B, F], new batch_stats)`; noise and dropout
+        only when `train`."""
         (logits, features), updates = self.family.classifier.apply(
             {"params": params, "batch_stats": batch_stats}, images, train=train,
             rngs={"noise": key} if train else {}, mutable=["batch_stats"])
@@ -196,7 +203,8 @@ class SupervisedTask(SeededTask):
 
     def train_step(self, models: dict[str, ModelState], batch: dict[str, jax.Array], key: jax.Array
                    ) -> tuple[dict[str, ModelState], Metrics]:
-        """One member's update on `batch`: `labeled` float `[B, 28, 28, 1]` (family range), `labels` `[B]`."""
+        """One member's update on `batch`: `labeled` float `[B, H, W, C]` (family range), `labels`
+        int32 `[B]` in 0..num_classes-1."""
         c = models["classifier"]
 
         def loss_fn(params):
@@ -290,7 +298,7 @@ class SGANTask(SupervisedTask, GenerativeTask):
     def train_step(self, models: dict[str, ModelState], batch: dict[str, jax.Array], key: jax.Array
                    ) -> tuple[dict[str, ModelState], Metrics]:
         """One member's alternating step. `batch`: `labeled`, `unlabeled`, `unlabeled_g` float
-        `[B, 28, 28, 1]` in the family's range, `labels` int32 `[B]`."""
+        `[B, H, W, C]` in the family's range, `labels` int32 `[B]`."""
         keys = jax.random.split(key, 7)
         c, g = models["classifier"], models["generator"]
         batch_size = batch["labeled"].shape[0]

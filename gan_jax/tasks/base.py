@@ -131,10 +131,10 @@ class SeededTask:
     def host_labels(self, train: data_lib.Split) -> np.ndarray:
         """The training labels, int32 `[N]`, one per image, each in 0..num_classes-1."""
         labels = None if train.labels is None else np.asarray(train.labels, np.int32)
-        if (labels is None or labels.shape != (len(train.images),) or labels.min(initial=0) < 0
-                or labels.max(initial=0) >= self.num_classes):
-            got = "none" if labels is None else (
-                f"shape {labels.shape}, values {labels.min(initial=0)}..{labels.max(initial=0)}")
+        if (labels is None or labels.shape != (len(train.images),)
+                or not np.all((labels >= 0) & (labels < self.num_classes))):
+            got = "none" if labels is None else f"shape {labels.shape}" + (
+                f", values {labels.min()}..{labels.max()}" if labels.size else "")
             raise DataError(f"a {self.config.task} run needs one label 0..{self.num_classes - 1} "
                             f"per training image; got {got}")
         return labels

@@ -40,22 +40,23 @@ def load_run(workdir: str | os.PathLike) -> tuple[Any, TrainState]:
 
 
 def sample_images(task, state: TrainState, num: int, seed: int = 0, digit: int | None = None) -> np.ndarray:
-    """`num` generated digits, float32 `[num, 28, 28, 1]` in [-1, 1], from noise seeded by `seed`.
+    """`num` generated images, float32 `[num, H, W, C]` in [-1, 1], from noise seeded by `seed`.
 
-    `digit` (0..9) asks a cGAN for that digit only; a cGAN's default cycles 0..9.
+    `digit` (0..num_classes-1 of the run's dataset) asks a cGAN for that class only; a cGAN's
+    default cycles through the classes.
     """
     if isinstance(num, bool) or not isinstance(num, int) or num <= 0:
         raise ConfigError(f"num must be a positive integer, got {num!r}")
     if not isinstance(task, Generative):
         raise ConfigError(f"a {task.config.task} run has no generator; sample from a gan, cgan or sgan workdir")
     if digit is None:
-        return task.sample(state, task.noise(jax.random.PRNGKey(seed), num))
-    if isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit <= 9:
-        raise ConfigError(f"digit must be an integer 0..9, got {digit!r}")
+        return task.sample(state, task.noise(jax.random.key(seed), num))
+    if isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit < task.num_classes:
+        raise ConfigError(f"digit must be an integer 0..{task.num_classes - 1}, got {digit!r}")
     if not task.conditional:
         raise ConfigError(f"a {task.config.task} run is unconditional and cannot draw a chosen digit; "
                           "pass a workdir of `gan-jax train cgan`, or leave out --digit")
-    return task.sample(state, task.noise(jax.random.PRNGKey(seed), num), np.full(num, digit))
+    return task.sample(state, task.noise(jax.random.key(seed), num), np.full(num, digit))
 
 
 def run_info(workdir: str | os.PathLike) -> dict[str, Any]:
@@ -73,8 +74,9 @@ def evaluate_run(workdir: str | os.PathLike, test: Any = None, num_samples: int 
     """Evaluates a workdir's latest checkpoint (its final parameters, the EMA when kept): the task's
     `report`, with the workdir, task and step.
 
-    - A classifier (`sgan`, `supervised`): test accuracy on `test` (default: the 10,000 MNIST test
-      images): a number for one data seed; a list in data-seed order, with mean and std, for several.
+    - A classifier (`sgan`, `supervised`): test accuracy on `test` (default: the test split of its
+      dataset): a number for one data seed; a list in data-seed order, with mean and std, for
+      several.
     - A generator (`gan`, `cgan`): `gan_jax.evaluate.sample_quality` of `num_samples` generated
       images against the test images (`fd`, `fd_floor`, `inception_score`, `confident`, and the
       cGAN's `digit_accuracy`, and `fd_network`), with the packaged feature network.

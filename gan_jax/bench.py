@@ -45,7 +45,7 @@ def matmul_peak_gflops(dtype: str = "float32", n: int | None = None, repeats: in
     """GFLOP/s of an `n×n×n` matrix product in `dtype` (float32 accumulation), best of `repeats`;
     `n` defaults to `matmul_size()`."""
     n = n or matmul_size()
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.dtype(dtype))
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.dtype(dtype))
     product = jax.jit(lambda x: jnp.dot(x, x, preferred_element_type=jnp.float32))
     product(a).block_until_ready()
     best = min(_seconds(lambda: product(a).block_until_ready()) for _ in range(repeats))

@@ -125,8 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--num", type=_positive_int, default=64, help="how many digits (default 64)")
     sample.add_argument("--out", required=True, type=pathlib.Path, help="PNG file to write")
     sample.add_argument("--seed", type=_non_negative_int, default=0, help="noise seed (default 0)")
-    sample.add_argument("--digit", type=bounded(int, lambda v: 0 <= v <= 9, "a digit 0..9"), default=None,
-                        help="cgan only: draw only this digit (default: a cgan cycles 0..9 in columns)")
+    sample.add_argument("--digit", type=_non_negative_int, default=None,
+                        help="cgan only: draw only this class, 0..classes-1 of the run's dataset "
+                             "(default: a cgan cycles through the classes in columns)")
 
     bench = commands.add_parser(
         "bench", help="time the training steps (DCGAN, SGAN MLP): one JSON line per configuration",
@@ -187,11 +188,15 @@ def _sample(args) -> None:
     if args.out.suffix.lower() != ".png":
         raise ConfigError(f"--out must name a .png file, got {args.out}")
     task, state = load_run(args.workdir)
+    if args.digit is not None and args.digit >= task.num_classes:
+        raise ConfigError(f"argument --digit: expected a digit 0..{task.num_classes - 1}, "
+                          f"got {args.digit}")
     if not args.out.parent.is_dir():
         raise ConfigError(f"--out's folder {args.out.parent} does not exist; create it first "
                           f"(mkdir -p {args.out.parent}) or write into an existing folder")
     images = sample_images(task, state, args.num, seed=args.seed, digit=args.digit)
-    save_grid(args.out, images, cols=10 if task.conditional and args.digit is None else None)
+    columns = task.num_classes if task.conditional and args.digit is None else None
+    save_grid(args.out, images, cols=columns)
     what = "samples" if args.digit is None else f"samples of digit {args.digit}"
     print(f"wrote {args.num} {what} from step {int(state.step)} to {args.out}")
 

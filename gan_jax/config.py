@@ -336,7 +336,8 @@ class SupervisedConfig(RunConfig):
       batch_size: labeled images per step (and, for the SGAN, as many unlabeled and generated ones).
       dataset: what to train on: a 28×28×1 dataset of `gan_jax.data.DATASETS` (the classifiers
         are sized for it).
-      labels: labeled training images, a positive multiple of 10 (labels/10 per class).
+      labels: labeled training images, a positive multiple of the dataset's classes (as many of
+        each class; 10 classes for MNIST).
       data_seeds: data seeds (each picks a class-balanced labeled subset and the run's random
         streams); several seeds train together as independent members of one vmapped program.
       model: 'mlp' (weight-normalized MLP with Gaussian noise) or 'conv' (the seed's CNN).
@@ -377,7 +378,7 @@ class SupervisedConfig(RunConfig):
             raise ConfigError(f"the {self.task} models are sized for 28×28×1 images, not {self.dataset}'s "
                               f"{dataset(self.dataset).shape}; pass --dataset {' or '.join(names_with_shape((28, 28, 1)))}")
         self._check_common()
-        require_label_count(self.labels)
+        require_label_count(self.labels, dataset(self.dataset).num_classes)
         seeds = self.data_seeds
         if (not isinstance(seeds, tuple) or not seeds
                 or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
@@ -400,7 +401,7 @@ class SupervisedConfig(RunConfig):
 class SGANConfig(SupervisedConfig):
     """The semi-supervised GAN: a classifier from few labels, every training image unlabeled, and fakes.
 
-    The `SupervisedConfig` classifier (K = 10 class logits) also learns D(x) =
+    The `SupervisedConfig` classifier (K class logits, K the dataset's classes) also learns D(x) =
     sigmoid(logsumexp(logits)): real for the unlabeled images, fake for a generator's.
 
     Attributes (beyond `SupervisedConfig`):

@@ -1,4 +1,4 @@
-"""How good are generated digits: feature-network metrics of a trained generator.
+"""How good are generated images: feature-network metrics of a trained generator.
 
 `sample_quality` draws images from a task's generator with noise of a fixed evaluation seed (so
 the same state always scores the same) and compares them with the real test images through
@@ -22,12 +22,12 @@ CHUNK = 1000
 
 def generate(task, state: TrainState, num: int, seed: int = EVAL_SEED, digits: np.ndarray | None = None
              ) -> np.ndarray:
-    """`num` generated images, float32 `[num, 28, 28, 1]` in [-1, 1], drawn in chunks of `CHUNK`.
+    """`num` generated images, float32 `[num, H, W, C]` in [-1, 1], drawn in chunks of `CHUNK`.
 
-    Chunk i's noise is `noise(fold_in(PRNGKey(seed), i))`. `digits` (cGAN only) picks each image's
-    digit; the cGAN's default cycles 0..9.
+    Chunk i's noise is `noise(fold_in(key(seed), i))`. `digits` (cGAN only, int `[num]`) picks each
+    image's class; the cGAN's default cycles through the classes.
     """
-    root, images = jax.random.PRNGKey(seed), []
+    root, images = jax.random.key(seed), []
     for i, start in enumerate(range(0, num, CHUNK)):
         n = min(CHUNK, num - start)
         chunk_digits = None if digits is None else digits[start:start + n]
@@ -37,17 +37,17 @@ def generate(task, state: TrainState, num: int, seed: int = EVAL_SEED, digits: n
 
 def sample_quality(task, state: TrainState, num: int = 10_000, network: FeatureNetwork | None = None
                    ) -> dict[str, Any]:
-    """Metrics of `num` generated images against the 10,000 real test images.
+    """Metrics of `num` generated images against the real test images of the task's dataset.
 
     Returns:
       `fd`: Fréchet distance of the feature network's penultimate features (lower is better);
       `fd_floor`: the same distance between the real training and test images (the best a
-      generator can expect); `inception_score`: in [1, 10]; `confident`: share of samples the
-      classifier labels with probability ≥ 0.9; for the cGAN also `digit_accuracy`, the share of
-      samples classified as the digit they were asked for (digits cycle 0..9).
+      generator can expect); `inception_score`: in [1, num_classes]; `confident`: share of
+      samples the classifier labels with probability ≥ 0.9; for the cGAN also `digit_accuracy`,
+      the share of samples classified as the class they were asked for (classes cycle 0, 1, ...).
     """
     network = network or load_feature_network(feature_net_config(task.config.dataset))
-    digits = np.arange(num) % 10 if task.conditional else None
+    digits = np.arange(num) % task.num_classes if task.conditional else None
     logits, features = network.logits_and_features(generate(task, state, num, digits=digits))
     result = {"fd": frechet_distance(*feature_statistics(features), *network.test_stats),
               "fd_floor": network.fd_floor,

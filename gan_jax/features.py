@@ -32,6 +32,7 @@ from flax import traverse_util
 
 from gan_jax import data as data_lib
 from gan_jax.config import FeatureNetConfig
+from gan_jax.data import dataset
 from gan_jax.errors import DataError
 from gan_jax.metrics import feature_statistics, frechet_distance
 from gan_jax.models import FeatureNet
@@ -79,17 +80,19 @@ class FeatureNetwork:
         return self.sha256 == PACKAGED_SHA256
 
     def logits_and_features(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """`(logits [N, 10], features [N, D])` of uint8 `[N, H, W, C]` or float images in [-1, 1]."""
+        """`(logits [N, classes], features [N, D])` of uint8 `[N, H, W, C]` or float images in
+        [-1, 1]."""
         return logits_and_features(network_module(self.config), self.params, images)
 
 
 def network_module(config: FeatureNetConfig) -> FeatureNet:
-    """The linen module of a feature network config."""
-    return FeatureNet(tuple(config.widths), config.hidden)
+    """The linen module of a feature network config, with its dataset's classes."""
+    return FeatureNet(dataset(config.dataset).num_classes, tuple(config.widths), config.hidden)
 
 
 def logits_and_features(network: FeatureNet, params, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`(logits [N, 10], features [N, hidden])` of uint8 images `[N, H, W, C]`, or float ones in [-1, 1].
+    """`(logits [N, classes], features [N, hidden])` of uint8 images `[N, H, W, C]`, or float ones
+    in [-1, 1].
 
     The images go to the device whole (MNIST's 60,000 training images: 47 MB as uint8); the network
     runs on `EVAL_CHUNK` of them at a time.

@@ -4,10 +4,10 @@ A task supplies one pure function, `step(models, data, plan, index, key) -> (mod
 it gathers batch `index` of the epoch from the device-resident `data` through the epoch's `plan`
 (index arrays, e.g. a permutation) and updates the models. This module wraps it into
 `run(state, data, plan) -> (state, metrics, finite)`, compiled once per number of steps; each step
-derives its key as `fold_in(state.rng, state.step)` (so a resumed run draws exactly what an
-uninterrupted one would), and advances `state.step`. Several steps run inside one `lax.scan` on
-accelerators; on CPU one step per call is faster (XLA:CPU runs convolution gradients inside a
-while loop many times slower), which `default_steps_per_call` decides.
+derives its typed key as `fold_in(wrap_key_data(state.rng), state.step)` (so a resumed run draws
+exactly what an uninterrupted one would), and advances `state.step`. Several steps run inside one
+`lax.scan` on accelerators; on CPU one step per call is faster (XLA:CPU runs convolution gradients
+inside a while loop many times slower), which `default_steps_per_call` decides.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ class TrainState:
 
     Attributes:
       step: int32 scalar, number of completed steps.
-      rng: the run's root key (uint32 `[2]`); step t uses `fold_in(rng, t)`.
+      rng: the run's root key as raw key data (uint32 `[2]`, what Orbax stores and the checksums
+        read); step t uses the typed key `fold_in(wrap_key_data(rng), t)`.
       models: model name → `ModelState`.
     """
 
@@ -56,10 +57,14 @@ class TrainState:
     models: dict[str, ModelState]
 
 
-def create_model_state(variables: dict[str, Any], tx: optax.GradientTransformation) -> ModelState:
-    """Splits linen `variables` into params and batch stats, and starts `tx` on the params."""
+def create_model_state(variables: dict[str, Any], tx: optax.GradientTransformation,
+                       ema: bool = False) -> ModelState:
+    """Splits linen `variables` into params and batch stats, and starts `tx` on the params; with
+    `ema`, also a zero-initialized moving average of the params (see `update_ema`)."""
     params = variables["params"]
-    return ModelState(params=params, opt_state=tx.init(params), batch_stats=variables.get("batch_stats", {}))
+    return ModelState(params=params, opt_state=tx.init(params),
+                      batch_stats=variables.get("batch_stats", {}),
+                      ema=jax.tree.map(jnp.zeros_like, params) if ema else {})
 
 
 def apply_gradients(state: ModelState, grads: Any, tx: optax.GradientTransformation,
@@ -118,7 +123,8 @@ def make_runner(step_fn: StepFn, steps_per_epoch: int, num_steps: int, mesh: Mes
 
     def one_step(state: TrainState, data: Any, plan: Any):
         index = state.step % steps_per_epoch
-        models, metrics = step_fn(state.models, data, plan, index, jax.random.fold_in(state.rng, state.step))
+        key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+        models, metrics = step_fn(state.models, data, plan, index, key)
         return state.replace(step=state.step + 1, models=models), metrics
 
     def run(state: TrainState, data: Any, plan: Any):

@@ -24,6 +24,7 @@ import numpy as np
 from gan_jax import plots
 from gan_jax.api import evaluate_run
 from gan_jax.data import labeled_subset, load
+from gan_jax.data import dataset
 from gan_jax.loop import train
 from gan_jax.workdir import check_workdir
 from gan_jax.tasks import TASKS
@@ -56,7 +57,7 @@ def run_sweep(label_counts: Sequence[int], data_seeds: Sequence[int], out: str |
     """Trains (or resumes) every run, evaluates each data seed, and writes the sweep's reports.
 
     Args:
-      label_counts: e.g. (20, 50, 100, 1000); each a positive multiple of 10.
+      label_counts: e.g. (20, 50, 100, 1000); each a positive multiple of the dataset's classes.
       data_seeds: e.g. (0, 1, 2, 3, 4).
       out: output folder.
       model: 'mlp' or 'conv' (its recipe's defaults apply).
@@ -70,7 +71,8 @@ def run_sweep(label_counts: Sequence[int], data_seeds: Sequence[int], out: str |
     first = next(iter(configs.values()))
     train_split = load(first.dataset, "train", first.data_source)
     for labels in label_counts:  # every subset is checked before anything trains or is written
-        labeled_subset(train_split.labels, labels, data_seeds[0])
+        labeled_subset(train_split.labels, labels, data_seeds[0],
+                       dataset(first.dataset).num_classes)
     test_split = load(first.dataset, "test", first.data_source)
     rows, started = [], time.time()
     for (method, labels), config in configs.items():

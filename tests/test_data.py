@@ -117,15 +117,16 @@ def test_epoch_permutation_is_a_permutation_and_depends_on_epoch():
 
 def test_labeled_subset_is_balanced_deterministic_and_seeded():
     labels = np.random.default_rng(0).integers(0, 10, 5000)
-    chosen = labeled_subset(labels, 50, data_seed=3)
+    subset = lambda seed: labeled_subset(labels, 50, data_seed=seed, num_classes=10)
+    chosen = subset(3)
     assert len(set(chosen.tolist())) == 50
     assert np.bincount(labels[chosen], minlength=10).tolist() == [5] * 10
-    np.testing.assert_array_equal(chosen, labeled_subset(labels, 50, data_seed=3))
-    assert set(chosen.tolist()) != set(labeled_subset(labels, 50, data_seed=4).tolist())
+    np.testing.assert_array_equal(chosen, subset(3))
+    assert set(chosen.tolist()) != set(subset(4).tolist())
 
 
 def test_real_mnist_subset_has_labels_over_10_per_digit(mnist_train):
-    chosen = labeled_subset(mnist_train.labels, 100, 0)
+    chosen = labeled_subset(mnist_train.labels, 100, 0, 10)
     assert np.bincount(mnist_train.labels[chosen], minlength=10).tolist() == [10] * 10
 
 

@@ -55,7 +55,7 @@ def test_bfloat16_models_keep_float32_parameters_and_outputs_close_to_float32():
 
 def test_bfloat16_mlp_classifier_accumulates_in_float32():
     x = jax.random.uniform(jax.random.PRNGKey(0), (6, 28, 28, 1))
-    c32, c16 = MLPClassifier(), MLPClassifier(dtype=jnp.bfloat16)
+    c32, c16 = MLPClassifier(10), MLPClassifier(10, dtype=jnp.bfloat16)
     variables = c32.init(jax.random.PRNGKey(1), x, train=False)
     (logits32, _), (logits16, feats16) = c32.apply(variables, x, train=False), c16.apply(variables, x, train=False)
     assert logits16.dtype == feats16.dtype == jnp.float32

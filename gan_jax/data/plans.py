@@ -26,39 +26,44 @@ def epoch_permutation(data_key: jax.Array, epoch: jax.Array | int, num_examples:
     return jax.random.permutation(key, num_examples).astype(jnp.int32)
 
 
-def require_label_count(count: Any) -> None:
-    """A labeled subset's size must be a positive multiple of 10: `count // 10` images of each
-    digit; else ConfigError."""
+def require_label_count(count: Any, num_classes: int) -> None:
+    """A labeled subset's size must be a positive multiple of the dataset's `num_classes`:
+    `count // num_classes` images of each class; else ConfigError."""
     integer = isinstance(count, (int, np.integer)) and not isinstance(count, bool)
-    if not integer or count <= 0 or count % 10:
-        raise ConfigError(f"labels must be a positive multiple of 10 (labels/10 per class), "
-                          f"got {count!r}; pass e.g. 20, 50, 100 or 1000")
+    if not integer or count <= 0 or count % num_classes:
+        examples = ", ".join(str(n * num_classes) for n in (2, 5, 10))
+        raise ConfigError(f"labels must be a positive multiple of {num_classes} "
+                          f"(labels/{num_classes} per class), got {count!r}; "
+                          f"pass e.g. {examples} or {100 * num_classes}")
 
 
-def labeled_subset(labels: np.ndarray, count: int, data_seed: int) -> np.ndarray:
-    """Indices of a class-balanced labeled subset: `count // 10` images of each digit.
+def labeled_subset(labels: np.ndarray, count: int, data_seed: int, num_classes: int
+                   ) -> np.ndarray:
+    """Indices of a class-balanced labeled subset: `count // num_classes` images of each class.
 
     A pure function of (labels, count, data_seed): the same seed picks the same images whatever
-    model is trained. Indices are grouped by class, 0 to 9.
+    model is trained. Indices are grouped by class, 0 to num_classes-1.
 
     Args:
-      labels: int `[N]` class of each training image, 0..9.
-      count: subset size, a positive multiple of 10.
+      labels: int `[N]` class of each training image, 0..num_classes-1.
+      count: subset size, a positive multiple of `num_classes`.
       data_seed: non-negative integer.
+      num_classes: the dataset's classes (`gan_jax.data.DatasetSpec.num_classes`).
     Returns:
       int64 `[count]` indices into `labels`.
     Raises:
-      ConfigError: `count` is not a positive multiple of 10, or a class has too few images.
+      ConfigError: `count` is not a positive multiple of `num_classes`, or a class has too few
+        images.
     """
     labels = np.asarray(labels)
-    require_label_count(count)
-    per_class = count // 10
-    counts = np.bincount(labels, minlength=10)
+    require_label_count(count, num_classes)
+    per_class = count // num_classes
+    counts = np.bincount(labels, minlength=num_classes)
     if counts.min() < per_class:
         fewest = int(np.argmin(counts))
         raise ConfigError(f"labels {count} needs {per_class} images of each digit but the training "
                           f"split has only {counts[fewest]} of digit {fewest}; pass at most "
-                          f"{10 * int(counts.min())}")
+                          f"{num_classes * int(counts.min())}")
     rng = np.random.default_rng(data_seed)
     order = rng.permutation(len(labels))
-    return np.concatenate([order[labels[order] == c][:per_class] for c in range(10)])
+    return np.concatenate([order[labels[order] == c][:per_class] for c in range(num_classes)])

@@ -1,4 +1,4 @@
-"""The small MNIST CNN whose penultimate features define the Fréchet distance (`gan_jax.features`)."""
+"""The small CNN whose penultimate features define the Fréchet distance (`gan_jax.features`)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ import jax
 
 
 class FeatureNet(nn.Module):
-    """Images `[B, H, W, C]` in [-1, 1] → (class logits `[B, 10]`, features `[B, hidden]` ≥ 0).
+    """Images `[B, H, W, C]` in [-1, 1] → (class logits `[B, num_classes]`, features
+    `[B, hidden]` ≥ 0).
 
-    (Conv 3×3 → ReLU → max-pool 2×2) per width → Dense `hidden` → ReLU (the features) → Dense 10.
+    (Conv 3×3 → ReLU → max-pool 2×2) per width → Dense `hidden` → ReLU (the features) → Dense
+    `num_classes` (the dataset's classes).
     """
 
+    num_classes: int
     widths: tuple[int, ...] = (32, 64)
     hidden: int = 128
 
@@ -20,4 +23,4 @@ class FeatureNet(nn.Module):
         for width in self.widths:
             x = nn.max_pool(nn.relu(nn.Conv(width, (3, 3), padding="SAME")(x)), (2, 2), strides=(2, 2))
         features = nn.relu(nn.Dense(self.hidden)(x.reshape(x.shape[0], -1)))
-        return nn.Dense(10)(features), features
+        return nn.Dense(self.num_classes)(features), features

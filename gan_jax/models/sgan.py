@@ -1,12 +1,15 @@
 """Semi-supervised GAN models: Improved GAN's weight-normalized MLP and the seed's CNN.
 
-Classifiers map images `[B, 28, 28, 1]` to `(class_logits [B, 10], features [B, F])`; the features
-(the last hidden layer) are what feature matching compares. Generators map noise `[B, noise_dim]`
-to images `[B, 28, 28, 1]`. Random layers (Gaussian noise, dropout) draw from the 'noise' stream.
+Classifiers map images `[B, H, W, C]` to `(class_logits [B, num_classes], features [B, F])`; the
+features (the last hidden layer) are what feature matching compares. Generators map noise
+`[B, noise_dim]` to images `[B, H, W, C]`, `(H, W, C) = image_shape` (MNIST's 28×28×1 by default).
+The task sizes both from its dataset. Random layers (Gaussian noise, dropout) draw from the
+'noise' stream.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import flax
@@ -16,8 +19,6 @@ import jax.numpy as jnp
 from jax import lax
 
 from gan_jax.models.layers import ConvTranspose
-
-NUM_CLASSES = 10
 
 
 def _dot_general_f32(*args, **kwargs):
@@ -86,15 +87,17 @@ def data_dependent_init(module: nn.Module, variables: dict[str, Any], *args, **k
 
 
 class MLPClassifier(nn.Module):
-    """Improved GAN's MNIST classifier: images in [0, 1] → (logits `[B, 10]`, features `[B, 250]`).
+    """Improved GAN's MNIST classifier: images `[B, H, W, C]` in [0, 1] → (logits
+    `[B, num_classes]`, features `[B, 250]`).
 
-    Noise σ=0.3 → [WN-Dense → ReLU → noise σ=0.5] for widths 1000, 500, 250, 250, 250 → WN-Dense 10
-    (learned scale). No batch norm, no dropout. Features: the last hidden layer, before its noise
-    (Improved GAN's), or with `features_after_noise` after it, i.e. the output layer's input
-    (identical when `train` is False).
+    Noise σ=0.3 → [WN-Dense → ReLU → noise σ=0.5] for widths 1000, 500, 250, 250, 250 → WN-Dense
+    `num_classes` (learned scale). No batch norm, no dropout. Features: the last hidden layer,
+    before its noise (Improved GAN's), or with `features_after_noise` after it, i.e. the output
+    layer's input (identical when `train` is False).
     `dtype`: the matrix products' input dtype (see `WeightNormDense`).
     """
 
+    num_classes: int
     widths: tuple[int, ...] = (1000, 500, 250, 250, 250)
     input_noise: float = 0.3
     hidden_noise: float = 0.5
@@ -109,18 +112,21 @@ class MLPClassifier(nn.Module):
             hidden = nn.relu(WeightNormDense(width, dtype=self.dtype)(x, ddi))
             x = GaussianNoise(self.hidden_noise)(hidden, train)
         features = x if self.features_after_noise else hidden
-        return WeightNormDense(NUM_CLASSES, train_scale=True, dtype=self.dtype)(x, ddi), features
+        logits = WeightNormDense(self.num_classes, train_scale=True, dtype=self.dtype)(x, ddi)
+        return logits, features
 
 
 class MLPGenerator(nn.Module):
-    """Improved GAN's MNIST generator: z `[B, noise_dim]` ~ U(0, 1) → images in [0, 1].
+    """Improved GAN's MNIST generator: z `[B, noise_dim]` ~ U(0, 1) → images `[B, H, W, C]` in
+    [0, 1].
 
-    [Dense → BN (shift only) → softplus] × widths → WN-Dense 784 (learned scale) → sigmoid.
+    [Dense → BN (shift only) → softplus] × widths → WN-Dense H·W·C (learned scale) → sigmoid.
     `dtype`: the matrix products' input dtype (see `WeightNormDense`); outputs are float32.
     """
 
     widths: tuple[int, ...] = (500, 500)
     dtype: Any = jnp.float32
+    image_shape: tuple[int, int, int] = (28, 28, 1)
 
     @nn.compact
     def __call__(self, z: jax.Array, train: bool) -> jax.Array:
@@ -130,25 +136,26 @@ class MLPGenerator(nn.Module):
                          dot_general=_dot_general_f32)(x)
             x = nn.BatchNorm(use_running_average=not train, use_scale=False, momentum=0.9, epsilon=1e-6)(x)
             x = nn.softplus(x)
-        x = WeightNormDense(28 * 28, train_scale=True, dtype=self.dtype)(x)
-        return nn.sigmoid(x).reshape(-1, 28, 28, 1)
+        x = WeightNormDense(math.prod(self.image_shape), train_scale=True, dtype=self.dtype)(x)
+        return nn.sigmoid(x).reshape(-1, *self.image_shape)
 
 
 CONV_LEAK = 0.01  # the book's LeakyReLU slope
 
 
 class ConvClassifier(nn.Module):
-    """The seed's SGAN discriminator: images in [-1, 1] → (logits `[B, 10]`, features `[B, 2048]`).
+    """The seed's SGAN discriminator: images `[B, H, W, C]` in [-1, 1] → (logits `[B, num_classes]`,
+    features `[B, 128·⌈H/8⌉·⌈W/8⌉]`, 2048 for MNIST).
 
     Conv(32, 3×3, s2) → LReLU → Conv(64, s2) → BN → LReLU → Conv(128, s2) → BN → LReLU → Dropout 0.5
-    → Flatten → Dense 10. `ddi` is accepted for interface parity and does nothing.
+    → Flatten → Dense `num_classes`. No data-dependent initialization (`ddi`): BatchNorm normalizes.
     """
 
+    num_classes: int
     dropout: float = 0.5
 
     @nn.compact
-    def __call__(self, images: jax.Array, train: bool, ddi: bool = False):
-        del ddi
+    def __call__(self, images: jax.Array, train: bool):
         x = images
         for i, width in enumerate((32, 64, 128)):
             x = nn.Conv(width, (3, 3), strides=(2, 2), padding="SAME", kernel_init=nn.initializers.glorot_uniform())(x)
@@ -157,20 +164,27 @@ class ConvClassifier(nn.Module):
             x = nn.leaky_relu(x, CONV_LEAK)
         x = nn.Dropout(self.dropout, deterministic=not train, rng_collection="noise")(x)
         features = x.reshape(x.shape[0], -1)
-        return nn.Dense(NUM_CLASSES, kernel_init=nn.initializers.glorot_uniform())(features), features
+        logits = nn.Dense(self.num_classes, kernel_init=nn.initializers.glorot_uniform())(features)
+        return logits, features
 
 
 class ConvGenerator(nn.Module):
-    """The seed's SGAN generator: z `[B, noise_dim]` ~ N(0, 1) → images in [-1, 1].
+    """The seed's SGAN generator: z `[B, noise_dim]` ~ N(0, 1) → images `[B, H, W, C]` in [-1, 1]
+    (H and W divisible by 4).
 
-    Dense 7·7·256 → ConvT(128, 3×3, s2) → BN → LReLU → ConvT(64, s1) → BN → LReLU → ConvT(1, s2) → tanh.
+    Dense (H/4)·(W/4)·256 → ConvT(128, 3×3, s2) → BN → LReLU → ConvT(64, s1) → BN → LReLU →
+    ConvT(C, s2) → tanh.
     """
+
+    image_shape: tuple[int, int, int] = (28, 28, 1)
 
     @nn.compact
     def __call__(self, z: jax.Array, train: bool) -> jax.Array:
-        x = nn.Dense(7 * 7 * 256, kernel_init=nn.initializers.glorot_uniform())(z).reshape(-1, 7, 7, 256)
+        start = (self.image_shape[0] // 4, self.image_shape[1] // 4)
+        x = nn.Dense(start[0] * start[1] * 256, kernel_init=nn.initializers.glorot_uniform())(z)
+        x = x.reshape(-1, *start, 256)
         for width, stride in ((128, 2), (64, 1)):
             x = ConvTranspose(width, (3, 3), (stride, stride), use_bias=True)(x)
             x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3)(x)
             x = nn.leaky_relu(x, CONV_LEAK)
-        return jnp.tanh(ConvTranspose(1, (3, 3), (2, 2), use_bias=True)(x))
+        return jnp.tanh(ConvTranspose(self.image_shape[2], (3, 3), (2, 2), use_bias=True)(x))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from gan_jax.errors import ConfigError
-from gan_jax.tasks.base import Generative, SeededTask, Stream, Task
+from gan_jax.tasks.base import Generative, GenerativeTask, SeededTask, Stream, Task
 from gan_jax.tasks.sgan import SGANTask, SupervisedTask
 from gan_jax.tasks.feature_net import FeatureTask
 from gan_jax.tasks.gan import CGANTask, GANTask
@@ -38,5 +38,6 @@ def config_from_dict(stored: dict[str, Any]):
     return task_class(stored.get("task")).config_type.from_dict(stored)
 
 
-__all__ = ["CGANTask", "FeatureTask", "GANTask", "Generative", "SGANTask", "SeededTask", "Stream", "SupervisedTask",
-           "TASKS", "Task", "config_from_dict", "make_task", "task_class"]
+__all__ = ["CGANTask", "FeatureTask", "GANTask", "Generative", "GenerativeTask", "SGANTask",
+           "SeededTask", "Stream", "SupervisedTask", "TASKS", "Task", "config_from_dict",
+           "make_task", "task_class"]

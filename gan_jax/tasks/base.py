@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.steps import Metrics, TrainState, default_steps_per_call
+from gan_jax import data as data_lib
+from gan_jax.data import dataset
+from gan_jax.errors import ConfigError, DataError
+from gan_jax.steps import Metrics, ModelState, TrainState, default_steps_per_call
 
 
 class Stream(enum.IntEnum):
@@ -77,25 +83,65 @@ class Task(Protocol):
 class Generative(Task, Protocol):
     """A task with a generator: `gan-jax sample` and sample-quality metrics use these."""
 
-    conditional: bool  # the generator also takes a digit
+    conditional: bool  # the generator also takes a class
+    num_classes: int  # classes of the dataset
 
     def noise(self, key: jax.Array, num: int) -> jax.Array:
         """Generator inputs `[num, noise_dim]`."""
 
-    def sample(self, state: TrainState, noise: jax.Array, *args) -> np.ndarray:
-        """Generated images, float32 `[N, H, W, C]` in [-1, 1]."""
+    def sample(self, state: TrainState, noise: jax.Array, digits=None, member: int = 0
+               ) -> np.ndarray:
+        """Generated images, float32 `[N, H, W, C]` in [-1, 1]; `digits` int `[N]`: conditional."""
 
 
 @dataclasses.dataclass(frozen=True)
 class SeededTask:
-    """What every task shares: its config, the fixed key streams of its seed, full batches per epoch."""
+    """What every task shares: its config, the fixed key streams of its seed, its dataset's sizes,
+    the training data on the device, full batches per epoch, the fresh state and the test split.
+
+    A task module adds `init_models` and what differs (its models, losses, step, evaluation).
+    """
 
     config: Any
     convolutional: ClassVar[bool] = True  # its step has convolution gradients (a slow scan body on CPU)
 
     def key(self, stream: int) -> jax.Array:
-        """One of the run's fixed key streams (`Stream`), a function of `config.seed` alone."""
-        return jax.random.fold_in(jax.random.PRNGKey(self.config.seed), stream)
+        """One of the run's fixed key streams (`Stream`): a typed key, a function of `config.seed`
+        alone."""
+        return jax.random.fold_in(jax.random.key(self.config.seed), stream)
+
+    def data_key(self) -> jax.Array:
+        """Key of the epoch permutations (`gan_jax.data.epoch_permutation`)."""
+        return self.key(Stream.DATA)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """`(H, W, C)` of the config's dataset (`gan_jax.data.DATASETS`)."""
+        return dataset(self.config.dataset).shape
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of the config's dataset: labels are 0..num_classes-1."""
+        return dataset(self.config.dataset).num_classes
+
+    def device_images(self, train: data_lib.Split) -> jax.Array:
+        """The training images on the device, uint8 `[N, H, W, C]` of the dataset's shape."""
+        return jax.device_put(data_lib.check_images(train.images, self.image_shape))
+
+    def host_labels(self, train: data_lib.Split) -> np.ndarray:
+        """The training labels, int32 `[N]`, one per image, each in 0..num_classes-1."""
+        labels = None if train.labels is None else np.asarray(train.labels, np.int32)
+        if (labels is None or labels.shape != (len(train.images),)
+                or not np.all((labels >= 0) & (labels < self.num_classes))):
+            got = "none" if labels is None else f"shape {labels.shape}" + (
+                f", values {labels.min()}..{labels.max()}" if labels.size else "")
+            raise DataError(f"a {self.config.task} run needs one label 0..{self.num_classes - 1} "
+                            f"per training image; got {got}")
+        return labels
+
+    def epoch_plan(self, epoch: int, num_examples: int) -> Any:
+        """The epoch's example order, int32 `[num_examples]` (on the device)."""
+        return data_lib.epoch_permutation(self.data_key(), epoch, num_examples)
 
     def steps_per_epoch(self, num_examples: int) -> int:
         """Full batches per epoch; the last incomplete batch is dropped."""
@@ -104,5 +150,103 @@ class SeededTask:
     def steps_per_call(self, steps_per_epoch: int) -> int:
         return default_steps_per_call(steps_per_epoch, convolutions=self.convolutional)
 
+    def init(self, data: Any = None) -> TrainState:
+        """The fresh state at step 0 (one compiled call): `init_models`, and the step stream's key.
+
+        `data` is what `device_data` returns (the loop passes it), or None for a restore target
+        (shapes only); `init_models` reads only its `init_data`.
+        """
+        return _init(self, None if data is None else self.init_data(data))
+
+    def init_data(self, data: Any) -> Any:
+        """What of the device data `init_models` reads; nothing by default."""
+        return None
+
+    def init_models(self, data: Any) -> dict[str, ModelState]:
+        """Each model's fresh state by name, from `key(Stream.INIT)` (and `init_data`, or None)."""
+        raise NotImplementedError
+
+    def test_split(self, test: data_lib.Split | None) -> data_lib.Split:
+        """`test`, or by default the test split of the config's dataset through its data source."""
+        if test is not None:
+            return test
+        return data_lib.load(self.config.dataset, "test", self.config.data_source)
+
     def sample_grid(self, state: TrainState) -> np.ndarray | None:
         return None
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerativeTask(SeededTask):
+    """What every task with a generator shares: its noise, the run's fixed noise and sample grid,
+    and the generator in training mode (a step's) and in eval mode (`sample`).
+
+    A task module adds `generator` (a linen module: noise `[N, noise_dim]`, and when `conditional`
+    classes int `[N]` as `labels`, to images `[N, H, W, C]`) and `generator_variables`.
+    """
+
+    conditional: ClassVar[bool] = False  # the generator also takes a class
+    zero_one_pixels: ClassVar[bool] = False  # the generator's images are in [0, 1], else in [-1, 1]
+
+    @property
+    def generator(self) -> nn.Module:
+        raise NotImplementedError
+
+    def generator_variables(self, state: TrainState, member: int = 0) -> dict[str, Any]:
+        """`{"params", "batch_stats"}` of the generator `sample` draws from (ensemble `member`)."""
+        raise NotImplementedError
+
+    def noise(self, key: jax.Array, num: int) -> jax.Array:
+        """Generator input float32 `[num, noise_dim]`, z ~ N(0, 1)."""
+        return jax.random.normal(key, (num, self.config.noise_dim), jnp.float32)
+
+    def fixed_noise(self, num: int | None = None) -> jax.Array:
+        """The run's fixed noise `[num, noise_dim]` (default `config.num_samples` vectors), for
+        comparable sample grids."""
+        return self.noise(self.key(Stream.FIXED_NOISE), num or self.config.num_samples)
+
+    def _generate_train(self, g: ModelState, z: jax.Array, digits=None, params=None):
+        """G(z) in training mode with `params` (default `g.params`): `(images [B, H, W, C], updated
+        batch_stats)`; `digits` int `[B]` for a conditional generator."""
+        labels = {} if digits is None else {"labels": digits}
+        images, updates = self.generator.apply(
+            {"params": g.params if params is None else params, "batch_stats": g.batch_stats}, z,
+            train=True, mutable=["batch_stats"], **labels)
+        return images, updates["batch_stats"]
+
+    def sample(self, state: TrainState, noise: jax.Array, digits=None, member: int = 0
+               ) -> np.ndarray:
+        """Generated images of `noise` `[N, noise_dim]`, float32 `[N, H, W, C]` in [-1, 1],
+        BatchNorm in eval mode, from ensemble `member`'s generator.
+
+        `digits` (int `[N]`, each in 0..num_classes-1) is for a conditional task only; its default
+        cycles through the classes.
+        """
+        if digits is not None and not self.conditional:
+            raise ConfigError(f"a {self.config.task} run is unconditional and cannot draw chosen "
+                              "digits; train a conditional one with `gan-jax train cgan`")
+        if self.conditional and digits is None:
+            digits = np.arange(len(noise)) % self.num_classes
+        if digits is not None:
+            digits = jnp.asarray(digits, jnp.int32)
+        variables = self.generator_variables(state, member)
+        images = np.asarray(_generate(self.generator, variables, noise, digits))
+        return images * 2.0 - 1.0 if self.zero_one_pixels else images
+
+    def sample_grid(self, state: TrainState) -> np.ndarray:
+        """Images of the run's fixed noise, float32 `[num_samples, H, W, C]` in [-1, 1] (the first
+        member's)."""
+        return self.sample(state, self.fixed_noise())
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _init(task: SeededTask, data: Any) -> TrainState:
+    rng = jax.random.key_data(task.key(Stream.STEPS))  # raw key data: what checkpoints store
+    return TrainState(step=jnp.zeros((), jnp.int32), rng=rng, models=task.init_models(data))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _generate(generator: nn.Module, variables: dict[str, Any], noise: jax.Array,
+              digits: jax.Array | None) -> jax.Array:
+    labels = {} if digits is None else {"labels": digits}
+    return generator.apply(variables, noise, train=False, **labels)

@@ -7,7 +7,6 @@ and an interrupted training resumes); `gan_jax.features` caches the result and u
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -47,14 +46,14 @@ class FeatureTask(SeededTask):
         return optax.adam(schedule)
 
     def device_data(self, train: data_lib.Split) -> dict[str, jax.Array]:
-        return {"images": jax.device_put(data_lib.check_images(train.images, dataset(self.config.dataset).shape)),
-                "labels": jax.device_put(np.asarray(train.labels, np.int32))}
+        """Images uint8 `[N, H, W, C]` and classes int32 `[N]` on the device."""
+        labels = jax.device_put(self.host_labels(train))
+        return {"images": self.device_images(train), "labels": labels}
 
-    def epoch_plan(self, epoch: int, num_examples: int) -> jax.Array:
-        return data_lib.epoch_permutation(self.key(Stream.DATA), epoch, num_examples)
-
-    def init(self, data=None) -> TrainState:
-        return _init(self)
+    def init_models(self, data=None) -> dict[str, ModelState]:
+        images = jnp.zeros((1, *self.image_shape), jnp.float32)
+        variables = self.network.init(self.key(Stream.INIT), images)
+        return {"classifier": create_model_state(variables, self.tx)}
 
     def step(self, models: dict[str, ModelState], data: dict[str, jax.Array], perm: jax.Array, index: jax.Array,
              key: jax.Array) -> tuple[dict[str, ModelState], Metrics]:
@@ -78,11 +77,12 @@ class FeatureTask(SeededTask):
 
     def report(self, state: TrainState, test: data_lib.Split | None = None, num_samples: int = 0) -> dict:
         """`{"test_accuracy": ...}` on `test` (default: the test split of the config's dataset and source)."""
-        test = test if test is not None else data_lib.load(self.config.dataset, "test", self.config.data_source)
+        test = self.test_split(test)
         return {"test_accuracy": self.evaluate(state, test)["test_accuracy"][0], "num_test": len(test.images)}
 
     def logits_and_features(self, params, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """`(logits [N, 10], features [N, hidden])` of uint8 images, or float images in [-1, 1]."""
+        """`(logits [N, num_classes], features [N, hidden])` of uint8 images `[N, H, W, C]`, or
+        float images in [-1, 1]."""
         return features_lib.logits_and_features(self.network, params, images)
 
 
@@ -96,10 +96,3 @@ def random_shift(images: jax.Array, max_shift: int, key: jax.Array) -> jax.Array
     offsets = jax.random.randint(key, (images.shape[0], 2), 0, 2 * max_shift + 1)
     crop = lambda image, offset: jax.lax.dynamic_slice(image, (offset[0], offset[1], 0), (*size, image.shape[-1]))
     return jax.vmap(crop)(padded, offsets)
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _init(task: FeatureTask) -> TrainState:
-    variables = task.network.init(task.key(Stream.INIT), jnp.zeros((1, *dataset(task.config.dataset).shape), jnp.float32))
-    return TrainState(step=jnp.zeros((), jnp.int32), rng=task.key(Stream.STEPS),
-                      models={"classifier": create_model_state(variables, task.tx)})

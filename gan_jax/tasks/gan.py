@@ -1,4 +1,4 @@
-"""The tutorial GAN and its conditional variant as tasks: `init`, the alternating `train_step`, `sample`.
+"""The tutorial GAN and its conditional variant as tasks: models, losses, the alternating step.
 
 The adversarial objective is `config.loss`, an entry of `gan_jax.losses.GAN_LOSSES`. With one
 critic step and no gradient penalty (the default non-saturating loss, or hinge), one step, given
@@ -12,16 +12,15 @@ Otherwise (`critic_steps` > 1, or WGAN-GP) a step is `critic_steps` discriminato
 its own real batch and fresh fakes, then one generator update on fresh noise.
 Each model has its own `optax.adam` state. BatchNorm statistics come from the generator update's
 G forward. `discriminator_update` and `generator_update` are the two halves as separate pure functions.
+Noise, sampling, the sample grid and the fresh state are `gan_jax.tasks.base.GenerativeTask`'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from gan_jax import data as data_lib
@@ -34,13 +33,11 @@ from gan_jax.models import Discriminator, Generator
 from gan_jax.parallel import shard_batch
 from gan_jax.steps import (Metrics, ModelState, TrainState, apply_gradients, batch_indices, create_model_state,
                            ema_params, update_ema)
-from gan_jax.tasks.base import SeededTask, Stream
-
-NUM_CLASSES = 10
+from gan_jax.tasks.base import GenerativeTask, Stream
 
 
 @dataclasses.dataclass(frozen=True)
-class GANTask(SeededTask):
+class GANTask(GenerativeTask):
     """Pure functions of the GAN for one config; usable from a notebook without the loop."""
 
     config: GANConfig
@@ -51,7 +48,6 @@ class GANTask(SeededTask):
     loss_keys = ("d_loss", "g_loss")
     members = ({},)  # one model pair, no ensemble axis
     needs_test_split = False
-    conditional = False  # the cGAN's models also read the digit
 
     @property
     def gan_loss(self) -> GANLoss:
@@ -70,23 +66,21 @@ class GANTask(SeededTask):
         return self.config.critic_steps == 1 and not self.gan_loss.gradient_penalty
 
     @property
-    def num_classes(self) -> int:
-        return NUM_CLASSES if self.conditional else 0
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """`(H, W, C)` of the config's dataset (`gan_jax.datasets`)."""
-        return dataset(self.config.dataset).shape
+    def model_classes(self) -> int:
+        """Classes the models read: the dataset's for the cGAN, 0 (unconditional) for the GAN."""
+        return self.num_classes if self.conditional else 0
 
     @property
     def generator(self) -> Generator:
-        return Generator(tuple(self.config.g_features), fast_grad=self.fast_grad, num_classes=self.num_classes,
-                         dtype=jnp.dtype(self.config.compute_dtype), image_shape=self.image_shape)
+        return Generator(tuple(self.config.g_features), fast_grad=self.fast_grad,
+                         num_classes=self.model_classes, dtype=jnp.dtype(self.config.compute_dtype),
+                         image_shape=self.image_shape)
 
     @property
     def discriminator(self) -> Discriminator:
-        return Discriminator(tuple(self.config.d_features), self.config.dropout, num_classes=self.num_classes,
-                             fast_grad=self.fast_grad, dtype=jnp.dtype(self.config.compute_dtype))
+        return Discriminator(tuple(self.config.d_features), self.config.dropout,
+                             num_classes=self.model_classes, fast_grad=self.fast_grad,
+                             dtype=jnp.dtype(self.config.compute_dtype))
 
     @property
     def g_tx(self) -> optax.GradientTransformation:
@@ -95,10 +89,6 @@ class GANTask(SeededTask):
     @property
     def d_tx(self) -> optax.GradientTransformation:
         return optax.adam(self.config.d_learning_rate or self.config.learning_rate, b1=self.config.beta1)
-
-    def data_key(self) -> jax.Array:
-        """Key of the epoch permutations (`gan_jax.data.epoch_permutation`)."""
-        return self.key(Stream.DATA)
 
     @property
     def images_per_step(self) -> int:
@@ -117,11 +107,7 @@ class GANTask(SeededTask):
         """The training images on the device, uint8 `[N, H, W, C]`."""
         if self.config.eval_every_epoch:  # a missing feature network fails now, not after the first epoch
             load_feature_network(feature_net_config(self.config.dataset))
-        return jax.device_put(data_lib.check_images(train.images, self.image_shape))
-
-    def epoch_plan(self, epoch: int, num_examples: int) -> jax.Array:
-        """The epoch's example order, int32 `[num_examples]` (on the device)."""
-        return data_lib.epoch_permutation(self.data_key(), epoch, num_examples)
+        return self.device_images(train)
 
     def step(self, models: dict[str, ModelState], images: jax.Array, perm: jax.Array, index: jax.Array,
              key: jax.Array) -> tuple[dict[str, ModelState], Metrics]:
@@ -139,41 +125,24 @@ class GANTask(SeededTask):
 
         return {k: [v] for k, v in sample_quality(self, state, self.config.eval_samples).items()}
 
-    def init(self, data: jax.Array | None = None) -> TrainState:
-        """Fresh state: both models initialized from the seed, step 0 (one compiled call).
-
-        `data` (the loop passes `device_data`) is not needed by the GAN's initialization.
-        """
-        return _init(self)
-
-    def _init_eager(self) -> TrainState:
+    def init_models(self, data=None) -> dict[str, ModelState]:
+        """Both models initialized from the seed (the generator's EMA at zero when kept)."""
         g_key, d_key = jax.random.split(self.key(Stream.INIT))
         labels = jnp.zeros((1,), jnp.int32) if self.conditional else None
         z = jnp.zeros((1, self.config.noise_dim), jnp.float32)
         g_vars = self.generator.init(g_key, z, train=False, labels=labels)
-        d_vars = self.discriminator.init(d_key, jnp.zeros((1, *self.image_shape), jnp.float32), train=False, labels=labels)
-        g = create_model_state(g_vars, self.g_tx)
-        if self.config.g_ema_decay:
-            g = g.replace(ema=jax.tree.map(jnp.zeros_like, g.params))
-        return TrainState(step=jnp.zeros((), jnp.int32), rng=self.key(Stream.STEPS),
-                          models={"generator": g, "discriminator": create_model_state(d_vars, self.d_tx)})
-
-    def noise(self, key: jax.Array, num: int) -> jax.Array:
-        """Generator input `[num, noise_dim]`, z ~ N(0, 1)."""
-        return jax.random.normal(key, (num, self.config.noise_dim), jnp.float32)
+        images = jnp.zeros((1, *self.image_shape), jnp.float32)
+        d_vars = self.discriminator.init(d_key, images, train=False, labels=labels)
+        g = create_model_state(g_vars, self.g_tx, ema=bool(self.config.g_ema_decay))
+        return {"generator": g, "discriminator": create_model_state(d_vars, self.d_tx)}
 
     def fake_digits(self, key: jax.Array, num: int) -> jax.Array | None:
-        """The digits the cGAN's fakes are asked for, uniform int32 `[num]`; None for the GAN."""
+        """The classes the cGAN's fakes are asked for, uniform int32 `[num]` in 0..num_classes-1;
+        None for the GAN."""
         if not self.conditional:
             return None
-        return jax.random.randint(jax.random.fold_in(key, 1), (num,), 0, NUM_CLASSES, jnp.int32)
-
-    def _generate_train(self, g: ModelState, z: jax.Array, digits=None, g_params=None):
-        """G(z) in training mode: `(images [B, H, W, C], updated batch_stats)`."""
-        images, updates = self.generator.apply(
-            {"params": g.params if g_params is None else g_params, "batch_stats": g.batch_stats}, z,
-            train=True, labels=digits, mutable=["batch_stats"])
-        return images, updates["batch_stats"]
+        key = jax.random.fold_in(key, 1)
+        return jax.random.randint(key, (num,), 0, self.num_classes, jnp.int32)
 
     def _generator_loss(self, d_params, fakes: jax.Array, digits, key: jax.Array) -> jax.Array:
         logits = self.discriminator.apply({"params": d_params}, fakes, train=True, labels=digits,
@@ -296,33 +265,14 @@ class GANTask(SeededTask):
         z, digits = shard_batch((self.noise(z_key, num), self.fake_digits(z_key, num)))
         return self.generator_update(models, z, d_key, digits)
 
-    def fixed_noise(self, num: int | None = None) -> jax.Array:
-        """The run's fixed noise vectors `[num, noise_dim]` for comparable sample grids."""
-        num = num or self.config.num_samples
-        return self.noise(self.key(Stream.FIXED_NOISE), num)
-
     def generator_params(self, state: TrainState):
         """The generator parameters sampling uses: the bias-corrected EMA when kept, else the raw ones."""
         return ema_params(state.models["generator"], self.config.g_ema_decay, state.step)
 
-    def sample(self, state: TrainState, noise: jax.Array, digits=None) -> np.ndarray:
-        """Generated images, float32 `[N, H, W, C]` in [-1, 1] (BatchNorm in eval mode).
-
-        `digits` (int `[N]`) is for the cGAN only; its default cycles 0..9.
-        """
-        if digits is not None and not self.conditional:
-            raise ConfigError(f"a {self.config.task} run is unconditional and cannot draw chosen digits; "
-                              "train a conditional one with `gan-jax train cgan`")
-        if self.conditional and digits is None:
-            digits = np.arange(len(noise)) % NUM_CLASSES
-        if digits is not None:
-            digits = jnp.asarray(digits, jnp.int32)
+    def generator_variables(self, state: TrainState, member: int = 0) -> dict:
+        """`generator_params` and the generator's BatchNorm statistics (one model: no `member`)."""
         g = state.models["generator"]
-        return np.asarray(_generate(self.generator, self.generator_params(state), g.batch_stats, noise, digits))
-
-    def sample_grid(self, state: TrainState) -> np.ndarray:
-        """Images of the run's fixed noise, float32 `[num_samples, H, W, C]` in [-1, 1]."""
-        return self.sample(state, self.fixed_noise())
+        return {"params": self.generator_params(state), "batch_stats": g.batch_stats}
 
     def report(self, state: TrainState, test=None, num_samples: int = 10_000) -> dict:
         """`gan_jax.evaluate.sample_quality` of `num_samples` generated images (the feature network
@@ -342,24 +292,11 @@ class CGANTask(GANTask):
     conditional = True
 
     def device_data(self, train: data_lib.Split) -> dict[str, jax.Array]:
-        """Images uint8 `[N, H, W, C]` and digits int32 `[N]` on the device."""
-        labels = np.asarray(train.labels, np.int32)
-        if labels.shape != (len(train.images),) or labels.min(initial=0) < 0 or labels.max(initial=0) >= NUM_CLASSES:
-            raise ConfigError(f"a cgan needs one digit 0..9 per training image; got labels of shape {labels.shape}")
-        return {"images": super().device_data(train), "labels": jax.device_put(labels)}
+        """Images uint8 `[N, H, W, C]` and classes int32 `[N]` on the device."""
+        labels = jax.device_put(self.host_labels(train))
+        return {"images": super().device_data(train), "labels": labels}
 
     def step(self, models: dict[str, ModelState], data: dict[str, jax.Array], perm: jax.Array, index: jax.Array,
              key: jax.Array) -> tuple[dict[str, ModelState], Metrics]:
         idx = batch_indices(perm, index, self.images_per_step)
         return self.train_step(models, jnp.take(data["images"], idx, axis=0), key, jnp.take(data["labels"], idx))
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _init(task: GANTask) -> TrainState:
-    return task._init_eager()
-
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _generate(generator: Generator, params, batch_stats, noise, digits):
-    return generator.apply({"params": params, "batch_stats": batch_stats}, noise, train=False, labels=digits)

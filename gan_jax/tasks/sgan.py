@@ -1,4 +1,4 @@
-"""Few-label MNIST classifiers as tasks: the supervised baseline and the semi-supervised GAN.
+"""Few-label classifiers as tasks: the supervised baseline and the semi-supervised GAN.
 
 Both train one classifier per data seed ("member"): its labeled images are a class-balanced
 subset picked by that seed (`gan_jax.data.labeled_subset`), tiled to fill each epoch with a fresh
@@ -30,24 +30,28 @@ import optax
 
 from gan_jax import data as data_lib
 from gan_jax.config import SGANConfig, SupervisedConfig
-from gan_jax.errors import DataError
 from gan_jax.losses import (cross_entropy, feature_matching_l1_loss, feature_matching_loss, sgan_generator_loss,
                             unsupervised_loss)
 from gan_jax.models import ConvClassifier, ConvGenerator, MLPClassifier, MLPGenerator, data_dependent_init
 from gan_jax.parallel import shard_batch
 from gan_jax.steps import (Metrics, ModelState, TrainState, apply_gradients, batch_indices, create_model_state,
                            ema_params, map_in_chunks, over_members, update_ema)
-from gan_jax.tasks.base import SeededTask, Stream
+from gan_jax.tasks.base import GenerativeTask, SeededTask, Stream
+
 FEATURE_MATCHING = {"feature_matching": feature_matching_loss, "feature_matching_l1": feature_matching_l1_loss}
 DDI_EXAMPLES = 500  # training images of the data-dependent initialization (Improved GAN's count)
 EVAL_CHUNK = 500
 
 
 class Family(NamedTuple):
-    """What differs between model families: modules, pixel range, noise, data-dependent init."""
+    """What differs between model families: modules, pixel range, noise, data-dependent init.
 
-    classifier: nn.Module
-    generator: nn.Module
+    In `FAMILIES` the modules are classes; `SupervisedTask.family` holds them built for the task's
+    dataset (classes, image shape) and config.
+    """
+
+    classifier: Any  # a classifier module: images → (class logits, features)
+    generator: Any  # a generator module: noise → images
     zero_one_pixels: bool  # True: images in [0, 1]; False: in [-1, 1]
     uniform_noise: bool  # True: z ~ U(0, 1); False: z ~ N(0, 1)
     ddi: bool
@@ -55,10 +59,10 @@ class Family(NamedTuple):
 
 
 FAMILIES = {
-    "mlp": Family(MLPClassifier(), MLPGenerator(), zero_one_pixels=True, uniform_noise=True, ddi=True,
+    "mlp": Family(MLPClassifier, MLPGenerator, zero_one_pixels=True, uniform_noise=True, ddi=True,
                   classifier_batchnorm=False),
-    "conv": Family(ConvClassifier(), ConvGenerator(), zero_one_pixels=False, uniform_noise=False, ddi=False,
-                   classifier_batchnorm=True),
+    "conv": Family(ConvClassifier, ConvGenerator, zero_one_pixels=False, uniform_noise=False,
+                   ddi=False, classifier_batchnorm=True),
 }
 
 
@@ -77,14 +81,15 @@ class SupervisedTask(SeededTask):
     # ---- configuration-derived pieces
     @property
     def family(self) -> Family:
+        """The config's model family, its modules sized for the dataset (classes, image shape)."""
         family = FAMILIES[self.config.model]
+        classifier, generator = {"num_classes": self.num_classes}, {"image_shape": self.image_shape}
         if getattr(self.config, "fm_after_noise", False) and self.config.model == "mlp":
-            family = family._replace(classifier=family.classifier.clone(features_after_noise=True))
-        if self.config.compute_dtype == "float32":
-            return family
-        dtype = jnp.dtype(self.config.compute_dtype)
-        return family._replace(classifier=family.classifier.clone(dtype=dtype),
-                               generator=family.generator.clone(dtype=dtype))
+            classifier["features_after_noise"] = True
+        if self.config.compute_dtype != "float32":
+            classifier["dtype"] = generator["dtype"] = jnp.dtype(self.config.compute_dtype)
+        return family._replace(classifier=family.classifier(**classifier),
+                               generator=family.generator(**generator))
 
     @property
     def tx(self) -> optax.GradientTransformation:
@@ -119,18 +124,17 @@ class SupervisedTask(SeededTask):
     # ---- data
     def labeled_indices(self, labels: np.ndarray) -> np.ndarray:
         """int `[members, labels]`: each member's labeled subset of the training split."""
-        return np.stack([data_lib.labeled_subset(labels, self.config.labels, s) for s in self.config.data_seeds])
+        return np.stack([data_lib.labeled_subset(labels, self.config.labels, seed, self.num_classes)
+                         for seed in self.config.data_seeds])
 
     def device_data(self, train: data_lib.Split) -> dict[str, jax.Array]:
-        """Device arrays: `labeled_x` uint8 `[S, L, 28, 28, 1]`, `labeled_y` int32 `[S, L]`, `unlabeled`
-        uint8 `[N, 28, 28, 1]` (S members, L labels, N training images)."""
-        images = data_lib.check_images(train.images)
-        if train.labels is None or len(train.labels) != len(images):
-            raise DataError("training data needs one label per image for a classifier task")
-        chosen = self.labeled_indices(np.asarray(train.labels))
+        """Device arrays: `labeled_x` uint8 `[S, L, H, W, C]`, `labeled_y` int32 `[S, L]`,
+        `unlabeled` uint8 `[N, H, W, C]` (S members, L labels, N training images)."""
+        images = data_lib.check_images(train.images, self.image_shape)
+        labels = self.host_labels(train)
+        chosen = self.labeled_indices(labels)
         return {"labeled_x": jax.device_put(images[chosen]),
-                "labeled_y": jax.device_put(np.asarray(train.labels, np.int32)[chosen]),
-                "unlabeled": jax.device_put(images)}
+                "labeled_y": jax.device_put(labels[chosen]), "unlabeled": jax.device_put(images)}
 
     def epoch_plan(self, epoch: int, num_examples: int) -> dict[str, jax.Array]:
         """Each member's index arrays for one epoch (see `_member_plan`), with a leading member axis."""
@@ -151,24 +155,29 @@ class SupervisedTask(SeededTask):
         return plan
 
     # ---- state
-    def init(self, data: dict[str, jax.Array] | None = None) -> TrainState:
-        """Fresh state for every member. With `data` (from `device_data`) the mlp classifier gets
-        its data-dependent initialization on 500 training images chosen by the member's seed;
-        without, only shapes are right (a restore target)."""
-        return _init(self, None if data is None else data["unlabeled"])
+    def init_data(self, data: dict[str, jax.Array]) -> jax.Array:
+        """The unlabeled images `[N, H, W, C]`: with them (the loop's `init(device_data)`) the mlp
+        classifier gets its data-dependent initialization on 500 training images chosen by the
+        member's seed; without (`init()`), only shapes are right (a restore target)."""
+        return data["unlabeled"]
+
+    def init_models(self, unlabeled: jax.Array | None) -> dict[str, ModelState]:
+        """Every member's fresh models, with a leading member axis."""
+        seeds = jnp.asarray(self.config.data_seeds, jnp.int32)
+        init_member = over_members(self._init_member, self.num_members, in_axes=(0, None))
+        return init_member(seeds, unlabeled)
 
     def _init_member(self, data_seed: jax.Array, unlabeled: jax.Array | None) -> dict[str, ModelState]:
         c_key, ddi_key, noise_key, g_key = jax.random.split(self.member_key(Stream.INIT, data_seed), 4)
         classifier = self.family.classifier
-        variables = classifier.init({"params": c_key, "noise": noise_key}, jnp.zeros((1, 28, 28, 1)), train=False)
+        images = jnp.zeros((1, *self.image_shape))
+        variables = classifier.init({"params": c_key, "noise": noise_key}, images, train=False)
         if unlabeled is not None and self.family.ddi:
             chosen = jax.random.choice(ddi_key, unlabeled.shape[0], (min(DDI_EXAMPLES, unlabeled.shape[0]),),
                                        replace=False)
             variables = data_dependent_init(classifier, variables, self.pixels(unlabeled[chosen]), train=True,
                                             rngs={"noise": noise_key})
-        c = create_model_state(variables, self.tx)
-        if self.config.ema_decay:
-            c = c.replace(ema=jax.tree.map(jnp.zeros_like, c.params))
+        c = create_model_state(variables, self.tx, ema=bool(self.config.ema_decay))
         models = {"classifier": c}
         if self.generates:
             g_vars = self.family.generator.init(g_key, jnp.zeros((1, self.config.noise_dim)), train=False)
@@ -177,7 +186,8 @@ class SupervisedTask(SeededTask):
 
     # ---- the step
     def classify(self, params: Any, batch_stats: Any, images: jax.Array, key: jax.Array | None, train: bool = True):
-        """`(class_logits [B, 10], features [B, F], new batch_stats)`; noise/dropout only when `train`."""
+        """`(class_logits [B, num_classes], features [B, F], new batch_stats)`; noise and dropout
+        only when `train`."""
         (logits, features), updates = self.family.classifier.apply(
             {"params": params, "batch_stats": batch_stats}, images, train=train,
             rngs={"noise": key} if train else {}, mutable=["batch_stats"])
@@ -193,7 +203,8 @@ class SupervisedTask(SeededTask):
 
     def train_step(self, models: dict[str, ModelState], batch: dict[str, jax.Array], key: jax.Array
                    ) -> tuple[dict[str, ModelState], Metrics]:
-        """One member's update on `batch`: `labeled` float `[B, 28, 28, 1]` (family range), `labels` `[B]`."""
+        """One member's update on `batch`: `labeled` float `[B, H, W, C]` (family range), `labels`
+        int32 `[B]` in 0..num_classes-1."""
         c = models["classifier"]
 
         def loss_fn(params):
@@ -228,7 +239,7 @@ class SupervisedTask(SeededTask):
     def evaluate(self, state: TrainState, test: data_lib.Split) -> dict[str, list[float]]:
         """Test accuracy of each member (argmax of the logits, noise off): `test_accuracy` with the
         evaluation parameters (`eval_params`), and with an EMA also `test_accuracy_raw`, the raw ones."""
-        images = data_lib.check_images(test.images)
+        images = data_lib.check_images(test.images, self.image_shape)
         images, labels = jnp.asarray(images), jnp.asarray(test.labels, jnp.int32)
         c = state.models["classifier"]
         result = {"test_accuracy": _count_correct(self, self.eval_params(state), c.batch_stats, images, labels)}
@@ -239,7 +250,7 @@ class SupervisedTask(SeededTask):
     def report(self, state: TrainState, test: data_lib.Split | None = None, num_samples: int = 0) -> dict[str, Any]:
         """Test accuracy on `test` (default: the test split of the config's dataset and source): a
         number for one data seed; a list in data-seed order, with mean and std, for several."""
-        test = test if test is not None else data_lib.load(self.config.dataset, "test", self.config.data_source)
+        test = self.test_split(test)
         accuracy = self.evaluate(state, test)["test_accuracy"]
         result = {"model": self.config.model, "labels": self.config.labels,
                   "data_seeds": list(self.config.data_seeds), "num_test": len(test.images)}
@@ -255,7 +266,7 @@ class SupervisedTask(SeededTask):
 
 
 @dataclasses.dataclass(frozen=True)
-class SGANTask(SupervisedTask):
+class SGANTask(SupervisedTask, GenerativeTask):
     """The semi-supervised GAN (see the module docstring)."""
 
     config: SGANConfig
@@ -264,25 +275,30 @@ class SGANTask(SupervisedTask):
     loss_keys = ("sup_loss", "unsup_loss", "g_loss")
     adversarial_losses = ("unsup_loss", "g_loss")
     generates = True
-    conditional = False
+
+    @property
+    def generator(self) -> nn.Module:
+        return self.family.generator
+
+    @property
+    def zero_one_pixels(self) -> bool:
+        return self.family.zero_one_pixels
 
     def noise(self, key: jax.Array, num: int) -> jax.Array:
         """Generator input `[num, noise_dim]`: U(0, 1) for mlp, N(0, 1) for conv."""
-        shape = (num, self.config.noise_dim)
         if self.family.uniform_noise:
-            return jax.random.uniform(key, shape, jnp.float32)
-        return jax.random.normal(key, shape, jnp.float32)
+            return jax.random.uniform(key, (num, self.config.noise_dim), jnp.float32)
+        return super().noise(key, num)
 
-    def _generate_train(self, g: ModelState, z: jax.Array, params=None):
-        images, updates = self.family.generator.apply(
-            {"params": g.params if params is None else params, "batch_stats": g.batch_stats}, z,
-            train=True, mutable=["batch_stats"])
-        return images, updates["batch_stats"]
+    def generator_variables(self, state: TrainState, member: int = 0) -> dict:
+        """The parameters and BatchNorm statistics of `member`'s generator (no EMA)."""
+        g = state.models["generator"]
+        return jax.tree.map(lambda x: x[member], {"params": g.params, "batch_stats": g.batch_stats})
 
     def train_step(self, models: dict[str, ModelState], batch: dict[str, jax.Array], key: jax.Array
                    ) -> tuple[dict[str, ModelState], Metrics]:
         """One member's alternating step. `batch`: `labeled`, `unlabeled`, `unlabeled_g` float
-        `[B, 28, 28, 1]` in the family's range, `labels` int32 `[B]`."""
+        `[B, H, W, C]` in the family's range, `labels` int32 `[B]`."""
         keys = jax.random.split(key, 7)
         c, g = models["classifier"], models["generator"]
         batch_size = batch["labeled"].shape[0]
@@ -312,7 +328,8 @@ class SGANTask(SupervisedTask):
             real_features = jax.lax.stop_gradient(real_features)
 
         def generator_loss(params):
-            fakes, stats = self._generate_train(g, shard_batch(self.noise(keys[5], batch_size)), params)
+            z = shard_batch(self.noise(keys[5], batch_size))
+            fakes, stats = self._generate_train(g, z, params=params)
             logits, features, _ = self.classify(c.params, c.batch_stats, fakes, keys[6])
             loss = matching_loss(features, real_features) if matching_loss else sgan_generator_loss(logits)
             return loss, stats
@@ -321,28 +338,6 @@ class SGANTask(SupervisedTask):
         g = apply_gradients(g, grads, self.tx, batch_stats=g_stats)
         return {"classifier": c, "generator": g}, {"sup_loss": sup, "unsup_loss": unsup, "g_loss": g_loss}
 
-    def fixed_noise(self, num: int | None = None) -> jax.Array:
-        """Fixed noise `[num, noise_dim]` for comparable per-epoch sample grids."""
-        return self.noise(self.key(Stream.FIXED_NOISE),
-                          num or self.config.num_samples)
-
-    def sample_grid(self, state: TrainState) -> np.ndarray:
-        """The first member's images of the fixed noise, float32 `[num_samples, 28, 28, 1]` in [-1, 1]."""
-        return self.sample(state, self.fixed_noise())
-
-    def sample(self, state: TrainState, noise: jax.Array, member: int = 0) -> np.ndarray:
-        """Images of one member's generator, float32 `[N, 28, 28, 1]` in [-1, 1] (BatchNorm in eval mode)."""
-        g = jax.tree.map(lambda x: x[member], state.models["generator"])
-        images = np.asarray(_generate(self.family.generator, g.params, g.batch_stats, noise))
-        return images * 2.0 - 1.0 if self.family.zero_one_pixels else images
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _init(task: SupervisedTask, unlabeled: jax.Array | None) -> TrainState:
-    seeds = jnp.asarray(task.config.data_seeds, jnp.int32)
-    models = over_members(task._init_member, task.num_members, in_axes=(0, None))(seeds, unlabeled)
-    return TrainState(step=jnp.zeros((), jnp.int32),
-                      rng=task.key(Stream.STEPS), models=models)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))
@@ -358,8 +353,3 @@ def _count_correct(task: SupervisedTask, params: Any, batch_stats: Any, images: 
     """int `[members]`: correct argmax predictions of each member's classifier `params` on `images`."""
     return over_members(task._member_correct, task.num_members, in_axes=(0, 0, None, None))(
         params, batch_stats, images, labels)
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _generate(generator: nn.Module, params, batch_stats, noise):
-    return generator.apply({"params": params, "batch_stats": batch_stats}, noise, train=False)

@@ -66,7 +66,7 @@ def test_features_after_noise_are_the_output_layers_input():
     images = jax.random.uniform(jax.random.PRNGKey(0), (4, 28, 28, 1))
     rngs = {"noise": jax.random.PRNGKey(1)}
     for after in (True, False):
-        model = MLPClassifier(features_after_noise=after)
+        model = MLPClassifier(10, features_after_noise=after)
         variables = model.init({"params": jax.random.PRNGKey(2), **rngs}, images, train=False)
         logits, features = model.apply(variables, images, train=True, rngs=rngs)
         last = variables["params"]["WeightNormDense_5"]
@@ -75,7 +75,8 @@ def test_features_after_noise_are_the_output_layers_input():
         assert np.allclose(from_features, logits, atol=1e-4) == after
         assert after or bool(jnp.all(features >= 0))  # before the noise: ReLU outputs
         eval_features = model.apply(variables, images, train=False)[1]
-        np.testing.assert_allclose(eval_features, MLPClassifier().apply(variables, images, train=False)[1])
+        plain = MLPClassifier(10).apply(variables, images, train=False)[1]
+        np.testing.assert_allclose(eval_features, plain)
 
 
 def test_data_dependent_init_normalizes_pre_activations_and_fixes_the_scale():

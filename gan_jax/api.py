@@ -31,15 +31,19 @@ def load_run(workdir: str | os.PathLike) -> tuple[Any, TrainState]:
     """
     owner = training_owner(workdir)
     if owner is not None and CheckpointStore.latest_in(workdir) is None:
-        raise CheckpointError(f"{workdir} is being trained by {owner} and has no checkpoint yet; the first is saved "
-                              "at an epoch's end (or after --checkpoint-every steps): try again then")
+        raise CheckpointError(
+            f"{workdir} is being trained by {owner} and has no checkpoint yet; the first is saved "
+            "at an epoch's end (or after --checkpoint-every steps): try again then"
+        )
     with CheckpointStore(workdir, create=False) as store:
         task = make_task(config_from_dict(store.read_config()))
         state, _ = store.restore_latest_good(task.init(), quarantine=False)
     return task, state
 
 
-def sample_images(task, state: TrainState, num: int, seed: int = 0, digit: int | None = None) -> np.ndarray:
+def sample_images(
+    task, state: TrainState, num: int, seed: int = 0, digit: int | None = None
+) -> np.ndarray:
     """`num` generated images, float32 `[num, H, W, C]` in [-1, 1], from noise seeded by `seed`.
 
     `digit` (0..num_classes-1 of the run's dataset) asks a cGAN for that class only; a cGAN's
@@ -48,14 +52,18 @@ def sample_images(task, state: TrainState, num: int, seed: int = 0, digit: int |
     if isinstance(num, bool) or not isinstance(num, int) or num <= 0:
         raise ConfigError(f"num must be a positive integer, got {num!r}")
     if not isinstance(task, Generative):
-        raise ConfigError(f"a {task.config.task} run has no generator; sample from a gan, cgan or sgan workdir")
+        raise ConfigError(
+            f"a {task.config.task} run has no generator; sample from a gan, cgan or sgan workdir"
+        )
     if digit is None:
         return task.sample(state, task.noise(jax.random.key(seed), num))
     if isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit < task.num_classes:
         raise ConfigError(f"digit must be an integer 0..{task.num_classes - 1}, got {digit!r}")
     if not task.conditional:
-        raise ConfigError(f"a {task.config.task} run is unconditional and cannot draw a chosen digit; "
-                          "pass a workdir of `gan-jax train cgan`, or leave out --digit")
+        raise ConfigError(
+            f"a {task.config.task} run is unconditional and cannot draw a chosen digit; "
+            "pass a workdir of `gan-jax train cgan`, or leave out --digit"
+        )
     return task.sample(state, task.noise(jax.random.key(seed), num), np.full(num, digit))
 
 
@@ -66,11 +74,18 @@ def run_info(workdir: str | os.PathLike) -> dict[str, Any]:
     states) in a stable byte order: equal digests mean bit-identical models.
     """
     task, state = load_run(workdir)
-    return {"workdir": str(workdir), "task": task.config.task, "step": int(state.step),
-            "config": task.config.to_dict(), "params_sha256": params_fingerprint(state)}
+    return {
+        "workdir": str(workdir),
+        "task": task.config.task,
+        "step": int(state.step),
+        "config": task.config.to_dict(),
+        "params_sha256": params_fingerprint(state),
+    }
 
 
-def evaluate_run(workdir: str | os.PathLike, test: Any = None, num_samples: int = 10_000) -> dict[str, Any]:
+def evaluate_run(
+    workdir: str | os.PathLike, test: Any = None, num_samples: int = 10_000
+) -> dict[str, Any]:
     """Evaluates a workdir's latest checkpoint (its final parameters, the EMA when kept): the task's
     `report`, with the workdir, task and step.
 
@@ -87,12 +102,17 @@ def evaluate_run(workdir: str | os.PathLike, test: Any = None, num_samples: int 
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
         raise ConfigError(f"num_samples must be an integer >= 2, got {num_samples!r}")
     task, state = load_run(workdir)
-    return {"workdir": str(workdir), "task": task.config.task, "step": int(state.step),
-            **task.report(state, test, num_samples)}
+    return {
+        "workdir": str(workdir),
+        "task": task.config.task,
+        "step": int(state.step),
+        **task.report(state, test, num_samples),
+    }
 
 
-def train_feature_network(config: FeatureNetConfig | None = None, *, progress: bool = True
-                          ) -> features.FeatureNetwork:
+def train_feature_network(
+    config: FeatureNetConfig | None = None, *, progress: bool = True
+) -> features.FeatureNetwork:
     """Trains the feature network of `config` (default `features.FEATURE_NET`) on this machine and
     caches it where `features.load_feature_network(config, trained_here=True)` finds it.
 
@@ -103,9 +123,17 @@ def train_feature_network(config: FeatureNetConfig | None = None, *, progress: b
     config = config or features.FEATURE_NET
     folder = features.cache_folder(config)
     if features.read_cached(config, folder) is None:
-        train_split, test_split = (data_lib.load(config.dataset, split, config.data_source) for split in ("train", "test"))
-        log.info("training the Fréchet-distance feature network on this machine (a few minutes on a CPU) in %s",
-                 folder / "train")
-        state = train(config, folder / "train", data=train_split, test_data=test_split, progress=progress)
-        features.write_cached(config, folder, state.models["classifier"].params, train_split, test_split)
+        train_split, test_split = (
+            data_lib.load(config.dataset, split, config.data_source) for split in ("train", "test")
+        )
+        log.info(
+            "training the Fréchet-distance feature network on this machine (a few minutes on a CPU) in %s",
+            folder / "train",
+        )
+        state = train(
+            config, folder / "train", data=train_split, test_data=test_split, progress=progress
+        )
+        features.write_cached(
+            config, folder, state.models["classifier"].params, train_split, test_split
+        )
     return features.load_feature_network(config, trained_here=True)

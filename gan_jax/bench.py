@@ -27,8 +27,8 @@ import jaxlib
 import numpy as np
 
 from gan_jax.config import COMPUTE_DTYPES, GANConfig, SGANConfig
-from gan_jax.errors import ConfigError
 from gan_jax.data import Split
+from gan_jax.errors import ConfigError
 from gan_jax.steps import default_steps_per_call, make_runner
 
 MODELS = ("dcgan", "sgan")
@@ -66,9 +66,14 @@ def peak_memory() -> dict:
     peak from above (`program_memory_bytes` is per configuration)."""
     stats = jax.devices()[0].memory_stats() or {}
     if "peak_bytes_in_use" in stats:
-        return {"peak_memory_bytes": int(stats["peak_bytes_in_use"]), "peak_memory_kind": "device_peak_bytes_in_use"}
-    return {"peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-            "peak_memory_kind": "process_max_rss"}
+        return {
+            "peak_memory_bytes": int(stats["peak_bytes_in_use"]),
+            "peak_memory_kind": "device_peak_bytes_in_use",
+        }
+    return {
+        "peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_memory_kind": "process_max_rss",
+    }
 
 
 def program_memory_bytes(compiled) -> int | None:
@@ -77,8 +82,12 @@ def program_memory_bytes(compiled) -> int | None:
     stats = compiled.memory_analysis()
     if stats is None:
         return None
-    planned = (stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
-               - stats.alias_size_in_bytes)
+    planned = (
+        stats.argument_size_in_bytes
+        + stats.output_size_in_bytes
+        + stats.temp_size_in_bytes
+        - stats.alias_size_in_bytes
+    )
     return int(max(getattr(stats, "peak_memory_in_bytes", 0), planned))
 
 
@@ -107,7 +116,11 @@ def time_task(task, train: Split, steps: int, steps_per_call: int | None = None)
     compiled = run.lower(state, data, plan).compile()
     compile_s = time.perf_counter() - start
     program_bytes = program_memory_bytes(compiled)
-    one_step = compiled if per_call == 1 else make_runner(task.step, steps_per_epoch, 1).lower(state, data, plan).compile()
+    one_step = (
+        compiled
+        if per_call == 1
+        else make_runner(task.step, steps_per_epoch, 1).lower(state, data, plan).compile()
+    )
     flops_per_step = program_flops(one_step)
 
     state, metrics, _ = compiled(state, data, plan)  # warm-up
@@ -120,8 +133,12 @@ def time_task(task, train: Split, steps: int, steps_per_call: int | None = None)
     elapsed = time.perf_counter() - start
     steps_per_s = calls * per_call / elapsed
     return {
-        "steps_per_call": per_call, "requested_steps": steps, "timed_steps": calls * per_call, "compile_s": round(compile_s, 2),
-        "ms_per_step": round(1000 / steps_per_s, 2), "steps_per_s": round(steps_per_s, 3),
+        "steps_per_call": per_call,
+        "requested_steps": steps,
+        "timed_steps": calls * per_call,
+        "compile_s": round(compile_s, 2),
+        "ms_per_step": round(1000 / steps_per_s, 2),
+        "steps_per_s": round(steps_per_s, 3),
         "gflop_per_step": round(flops_per_step / 1e9, 3),
         "achieved_gflops": round(flops_per_step * steps_per_s / 1e9, 1),
         "final_losses": {k: float(np.asarray(v)[-1].mean()) for k, v in metrics.items()},
@@ -137,20 +154,40 @@ def program_flops(compiled) -> float:
     return float(cost.get("flops", 0.0))
 
 
-def bench_dcgan(batch_size: int, steps: int, *, fast_grad: bool = True, compute_dtype: str = "float32",
-                steps_per_call: int | None = None) -> dict:
+def bench_dcgan(
+    batch_size: int,
+    steps: int,
+    *,
+    fast_grad: bool = True,
+    compute_dtype: str = "float32",
+    steps_per_call: int | None = None,
+) -> dict:
     """The tutorial DCGAN's alternating step (D then G) at `batch_size`."""
     from gan_jax.tasks import GANTask
 
-    task = GANTask(GANConfig(batch_size=batch_size, compute_dtype=compute_dtype), fast_grad=fast_grad)
+    task = GANTask(
+        GANConfig(batch_size=batch_size, compute_dtype=compute_dtype), fast_grad=fast_grad
+    )
     steps_per_epoch = max(steps, steps_per_call or 1) + (steps_per_call or 1)
     row = time_task(task, synthetic_mnist(batch_size * steps_per_epoch), steps, steps_per_call)
-    return {"model": "dcgan", "batch_size": batch_size, "fast_grad": fast_grad, "compute_dtype": compute_dtype,
-            **row, "images_per_s": round(row["steps_per_s"] * batch_size, 1)}
+    return {
+        "model": "dcgan",
+        "batch_size": batch_size,
+        "fast_grad": fast_grad,
+        "compute_dtype": compute_dtype,
+        **row,
+        "images_per_s": round(row["steps_per_s"] * batch_size, 1),
+    }
 
 
-def bench_sgan(steps: int, *, members: int = 1, batch_size: int = 100, compute_dtype: str = "float32",
-               steps_per_call: int | None = None) -> dict:
+def bench_sgan(
+    steps: int,
+    *,
+    members: int = 1,
+    batch_size: int = 100,
+    compute_dtype: str = "float32",
+    steps_per_call: int | None = None,
+) -> dict:
     """The SGAN MLP recipe's step (classifier then generator) for `members` vmapped data seeds.
 
     Adds `epoch_s` and `recipe_300_epochs_s`: the recipe's epoch (60,000 images; 600 steps at batch
@@ -159,26 +196,40 @@ def bench_sgan(steps: int, *, members: int = 1, batch_size: int = 100, compute_d
     """
     from gan_jax.tasks import SGANTask
 
-    config = SGANConfig.recipe("mlp", batch_size=batch_size, data_seeds=tuple(range(members)),
-                               compute_dtype=compute_dtype)
+    config = SGANConfig.recipe(
+        "mlp", batch_size=batch_size, data_seeds=tuple(range(members)), compute_dtype=compute_dtype
+    )
     task = SGANTask(config)
     recipe_epoch_steps = task.steps_per_epoch(MNIST_TRAIN_EXAMPLES)
     per_call = steps_per_call or default_steps_per_call(recipe_epoch_steps, convolutions=False)
     steps_per_epoch = max(steps + 2 * per_call, 2 * per_call)
     row = time_task(task, synthetic_mnist(batch_size * steps_per_epoch), steps, per_call)
     epoch_s = recipe_epoch_steps / row["steps_per_s"]
-    return {"model": "sgan_mlp", "batch_size": batch_size, "members": members, "compute_dtype": compute_dtype,
-            **row, "images_per_s": round(row["steps_per_s"] * batch_size * members, 1),
-            "epoch_s": round(epoch_s, 2), "recipe_300_epochs_s": round(300 * epoch_s, 1)}
+    return {
+        "model": "sgan_mlp",
+        "batch_size": batch_size,
+        "members": members,
+        "compute_dtype": compute_dtype,
+        **row,
+        "images_per_s": round(row["steps_per_s"] * batch_size * members, 1),
+        "epoch_s": round(epoch_s, 2),
+        "recipe_300_epochs_s": round(300 * epoch_s, 1),
+    }
 
 
 def environment() -> dict:
     """Where the numbers came from: device, versions, flags."""
     device = jax.devices()[0]
     return {
-        "platform": device.platform, "device": device.device_kind, "device_count": jax.device_count(),
-        "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
-        "jax": jax.__version__, "jaxlib": jaxlib.__version__, "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "platform": device.platform,
+        "device": device.device_kind,
+        "device_count": jax.device_count(),
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
 
 
@@ -193,50 +244,102 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def run_benchmarks(models: Sequence[str], dcgan_batch_sizes: Sequence[int], steps: int, sgan_steps: int,
-                   sgan_members: Sequence[int], compute_dtypes: Sequence[str], plain: bool = False,
-                   steps_per_call: int | None = None) -> Iterator[dict]:
+def run_benchmarks(
+    models: Sequence[str],
+    dcgan_batch_sizes: Sequence[int],
+    steps: int,
+    sgan_steps: int,
+    sgan_members: Sequence[int],
+    compute_dtypes: Sequence[str],
+    plain: bool = False,
+    steps_per_call: int | None = None,
+) -> Iterator[dict]:
     """Yields one row per configuration, each with the environment and the measured peaks."""
-    common = {**environment(), "matmul_n": matmul_size(),
-              "matmul_peak_gflops_f32": round(matmul_peak_gflops("float32"), 1),
-              "matmul_peak_gflops_bf16": round(matmul_peak_gflops("bfloat16"), 1)}
+    common = {
+        **environment(),
+        "matmul_n": matmul_size(),
+        "matmul_peak_gflops_f32": round(matmul_peak_gflops("float32"), 1),
+        "matmul_peak_gflops_bf16": round(matmul_peak_gflops("bfloat16"), 1),
+    }
     for dtype in compute_dtypes:
         if "dcgan" in models:
             for batch in dcgan_batch_sizes:
                 for fast in (True, False) if plain else (True,):
-                    row = bench_dcgan(batch, steps, fast_grad=fast, compute_dtype=dtype, steps_per_call=steps_per_call)
+                    row = bench_dcgan(
+                        batch,
+                        steps,
+                        fast_grad=fast,
+                        compute_dtype=dtype,
+                        steps_per_call=steps_per_call,
+                    )
                     yield {**row, **peak_memory(), **common}
         if "sgan" in models:
             for members in sgan_members:
-                row = bench_sgan(sgan_steps, members=members, compute_dtype=dtype, steps_per_call=steps_per_call)
+                row = bench_sgan(
+                    sgan_steps, members=members, compute_dtype=dtype, steps_per_call=steps_per_call
+                )
                 yield {**row, **peak_memory(), **common}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from gan_jax.cli_options import int_list
 
-    parser.add_argument("--models", default="dcgan,sgan", help="comma-separated: dcgan, sgan (default both)")
-    parser.add_argument("--batch-sizes", default="64,256,1024", type=int_list,
-                        help="DCGAN batch sizes (default 64,256,1024)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="timed DCGAN steps per configuration (default 5 on CPU, 200 on accelerators)")
-    parser.add_argument("--sgan-steps", type=int, default=300, help="timed SGAN steps (default 300)")
-    parser.add_argument("--sgan-members", default="1,10", type=int_list,
-                        help="data seeds vmapped together in the SGAN rows (default 1,10)")
-    parser.add_argument("--dtypes", default="float32", help="compute dtypes, comma-separated: float32, bfloat16")
-    parser.add_argument("--plain", action="store_true", help="also time plain-autodiff transposed convolutions")
-    parser.add_argument("--steps-per-call", type=int, default=None, help="override the per-platform choice")
+    parser.add_argument(
+        "--models", default="dcgan,sgan", help="comma-separated: dcgan, sgan (default both)"
+    )
+    parser.add_argument(
+        "--batch-sizes",
+        default="64,256,1024",
+        type=int_list,
+        help="DCGAN batch sizes (default 64,256,1024)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="timed DCGAN steps per configuration (default 5 on CPU, 200 on accelerators)",
+    )
+    parser.add_argument(
+        "--sgan-steps", type=int, default=300, help="timed SGAN steps (default 300)"
+    )
+    parser.add_argument(
+        "--sgan-members",
+        default="1,10",
+        type=int_list,
+        help="data seeds vmapped together in the SGAN rows (default 1,10)",
+    )
+    parser.add_argument(
+        "--dtypes", default="float32", help="compute dtypes, comma-separated: float32, bfloat16"
+    )
+    parser.add_argument(
+        "--plain", action="store_true", help="also time plain-autodiff transposed convolutions"
+    )
+    parser.add_argument(
+        "--steps-per-call", type=int, default=None, help="override the per-platform choice"
+    )
 
 
 def main(args: argparse.Namespace) -> None:
     """Prints one JSON line per configuration on stdout."""
     models, dtypes = args.models.split(","), args.dtypes.split(",")
     if not models or set(models) - set(MODELS):
-        raise ConfigError(f"--models must be a comma-separated subset of {','.join(MODELS)}, got {args.models!r}")
+        raise ConfigError(
+            f"--models must be a comma-separated subset of {','.join(MODELS)}, got {args.models!r}"
+        )
     if not dtypes or set(dtypes) - set(COMPUTE_DTYPES):
-        raise ConfigError(f"--dtypes must be a comma-separated subset of {','.join(COMPUTE_DTYPES)}, got {args.dtypes!r}")
+        raise ConfigError(
+            f"--dtypes must be a comma-separated subset of {','.join(COMPUTE_DTYPES)}, got {args.dtypes!r}"
+        )
     steps = args.steps or (5 if jax.default_backend() == "cpu" else 200)
-    rows = run_benchmarks(models, args.batch_sizes, steps, args.sgan_steps, args.sgan_members, dtypes,
-                          plain=args.plain, steps_per_call=args.steps_per_call)
+    rows = run_benchmarks(
+        models,
+        args.batch_sizes,
+        steps,
+        args.sgan_steps,
+        args.sgan_members,
+        dtypes,
+        plain=args.plain,
+        steps_per_call=args.steps_per_call,
+    )
     for row in rows:
         print(json.dumps(row), flush=True)

@@ -13,7 +13,6 @@ returns once the state is copied, `wait` blocks until the newest save is complet
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -56,17 +55,23 @@ def _leaf_checksum(x: jax.Array) -> jax.Array:
     elif x.dtype.itemsize == 8:  # both 32-bit halves (a trailing axis of 2)
         bits = jax.lax.bitcast_convert_type(x, jnp.uint32)
     else:
-        bits = jax.lax.bitcast_convert_type(x, jnp.dtype(f"uint{8 * x.dtype.itemsize}")).astype(jnp.uint32)
+        bits = jax.lax.bitcast_convert_type(x, jnp.dtype(f"uint{8 * x.dtype.itemsize}")).astype(
+            jnp.uint32
+        )
     bits = bits.reshape(-1)
     h = bits * jnp.uint32(_MIX[0]) + jnp.arange(bits.size, dtype=jnp.uint32) * jnp.uint32(_MIX[1])
     h = (h ^ (h >> 15)) * jnp.uint32(_MIX[2])
     h = h ^ (h >> 13)
-    return jnp.stack([jnp.sum(h, dtype=jnp.uint32), jax.lax.reduce(h, jnp.uint32(0), jax.lax.bitwise_xor, (0,))])
+    return jnp.stack(
+        [jnp.sum(h, dtype=jnp.uint32), jax.lax.reduce(h, jnp.uint32(0), jax.lax.bitwise_xor, (0,))]
+    )
 
 
 @jax.jit
 def _leaf_checksums(leaves: list[jax.Array]) -> jax.Array:
-    return jnp.stack([_leaf_checksum(x) for x in leaves]) if leaves else jnp.zeros((0, 2), jnp.uint32)
+    return (
+        jnp.stack([_leaf_checksum(x) for x in leaves]) if leaves else jnp.zeros((0, 2), jnp.uint32)
+    )
 
 
 def checksum(tree: Any) -> str:
@@ -77,11 +82,14 @@ def checksum(tree: Any) -> str:
     words are then hashed on the host with each array's key path, dtype and shape (SHA-256, hex).
     It detects damaged or mismatched checkpoints; unlike `fingerprint` it is not cryptographic.
     """
-    leaves = sorted(jax.tree_util.tree_flatten_with_path(tree)[0], key=lambda item: jax.tree_util.keystr(item[0]))
+    leaves = sorted(
+        jax.tree_util.tree_flatten_with_path(tree)[0],
+        key=lambda item: jax.tree_util.keystr(item[0]),
+    )
     arrays = [jnp.asarray(leaf) for _, leaf in leaves]
     words = np.asarray(jax.device_get(_leaf_checksums(arrays)), "<u4")
     digest = hashlib.sha256()
-    for (path, _), array, pair in zip(leaves, arrays, words):
+    for (path, _), array, pair in zip(leaves, arrays, words, strict=False):
         digest.update(f"{jax.tree_util.keystr(path)}|{array.dtype.str}|{array.shape}|".encode())
         digest.update(pair.tobytes())
     return digest.hexdigest()
@@ -89,7 +97,12 @@ def checksum(tree: Any) -> str:
 
 def params_fingerprint(state: Any) -> str:
     """`fingerprint` of every model's parameters and normalization statistics (not optimizer state)."""
-    return fingerprint({name: {"params": m.params, "batch_stats": m.batch_stats} for name, m in state.models.items()})
+    return fingerprint(
+        {
+            name: {"params": m.params, "batch_stats": m.batch_stats}
+            for name, m in state.models.items()
+        }
+    )
 
 
 class CheckpointStore:
@@ -112,7 +125,9 @@ class CheckpointStore:
         # Only a training store removes leftovers of interrupted saves: a reader (`info`, `sample`)
         # running beside a training process must not delete that process's save in progress.
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, create=create, enable_async_checkpointing=create,
+            max_to_keep=max_to_keep,
+            create=create,
+            enable_async_checkpointing=create,
             cleanup_tmp_directories=create,
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
@@ -122,8 +137,11 @@ class CheckpointStore:
     def latest_in(workdir: str | pathlib.Path) -> int | None:
         """The newest complete checkpoint's step in `workdir`, or None; reads without opening a store."""
         directory = pathlib.Path(workdir) / "checkpoints"
-        steps = [int(p.name) for p in directory.iterdir() if p.is_dir() and p.name.isdigit()] \
-            if directory.is_dir() else []
+        steps = (
+            [int(p.name) for p in directory.iterdir() if p.is_dir() and p.name.isdigit()]
+            if directory.is_dir()
+            else []
+        )
         return max(steps, default=None)
 
     def latest_step(self) -> int | None:
@@ -169,15 +187,20 @@ class CheckpointStore:
         self.manager.reload()
         return CheckpointError(
             f"could not save the checkpoint of step {step} in {self.directory} ({err.strerror or err}); "
-            f"free space or fix permissions, then run the same command to resume from step {self.latest_step()}")
+            f"free space or fix permissions, then run the same command to resume from step {self.latest_step()}"
+        )
 
     def read_config(self, step: int | None = None) -> dict[str, Any]:
         """The config stored with a checkpoint (the latest by default)."""
         step = self._existing(step)
         try:
-            return self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+            return self.manager.restore(
+                step, args=ocp.args.Composite(config=ocp.args.JsonRestore())
+            )["config"]
         except Exception as err:  # orbax raises many types for unreadable items
-            raise CheckpointError(f"checkpoint {step} in {self.directory} has no readable config ({err})") from err
+            raise CheckpointError(
+                f"checkpoint {step} in {self.directory} has no readable config ({err})"
+            ) from err
 
     def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
         """Restores `(state, loop)` of one step and verifies its fingerprint.
@@ -192,19 +215,26 @@ class CheckpointStore:
         try:
             state, loop = self._restore_item(step, target)
         except Exception as err:  # orbax/tensorstore raise many types for damaged files
-            raise CheckpointError(f"checkpoint {step} is unreadable "
-                                  f"({type(err).__name__}: {str(err)[:200]})") from err
+            raise CheckpointError(
+                f"checkpoint {step} is unreadable ({type(err).__name__}: {str(err)[:200]})"
+            ) from err
         if loop.pop("state_checksum", None) != checksum(state):
             raise CheckpointError(f"checkpoint {step} does not match its fingerprint (corrupted)")
         return state, loop
 
     def _restore_item(self, step: int, item: Any) -> tuple[Any, dict[str, Any]]:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, item)
-        restored = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), loop=ocp.args.JsonRestore()))
+        restored = self.manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract), loop=ocp.args.JsonRestore()
+            ),
+        )
         return restored["state"], dict(restored["loop"])
 
-    def restore_latest_good(self, target: Any, *, quarantine: bool = True) -> tuple[Any, dict[str, Any]] | None:
+    def restore_latest_good(
+        self, target: Any, *, quarantine: bool = True
+    ) -> tuple[Any, dict[str, Any]] | None:
         """The newest checkpoint that restores and verifies, skipping (and reporting) damaged ones.
 
         With `quarantine`, a damaged checkpoint is moved to `WORKDIR/corrupt_checkpoints/` so that
@@ -221,8 +251,14 @@ class CheckpointStore:
                 where = f"moved it to {self._quarantine(step)}" if quarantine else "skipping it"
                 log.warning("%s; %s and trying the previous checkpoint", err, where)
         if steps:
-            where = f"damaged ones are in {self.workdir / 'corrupt_checkpoints'}" if quarantine else "all are damaged"
-            raise CheckpointError(f"no usable checkpoint in {self.directory} ({where}); pass a new --workdir to start over")
+            where = (
+                f"damaged ones are in {self.workdir / 'corrupt_checkpoints'}"
+                if quarantine
+                else "all are damaged"
+            )
+            raise CheckpointError(
+                f"no usable checkpoint in {self.directory} ({where}); pass a new --workdir to start over"
+            )
         return None
 
     def _quarantine(self, step: int) -> pathlib.Path:

@@ -12,8 +12,15 @@ import dataclasses
 import pathlib
 import sys
 
-from gan_jax.cli_options import (add_config_options, bounded, docstring_summary, given_fields, int_list,
-                                 make_config, worded_as_options)
+from gan_jax.cli_options import (
+    add_config_options,
+    bounded,
+    docstring_summary,
+    given_fields,
+    int_list,
+    make_config,
+    worded_as_options,
+)
 from gan_jax.config import DATA_SOURCES, MODELS, SGANConfig
 from gan_jax.data import DATASETS
 from gan_jax.errors import TrainingStopped, UserError
@@ -41,29 +48,49 @@ _non_negative_int = bounded(int, lambda v: v >= 0, "a non-negative integer")
 
 def _add_output_args(parser: argparse.ArgumentParser) -> None:
     """Options of every `train` command that change what is written or shown, never results."""
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar (epoch lines stay)")
-    parser.add_argument("--keep-checkpoints", type=_positive_int, default=3,
-                        help="newest checkpoints kept in WORKDIR/checkpoints (default 3; each holds both models "
-                             "and their Adam states)")
-    parser.add_argument("--no-tensorboard", action="store_true",
-                        help="do not write TensorBoard event files into WORKDIR")
-    parser.add_argument("--checkpoint-seconds", type=bounded(float, lambda v: v >= 0, "a number >= 0"), default=None,
-                        help="save at an epoch's end only once S seconds have passed since the last save; 0 = every "
-                             "epoch (default: automatic, at most 2%% of the time spent saving; the run's end, Ctrl-C/SIGTERM "
-                             "and --checkpoint-every always save)")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar (epoch lines stay)"
+    )
+    parser.add_argument(
+        "--keep-checkpoints",
+        type=_positive_int,
+        default=3,
+        help="newest checkpoints kept in WORKDIR/checkpoints (default 3; each holds both models "
+        "and their Adam states)",
+    )
+    parser.add_argument(
+        "--no-tensorboard",
+        action="store_true",
+        help="do not write TensorBoard event files into WORKDIR",
+    )
+    parser.add_argument(
+        "--checkpoint-seconds",
+        type=bounded(float, lambda v: v >= 0, "a number >= 0"),
+        default=None,
+        help="save at an epoch's end only once S seconds have passed since the last save; 0 = every "
+        "epoch (default: automatic, at most 2%% of the time spent saving; the run's end, Ctrl-C/SIGTERM "
+        "and --checkpoint-every always save)",
+    )
 
 
 def _add_devices_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--devices", type=_positive_int, default=None,
-                        help="data-parallel over the first N devices (default: all; batch sharded, states "
-                             "replicated); speed only")
+    parser.add_argument(
+        "--devices",
+        type=_positive_int,
+        default=None,
+        help="data-parallel over the first N devices (default: all; batch sharded, states "
+        "replicated); speed only",
+    )
 
 
 _SWEEP_OWN = ("labels", "data_seeds")  # the sweep's own options: lists of values
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="GANs on small images (MNIST by default) in JAX/Flax: train, resume, sample, evaluate, sweep.")
+    parser = _Parser(
+        prog=PROG,
+        description="GANs on small images (MNIST by default) in JAX/Flax: train, resume, sample, evaluate, sweep.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = commands.add_parser("train", help="train a model (resumes if WORKDIR has checkpoints)")
@@ -71,97 +98,163 @@ def build_parser() -> argparse.ArgumentParser:
     for name, task in TASKS.items():
         kind = task.config_type
         summary, paragraph = docstring_summary(kind)
-        sub = tasks.add_parser(name, help=summary[0].lower() + summary[1:], description=(
-            f"{paragraph} Running the same command again with the same --workdir resumes from its latest "
-            f"checkpoint; `{PROG} evaluate --workdir WORKDIR` scores it."))
-        sub.add_argument("--workdir", required=True, type=pathlib.Path,
-                         help="folder for checkpoints/, metrics.jsonl, the sample grids and figures")
+        sub = tasks.add_parser(
+            name,
+            help=summary[0].lower() + summary[1:],
+            description=(
+                f"{paragraph} Running the same command again with the same --workdir resumes from its latest "
+                f"checkpoint; `{PROG} evaluate --workdir WORKDIR` scores it."
+            ),
+        )
+        sub.add_argument(
+            "--workdir",
+            required=True,
+            type=pathlib.Path,
+            help="folder for checkpoints/, metrics.jsonl, the sample grids and figures",
+        )
         add_config_options(sub, kind)
         _add_devices_arg(sub)
         _add_output_args(sub)
 
     evaluate = commands.add_parser(
-        "evaluate", help="score a workdir as one JSON line: FD/IS of a GAN's samples, or a classifier's accuracy",
+        "evaluate",
+        help="score a workdir as one JSON line: FD/IS of a GAN's samples, or a classifier's accuracy",
         description="Print one JSON line about the latest checkpoint's final parameters (the EMA when kept). "
-                    "gan/cgan: Fréchet distance of --samples generated images to the test images in the "
-                    "dataset's feature network's features, beside the floor FD(train, test), the Inception Score, "
-                    "the confident share and (cgan) the digit accuracy. sgan/supervised/features: test accuracy.")
+        "gan/cgan: Fréchet distance of --samples generated images to the test images in the "
+        "dataset's feature network's features, beside the floor FD(train, test), the Inception Score, "
+        "the confident share and (cgan) the digit accuracy. sgan/supervised/features: test accuracy.",
+    )
     evaluate.add_argument("--workdir", required=True, type=pathlib.Path, help="a trained workdir")
-    evaluate.add_argument("--samples", type=bounded(int, lambda v: v >= 2, "an integer >= 2"), default=10_000,
-                          help="generated images to score (gan/cgan; default 10000)")
+    evaluate.add_argument(
+        "--samples",
+        type=bounded(int, lambda v: v >= 2, "an integer >= 2"),
+        default=10_000,
+        help="generated images to score (gan/cgan; default 10000)",
+    )
 
     features = commands.add_parser(
-        "features", help="load (or --retrain) the Fréchet-distance feature network; print its checksum and accuracy",
+        "features",
+        help="load (or --retrain) the Fréchet-distance feature network; print its checksum and accuracy",
         description="Load the feature network that defines the Fréchet distance (MNIST's is shipped in the package, "
-                    "the same on every machine) and print one JSON line: path, SHA-256, test accuracy, FD floor. "
-                    "--retrain trains one on this machine instead (cached) and reports it.")
-    features.add_argument("--data-source", choices=DATA_SOURCES, default="auto",
-                          help="data route for its training (default auto)")
-    features.add_argument("--retrain", action="store_true",
-                          help="use a network trained on this machine instead of the packaged one: trained now, or "
-                               "loaded from this machine's cache (training is deterministic on one machine, so a "
-                               "second training here would give the same file); evaluations keep using the packaged one")
+        "the same on every machine) and print one JSON line: path, SHA-256, test accuracy, FD floor. "
+        "--retrain trains one on this machine instead (cached) and reports it.",
+    )
+    features.add_argument(
+        "--data-source",
+        choices=DATA_SOURCES,
+        default="auto",
+        help="data route for its training (default auto)",
+    )
+    features.add_argument(
+        "--retrain",
+        action="store_true",
+        help="use a network trained on this machine instead of the packaged one: trained now, or "
+        "loaded from this machine's cache (training is deterministic on one machine, so a "
+        "second training here would give the same file); evaluations keep using the packaged one",
+    )
     features.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    features.add_argument("--dataset", choices=tuple(DATASETS), default="mnist",
-                          help="the dataset whose feature network to load or train (default mnist)")
+    features.add_argument(
+        "--dataset",
+        choices=tuple(DATASETS),
+        default="mnist",
+        help="the dataset whose feature network to load or train (default mnist)",
+    )
 
     sweep = commands.add_parser(
-        "sweep", help="SGAN vs supervised over label counts and data seeds: CSV, table, bar chart, samples",
+        "sweep",
+        help="SGAN vs supervised over label counts and data seeds: CSV, table, bar chart, samples",
         description="Train the SGAN and the supervised baseline for every label count, all data seeds of a "
-                    "label count in one vmapped program; write results.csv, results.md, results.json, "
-                    "accuracy_vs_labels.png and samples_over_training.png into OUT. Rerunning resumes.")
-    sweep.add_argument("--labels", required=True, type=int_list, help="label counts, e.g. 20,50,100,1000")
-    sweep.add_argument("--data-seeds", type=int_list, default=(0, 1, 2, 3, 4), help="default 0,1,2,3,4")
-    sweep.add_argument("--out", required=True, type=pathlib.Path, help="output folder (runs/ and the reports)")
-    sweep.add_argument("--methods", type=_method_list, default=("sgan", "supervised"),
-                       help="comma-separated subset of sgan,supervised (default both)")
+        "label count in one vmapped program; write results.csv, results.md, results.json, "
+        "accuracy_vs_labels.png and samples_over_training.png into OUT. Rerunning resumes.",
+    )
+    sweep.add_argument(
+        "--labels", required=True, type=int_list, help="label counts, e.g. 20,50,100,1000"
+    )
+    sweep.add_argument(
+        "--data-seeds", type=int_list, default=(0, 1, 2, 3, 4), help="default 0,1,2,3,4"
+    )
+    sweep.add_argument(
+        "--out", required=True, type=pathlib.Path, help="output folder (runs/ and the reports)"
+    )
+    sweep.add_argument(
+        "--methods",
+        type=_method_list,
+        default=("sgan", "supervised"),
+        help="comma-separated subset of sgan,supervised (default both)",
+    )
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_config_options(sweep, SGANConfig, skip=_SWEEP_OWN)
 
-    sample = commands.add_parser("sample", help="write a grid of generated digits from a workdir's latest checkpoint",
-                                 description="Write a PNG grid of N generated digits from WORKDIR's latest checkpoint.")
-    sample.add_argument("--workdir", required=True, type=pathlib.Path,
-                        help="a workdir of `gan-jax train gan`, `train cgan` or `train sgan` (first data seed's generator)")
-    sample.add_argument("--num", type=_positive_int, default=64, help="how many digits (default 64)")
+    sample = commands.add_parser(
+        "sample",
+        help="write a grid of generated digits from a workdir's latest checkpoint",
+        description="Write a PNG grid of N generated digits from WORKDIR's latest checkpoint.",
+    )
+    sample.add_argument(
+        "--workdir",
+        required=True,
+        type=pathlib.Path,
+        help="a workdir of `gan-jax train gan`, `train cgan` or `train sgan` (first data seed's generator)",
+    )
+    sample.add_argument(
+        "--num", type=_positive_int, default=64, help="how many digits (default 64)"
+    )
     sample.add_argument("--out", required=True, type=pathlib.Path, help="PNG file to write")
     sample.add_argument("--seed", type=_non_negative_int, default=0, help="noise seed (default 0)")
-    sample.add_argument("--digit", type=_non_negative_int, default=None,
-                        help="cgan only: draw only this class, 0..classes-1 of the run's dataset "
-                             "(default: a cgan cycles through the classes in columns)")
+    sample.add_argument(
+        "--digit",
+        type=_non_negative_int,
+        default=None,
+        help="cgan only: draw only this class, 0..classes-1 of the run's dataset "
+        "(default: a cgan cycles through the classes in columns)",
+    )
 
     bench = commands.add_parser(
-        "bench", help="time the training steps (DCGAN, SGAN MLP): one JSON line per configuration",
+        "bench",
+        help="time the training steps (DCGAN, SGAN MLP): one JSON line per configuration",
         description="Time the DCGAN step (batch 64/256/1024) and the SGAN MLP recipe's step (batch 100, 1 and 10 "
-                    "data seeds vmapped) on synthetic data already on the device: steps/s, images/s, compile "
-                    "time, GFLOP/s beside matmul peaks measured in the same run, peak memory, device, versions.")
+        "data seeds vmapped) on synthetic data already on the device: steps/s, images/s, compile "
+        "time, GFLOP/s beside matmul peaks measured in the same run, peak memory, device, versions.",
+    )
     from gan_jax.bench import add_arguments
 
     add_arguments(bench)
 
-    info = commands.add_parser("info", help="print a workdir's task, step, config and parameter fingerprint as JSON",
-                               description="Print one JSON line: the task, the latest intact step, the stored "
-                                           "config and params_sha256 (a SHA-256 of every parameter and "
-                                           "normalization statistic), to compare runs exactly.")
+    info = commands.add_parser(
+        "info",
+        help="print a workdir's task, step, config and parameter fingerprint as JSON",
+        description="Print one JSON line: the task, the latest intact step, the stored "
+        "config and params_sha256 (a SHA-256 of every parameter and "
+        "normalization statistic), to compare runs exactly.",
+    )
     info.add_argument("--workdir", required=True, type=pathlib.Path, help="a trained workdir")
 
-    commands.add_parser("devices", help="print the devices JAX runs on as JSON (and whether a GPU/TPU goes unused)",
-                        description="Print one JSON line: JAX's backend, its devices, the jax/jaxlib versions, "
-                                    "accelerators this machine's drivers show, and a warning when one of them "
-                                    "is present but JAX runs on CPU (with the install command that fixes it).")
+    commands.add_parser(
+        "devices",
+        help="print the devices JAX runs on as JSON (and whether a GPU/TPU goes unused)",
+        description="Print one JSON line: JAX's backend, its devices, the jax/jaxlib versions, "
+        "accelerators this machine's drivers show, and a warning when one of them "
+        "is present but JAX runs on CPU (with the install command that fixes it).",
+    )
     return parser
 
 
 def _method_list(text: str) -> tuple[str, ...]:
     methods = tuple(text.split(","))
-    if not methods or any(m not in ("sgan", "supervised") for m in methods) or len(set(methods)) != len(methods):
-        raise argparse.ArgumentTypeError(f"expected a comma-separated subset of sgan,supervised, got {text!r}")
+    if (
+        not methods
+        or any(m not in ("sgan", "supervised") for m in methods)
+        or len(set(methods)) != len(methods)
+    ):
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated subset of sgan,supervised, got {text!r}"
+        )
     return methods
 
 
 def _train(args) -> None:
-    from gan_jax.tasks import task_class
-
     from gan_jax.errors import ConfigError
+    from gan_jax.tasks import task_class
 
     kind = task_class(args.task).config_type
     try:
@@ -169,15 +262,23 @@ def _train(args) -> None:
     except ConfigError as err:
         raise ConfigError(worded_as_options(str(err), kind)) from None
     _run_training(config, args)
-    print(f"trained; outputs in {args.workdir}; `{PROG} evaluate --workdir {args.workdir}` scores it")
+    print(
+        f"trained; outputs in {args.workdir}; `{PROG} evaluate --workdir {args.workdir}` scores it"
+    )
 
 
 def _run_training(config, args) -> None:
     from gan_jax.loop import train
 
-    train(config, args.workdir, progress=not args.no_progress, devices=args.devices,
-          keep_checkpoints=args.keep_checkpoints, tensorboard=not args.no_tensorboard,
-          checkpoint_seconds=args.checkpoint_seconds)
+    train(
+        config,
+        args.workdir,
+        progress=not args.no_progress,
+        devices=args.devices,
+        keep_checkpoints=args.keep_checkpoints,
+        tensorboard=not args.no_tensorboard,
+        checkpoint_seconds=args.checkpoint_seconds,
+    )
 
 
 def _sample(args) -> None:
@@ -189,11 +290,14 @@ def _sample(args) -> None:
         raise ConfigError(f"--out must name a .png file, got {args.out}")
     task, state = load_run(args.workdir)
     if args.digit is not None and args.digit >= task.num_classes:
-        raise ConfigError(f"argument --digit: expected a digit 0..{task.num_classes - 1}, "
-                          f"got {args.digit}")
+        raise ConfigError(
+            f"argument --digit: expected a digit 0..{task.num_classes - 1}, got {args.digit}"
+        )
     if not args.out.parent.is_dir():
-        raise ConfigError(f"--out's folder {args.out.parent} does not exist; create it first "
-                          f"(mkdir -p {args.out.parent}) or write into an existing folder")
+        raise ConfigError(
+            f"--out's folder {args.out.parent} does not exist; create it first "
+            f"(mkdir -p {args.out.parent}) or write into an existing folder"
+        )
     images = sample_images(task, state, args.num, seed=args.seed, digit=args.digit)
     columns = task.num_classes if task.conditional and args.digit is None else None
     save_grid(args.out, images, cols=columns)
@@ -216,11 +320,24 @@ def _features(args) -> None:
     from gan_jax.features import feature_net_config, load_feature_network
 
     config = dataclasses.replace(feature_net_config(args.dataset), data_source=args.data_source)
-    network = (train_feature_network(config, progress=not args.no_progress) if args.retrain
-               else load_feature_network(config))
-    print(json.dumps({"path": str(network.path), "sha256": network.sha256, "packaged": network.packaged,
-                      "test_accuracy": network.test_accuracy, "fd_floor": network.fd_floor,
-                      "feature_dim": int(network.test_stats[0].shape[0]), "config": network.config.to_dict()}))
+    network = (
+        train_feature_network(config, progress=not args.no_progress)
+        if args.retrain
+        else load_feature_network(config)
+    )
+    print(
+        json.dumps(
+            {
+                "path": str(network.path),
+                "sha256": network.sha256,
+                "packaged": network.packaged,
+                "test_accuracy": network.test_accuracy,
+                "fd_floor": network.fd_floor,
+                "feature_dim": int(network.test_stats[0].shape[0]),
+                "config": network.config.to_dict(),
+            }
+        )
+    )
 
 
 def _sweep(args) -> None:
@@ -269,9 +386,16 @@ def main(argv: list[str] | None = None) -> int:
         from gan_jax.parallel import initialize_distributed
 
         initialize_distributed()
-        {"train": _train, "sample": _sample, "info": _info, "evaluate": _evaluate, "sweep": _sweep,
-         "features": _features, "bench": _bench,
-         "devices": _devices}[args.command](args)
+        {
+            "train": _train,
+            "sample": _sample,
+            "info": _info,
+            "evaluate": _evaluate,
+            "sweep": _sweep,
+            "features": _features,
+            "bench": _bench,
+            "devices": _devices,
+        }[args.command](args)
     except UserError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
@@ -279,8 +403,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted at once; run the same command to resume from the latest checkpoint",
-              file=sys.stderr)
+        print(
+            f"{PROG}: interrupted at once; run the same command to resume from the latest checkpoint",
+            file=sys.stderr,
+        )
         return 130
     return 0
 

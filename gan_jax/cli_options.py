@@ -41,11 +41,16 @@ def int_list(text: str) -> tuple[int, ...]:
     except ValueError:
         values = ()
     if not values or min(values) < 0:
-        raise argparse.ArgumentTypeError(f"expected comma-separated non-negative integers, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated non-negative integers, got {text!r}"
+        )
     return values
 
 
-_NUMBERS = {int: bounded(int, lambda v: True, "an integer"), float: bounded(float, lambda v: True, "a number")}
+_NUMBERS = {
+    int: bounded(int, lambda v: True, "an integer"),
+    float: bounded(float, lambda v: True, "a number"),
+}
 # Tuple fields that also take one value under a singular name, exclusive with the list form.
 _SINGULAR = {"data_seeds": ("--data-seed", "a non-negative integer", lambda v: v[0] >= 0)}
 _OPTION_ALIASES = {"eval_every_epoch": ("--every-epoch",)}
@@ -87,7 +92,10 @@ def _field_argument(kind, field: dataclasses.Field, hint, doc: str) -> dict:
 
     Values are converted here and checked by the config, whose errors `worded_as_options` words as options.
     """
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # `int | None`: None is "not given"
+    if typing.get_origin(hint) in (
+        typing.Union,
+        types.UnionType,
+    ):  # `int | None`: None is "not given"
         hint = next(t for t in typing.get_args(hint) if t is not type(None))
     text = _as_options(doc.rstrip(".") + _default_text(kind, field) + ".", kind).replace("%", "%%")
     if hint is bool:
@@ -95,12 +103,18 @@ def _field_argument(kind, field: dataclasses.Field, hint, doc: str) -> dict:
     if typing.get_origin(hint) is tuple and typing.get_args(hint) == (int, ...):
         return dict(type=int_list, default=None, metavar="N,N,...", help=text)
     if hint is str:
-        choices = tuple(kind.RECIPES) if field.name == kind.RECIPE_FIELD else kind.CHOICES.get(field.name)
+        choices = (
+            tuple(kind.RECIPES) if field.name == kind.RECIPE_FIELD else kind.CHOICES.get(field.name)
+        )
         return dict(choices=choices, default=None, help=text)
     if hint in _NUMBERS:
-        return dict(type=_NUMBERS[hint], default=None, metavar="N" if hint is int else "X", help=text)
-    raise TypeError(f"{kind.__name__}.{field.name}: the CLI has no option type for {hint}; use int, float, str, "
-                    "bool, tuple[int, ...] or one of those | None")
+        return dict(
+            type=_NUMBERS[hint], default=None, metavar="N" if hint is int else "X", help=text
+        )
+    raise TypeError(
+        f"{kind.__name__}.{field.name}: the CLI has no option type for {hint}; use int, float, str, "
+        "bool, tuple[int, ...] or one of those | None"
+    )
 
 
 def add_config_options(parser: argparse.ArgumentParser, kind, skip: tuple[str, ...] = ()) -> None:
@@ -111,34 +125,58 @@ def add_config_options(parser: argparse.ArgumentParser, kind, skip: tuple[str, .
     config without a `RECIPE_FIELD` and with several recipes also gets `--recipe`.
     """
     if kind.RECIPE_FIELD is None and len(kind.RECIPES) > 1:
-        described = [name + (" (" + " ".join(f"{option(k)} {_shown(v)}" for k, v in values.items()) + ")"
-                             if values else " (the defaults below)") for name, values in kind.RECIPES.items()]
-        parser.add_argument("--recipe", choices=tuple(kind.RECIPES), default=None,
-                            help=f"a set of defaults: {'; '.join(described)} (default {next(iter(kind.RECIPES))}); "
-                                 "options given override it")
+        described = [
+            name
+            + (
+                " (" + " ".join(f"{option(k)} {_shown(v)}" for k, v in values.items()) + ")"
+                if values
+                else " (the defaults below)"
+            )
+            for name, values in kind.RECIPES.items()
+        ]
+        parser.add_argument(
+            "--recipe",
+            choices=tuple(kind.RECIPES),
+            default=None,
+            help=f"a set of defaults: {'; '.join(described)} (default {next(iter(kind.RECIPES))}); "
+            "options given override it",
+        )
     docs, hints = field_docs(kind), typing.get_type_hints(kind)
     for field in dataclasses.fields(kind):
         if field.name in skip:
             continue
         if field.name not in docs:
-            raise TypeError(f"{kind.__name__}.{field.name} has no line in the class docstring's Attributes section, "
-                            "which the CLI uses as its help; add one")
+            raise TypeError(
+                f"{kind.__name__}.{field.name} has no line in the class docstring's Attributes section, "
+                "which the CLI uses as its help; add one"
+            )
         target = parser
         if field.name in _SINGULAR:
             target = parser.add_mutually_exclusive_group()
             singular, what, accept = _SINGULAR[field.name]
-            target.add_argument(singular, dest=field.name, default=None, metavar="N",
-                                type=bounded(lambda t: (int(t),), accept, what),
-                                help=f"a single value, the same as {option(field.name)} N")
-        target.add_argument(option(field.name), *_OPTION_ALIASES.get(field.name, ()),
-                            required=field.name in kind.REQUIRED,
-                            **_field_argument(kind, field, hints[field.name], docs[field.name]))
+            target.add_argument(
+                singular,
+                dest=field.name,
+                default=None,
+                metavar="N",
+                type=bounded(lambda t: (int(t),), accept, what),
+                help=f"a single value, the same as {option(field.name)} N",
+            )
+        target.add_argument(
+            option(field.name),
+            *_OPTION_ALIASES.get(field.name, ()),
+            required=field.name in kind.REQUIRED,
+            **_field_argument(kind, field, hints[field.name], docs[field.name]),
+        )
 
 
 def given_fields(kind, args, skip: tuple[str, ...] = ()) -> dict:
     """The fields of config class `kind` that have an option in `args`, with its value (None: not given)."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(kind)
-            if hasattr(args, f.name) and f.name not in skip}
+    return {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(kind)
+        if hasattr(args, f.name) and f.name not in skip
+    }
 
 
 def make_config(kind, args):
@@ -160,8 +198,11 @@ def worded_as_options(message: str, kind) -> str:
     words = message.split(" ", 1)
     names = {f.name for f in dataclasses.fields(kind)}
     if words[0].rstrip(":") in names:
-        message = option(words[0].rstrip(":")) + words[0][len(words[0].rstrip(":")):] + (
-            " " + words[1] if len(words) > 1 else "")
+        message = (
+            option(words[0].rstrip(":"))
+            + words[0][len(words[0].rstrip(":")) :]
+            + (" " + words[1] if len(words) > 1 else "")
+        )
     for name in sorted((n for n in names if "_" in n), key=len, reverse=True):
         message = re.sub(rf"(?<![-\w]){name}\b", option(name), message)
     return message

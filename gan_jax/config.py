@@ -85,7 +85,9 @@ class RunConfig:
 
     # Fields whose value is one of a few names (checked here, offered as `choices` by the CLI).
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
-        "data_source": DATA_SOURCES, "dataset": tuple(DATASETS)}
+        "data_source": DATA_SOURCES,
+        "dataset": tuple(DATASETS),
+    }
     # Named sets of defaults (`recipe`); the first is the default recipe. `RECIPE_FIELD` is the field
     # a recipe's name is stored in (a classifier's `model`), or None when the name is not stored.
     RECIPES: ClassVar[dict[str, dict[str, Any]]] = {"default": {}}
@@ -93,7 +95,12 @@ class RunConfig:
     # Fields a command line must give (the API keeps their defaults).
     REQUIRED: ClassVar[tuple[str, ...]] = ()
     RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = (
-        "epochs", "steps", "steps_per_call", "data_source", "checkpoint_every")
+        "epochs",
+        "steps",
+        "steps_per_call",
+        "data_source",
+        "checkpoint_every",
+    )
 
     def _check_common(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -102,14 +109,20 @@ class RunConfig:
             if getattr(self, name) is not None:
                 require_positive(name, getattr(self, name))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}; pass e.g. 0")
+            raise ConfigError(
+                f"seed must be a non-negative integer, got {self.seed!r}; pass e.g. 0"
+            )
         if not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate!r}; pass e.g. 1e-4")
+            raise ConfigError(
+                f"learning_rate must be > 0, got {self.learning_rate!r}; pass e.g. 1e-4"
+            )
         dataset(self.dataset)
         for name, choices in self.CHOICES.items():
             if getattr(self, name) not in choices:
-                raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}; "
-                                  "pass one of those")
+                raise ConfigError(
+                    f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}; "
+                    "pass one of those"
+                )
 
     @classmethod
     def recipe(cls, name: str | None = None, **overrides: Any):
@@ -120,11 +133,15 @@ class RunConfig:
         """
         name = next(iter(cls.RECIPES)) if name is None else name
         if name not in cls.RECIPES:
-            raise ConfigError(f"{cls.RECIPE_FIELD or 'recipe'} must be one of {', '.join(cls.RECIPES)}, got {name!r}")
+            raise ConfigError(
+                f"{cls.RECIPE_FIELD or 'recipe'} must be one of {', '.join(cls.RECIPES)}, got {name!r}"
+            )
         chosen = overrides.get(cls.RECIPE_FIELD) if cls.RECIPE_FIELD else None
         if chosen is not None and chosen != name:
-            raise ConfigError(f"{cls.RECIPE_FIELD} {chosen!r} differs from recipe {name!r}; pass "
-                              f"{cls.__name__}.recipe({chosen!r}, ...)")
+            raise ConfigError(
+                f"{cls.RECIPE_FIELD} {chosen!r} differs from recipe {name!r}; pass "
+                f"{cls.__name__}.recipe({chosen!r}, ...)"
+            )
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in cls.RECIPES[name].items() if k in names}
         return cls(**{**values, **{k: v for k, v in overrides.items() if v is not None}})
@@ -150,8 +167,14 @@ class RunConfig:
         """Names of result-deciding fields whose value differs from a stored config's."""
         mine = self.to_dict()
         # A field the stored config lacks reads as its default.
-        stored = {**{f.name: _jsonable(f.default) for f in dataclasses.fields(self)
-                     if f.default is not dataclasses.MISSING}, **stored}
+        stored = {
+            **{
+                f.name: _jsonable(f.default)
+                for f in dataclasses.fields(self)
+                if f.default is not dataclasses.MISSING
+            },
+            **stored,
+        }
         keys = sorted((set(mine) | set(stored)) - set(self.RESUMABLE_FIELDS))
         return [k for k in keys if mine.get(k) != stored.get(k)]
 
@@ -198,9 +221,15 @@ class GANConfig(RunConfig):
 
     task: ClassVar[str] = "gan"
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
-        **RunConfig.CHOICES, "loss": tuple(GAN_LOSSES), "compute_dtype": COMPUTE_DTYPES}
+        **RunConfig.CHOICES,
+        "loss": tuple(GAN_LOSSES),
+        "compute_dtype": COMPUTE_DTYPES,
+    }
     RECIPES: ClassVar[dict[str, dict[str, Any]]] = GAN_RECIPES
-    RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = RunConfig.RESUMABLE_FIELDS + ("eval_every_epoch", "eval_samples")
+    RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = RunConfig.RESUMABLE_FIELDS + (
+        "eval_every_epoch",
+        "eval_samples",
+    )
 
     epochs: int = 50
     batch_size: int = 256
@@ -225,25 +254,37 @@ class GANConfig(RunConfig):
         for name in ("noise_dim", "num_samples", "eval_samples", "critic_steps"):
             require_positive(name, getattr(self, name))
         if not self.gp_weight >= 0:
-            raise ConfigError(f"gp_weight must be >= 0, got {self.gp_weight!r}; pass e.g. 10 (the WGAN-GP paper's)")
+            raise ConfigError(
+                f"gp_weight must be >= 0, got {self.gp_weight!r}; pass e.g. 10 (the WGAN-GP paper's)"
+            )
         if self.eval_samples < 2:
-            raise ConfigError(f"eval_samples must be >= 2 (a covariance needs two samples), got {self.eval_samples}; "
-                              "pass e.g. 10000")
+            raise ConfigError(
+                f"eval_samples must be >= 2 (a covariance needs two samples), got {self.eval_samples}; "
+                "pass e.g. 10000"
+            )
         if not 0 <= self.beta1 < 1:
             raise ConfigError(f"beta1 must be in [0, 1), got {self.beta1!r}; pass e.g. 0.5 or 0.9")
         if self.d_learning_rate is not None and not self.d_learning_rate > 0:
-            raise ConfigError(f"d_learning_rate must be > 0, got {self.d_learning_rate!r}; "
-                              "pass e.g. 4e-4, or leave it out")
+            raise ConfigError(
+                f"d_learning_rate must be > 0, got {self.d_learning_rate!r}; "
+                "pass e.g. 4e-4, or leave it out"
+            )
         if not 0 <= self.g_ema_decay < 1:
-            raise ConfigError(f"g_ema_decay must be in [0, 1), got {self.g_ema_decay!r}; "
-                              "pass e.g. 0.999, or 0 for none")
+            raise ConfigError(
+                f"g_ema_decay must be in [0, 1), got {self.g_ema_decay!r}; "
+                "pass e.g. 0.999, or 0 for none"
+            )
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}; pass e.g. 0.3")
         if len(self.g_features) != 3:
-            raise ConfigError(f"g_features needs 3 widths (dense, conv, conv), got {self.g_features!r}; "
-                              "pass e.g. 256,128,64")
+            raise ConfigError(
+                f"g_features needs 3 widths (dense, conv, conv), got {self.g_features!r}; "
+                "pass e.g. 256,128,64"
+            )
         if len(self.d_features) != 2:
-            raise ConfigError(f"d_features needs 2 widths, got {self.d_features!r}; pass e.g. 64,128")
+            raise ConfigError(
+                f"d_features needs 2 widths, got {self.d_features!r}; pass e.g. 64,128"
+            )
         for name in ("g_features", "d_features"):
             for width in getattr(self, name):
                 require_positive(f"each of {name}", width)
@@ -288,8 +329,14 @@ class FeatureNetConfig(RunConfig):
         self._check_common()
         require_positive("hidden", self.hidden)
         require_positive("halving_steps", self.halving_steps)
-        if isinstance(self.max_shift, bool) or not isinstance(self.max_shift, int) or not 0 <= self.max_shift <= 8:
-            raise ConfigError(f"max_shift must be an integer in 0..8, got {self.max_shift!r}; pass e.g. 2")
+        if (
+            isinstance(self.max_shift, bool)
+            or not isinstance(self.max_shift, int)
+            or not 0 <= self.max_shift <= 8
+        ):
+            raise ConfigError(
+                f"max_shift must be an integer in 0..8, got {self.max_shift!r}; pass e.g. 2"
+            )
         if not self.widths:
             raise ConfigError("widths needs at least one conv width; pass e.g. 32,64")
         for width in self.widths:
@@ -303,24 +350,41 @@ G_LOSSES = ("feature_matching_l1", "feature_matching", "non_saturating")
 # (book: 8,000 iterations of batch 32; 5 epochs here are 9,370 steps). The mlp recipe's choices,
 # each with its source (benchmarks/results/sgan_mlp_cpu.md has the runs behind them):
 MLP_RECIPE: dict[str, Any] = dict(
-    epochs=300, batch_size=100, learning_rate=3e-3, beta1=0.5,  # the script: constant 3e-3, beta1 0.5
+    epochs=300,
+    batch_size=100,
+    learning_rate=3e-3,
+    beta1=0.5,  # the script: constant 3e-3, beta1 0.5
     # The script's Adam (Lasagne-style) divides by sqrt(v_hat + 1e-8): epsilon inside the root. With
     # optax's default (1e-8 outside) the discriminator won and the run collapsed on every seed tried.
-    adam_eps=0.0, adam_eps_root=1e-8,
+    adam_eps=0.0,
+    adam_eps_root=1e-8,
     # The script evaluates an average of D's parameters, a += 1e-4 (p - a) from zero (decay 0.9999);
     # here it is bias-corrected, which equals the script's at 300 epochs and is usable before.
     ema_decay=0.9999,
     # Departures from the script, both from Bad GAN's MNIST code (Dai et al. 2017, ssl_bad_gan):
     # feature matching on mean |.| rather than the square (the squared form collapsed on one of two
     # seeds, the L1 form on none), on the features the output layer sees (after the last noise).
-    g_loss="feature_matching_l1", fm_after_noise=True,
+    g_loss="feature_matching_l1",
+    fm_after_noise=True,
 )
 CLASSIFIER_RECIPES: dict[str, dict[str, Any]] = {
     "mlp": dict(model="mlp", **MLP_RECIPE),
-    "conv": dict(model="conv", epochs=5, batch_size=32, learning_rate=1e-3, beta1=0.9, ema_decay=0.0,
-                 adam_eps=1e-8, adam_eps_root=0.0, g_loss="non_saturating", fm_after_noise=False),
+    "conv": dict(
+        model="conv",
+        epochs=5,
+        batch_size=32,
+        learning_rate=1e-3,
+        beta1=0.9,
+        ema_decay=0.0,
+        adam_eps=1e-8,
+        adam_eps_root=0.0,
+        g_loss="non_saturating",
+        fm_after_noise=False,
+    ),
 }
-MODELS = tuple(CLASSIFIER_RECIPES)  # the SGAN/supervised model families (`gan_jax.tasks.sgan.FAMILIES`)
+MODELS = tuple(
+    CLASSIFIER_RECIPES
+)  # the SGAN/supervised model families (`gan_jax.tasks.sgan.FAMILIES`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -354,8 +418,11 @@ class SupervisedConfig(RunConfig):
 
     task: ClassVar[str] = "supervised"
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
-        **RunConfig.CHOICES, "dataset": names_with_shape((28, 28, 1)), "model": MODELS,
-        "compute_dtype": COMPUTE_DTYPES}
+        **RunConfig.CHOICES,
+        "dataset": names_with_shape((28, 28, 1)),
+        "model": MODELS,
+        "compute_dtype": COMPUTE_DTYPES,
+    }
     RECIPES: ClassVar[dict[str, dict[str, Any]]] = CLASSIFIER_RECIPES
     RECIPE_FIELD: ClassVar[str | None] = "model"
     REQUIRED: ClassVar[tuple[str, ...]] = ("labels",)
@@ -372,29 +439,45 @@ class SupervisedConfig(RunConfig):
     adam_eps: float = 0.0
     adam_eps_root: float = 1e-8
 
-
     def __post_init__(self):
         if dataset(self.dataset).shape != (28, 28, 1):
-            raise ConfigError(f"the {self.task} models are sized for 28×28×1 images, not {self.dataset}'s "
-                              f"{dataset(self.dataset).shape}; pass --dataset {' or '.join(names_with_shape((28, 28, 1)))}")
+            raise ConfigError(
+                f"the {self.task} models are sized for 28×28×1 images, not {self.dataset}'s "
+                f"{dataset(self.dataset).shape}; pass --dataset {' or '.join(names_with_shape((28, 28, 1)))}"
+            )
         self._check_common()
         require_label_count(self.labels, dataset(self.dataset).num_classes)
         seeds = self.data_seeds
-        if (not isinstance(seeds, tuple) or not seeds
-                or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
-            raise ConfigError(f"data_seeds must be one or more non-negative integers, got {seeds!r}; pass e.g. 0,1,2")
+        if (
+            not isinstance(seeds, tuple)
+            or not seeds
+            or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)
+        ):
+            raise ConfigError(
+                f"data_seeds must be one or more non-negative integers, got {seeds!r}; pass e.g. 0,1,2"
+            )
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"data_seeds has duplicates: {list(seeds)}; pass each seed once")
         if not 0 <= self.beta1 < 1:
             raise ConfigError(f"beta1 must be in [0, 1), got {self.beta1!r}; pass e.g. 0.5 or 0.9")
         if not 0 <= self.ema_decay < 1:
-            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}; pass e.g. 0.9999, or 0 for none")
-        if not (self.adam_eps >= 0 and self.adam_eps_root >= 0 and self.adam_eps + self.adam_eps_root > 0):
-            raise ConfigError(f"adam_eps and adam_eps_root must be >= 0 and not both 0, got {self.adam_eps!r} and "
-                              f"{self.adam_eps_root!r}; pass e.g. --adam-eps 0 --adam-eps-root 1e-8")
+            raise ConfigError(
+                f"ema_decay must be in [0, 1), got {self.ema_decay!r}; pass e.g. 0.9999, or 0 for none"
+            )
+        if not (
+            self.adam_eps >= 0
+            and self.adam_eps_root >= 0
+            and self.adam_eps + self.adam_eps_root > 0
+        ):
+            raise ConfigError(
+                f"adam_eps and adam_eps_root must be >= 0 and not both 0, got {self.adam_eps!r} and "
+                f"{self.adam_eps_root!r}; pass e.g. --adam-eps 0 --adam-eps-root 1e-8"
+            )
         if self.compute_dtype != "float32" and self.model != "mlp":
-            raise ConfigError(f"compute_dtype {self.compute_dtype} is available for the mlp model only; "
-                              "drop --compute-dtype or pass --model mlp")
+            raise ConfigError(
+                f"compute_dtype {self.compute_dtype} is available for the mlp model only; "
+                "drop --compute-dtype or pass --model mlp"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -424,7 +507,6 @@ class SGANConfig(SupervisedConfig):
     num_samples: int = 16
     fm_after_noise: bool = True
 
-
     def __post_init__(self):
         super().__post_init__()
         for name in ("noise_dim", "num_samples"):
@@ -432,7 +514,9 @@ class SGANConfig(SupervisedConfig):
         if not isinstance(self.fm_after_noise, bool):
             raise ConfigError(f"fm_after_noise must be True or False, got {self.fm_after_noise!r}")
         if not self.unlabeled_weight >= 0:
-            raise ConfigError(f"unlabeled_weight must be >= 0, got {self.unlabeled_weight!r}; pass e.g. 1")
+            raise ConfigError(
+                f"unlabeled_weight must be >= 0, got {self.unlabeled_weight!r}; pass e.g. 1"
+            )
 
 
 def field_docs(kind: type) -> dict[str, str]:
@@ -466,4 +550,3 @@ def field_docs(kind: type) -> dict[str, str]:
 
 def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
-

@@ -15,10 +15,14 @@ import jax
 # What marks an accelerator's driver on Linux, without asking JAX, and the extra that installs
 # the JAX build for it (`pip install -e ".[cuda12]"`, see pyproject.toml).
 _HARDWARE = {
-    "gpu": (lambda: os.path.exists("/proc/driver/nvidia/version") or bool(glob.glob("/dev/nvidia[0-9]*")),
-            "an NVIDIA GPU", '`pip install -e ".[cuda12]"` (or ".[cuda13]" with a CUDA 13 driver)'),
-    "tpu": (lambda: bool(glob.glob("/dev/accel[0-9]*")),
-            "a TPU", '`pip install -e ".[tpu]"`'),
+    "gpu": (
+        lambda: (
+            os.path.exists("/proc/driver/nvidia/version") or bool(glob.glob("/dev/nvidia[0-9]*"))
+        ),
+        "an NVIDIA GPU",
+        '`pip install -e ".[cuda12]"` (or ".[cuda13]" with a CUDA 13 driver)',
+    ),
+    "tpu": (lambda: bool(glob.glob("/dev/accel[0-9]*")), "a TPU", '`pip install -e ".[tpu]"`'),
 }
 
 
@@ -33,8 +37,10 @@ def unused_accelerator_warning() -> str | None:
         return None
     for platform in accelerators_present():
         _, name, install = _HARDWARE[platform]
-        return (f"this machine has {name} but JAX runs on CPU (the installed jaxlib has no {platform} support): "
-                f"install JAX's {platform} build with {install}, then check with `gan-jax devices`")
+        return (
+            f"this machine has {name} but JAX runs on CPU (the installed jaxlib has no {platform} support): "
+            f"install JAX's {platform} build with {install}, then check with `gan-jax devices`"
+        )
     return None
 
 
@@ -58,12 +64,22 @@ def report() -> dict[str, Any]:
     try:
         devices = jax.devices()
     except RuntimeError as err:
-        return {"backend": None, "error": str(err).splitlines()[0] if str(err) else type(err).__name__,
-                "jax": jax.__version__, "accelerators_present": accelerators_present()}
-    return {"backend": jax.default_backend(), "device_count": len(devices),
-            "devices": [f"{d.platform}:{d.id} {d.device_kind}" for d in devices],
-            "process_count": jax.process_count(), "jax": jax.__version__, "jaxlib": jax.lib.__version__,
-            "accelerators_present": accelerators_present(), "warning": unused_accelerator_warning()}
+        return {
+            "backend": None,
+            "error": str(err).splitlines()[0] if str(err) else type(err).__name__,
+            "jax": jax.__version__,
+            "accelerators_present": accelerators_present(),
+        }
+    return {
+        "backend": jax.default_backend(),
+        "device_count": len(devices),
+        "devices": [f"{d.platform}:{d.id} {d.device_kind}" for d in devices],
+        "process_count": jax.process_count(),
+        "jax": jax.__version__,
+        "jaxlib": jax.lib.__version__,
+        "accelerators_present": accelerators_present(),
+        "warning": unused_accelerator_warning(),
+    }
 
 
 DETERMINISTIC_GPU_FLAG = "--xla_gpu_deterministic_ops=true"

@@ -13,15 +13,22 @@ import jax
 import numpy as np
 
 from gan_jax.features import FeatureNetwork, feature_net_config, load_feature_network
-from gan_jax.metrics import accuracy, confident_share, feature_statistics, frechet_distance, inception_score
+from gan_jax.metrics import (
+    accuracy,
+    confident_share,
+    feature_statistics,
+    frechet_distance,
+    inception_score,
+)
 from gan_jax.steps import TrainState
 
 EVAL_SEED = 1234
 CHUNK = 1000
 
 
-def generate(task, state: TrainState, num: int, seed: int = EVAL_SEED, digits: np.ndarray | None = None
-             ) -> np.ndarray:
+def generate(
+    task, state: TrainState, num: int, seed: int = EVAL_SEED, digits: np.ndarray | None = None
+) -> np.ndarray:
     """`num` generated images, float32 `[num, H, W, C]` in [-1, 1], drawn in chunks of `CHUNK`.
 
     Chunk i's noise is `noise(fold_in(key(seed), i))`. `digits` (cGAN only, int `[num]`) picks each
@@ -30,13 +37,14 @@ def generate(task, state: TrainState, num: int, seed: int = EVAL_SEED, digits: n
     root, images = jax.random.key(seed), []
     for i, start in enumerate(range(0, num, CHUNK)):
         n = min(CHUNK, num - start)
-        chunk_digits = None if digits is None else digits[start:start + n]
+        chunk_digits = None if digits is None else digits[start : start + n]
         images.append(task.sample(state, task.noise(jax.random.fold_in(root, i), n), chunk_digits))
     return np.concatenate(images)
 
 
-def sample_quality(task, state: TrainState, num: int = 10_000, network: FeatureNetwork | None = None
-                   ) -> dict[str, Any]:
+def sample_quality(
+    task, state: TrainState, num: int = 10_000, network: FeatureNetwork | None = None
+) -> dict[str, Any]:
     """Metrics of `num` generated images against the real test images of the task's dataset.
 
     Returns:
@@ -49,11 +57,13 @@ def sample_quality(task, state: TrainState, num: int = 10_000, network: FeatureN
     network = network or load_feature_network(feature_net_config(task.config.dataset))
     digits = np.arange(num) % task.num_classes if task.conditional else None
     logits, features = network.logits_and_features(generate(task, state, num, digits=digits))
-    result = {"fd": frechet_distance(*feature_statistics(features), *network.test_stats),
-              "fd_floor": network.fd_floor,
-              "inception_score": inception_score(logits),
-              "confident": confident_share(logits),
-              "fd_network": network.sha256[:16]}
+    result = {
+        "fd": frechet_distance(*feature_statistics(features), *network.test_stats),
+        "fd_floor": network.fd_floor,
+        "inception_score": inception_score(logits),
+        "confident": confident_share(logits),
+        "fd_network": network.sha256[:16],
+    }
     if digits is not None:
         result["digit_accuracy"] = accuracy(logits, digits)
     return result

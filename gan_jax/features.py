@@ -90,20 +90,26 @@ def network_module(config: FeatureNetConfig) -> FeatureNet:
     return FeatureNet(dataset(config.dataset).num_classes, tuple(config.widths), config.hidden)
 
 
-def logits_and_features(network: FeatureNet, params, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def logits_and_features(
+    network: FeatureNet, params, images: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """`(logits [N, classes], features [N, hidden])` of uint8 images `[N, H, W, C]`, or float ones
     in [-1, 1].
 
     The images go to the device whole (MNIST's 60,000 training images: 47 MB as uint8); the network
     runs on `EVAL_CHUNK` of them at a time.
     """
-    with jax.default_matmul_precision("highest"):  # full float32 on GPUs too (not TF32): the same FD everywhere
+    with jax.default_matmul_precision(
+        "highest"
+    ):  # full float32 on GPUs too (not TF32): the same FD everywhere
         return jax.device_get(_apply(network, params, np.asarray(images)))
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _apply(network: FeatureNet, params, images: jax.Array):
-    pixels = data_lib.to_unit_range if images.dtype == jnp.uint8 else (lambda x: x.astype(jnp.float32))
+    pixels = (
+        data_lib.to_unit_range if images.dtype == jnp.uint8 else (lambda x: x.astype(jnp.float32))
+    )
     return map_in_chunks(lambda x: network.apply({"params": params}, pixels(x)), images, EVAL_CHUNK)
 
 
@@ -114,7 +120,9 @@ def cache_folder(config: FeatureNetConfig) -> pathlib.Path:
     return pathlib.Path(root) / f"feature_net_{digest}"
 
 
-def load_feature_network(config: FeatureNetConfig | None = None, *, trained_here: bool = False) -> FeatureNetwork:
+def load_feature_network(
+    config: FeatureNetConfig | None = None, *, trained_here: bool = False
+) -> FeatureNetwork:
     """The feature network of `config` (default `FEATURE_NET`); loads, never trains.
 
     The packaged network when `config` trains like `PACKAGED_CONFIG` and not `trained_here`;
@@ -134,13 +142,19 @@ def load_feature_network(config: FeatureNetConfig | None = None, *, trained_here
 def _load_packaged(path: pathlib.Path) -> FeatureNetwork:
     digest = data_lib.sha256_of(path) if path.exists() else "missing"
     if digest != PACKAGED_SHA256:
-        raise DataError(f"the packaged feature network {path} fails its checksum ({digest[:16]}, expected "
-                        f"{PACKAGED_SHA256[:16]}); reinstall gan_jax, or use `gan-jax features --retrain`")
+        raise DataError(
+            f"the packaged feature network {path} fails its checksum ({digest[:16]}, expected "
+            f"{PACKAGED_SHA256[:16]}); reinstall gan_jax, or use `gan-jax features --retrain`"
+        )
     with np.load(path) as npz:
         arrays = {k: npz[k] for k in npz.files}
-    if str(arrays["config"]) != _config_json(PACKAGED_CONFIG):  # a changed default must come with a new file
-        raise DataError(f"the packaged feature network {path} was trained with {arrays['config']}, not "
-                        f"{_config_json(PACKAGED_CONFIG)}; retrain it (`gan-jax features --retrain`) and package it")
+    if str(arrays["config"]) != _config_json(
+        PACKAGED_CONFIG
+    ):  # a changed default must come with a new file
+        raise DataError(
+            f"the packaged feature network {path} was trained with {arrays['config']}, not "
+            f"{_config_json(PACKAGED_CONFIG)}; retrain it (`gan-jax features --retrain`) and package it"
+        )
     return _network(PACKAGED_CONFIG, arrays, path, digest)
 
 
@@ -148,8 +162,10 @@ def _load_packaged(path: pathlib.Path) -> FeatureNetwork:
 def _load_cached(config: FeatureNetConfig, folder: pathlib.Path) -> FeatureNetwork:
     arrays = read_cached(config, folder)
     if arrays is None:
-        raise DataError(f"no intact feature network for this config in {folder}; train it with `gan-jax features "
-                        f"--retrain --dataset {config.dataset}` (or gan_jax.api.train_feature_network), then evaluate again")
+        raise DataError(
+            f"no intact feature network for this config in {folder}; train it with `gan-jax features "
+            f"--retrain --dataset {config.dataset}` (or gan_jax.api.train_feature_network), then evaluate again"
+        )
     return _network(config, arrays, folder / FILE, data_lib.sha256_of(folder / FILE))
 
 
@@ -159,8 +175,13 @@ def read_cached(config: FeatureNetConfig, folder: pathlib.Path) -> dict[str, np.
     return None if arrays is None or str(arrays["config"]) != _config_json(config) else arrays
 
 
-def write_cached(config: FeatureNetConfig, folder: pathlib.Path, params, train: data_lib.Split,
-                 test: data_lib.Split) -> None:
+def write_cached(
+    config: FeatureNetConfig,
+    folder: pathlib.Path,
+    params,
+    train: data_lib.Split,
+    test: data_lib.Split,
+) -> None:
     """Computes a trained network's reference arrays (test accuracy, feature statistics of both
     splits, the FD floor) and caches them with its parameters in `folder` (checksummed)."""
     network = network_module(config)
@@ -173,28 +194,45 @@ def write_cached(config: FeatureNetConfig, folder: pathlib.Path, params, train: 
         **{"params/" + "/".join(k): v for k, v in flat.items()},
         "config": np.asarray(_config_json(config)),
         "test_accuracy": np.asarray(np.mean(np.argmax(test_logits, -1) == test.labels)),
-        "train_mu": train_mu, "train_sigma": train_sigma, "test_mu": test_mu, "test_sigma": test_sigma,
+        "train_mu": train_mu,
+        "train_sigma": train_sigma,
+        "test_mu": test_mu,
+        "test_sigma": test_sigma,
         "fd_floor": np.asarray(frechet_distance(train_mu, train_sigma, test_mu, test_sigma)),
     }
     data_lib.write_verified_npz(folder / FILE, arrays)
     _load_cached.cache_clear()
-    log.info("feature network cached in %s (test accuracy %.4f, FD floor %.3f)", folder / FILE,
-             float(arrays["test_accuracy"]), float(arrays["fd_floor"]))
+    log.info(
+        "feature network cached in %s (test accuracy %.4f, FD floor %.3f)",
+        folder / FILE,
+        float(arrays["test_accuracy"]),
+        float(arrays["fd_floor"]),
+    )
 
 
-def _network(config: FeatureNetConfig, arrays: dict[str, np.ndarray], path: pathlib.Path,
-             digest: str) -> FeatureNetwork:
-    params = traverse_util.unflatten_dict({tuple(k.split("/")[1:]): v for k, v in arrays.items()
-                                           if k.startswith("params/")})
-    return FeatureNetwork(config=config, params=params, test_accuracy=float(arrays["test_accuracy"]),
-                          train_stats=(arrays["train_mu"], arrays["train_sigma"]),
-                          test_stats=(arrays["test_mu"], arrays["test_sigma"]),
-                          fd_floor=float(arrays["fd_floor"]), path=path, sha256=digest)
+def _network(
+    config: FeatureNetConfig, arrays: dict[str, np.ndarray], path: pathlib.Path, digest: str
+) -> FeatureNetwork:
+    params = traverse_util.unflatten_dict(
+        {tuple(k.split("/")[1:]): v for k, v in arrays.items() if k.startswith("params/")}
+    )
+    return FeatureNetwork(
+        config=config,
+        params=params,
+        test_accuracy=float(arrays["test_accuracy"]),
+        train_stats=(arrays["train_mu"], arrays["train_sigma"]),
+        test_stats=(arrays["test_mu"], arrays["test_sigma"]),
+        fd_floor=float(arrays["fd_floor"]),
+        path=path,
+        sha256=digest,
+    )
 
 
 def _config_json(config: FeatureNetConfig) -> str:
     fields = {k: v for k, v in config.to_dict().items() if k not in _NOT_TRAINING_FIELDS}
-    if fields["dataset"] == "mnist":  # networks cached (and packaged) before the field existed are MNIST's
+    if (
+        fields["dataset"] == "mnist"
+    ):  # networks cached (and packaged) before the field existed are MNIST's
         del fields["dataset"]
     return json.dumps(fields, sort_keys=True)
 

@@ -80,8 +80,13 @@ class Call:
         return self.end == self.total
 
 
-def plan_calls(start: int, total: int, steps_per_epoch: int, steps_per_call: int,
-               checkpoint_every: int | None = None) -> Iterator[Call]:
+def plan_calls(
+    start: int,
+    total: int,
+    steps_per_epoch: int,
+    steps_per_call: int,
+    checkpoint_every: int | None = None,
+) -> Iterator[Call]:
     """The compiled calls from step `start` to `total`: at most `steps_per_call` steps each, never
     across an epoch's end or a multiple of `checkpoint_every` (so a checkpoint can fall there)."""
     step = start
@@ -170,7 +175,9 @@ class Background:
         return self
 
     def __exit__(self, exc_type: Any, *exc: Any) -> bool:
-        if exc_type is KeyboardInterrupt:  # a second Ctrl-C: leave now, an epoch's outputs may be lost
+        if (
+            exc_type is KeyboardInterrupt
+        ):  # a second Ctrl-C: leave now, an epoch's outputs may be lost
             self.pool.shutdown(wait=False, cancel_futures=True)
             return False
         try:  # keep finished epochs' rows; report the exception in flight
@@ -192,19 +199,28 @@ class NanGuard:
         bad += [] if result.finite else ["a parameter"]
         if not bad:
             return
-        self.background.wait(quietly=True)  # the earlier epochs' rows; their failure would hide this
+        self.background.wait(
+            quietly=True
+        )  # the earlier epochs' rows; their failure would hide this
         self.store.wait()
         good = self.store.latest_step()
-        kept = ("no checkpoint was saved yet" if good is None
-                else f"the last good checkpoint is step {good}")
-        raise Diverged(f"{' and '.join(bad)} became NaN/Inf by step {call.end}; the bad state was "
-                       f"not saved, {kept}; lower --learning-rate or change --seed")
+        kept = (
+            "no checkpoint was saved yet"
+            if good is None
+            else f"the last good checkpoint is step {good}"
+        )
+        raise Diverged(
+            f"{' and '.join(bad)} became NaN/Inf by step {call.end}; the bad state was "
+            f"not saved, {kept}; lower --learning-rate or change --seed"
+        )
 
 
 def fresh_counters(task: Task) -> dict[str, Any]:
     """Per-member loss sums of an epoch so far (JSON-ready: stored in checkpoints)."""
-    return {"loss_sums": {k: [0.0] * len(task.members) for k in task.loss_keys},
-            "steps_in_epoch": 0}
+    return {
+        "loss_sums": {k: [0.0] * len(task.members) for k in task.loss_keys},
+        "steps_in_epoch": 0,
+    }
 
 
 class EpochSums:
@@ -239,8 +255,10 @@ class EpochSums:
         """Member 0's mean of each loss over the epoch so far (NaN before its first step)."""
         counters = self.ended or self.counters
         steps = counters["steps_in_epoch"]
-        return {k: sums[0] / steps if steps else float("nan")
-                for k, sums in counters["loss_sums"].items()}
+        return {
+            k: sums[0] / steps if steps else float("nan")
+            for k, sums in counters["loss_sums"].items()
+        }
 
 
 class ProgressBar:
@@ -270,8 +288,9 @@ class EpochOutputs:
     sample grid PNG and TensorBoard events. `submitted` pairs each job (its result: the seconds
     of evaluation and outputs) with the epoch's timing."""
 
-    def __init__(self, run: RunContext, sums: EpochSums, background: Background,
-                 events: EventWriter | None):
+    def __init__(
+        self, run: RunContext, sums: EpochSums, background: Background, events: EventWriter | None
+    ):
         self.run, self.sums, self.background, self.events = run, sums, background, events
         self.submitted: list[tuple[concurrent.futures.Future, dict[str, Any]]] = []
 
@@ -281,17 +300,35 @@ class EpochOutputs:
         assert self.sums.ended is not None and self.sums.started is not None
         seconds = time.perf_counter() - self.sums.started
         steps = call.end - self.sums.started_step
-        timing = {"epoch": call.epoch + 1, "step": call.end, "steps": steps,
-                  "seconds": round(seconds, 3), "steps_per_s": steps / seconds,
-                  "device": jax.devices()[0].device_kind,
-                  **({} if call.completes_epoch else {"partial": True})}
-        job = self.background.submit(write_epoch_outputs, self.run, device_copy(state), call,
-                                     self.sums.ended, self.events, dict(timing))
+        timing = {
+            "epoch": call.epoch + 1,
+            "step": call.end,
+            "steps": steps,
+            "seconds": round(seconds, 3),
+            "steps_per_s": steps / seconds,
+            "device": jax.devices()[0].device_kind,
+            **({} if call.completes_epoch else {"partial": True}),
+        }
+        job = self.background.submit(
+            write_epoch_outputs,
+            self.run,
+            device_copy(state),
+            call,
+            self.sums.ended,
+            self.events,
+            dict(timing),
+        )
         self.submitted.append((job, timing))
 
 
-def write_epoch_outputs(run: RunContext, state: Any, call: Call, counters: dict[str, Any],
-                        events: EventWriter | None, timing: dict[str, Any]) -> dict[str, float]:
+def write_epoch_outputs(
+    run: RunContext,
+    state: Any,
+    call: Call,
+    counters: dict[str, Any],
+    events: EventWriter | None,
+    timing: dict[str, Any],
+) -> dict[str, float]:
     """The host work of an epoch's end (in the background thread): evaluation, rows, log lines,
     sample grid, TensorBoard. Returns its seconds of evaluation and of the rest."""
     task, started = run.task, time.perf_counter()
@@ -301,25 +338,46 @@ def write_epoch_outputs(run: RunContext, state: Any, call: Call, counters: dict[
     rows = []
     for i, member in enumerate(task.members):
         means = {k: v[i] / counters["steps_in_epoch"] for k, v in counters["loss_sums"].items()}
-        row = {"epoch": call.epoch + 1, "step": call.end, **member, **means,
-               **{k: v[i] for k, v in evaluation.items()}, **partial}
+        row = {
+            "epoch": call.epoch + 1,
+            "step": call.end,
+            **member,
+            **means,
+            **{k: v[i] for k, v in evaluation.items()},
+            **partial,
+        }
         rows.append(row)
         run.writer.append(METRICS_FILE, row)
         names = "".join(f" {k} {v}" for k, v in member.items())
-        values = " ".join(f"{k} {_number(v)}" for k, v in row.items()
-                          if k in task.loss_keys or k in evaluation)
-        log.info("epoch %d step %d%s%s: %s", call.epoch + 1, call.end, names,
-                 "" if call.completes_epoch else " (partial)", values)
-    log.info("epoch %d: %d steps in %.1f s (%.2f steps/s), evaluation %.1f s", call.epoch + 1,
-             timing["steps"], timing["seconds"], timing["steps_per_s"], eval_seconds)
+        values = " ".join(
+            f"{k} {_number(v)}" for k, v in row.items() if k in task.loss_keys or k in evaluation
+        )
+        log.info(
+            "epoch %d step %d%s%s: %s",
+            call.epoch + 1,
+            call.end,
+            names,
+            "" if call.completes_epoch else " (partial)",
+            values,
+        )
+    log.info(
+        "epoch %d: %d steps in %.1f s (%.2f steps/s), evaluation %.1f s",
+        call.epoch + 1,
+        timing["steps"],
+        timing["seconds"],
+        timing["steps_per_s"],
+        eval_seconds,
+    )
     if run.writer.enabled:
         samples = task.sample_grid(state)
         if samples is not None:
             plots.save_grid(run.workdir / "samples" / f"epoch_{call.epoch + 1:04d}.png", samples)
         if events is not None:
             events.epoch(call.end, rows, timing, samples)
-    return {"eval_seconds": round(eval_seconds, 3),
-            "outputs_seconds": round(time.perf_counter() - started - eval_seconds, 3)}
+    return {
+        "eval_seconds": round(eval_seconds, 3),
+        "outputs_seconds": round(time.perf_counter() - started - eval_seconds, 3),
+    }
 
 
 def _number(value: Any) -> str:
@@ -337,14 +395,22 @@ class CollapseGuard:
       background: where the warning is logged, after the epoch's rows; None: at once.
     """
 
-    def __init__(self, task: Task, sums: EpochSums, rows: list[dict[str, Any]],
-                 background: Background | None = None):
+    def __init__(
+        self,
+        task: Task,
+        sums: EpochSums,
+        rows: list[dict[str, Any]],
+        background: Background | None = None,
+    ):
         self.task, self.sums, self.background = task, sums, background
         self.keys = task.adversarial_losses
         self.history: list[dict[str, list[float]]] = []  # per member: loss → per-epoch means
         for member in task.members:
-            mine = [r for r in rows if not r.get("partial")
-                    and all(r.get(k) == v for k, v in member.items())]
+            mine = [
+                r
+                for r in rows
+                if not r.get("partial") and all(r.get(k) == v for k, v in member.items())
+            ]
             self.history.append({k: [r[k] for r in mine] for k in self.keys or ()})
 
     def after(self, call: Call, state: Any, result: CallResult) -> None:
@@ -363,7 +429,7 @@ class CollapseGuard:
         """Logs `collapse.warning` for each member whose losses just began the pattern."""
         assert self.keys is not None
         d_key, g_key = self.keys
-        for member, losses in zip(self.task.members, history):
+        for member, losses in zip(self.task.members, history, strict=False):
             d, g = losses[d_key], losses[g_key]
             if collapse.newly_collapsing(d, g):
                 log.warning(collapse.warning(epoch + 1, member, d_key, g_key, d, g))
@@ -410,8 +476,11 @@ class StopOnSignal:
         if self.signum is not None:
             raise KeyboardInterrupt
         self.signum = signum
-        log.warning("%s received: finishing the current step and saving a checkpoint "
-                    "(Ctrl-C again exits at once)", signal.Signals(signum).name)
+        log.warning(
+            "%s received: finishing the current step and saving a checkpoint "
+            "(Ctrl-C again exits at once)",
+            signal.Signals(signum).name,
+        )
 
     def __exit__(self, *exc: Any) -> bool:
         for signum, handler in self._previous.items():
@@ -420,9 +489,11 @@ class StopOnSignal:
 
     def after(self, call: Call, state: Any, result: CallResult) -> None:
         if self.signum is not None and not call.is_last:
-            raise Preempted(f"stopped by {signal.Signals(self.signum).name} at step {call.end}; "
-                            f"checkpoint saved in {self.workdir}; run the same command to resume",
-                            self.signum)
+            raise Preempted(
+                f"stopped by {signal.Signals(self.signum).name} at step {call.end}; "
+                f"checkpoint saved in {self.workdir}; run the same command to resume",
+                self.signum,
+            )
 
 
 class Checkpoints:
@@ -430,9 +501,16 @@ class Checkpoints:
     stop is requested, and at epoch ends when the cadence says so. A save waits for the rows it
     covers (the background's jobs) first; the save's wait for an earlier one is all that blocks."""
 
-    def __init__(self, store: CheckpointStore, config: dict[str, Any], sums: EpochSums,
-                 background: Background, cadence: SaveCadence, stop: StopOnSignal,
-                 checkpoint_every: int | None):
+    def __init__(
+        self,
+        store: CheckpointStore,
+        config: dict[str, Any],
+        sums: EpochSums,
+        background: Background,
+        cadence: SaveCadence,
+        stop: StopOnSignal,
+        checkpoint_every: int | None,
+    ):
         self.store, self.config, self.sums, self.background = store, config, sums, background
         self.cadence, self.stop, self.checkpoint_every = cadence, stop, checkpoint_every
         self.blocked_seconds = 0.0  # in the loop's thread, all saves so far
@@ -462,8 +540,9 @@ class Timing:
     `outputs_seconds`. A row waits for its epoch's outputs, so it is written at a later epoch's
     end (or at exit, if they finished)."""
 
-    def __init__(self, writer: MetricWriter, sums: EpochSums, outputs: EpochOutputs,
-                 checkpoints: Checkpoints):
+    def __init__(
+        self, writer: MetricWriter, sums: EpochSums, outputs: EpochOutputs, checkpoints: Checkpoints
+    ):
         self.writer, self.sums, self.outputs, self.checkpoints = writer, sums, outputs, checkpoints
         self.pending: list[tuple[concurrent.futures.Future, dict[str, Any]]] = []
         self.blocked_before = 0.0
@@ -476,9 +555,17 @@ class Timing:
         job, timing = self.outputs.submitted[-1]
         ended, blocked = time.perf_counter(), self.checkpoints.blocked_seconds
         host = ended - self.sums.started - self.sums.device_seconds
-        self.pending.append((job, {**timing, "save_seconds": round(blocked - self.blocked_before, 3),
-                                   "device_seconds": round(self.sums.device_seconds, 3),
-                                   "host_seconds": round(host, 3)}))
+        self.pending.append(
+            (
+                job,
+                {
+                    **timing,
+                    "save_seconds": round(blocked - self.blocked_before, 3),
+                    "device_seconds": round(self.sums.device_seconds, 3),
+                    "host_seconds": round(host, 3),
+                },
+            )
+        )
         self.blocked_before = blocked
 
     def write(self, done_only: bool = True) -> None:

@@ -29,8 +29,7 @@ from tqdm.auto import tqdm
 from gan_jax import hooks, parallel, plots
 from gan_jax.checkpoint import CheckpointStore
 from gan_jax.config import TrainingConfig, require_positive
-from gan_jax.data import Split, check_images, load, to_unit_range
-from gan_jax.data import dataset
+from gan_jax.data import Split, check_images, dataset, load, to_unit_range
 from gan_jax.devices import warn_once_if_accelerator_unused
 from gan_jax.errors import CheckpointError, ConfigError
 from gan_jax.steps import TrainState, make_runner
@@ -64,8 +63,10 @@ class Outputs:
     def __post_init__(self) -> None:
         require_positive("keep_checkpoints", self.keep_checkpoints)
         if self.checkpoint_seconds is not None and not self.checkpoint_seconds >= 0:
-            raise ConfigError(f"checkpoint_seconds must be >= 0, got {self.checkpoint_seconds!r}; "
-                              "pass 0 to save every epoch")
+            raise ConfigError(
+                f"checkpoint_seconds must be >= 0, got {self.checkpoint_seconds!r}; "
+                "pass 0 to save every epoch"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,10 +86,18 @@ class Run:
     writer: MetricWriter
 
 
-def train(config: TrainingConfig, workdir: str | os.PathLike, *, data: Split | None = None,
-          test_data: Split | None = None, progress: bool = True, devices: int | None = None,
-          keep_checkpoints: int = 3, tensorboard: bool = True,
-          checkpoint_seconds: float | None = None) -> TrainState:
+def train(
+    config: TrainingConfig,
+    workdir: str | os.PathLike,
+    *,
+    data: Split | None = None,
+    test_data: Split | None = None,
+    progress: bool = True,
+    devices: int | None = None,
+    keep_checkpoints: int = 3,
+    tensorboard: bool = True,
+    checkpoint_seconds: float | None = None,
+) -> TrainState:
     """Trains (or resumes) a run in `workdir` and returns the final state.
 
     Args:
@@ -109,13 +118,20 @@ def train(config: TrainingConfig, workdir: str | os.PathLike, *, data: Split | N
       Preempted: SIGINT/SIGTERM arrived; a checkpoint of the last finished step was saved.
       Diverged: a loss or parameter became NaN/Inf; the last good checkpoint is kept.
     """
-    run = _prepare(config, workdir, data, test_data, devices,
-                   Outputs(progress, keep_checkpoints, tensorboard, checkpoint_seconds))
+    run = _prepare(
+        config,
+        workdir,
+        data,
+        test_data,
+        devices,
+        Outputs(progress, keep_checkpoints, tensorboard, checkpoint_seconds),
+    )
     try:
         run.workdir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ConfigError(f"cannot create workdir {run.workdir} ({err.strerror}); "
-                          "pass a writable folder") from err
+        raise ConfigError(
+            f"cannot create workdir {run.workdir} ({err.strerror}); pass a writable folder"
+        ) from err
     with exclusive_workdir(run.workdir) if run.writer.enabled else contextlib.nullcontext():
         state = _drive(run)
         _final_figures(run, state)
@@ -127,7 +143,9 @@ def _drive(run: Run) -> TrainState:
     the hooks; leaving (however it leaves) finishes the outputs and saves in flight."""
     config = run.config
     with contextlib.ExitStack() as stack:
-        store = stack.enter_context(CheckpointStore(run.workdir, max_to_keep=run.outputs.keep_checkpoints))
+        store = stack.enter_context(
+            CheckpointStore(run.workdir, max_to_keep=run.outputs.keep_checkpoints)
+        )
         state, counters = _restore_or_init(run, store)
         start = int(state.step)
         steps_per_call = config.steps_per_call or run.task.steps_per_call(run.steps_per_epoch)
@@ -135,8 +153,9 @@ def _drive(run: Run) -> TrainState:
         stack.enter_context(parallel.use_mesh(run.mesh))
         after_each_call = make_hooks(run, store, counters, start, stack)
         runner = Runner(run)
-        calls = hooks.plan_calls(start, run.total_steps, run.steps_per_epoch, steps_per_call,
-                                 config.checkpoint_every)
+        calls = hooks.plan_calls(
+            start, run.total_steps, run.steps_per_epoch, steps_per_call, config.checkpoint_every
+        )
         for call in calls:
             state, result = runner(state, call)
             for hook in after_each_call:
@@ -144,33 +163,62 @@ def _drive(run: Run) -> TrainState:
     return state
 
 
-def make_hooks(run: Run, store: CheckpointStore, counters: dict[str, Any], start: int,
-               stack: contextlib.ExitStack) -> list[hooks.Hook]:
+def make_hooks(
+    run: Run,
+    store: CheckpointStore,
+    counters: dict[str, Any],
+    start: int,
+    stack: contextlib.ExitStack,
+) -> list[hooks.Hook]:
     """The hooks of a run, in the order they run after each call; their contexts join `stack`
     (exits in reverse: background outputs first, then timing rows, events, signals, the bar)."""
     task, workdir, writer = run.task, run.workdir, run.writer
-    bar = stack.enter_context(tqdm(total=max(run.total_steps, start), initial=start, unit="step",
-                                   disable=not run.outputs.progress, dynamic_ncols=True))
+    bar = stack.enter_context(
+        tqdm(
+            total=max(run.total_steps, start),
+            initial=start,
+            unit="step",
+            disable=not run.outputs.progress,
+            dynamic_ncols=True,
+        )
+    )
     stop = stack.enter_context(hooks.StopOnSignal(workdir))
     events = None
     if run.outputs.tensorboard and writer.enabled and start < run.total_steps:
         # Events at the checkpoint's step stay when it ends an epoch; a partial segment's are redone.
         purge_from = None if start == 0 else start + (start % run.steps_per_epoch == 0)
-        events = stack.enter_context(contextlib.closing(EventWriter(workdir, task.members, purge_from)))
+        events = stack.enter_context(
+            contextlib.closing(EventWriter(workdir, task.members, purge_from))
+        )
     background = hooks.Background(run.mesh)
     sums = hooks.EpochSums(task, counters)
-    outputs = hooks.EpochOutputs(hooks.RunContext(task, workdir, writer, run.test_data), sums,
-                                 background, events)
-    checkpoints = hooks.Checkpoints(store, run.config.to_dict(), sums, background,
-                                    hooks.SaveCadence(run.outputs.checkpoint_seconds), stop,
-                                    run.config.checkpoint_every)
+    outputs = hooks.EpochOutputs(
+        hooks.RunContext(task, workdir, writer, run.test_data), sums, background, events
+    )
+    checkpoints = hooks.Checkpoints(
+        store,
+        run.config.to_dict(),
+        sums,
+        background,
+        hooks.SaveCadence(run.outputs.checkpoint_seconds),
+        stop,
+        run.config.checkpoint_every,
+    )
     timing = stack.enter_context(hooks.Timing(writer, sums, outputs, checkpoints))
     stack.enter_context(background)
     guards: list[hooks.Hook] = []
     if writer.enabled:  # one process warns
         guards.append(hooks.CollapseGuard(task, sums, read_rows(workdir), background))
-    return [hooks.NanGuard(task, store, background), sums, hooks.ProgressBar(bar, sums), outputs,
-            *guards, checkpoints, timing, stop]
+    return [
+        hooks.NanGuard(task, store, background),
+        sums,
+        hooks.ProgressBar(bar, sums),
+        outputs,
+        *guards,
+        checkpoints,
+        timing,
+        stop,
+    ]
 
 
 class Runner:
@@ -191,11 +239,19 @@ class Runner:
         started = time.perf_counter()
         state, metrics, finite = compiled(state, self.device_data, self.plan)
         metrics, finite = jax.device_get((metrics, finite))
-        return state, hooks.CallResult(metrics, bool(finite), started, time.perf_counter() - started)
+        return state, hooks.CallResult(
+            metrics, bool(finite), started, time.perf_counter() - started
+        )
 
 
-def _prepare(config: TrainingConfig, workdir: str | os.PathLike, data: Split | None,
-             test_data: Split | None, devices: int | None, outputs: Outputs) -> Run:
+def _prepare(
+    config: TrainingConfig,
+    workdir: str | os.PathLike,
+    data: Split | None,
+    test_data: Split | None,
+    devices: int | None,
+    outputs: Outputs,
+) -> Run:
     """Checks the request against the workdir, loads the data and puts it on the device."""
     task = make_task(config)
     mesh = parallel.data_mesh(devices)
@@ -210,27 +266,43 @@ def _prepare(config: TrainingConfig, workdir: str | os.PathLike, data: Split | N
         test_data = load(config.dataset, "test", config.data_source)
     steps_per_epoch = task.steps_per_epoch(len(data.images))
     if steps_per_epoch == 0:
-        raise ConfigError(f"batch_size {config.batch_size} exceeds the {len(data.images)} "
-                          "training images; pass a smaller --batch-size")
+        raise ConfigError(
+            f"batch_size {config.batch_size} exceeds the {len(data.images)} "
+            "training images; pass a smaller --batch-size"
+        )
     total_steps = config.epochs * steps_per_epoch
     if config.steps is not None:
         total_steps = min(total_steps, config.steps)
     device_data = parallel.replicate(task.device_data(data), mesh)
     writer = MetricWriter(workdir, (hooks.METRICS_FILE, hooks.TIMING_FILE), parallel.is_writer())
-    return Run(task, config, workdir, mesh, outputs, data, device_data, test_data,
-               steps_per_epoch, total_steps, writer)
+    return Run(
+        task,
+        config,
+        workdir,
+        mesh,
+        outputs,
+        data,
+        device_data,
+        test_data,
+        steps_per_epoch,
+        total_steps,
+        writer,
+    )
 
 
 def check_resumable(config: TrainingConfig, stored: dict[str, Any], workdir: pathlib.Path) -> None:
     """Refuses to continue a run whose stored config differs in a result-deciding field."""
     if stored.get("task") != config.task:
-        raise CheckpointError(f"{workdir} holds checkpoints of task {stored.get('task')!r}, not "
-                              f"{config.task!r}; pass a different --workdir")
+        raise CheckpointError(
+            f"{workdir} holds checkpoints of task {stored.get('task')!r}, not "
+            f"{config.task!r}; pass a different --workdir"
+        )
     conflicts = config.conflicts_with(stored)
     if conflicts:
         requested = config.to_dict()
-        detail = ", ".join(f"{k}: stored {stored.get(k)!r} vs requested {requested.get(k)!r}"
-                           for k in conflicts)
+        detail = ", ".join(
+            f"{k}: stored {stored.get(k)!r} vs requested {requested.get(k)!r}" for k in conflicts
+        )
         raise CheckpointError(
             f"{workdir} holds a run with a different configuration ({detail}); "
             "repeat the stored options to resume, or pass a different --workdir"
@@ -251,14 +323,28 @@ def _restore_or_init(run: Run, store: CheckpointStore) -> tuple[TrainState, dict
 
 def _log_plan(run: Run, start: int, steps_per_call: int) -> None:
     if run.mesh is not None:
-        log.info("data parallel over %d devices (batch %d sharded along '%s')", run.mesh.size,
-                 run.config.batch_size, parallel.DATA_AXIS)
+        log.info(
+            "data parallel over %d devices (batch %d sharded along '%s')",
+            run.mesh.size,
+            run.config.batch_size,
+            parallel.DATA_AXIS,
+        )
     if start >= run.total_steps:
-        log.info("%s is already at step %d (asked for %d); nothing to train", run.workdir, start,
-                 run.total_steps)
+        log.info(
+            "%s is already at step %d (asked for %d); nothing to train",
+            run.workdir,
+            start,
+            run.total_steps,
+        )
     else:
-        log.info("training %s from step %d to step %d (%d steps per epoch, %d per compiled call)",
-                 run.workdir, start, run.total_steps, run.steps_per_epoch, steps_per_call)
+        log.info(
+            "training %s from step %d to step %d (%d steps per epoch, %d per compiled call)",
+            run.workdir,
+            start,
+            run.total_steps,
+            run.steps_per_epoch,
+            steps_per_call,
+        )
 
 
 def _final_figures(run: Run, state: TrainState) -> None:
@@ -271,8 +357,9 @@ def _final_figures(run: Run, state: TrainState) -> None:
         images = check_images(run.data.images, dataset(run.config.dataset).shape)
         rng = np.random.default_rng(run.config.seed)
         real = images[rng.choice(len(images), len(generated), replace=False)]
-        plots.save_real_vs_generated(workdir / "real_vs_generated.png",
-                                     np.asarray(to_unit_range(real)), generated)
+        plots.save_real_vs_generated(
+            workdir / "real_vs_generated.png", np.asarray(to_unit_range(real)), generated
+        )
     first = task.members[0]
     rows = [row for row in read_rows(workdir) if all(row.get(k) == v for k, v in first.items())]
     rows = [row for row in rows if not row.get("partial")] or rows

@@ -77,8 +77,9 @@ def least_squares_generator_loss(fake_logits: jax.Array) -> jax.Array:
     return 0.5 * jnp.mean(jnp.square(fake_logits - 1.0))
 
 
-def gradient_penalty(critic: Callable[[jax.Array], jax.Array], real: jax.Array, fake: jax.Array,
-                     key: jax.Array) -> jax.Array:
+def gradient_penalty(
+    critic: Callable[[jax.Array], jax.Array], real: jax.Array, fake: jax.Array, key: jax.Array
+) -> jax.Array:
     """WGAN-GP's penalty `mean((‖∇ₓ critic(x̂)‖₂ - 1)²)` at `x̂ = ε·real + (1 - ε)·fake`.
 
     Gulrajani et al. 2017, "Improved Training of Wasserstein GANs".
@@ -150,7 +151,9 @@ def unsupervised_loss(real_class_logits: jax.Array, fake_class_logits: jax.Array
     Returns:
       scalar `0.5 * (mean softplus(-lse(real)) + mean softplus(lse(fake)))`, ≥ 0.
     """
-    return 0.5 * discriminator_loss(real_fake_logit(real_class_logits), real_fake_logit(fake_class_logits))
+    return 0.5 * discriminator_loss(
+        real_fake_logit(real_class_logits), real_fake_logit(fake_class_logits)
+    )
 
 
 def feature_matching_loss(fake_features: jax.Array, real_features: jax.Array) -> jax.Array:

@@ -54,10 +54,17 @@ def initialize_distributed() -> bool:
             value = os.environ.get(env, "")
             if value:
                 if not value.isdigit():
-                    raise ConfigError(f"{env} must be a non-negative integer, got {value!r}; fix or unset it")
+                    raise ConfigError(
+                        f"{env} must be a non-negative integer, got {value!r}; fix or unset it"
+                    )
                 kwargs[name] = int(value)
     jax.distributed.initialize(**kwargs)
-    log.info("process %d of %d, %d devices in all", jax.process_index(), jax.process_count(), jax.device_count())
+    log.info(
+        "process %d of %d, %d devices in all",
+        jax.process_index(),
+        jax.process_count(),
+        jax.device_count(),
+    )
     return True
 
 
@@ -66,7 +73,9 @@ def data_mesh(num_devices: int | None = None) -> Mesh | None:
     devices = jax.devices()
     count = len(devices) if num_devices is None else num_devices
     if not 1 <= count <= len(devices):
-        raise ConfigError(f"devices must be in 1..{len(devices)} (this machine's count), got {num_devices}")
+        raise ConfigError(
+            f"devices must be in 1..{len(devices)} (this machine's count), got {num_devices}"
+        )
     if count == 1:
         return None
     return Mesh(np.asarray(devices[:count]), (DATA_AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
@@ -106,7 +115,9 @@ def shard_batch(tree: Any) -> Any:
     mesh = jax.sharding.get_abstract_mesh()
     if mesh.empty or DATA_AXIS not in mesh.axis_names or mesh.shape[DATA_AXIS] == 1:
         return tree
-    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, PartitionSpec(DATA_AXIS)), tree)
+    return jax.tree.map(
+        lambda x: jax.lax.with_sharding_constraint(x, PartitionSpec(DATA_AXIS)), tree
+    )
 
 
 def is_writer() -> bool:

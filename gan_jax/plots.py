@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure  # figures without pyplot: importing gan_jax leaves a notebook's backend alone
+from matplotlib.figure import (
+    Figure,
+)  # figures without pyplot: importing gan_jax leaves a notebook's backend alone
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
@@ -27,19 +29,28 @@ def image_grid(images: np.ndarray, cols: int | None = None, pad: int = 2) -> np.
     pixels = np.clip((images + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
     for i, img in enumerate(pixels):
         r, c = divmod(i, cols)
-        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = img
+        grid[
+            pad + r * (h + pad) : pad + r * (h + pad) + h,
+            pad + c * (w + pad) : pad + c * (w + pad) + w,
+        ] = img
     return grid[..., 0] if channels == 1 else grid
 
 
-def save_grid(path: str | pathlib.Path, images: np.ndarray, cols: int | None = None, scale: int = 3) -> None:
+def save_grid(
+    path: str | pathlib.Path, images: np.ndarray, cols: int | None = None, scale: int = 3
+) -> None:
     """Writes `image_grid(images)` as a PNG (grayscale or RGB), enlarged `scale` times."""
     grid = image_grid(images, cols)
-    img = Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
+    img = Image.fromarray(grid).resize(
+        (grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST
+    )
     pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
 
 
-def save_real_vs_generated(path: str | pathlib.Path, real: np.ndarray, generated: np.ndarray) -> None:
+def save_real_vs_generated(
+    path: str | pathlib.Path, real: np.ndarray, generated: np.ndarray
+) -> None:
     """Two panels side by side: real images and generated ones, both `[N, h, w, C]` in [-1, 1]."""
     fig = Figure(figsize=(8, 4.4))
     axes = fig.subplots(1, 2)
@@ -51,7 +62,9 @@ def save_real_vs_generated(path: str | pathlib.Path, real: np.ndarray, generated
     fig.savefig(path, dpi=100)
 
 
-def save_loss_curves(path: str | pathlib.Path, rows: Sequence[dict[str, Any]], keys=("d_loss", "g_loss")) -> None:
+def save_loss_curves(
+    path: str | pathlib.Path, rows: Sequence[dict[str, Any]], keys=("d_loss", "g_loss")
+) -> None:
     """Per-epoch mean losses from metrics.jsonl rows, one line per key, against the epoch."""
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
@@ -67,7 +80,9 @@ def save_loss_curves(path: str | pathlib.Path, rows: Sequence[dict[str, Any]], k
     fig.savefig(path, dpi=100)
 
 
-def save_accuracy_bars(path: str | pathlib.Path, stats: dict[tuple[str, int], dict[str, float]]) -> None:
+def save_accuracy_bars(
+    path: str | pathlib.Path, stats: dict[tuple[str, int], dict[str, float]]
+) -> None:
     """The seed's chart: test accuracy (%) vs number of labels, one bar per method, std error bars.
 
     `stats`: `(method, labels) → {"mean", "std", "n"}` (see `gan_jax.sweep.summarize`).
@@ -80,8 +95,14 @@ def save_accuracy_bars(path: str | pathlib.Path, stats: dict[tuple[str, int], di
     x = np.arange(len(label_counts))
     for i, method in enumerate(methods):
         cells = [stats.get((method, n), {"mean": np.nan, "std": 0.0}) for n in label_counts]
-        bars = ax.bar(x + (i - (len(methods) - 1) / 2) * width, [c["mean"] for c in cells], width,
-                      yerr=[c["std"] for c in cells], capsize=4, label=method.upper() if method == "sgan" else method)
+        bars = ax.bar(
+            x + (i - (len(methods) - 1) / 2) * width,
+            [c["mean"] for c in cells],
+            width,
+            yerr=[c["std"] for c in cells],
+            capsize=4,
+            label=method.upper() if method == "sgan" else method,
+        )
         ax.bar_label(bars, labels=[f"{c['mean']:.1f}" for c in cells], padding=2, fontsize=8)
     ax.set_xticks(x, [str(n) for n in label_counts])
     ax.set_xlabel("number of labeled training images")
@@ -94,7 +115,9 @@ def save_accuracy_bars(path: str | pathlib.Path, stats: dict[tuple[str, int], di
     fig.savefig(path, dpi=100)
 
 
-def save_samples_over_training(path: str | pathlib.Path, sample_dirs: dict[Any, pathlib.Path], columns: int = 6) -> None:
+def save_samples_over_training(
+    path: str | pathlib.Path, sample_dirs: dict[Any, pathlib.Path], columns: int = 6
+) -> None:
     """One row per run (e.g. per label count) of its per-epoch sample grids, up to `columns` epochs
     evenly spaced from the first to the last, read from `samples/epoch_NNNN.png`."""
     runs = {name: sorted(pathlib.Path(d).glob("epoch_*.png")) for name, d in sample_dirs.items()}

@@ -20,7 +20,8 @@ def setup_process(*, deterministic: bool | None = None, epoch_lines: bool = True
       epoch_lines: give the `gan_jax` logger its handler that prints epoch lines at INFO above the
         progress bar (`gan_jax.logs.install_default_handler`); False leaves logging alone.
     """
-    devices.deterministic_gpu_ops(devices.deterministic_by_default() if deterministic is None
-                                  else deterministic)
+    devices.deterministic_gpu_ops(
+        devices.deterministic_by_default() if deterministic is None else deterministic
+    )
     if epoch_lines:
         logs.install_default_handler()

@@ -57,18 +57,23 @@ class TrainState:
     models: dict[str, ModelState]
 
 
-def create_model_state(variables: dict[str, Any], tx: optax.GradientTransformation,
-                       ema: bool = False) -> ModelState:
+def create_model_state(
+    variables: dict[str, Any], tx: optax.GradientTransformation, ema: bool = False
+) -> ModelState:
     """Splits linen `variables` into params and batch stats, and starts `tx` on the params; with
     `ema`, also a zero-initialized moving average of the params (see `update_ema`)."""
     params = variables["params"]
-    return ModelState(params=params, opt_state=tx.init(params),
-                      batch_stats=variables.get("batch_stats", {}),
-                      ema=jax.tree.map(jnp.zeros_like, params) if ema else {})
+    return ModelState(
+        params=params,
+        opt_state=tx.init(params),
+        batch_stats=variables.get("batch_stats", {}),
+        ema=jax.tree.map(jnp.zeros_like, params) if ema else {},
+    )
 
 
-def apply_gradients(state: ModelState, grads: Any, tx: optax.GradientTransformation,
-                    batch_stats: Any = None) -> ModelState:
+def apply_gradients(
+    state: ModelState, grads: Any, tx: optax.GradientTransformation, batch_stats: Any = None
+) -> ModelState:
     """One optimizer update; `batch_stats`, when given, replaces the stored statistics."""
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     return state.replace(
@@ -80,7 +85,9 @@ def apply_gradients(state: ModelState, grads: Any, tx: optax.GradientTransformat
 
 def update_ema(state: ModelState, decay: float) -> ModelState:
     """`ema ← decay · ema + (1 - decay) · params`; read it through `ema_params`."""
-    return state.replace(ema=jax.tree.map(lambda a, p: decay * a + (1.0 - decay) * p, state.ema, state.params))
+    return state.replace(
+        ema=jax.tree.map(lambda a, p: decay * a + (1.0 - decay) * p, state.ema, state.params)
+    )
 
 
 def ema_params(state: ModelState, decay: float, num_updates: jax.Array) -> Any:
@@ -92,11 +99,16 @@ def ema_params(state: ModelState, decay: float, num_updates: jax.Array) -> Any:
     if decay == 0:
         return state.params
     correction = 1.0 - jnp.power(jnp.float32(decay), jnp.asarray(num_updates, jnp.float32))
-    return jax.tree.map(lambda a, p: jnp.where(num_updates > 0, a / jnp.maximum(correction, 1e-12), p),
-                        state.ema, state.params)
+    return jax.tree.map(
+        lambda a, p: jnp.where(num_updates > 0, a / jnp.maximum(correction, 1e-12), p),
+        state.ema,
+        state.params,
+    )
 
 
-StepFn = Callable[[dict[str, ModelState], Any, Any, jax.Array, jax.Array], tuple[dict[str, ModelState], Metrics]]
+StepFn = Callable[
+    [dict[str, ModelState], Any, Any, jax.Array, jax.Array], tuple[dict[str, ModelState], Metrics]
+]
 
 
 @functools.lru_cache(maxsize=32)
@@ -167,8 +179,10 @@ def over_members(fn: Callable, num_members: int, in_axes: Any = 0) -> Callable:
 
     def single(*args):
         axes = in_axes if isinstance(in_axes, (tuple, list)) else (in_axes,) * len(args)
-        args = [arg if axis is None else jax.tree.map(lambda x, a=axis: jnp.take(x, 0, axis=a), arg)
-                for arg, axis in zip(args, axes)]
+        args = [
+            arg if axis is None else jax.tree.map(lambda x, a=axis: jnp.take(x, 0, axis=a), arg)
+            for arg, axis in zip(args, axes, strict=False)
+        ]
         return jax.tree.map(lambda x: x[None], fn(*args))
 
     return single
@@ -176,11 +190,17 @@ def over_members(fn: Callable, num_members: int, in_axes: Any = 0) -> Callable:
 
 def all_finite(tree: Any) -> jax.Array:
     """Bool scalar: no NaN or Inf in any floating-point array of `tree`."""
-    checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+    checks = [
+        jnp.all(jnp.isfinite(x))
+        for x in jax.tree.leaves(tree)
+        if jnp.issubdtype(x.dtype, jnp.floating)
+    ]
     return jnp.all(jnp.stack(checks)) if checks else jnp.array(True)
 
 
-def enable_compilation_cache(path: str | os.PathLike | None = None, max_bytes: int = 2 << 30) -> None:
+def enable_compilation_cache(
+    path: str | os.PathLike | None = None, max_bytes: int = 2 << 30
+) -> None:
     """Keeps compiled XLA programs on disk, so a resumed or repeated run skips recompiling.
 
     Defaults to `<gan_jax cache>/xla` (see `gan_jax.data.cache_dir`), capped at `max_bytes`. A
@@ -195,7 +215,9 @@ def enable_compilation_cache(path: str | os.PathLike | None = None, max_bytes: i
     jax.config.update("jax_compilation_cache_max_size", max_bytes)
 
 
-def default_steps_per_call(steps_per_epoch: int, platform: str | None = None, convolutions: bool = True) -> int:
+def default_steps_per_call(
+    steps_per_epoch: int, platform: str | None = None, convolutions: bool = True
+) -> int:
     """Steps per compiled call: a whole epoch on accelerators; on CPU 1 for convolutional models
     (no while loop around convolution gradients) and up to 100 for dense ones (a scan is ~20%
     faster than one call per step for the SGAN MLP on a 2-core CPU)."""

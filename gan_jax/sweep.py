@@ -23,37 +23,57 @@ import numpy as np
 
 from gan_jax import plots
 from gan_jax.api import evaluate_run
-from gan_jax.data import labeled_subset, load
-from gan_jax.data import dataset
+from gan_jax.data import dataset, labeled_subset, load
 from gan_jax.loop import train
-from gan_jax.workdir import check_workdir
 from gan_jax.tasks import TASKS
+from gan_jax.workdir import check_workdir
 
 log = logging.getLogger("gan_jax")
 
 METHODS = {name: TASKS[name].config_type for name in ("sgan", "supervised")}
 # Per dataset: published test accuracy (%) of Improved GAN, feature matching (REFERENCE.md §4), and
 # this project's targets, by label count. A dataset without an entry gets no reference columns.
-REFERENCES = {"mnist": {"Improved GAN %": {20: 83.23, 50: 97.79, 100: 99.07},
-                        "target %": {20: 96.0, 50: 98.8, 100: 99.25, 1000: 99.4}}}
+REFERENCES = {
+    "mnist": {
+        "Improved GAN %": {20: 83.23, 50: 97.79, 100: 99.07},
+        "target %": {20: 96.0, 50: 98.8, 100: 99.25, 1000: 99.4},
+    }
+}
 
 
-def sweep_configs(label_counts: Sequence[int], data_seeds: Sequence[int], *, model: str = "mlp",
-                  methods: Sequence[str] = ("sgan", "supervised"), **overrides: Any) -> dict[tuple[str, int], Any]:
+def sweep_configs(
+    label_counts: Sequence[int],
+    data_seeds: Sequence[int],
+    *,
+    model: str = "mlp",
+    methods: Sequence[str] = ("sgan", "supervised"),
+    **overrides: Any,
+) -> dict[tuple[str, int], Any]:
     """`(method, labels) → config` for every run of the sweep (validated; nothing is written)."""
     configs = {}
     for labels in label_counts:
         for method in methods:
             kind = METHODS[method]
-            fields = {f.name for f in dataclasses.fields(kind)}  # the baseline has no generator options
+            fields = {
+                f.name for f in dataclasses.fields(kind)
+            }  # the baseline has no generator options
             mine = {k: v for k, v in overrides.items() if k in fields}
-            configs[(method, labels)] = kind.recipe(model, labels=labels, data_seeds=tuple(data_seeds), **mine)
+            configs[(method, labels)] = kind.recipe(
+                model, labels=labels, data_seeds=tuple(data_seeds), **mine
+            )
     return configs
 
 
-def run_sweep(label_counts: Sequence[int], data_seeds: Sequence[int], out: str | pathlib.Path, *,
-              model: str = "mlp", methods: Sequence[str] = ("sgan", "supervised"), progress: bool = True,
-              **overrides: Any) -> list[dict[str, Any]]:
+def run_sweep(
+    label_counts: Sequence[int],
+    data_seeds: Sequence[int],
+    out: str | pathlib.Path,
+    *,
+    model: str = "mlp",
+    methods: Sequence[str] = ("sgan", "supervised"),
+    progress: bool = True,
+    **overrides: Any,
+) -> list[dict[str, Any]]:
     """Trains (or resumes) every run, evaluates each data seed, and writes the sweep's reports.
 
     Args:
@@ -71,8 +91,9 @@ def run_sweep(label_counts: Sequence[int], data_seeds: Sequence[int], out: str |
     first = next(iter(configs.values()))
     train_split = load(first.dataset, "train", first.data_source)
     for labels in label_counts:  # every subset is checked before anything trains or is written
-        labeled_subset(train_split.labels, labels, data_seeds[0],
-                       dataset(first.dataset).num_classes)
+        labeled_subset(
+            train_split.labels, labels, data_seeds[0], dataset(first.dataset).num_classes
+        )
     test_split = load(first.dataset, "test", first.data_source)
     rows, started = [], time.time()
     for (method, labels), config in configs.items():
@@ -83,13 +104,29 @@ def run_sweep(label_counts: Sequence[int], data_seeds: Sequence[int], out: str |
         train(config, workdir, data=train_split, test_data=test_split, progress=progress)
         result = evaluate_run(workdir, test_split)
         accuracies = np.atleast_1d(result["test_accuracy"]).tolist()
-        for seed, accuracy in zip(config.data_seeds, accuracies):
-            rows.append({"method": method, "model": model, "labels": labels, "data_seed": seed,
-                         "test_accuracy": accuracy, "test_error_pct": round(100 * (1 - accuracy), 4),
-                         "step": result["step"], "epochs_trained": round(result["step"] / steps_per_epoch, 3)})
-        log.info("sweep: %s %d labels: mean test accuracy %.4f (%.0f s)", method, labels, np.mean(accuracies),
-                 time.time() - run_start)
-    write_reports(rows, out, seconds=time.time() - started, configs=configs, num_test=len(test_split.images))
+        for seed, accuracy in zip(config.data_seeds, accuracies, strict=False):
+            rows.append(
+                {
+                    "method": method,
+                    "model": model,
+                    "labels": labels,
+                    "data_seed": seed,
+                    "test_accuracy": accuracy,
+                    "test_error_pct": round(100 * (1 - accuracy), 4),
+                    "step": result["step"],
+                    "epochs_trained": round(result["step"] / steps_per_epoch, 3),
+                }
+            )
+        log.info(
+            "sweep: %s %d labels: mean test accuracy %.4f (%.0f s)",
+            method,
+            labels,
+            np.mean(accuracies),
+            time.time() - run_start,
+        )
+    write_reports(
+        rows, out, seconds=time.time() - started, configs=configs, num_test=len(test_split.images)
+    )
     return rows
 
 
@@ -98,8 +135,14 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, int], dict[str,
     groups: dict[tuple[str, int], list[float]] = {}
     for row in rows:
         groups.setdefault((row["method"], row["labels"]), []).append(100 * row["test_accuracy"])
-    return {key: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, "n": len(v)}
-            for key, v in groups.items()}
+    return {
+        key: {
+            "mean": float(np.mean(v)),
+            "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+            "n": len(v),
+        }
+        for key, v in groups.items()
+    }
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], dataset: str = "mnist") -> str:
@@ -109,22 +152,43 @@ def markdown_table(rows: Sequence[dict[str, Any]], dataset: str = "mnist") -> st
     label_counts = sorted({labels for _, labels in stats})
     methods = [m for m in METHODS if any(key[0] == m for key in stats)]
     references = REFERENCES.get(dataset, {})
-    cell = lambda key: f"{stats[key]['mean']:.2f} ± {stats[key]['std']:.2f} (n={stats[key]['n']})" if key in stats else "–"
-    header = ["labels", *[f"{m} accuracy %" for m in methods], *references,
-              *(["target met"] if references else [])]
+    cell = lambda key: (
+        f"{stats[key]['mean']:.2f} ± {stats[key]['std']:.2f} (n={stats[key]['n']})"
+        if key in stats
+        else "–"
+    )
+    header = [
+        "labels",
+        *[f"{m} accuracy %" for m in methods],
+        *references,
+        *(["target met"] if references else []),
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for labels in label_counts:
-        row = [str(labels), *[cell((m, labels)) for m in methods],
-               *[str(r.get(labels, "–")) for r in references.values()]]
+        row = [
+            str(labels),
+            *[cell((m, labels)) for m in methods],
+            *[str(r.get(labels, "–")) for r in references.values()],
+        ]
         if references:
             sgan, target = stats.get(("sgan", labels)), references.get("target %", {}).get(labels)
-            row.append("–" if sgan is None or target is None else ("yes" if sgan["mean"] >= target else "no"))
+            row.append(
+                "–"
+                if sgan is None or target is None
+                else ("yes" if sgan["mean"] >= target else "no")
+            )
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_reports(rows: Sequence[dict[str, Any]], out: pathlib.Path, *, seconds: float,
-                  configs: dict[tuple[str, int], Any], num_test: int) -> None:
+def write_reports(
+    rows: Sequence[dict[str, Any]],
+    out: pathlib.Path,
+    *,
+    seconds: float,
+    configs: dict[tuple[str, int], Any],
+    num_test: int,
+) -> None:
     """results.csv, results.md, results.json, accuracy_vs_labels.png, samples_over_training.png."""
     dataset = next(iter(configs.values())).dataset
     out.mkdir(parents=True, exist_ok=True)
@@ -132,19 +196,38 @@ def write_reports(rows: Sequence[dict[str, Any]], out: pathlib.Path, *, seconds:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    machine = {"device": jax.devices()[0].device_kind, "platform": jax.default_backend(),
-               "cpu": platform.processor() or platform.machine(), "jax": jax.__version__}
+    machine = {
+        "device": jax.devices()[0].device_kind,
+        "platform": jax.default_backend(),
+        "cpu": platform.processor() or platform.machine(),
+        "jax": jax.__version__,
+    }
     (out / "results.md").write_text(
         f"Test accuracy on the {num_test:,} {dataset} test images (final parameters), mean ± std over data "
         f"seeds.\n\n{markdown_table(rows, dataset)}\nMachine: {machine['device']} ({machine['platform']}), "
         f"jax {machine['jax']}; "
-        f"sweep wall time {seconds / 60:.1f} min.\n")
+        f"sweep wall time {seconds / 60:.1f} min.\n"
+    )
     stats = summarize(rows)
     summary = {f"{m}/{n}": v for (m, n), v in stats.items()}
-    (out / "results.json").write_text(json.dumps(
-        {"summary": summary, "rows": list(rows), "machine": machine, "seconds": round(seconds, 1),
-         "configs": {f"{m}/{n}": c.to_dict() for (m, n), c in configs.items()}}, indent=1) + "\n")
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "summary": summary,
+                "rows": list(rows),
+                "machine": machine,
+                "seconds": round(seconds, 1),
+                "configs": {f"{m}/{n}": c.to_dict() for (m, n), c in configs.items()},
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     plots.save_accuracy_bars(out / "accuracy_vs_labels.png", stats)
-    sample_runs = {labels: out / "runs" / f"sgan_labels{labels}" / "samples" for (m, labels) in configs if m == "sgan"}
+    sample_runs = {
+        labels: out / "runs" / f"sgan_labels{labels}" / "samples"
+        for (m, labels) in configs
+        if m == "sgan"
+    }
     if sample_runs:
         plots.save_samples_over_training(out / "samples_over_training.png", sample_runs)

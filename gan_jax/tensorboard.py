@@ -40,34 +40,52 @@ class EventWriter:
         purge), since that stretch is trained again; None hides nothing.
     """
 
-    def __init__(self, workdir: pathlib.Path, members: tuple[dict[str, Any], ...], purge_from: int | None):
+    def __init__(
+        self, workdir: pathlib.Path, members: tuple[dict[str, Any], ...], purge_from: int | None
+    ):
         from tensorboardX import SummaryWriter
 
         self._labels = {key for member in members for key in member} | set(_NOT_SCALARS)
         self.writers = []
         try:
             for member in members:
-                self.writers.append(SummaryWriter(str(member_folder(workdir, member, len(members))),
-                                                  purge_step=purge_from, flush_secs=3600,
-                                                  # tensorboardX names files by the second: keep a restart
-                                                  # within the same second from overwriting the last file
-                                                  filename_suffix=f".{os.getpid()}.{time.time_ns()}"))
+                self.writers.append(
+                    SummaryWriter(
+                        str(member_folder(workdir, member, len(members))),
+                        purge_step=purge_from,
+                        flush_secs=3600,
+                        # tensorboardX names files by the second: keep a restart
+                        # within the same second from overwriting the last file
+                        filename_suffix=f".{os.getpid()}.{time.time_ns()}",
+                    )
+                )
         except BaseException:
             self.close()
             raise
 
-    def epoch(self, step: int, rows: list[dict[str, Any]], timing: dict[str, Any],
-              samples: np.ndarray | None) -> None:
+    def epoch(
+        self,
+        step: int,
+        rows: list[dict[str, Any]],
+        timing: dict[str, Any],
+        samples: np.ndarray | None,
+    ) -> None:
         """Writes one epoch: `rows[i]` is member i's metrics row, `samples` the first member's grid
         images (`[N, H, W, C]` in [-1, 1]) or None."""
-        for writer, row in zip(self.writers, rows):
+        for writer, row in zip(self.writers, rows, strict=False):
             for key, value in row.items():
-                if key not in self._labels and isinstance(value, (int, float)) and not isinstance(value, bool):
+                if (
+                    key not in self._labels
+                    and isinstance(value, (int, float))
+                    and not isinstance(value, bool)
+                ):
                     writer.add_scalar(key, value, step)
             writer.add_scalar("speed/steps_per_s", timing["steps_per_s"], step)
         if samples is not None:
             grid = image_grid(samples)
-            self.writers[0].add_image("samples", grid if grid.ndim == 3 else grid[..., None], step, dataformats="HWC")
+            self.writers[0].add_image(
+                "samples", grid if grid.ndim == 3 else grid[..., None], step, dataformats="HWC"
+            )
         for writer in self.writers:
             writer.flush()
 

@@ -55,8 +55,10 @@ def exclusive_workdir(workdir: pathlib.Path):
         try:
             _lock_exclusive(handle)
         except BlockingIOError:
-            raise CheckpointError(f"{workdir} is being trained by {_owner(handle)}; wait for it to finish or pass "
-                                  "a different --workdir") from None
+            raise CheckpointError(
+                f"{workdir} is being trained by {_owner(handle)}; wait for it to finish or pass "
+                "a different --workdir"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"process {os.getpid()}")
@@ -136,4 +138,6 @@ class MetricWriter:
         """Keeps complete rows up to `step`: later ones are written again on resume, partial ones superseded."""
         if self.enabled:
             for name in self.names:
-                keep_rows(self.workdir, name, lambda row: row["step"] <= step and not row.get("partial"))
+                keep_rows(
+                    self.workdir, name, lambda row: row["step"] <= step and not row.get("partial")
+                )

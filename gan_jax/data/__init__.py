@@ -13,7 +13,20 @@ from gan_jax.data.plans import epoch_permutation, labeled_subset, require_label_
 from gan_jax.data.spec import SPLITS, DatasetSpec, Split, check_images
 
 __all__ = [
-    "DATASETS", "DatasetSpec", "SPLITS", "Split", "cache_dir", "check_images", "dataset",
-    "epoch_permutation", "labeled_subset", "load", "names_with_shape", "read_verified_npz",
-    "require_label_count", "sha256_of", "to_unit_range", "write_verified_npz",
+    "DATASETS",
+    "DatasetSpec",
+    "SPLITS",
+    "Split",
+    "cache_dir",
+    "check_images",
+    "dataset",
+    "epoch_permutation",
+    "labeled_subset",
+    "load",
+    "names_with_shape",
+    "read_verified_npz",
+    "require_label_count",
+    "sha256_of",
+    "to_unit_range",
+    "write_verified_npz",
 ]

@@ -47,8 +47,9 @@ def verified(data: bytes, sha256: str, name: str, archive: pathlib.Path) -> byte
     return data
 
 
-def fetch_once(path: pathlib.Path, sha256: str, command: list[str], *, found: str,
-               unavailable: str, fix: str) -> pathlib.Path:
+def fetch_once(
+    path: pathlib.Path, sha256: str, command: list[str], *, found: str, unavailable: str, fix: str
+) -> pathlib.Path:
     """`path` checked against `sha256`; when it is missing or damaged, first fetched by running
     `command` in an empty temporary folder beside it, where it leaves the file (glob `found`).
 
@@ -70,8 +71,10 @@ def fetch_once(path: pathlib.Path, sha256: str, command: list[str], *, found: st
         if result is None or result.returncode != 0 or not fetched:
             raise DataError(f"{unavailable} failed ({reason}); {fix}")
         if sha256_of(fetched[0]) != sha256:
-            raise DataError(f"the downloaded {fetched[0].name} fails its SHA-256 check; retry, "
-                            "it may be damaged")
+            raise DataError(
+                f"the downloaded {fetched[0].name} fails its SHA-256 check; retry, "
+                "it may be damaged"
+            )
         os.replace(fetched[0], path)
     return path
 

@@ -23,8 +23,13 @@ from gan_jax.errors import ConfigError, DataError
 log = logging.getLogger("gan_jax")
 
 
-def load(name: str = "mnist", split: str = "train", source: str = "auto", *,
-         data_dir: str | os.PathLike | None = None) -> Split:
+def load(
+    name: str = "mnist",
+    split: str = "train",
+    source: str = "auto",
+    *,
+    data_dir: str | os.PathLike | None = None,
+) -> Split:
     """Loads one split of dataset `name` (`gan_jax.data.DATASETS`) and logs which route served it.
 
     Args:
@@ -68,8 +73,10 @@ def _offline(spec: DatasetSpec) -> Arrays:
         except (KeyError, DataError) as err:
             log.warning("%s %s is malformed (%s); rebuilding it", what, path, err)
     if spec.offline is None:
-        raise DataError(f"{spec.name} has no offline route and TFDS has no prepared "
-                        f"'{spec.name}': {spec.offline_hint}")
+        raise DataError(
+            f"{spec.name} has no offline route and TFDS has no prepared "
+            f"'{spec.name}': {spec.offline_hint}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = spec.offline.read(path.parent, spec)
     _check(spec, arrays)

@@ -32,13 +32,14 @@ def require_label_count(count: Any, num_classes: int) -> None:
     integer = isinstance(count, (int, np.integer)) and not isinstance(count, bool)
     if not integer or count <= 0 or count % num_classes:
         examples = ", ".join(str(n * num_classes) for n in (2, 5, 10))
-        raise ConfigError(f"labels must be a positive multiple of {num_classes} "
-                          f"(labels/{num_classes} per class), got {count!r}; "
-                          f"pass e.g. {examples} or {100 * num_classes}")
+        raise ConfigError(
+            f"labels must be a positive multiple of {num_classes} "
+            f"(labels/{num_classes} per class), got {count!r}; "
+            f"pass e.g. {examples} or {100 * num_classes}"
+        )
 
 
-def labeled_subset(labels: np.ndarray, count: int, data_seed: int, num_classes: int
-                   ) -> np.ndarray:
+def labeled_subset(labels: np.ndarray, count: int, data_seed: int, num_classes: int) -> np.ndarray:
     """Indices of a class-balanced labeled subset: `count // num_classes` images of each class.
 
     A pure function of (labels, count, data_seed): the same seed picks the same images whatever
@@ -61,9 +62,11 @@ def labeled_subset(labels: np.ndarray, count: int, data_seed: int, num_classes: 
     counts = np.bincount(labels, minlength=num_classes)
     if counts.min() < per_class:
         fewest = int(np.argmin(counts))
-        raise ConfigError(f"labels {count} needs {per_class} images of each digit but the training "
-                          f"split has only {counts[fewest]} of digit {fewest}; pass at most "
-                          f"{num_classes * int(counts.min())}")
+        raise ConfigError(
+            f"labels {count} needs {per_class} images of each digit but the training "
+            f"split has only {counts[fewest]} of digit {fewest}; pass at most "
+            f"{num_classes * int(counts.min())}"
+        )
     rng = np.random.default_rng(data_seed)
     order = rng.permutation(len(labels))
     return np.concatenate([order[labels[order] == c][:per_class] for c in range(num_classes)])

@@ -65,8 +65,9 @@ class DatasetSpec:
         expected = self.class_counts[split]
         shape = (sum(expected), *self.shape)
         if images.shape != shape or images.dtype != np.uint8 or counts != expected:
-            raise DataError(f"{self.name} {split} split has shape {images.shape} "
-                            f"and class counts {counts}")
+            raise DataError(
+                f"{self.name} {split} split has shape {images.shape} and class counts {counts}"
+            )
 
 
 def check_images(images: np.ndarray, shape: tuple[int, int, int] = (28, 28, 1)) -> np.ndarray:
@@ -76,9 +77,12 @@ def check_images(images: np.ndarray, shape: tuple[int, int, int] = (28, 28, 1)) 
     if images.ndim == 3 and shape[-1] == 1:
         images = images[..., None]
     if images.ndim != 4 or images.shape[1:] != tuple(shape) or images.shape[0] < 1:
-        raise DataError(f"images must have shape [N, {', '.join(map(str, shape))}], "
-                        f"got {images.shape}")
+        raise DataError(
+            f"images must have shape [N, {', '.join(map(str, shape))}], got {images.shape}"
+        )
     if images.dtype != np.uint8:
-        raise DataError(f"images must be uint8 pixels 0..255, got dtype {images.dtype}; "
-                        "convert with .astype(np.uint8)")
+        raise DataError(
+            f"images must be uint8 pixels 0..255, got dtype {images.dtype}; "
+            "convert with .astype(np.uint8)"
+        )
     return images

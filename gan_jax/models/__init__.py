@@ -3,8 +3,29 @@
 from gan_jax.models.dcgan import Discriminator, Generator
 from gan_jax.models.feature_net import FeatureNet
 from gan_jax.models.layers import Conv, ConvTranspose, conv, conv_transpose
-from gan_jax.models.sgan import (ConvClassifier, ConvGenerator, GaussianNoise, MLPClassifier, MLPGenerator,
-                                 WeightNormDense, data_dependent_init)
+from gan_jax.models.sgan import (
+    ConvClassifier,
+    ConvGenerator,
+    GaussianNoise,
+    MLPClassifier,
+    MLPGenerator,
+    WeightNormDense,
+    data_dependent_init,
+)
 
-__all__ = ["Conv", "ConvClassifier", "ConvGenerator", "ConvTranspose", "Discriminator", "FeatureNet", "GaussianNoise", "Generator",
-           "MLPClassifier", "MLPGenerator", "WeightNormDense", "conv", "conv_transpose", "data_dependent_init"]
+__all__ = [
+    "Conv",
+    "ConvClassifier",
+    "ConvGenerator",
+    "ConvTranspose",
+    "Discriminator",
+    "FeatureNet",
+    "GaussianNoise",
+    "Generator",
+    "MLPClassifier",
+    "MLPGenerator",
+    "WeightNormDense",
+    "conv",
+    "conv_transpose",
+    "data_dependent_init",
+]

@@ -35,13 +35,23 @@ class Generator(nn.Module):
         f0, f1, f2 = self.features
         channels, start = self.image_shape[2], (self.image_shape[0] // 4, self.image_shape[1] // 4)
         if self.num_classes:
-            z = jnp.concatenate([z, jax.nn.one_hot(labels, self.num_classes, dtype=z.dtype)], axis=-1)
-        norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3, dtype=self.dtype)
-        x = nn.Dense(start[0] * start[1] * f0, use_bias=False, kernel_init=nn.initializers.glorot_uniform(),
-                     dtype=self.dtype)(z)
+            z = jnp.concatenate(
+                [z, jax.nn.one_hot(labels, self.num_classes, dtype=z.dtype)], axis=-1
+            )
+        norm = lambda: nn.BatchNorm(
+            use_running_average=not train, momentum=0.99, epsilon=1e-3, dtype=self.dtype
+        )
+        x = nn.Dense(
+            start[0] * start[1] * f0,
+            use_bias=False,
+            kernel_init=nn.initializers.glorot_uniform(),
+            dtype=self.dtype,
+        )(z)
         x = nn.leaky_relu(norm()(x), LEAK).reshape(-1, *start, f0)
         for width, stride in ((f1, 1), (f2, 2)):
-            x = ConvTranspose(width, strides=(stride, stride), fast_grad=self.fast_grad, dtype=self.dtype)(x)
+            x = ConvTranspose(
+                width, strides=(stride, stride), fast_grad=self.fast_grad, dtype=self.dtype
+            )(x)
             x = nn.leaky_relu(norm()(x), LEAK)
         x = ConvTranspose(channels, strides=(2, 2), fast_grad=self.fast_grad, dtype=self.dtype)(x)
         return jnp.tanh(x.astype(jnp.float32))
@@ -68,7 +78,9 @@ class Discriminator(nn.Module):
     def __call__(self, x: jax.Array, train: bool, labels: jax.Array | None = None) -> jax.Array:
         init = nn.initializers.glorot_uniform()
         for width in self.features:
-            x = Conv(width, strides=(2, 2), fast_grad=self.fast_grad, kernel_init=init, dtype=self.dtype)(x)
+            x = Conv(
+                width, strides=(2, 2), fast_grad=self.fast_grad, kernel_init=init, dtype=self.dtype
+            )(x)
             x = nn.Dropout(self.dropout, deterministic=not train)(nn.leaky_relu(x, LEAK))
         h = x.reshape(x.shape[0], -1)
         logits = nn.Dense(1, kernel_init=init, dtype=self.dtype)(h)[:, 0]

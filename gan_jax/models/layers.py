@@ -32,7 +32,9 @@ _DIMS = ("NHWC", "HWIO", "NHWC")
 _SUBPIXEL_MIN_FEATURES = 32
 
 
-def _strided_conv(y: jax.Array, kernel: jax.Array, strides: tuple[int, int], padding: str) -> jax.Array:
+def _strided_conv(
+    y: jax.Array, kernel: jax.Array, strides: tuple[int, int], padding: str
+) -> jax.Array:
     """S_K y: `[N, H*s, W*s, C_out]` → `[N, H, W, C_in]` with kernel `[kh, kw, C_out, C_in]`."""
     return lax.conv_general_dilated(y, kernel, strides, padding, dimension_numbers=_DIMS)
 
@@ -40,7 +42,9 @@ def _strided_conv(y: jax.Array, kernel: jax.Array, strides: tuple[int, int], pad
 def _plain_conv_transpose(x, kernel, strides, padding):
     n, h, w, _ = x.shape
     y_shape = (n, h * strides[0], w * strides[1], kernel.shape[2])
-    _, adjoint = jax.vjp(lambda y: _strided_conv(y, kernel, strides, padding), jnp.zeros(y_shape, x.dtype))
+    _, adjoint = jax.vjp(
+        lambda y: _strided_conv(y, kernel, strides, padding), jnp.zeros(y_shape, x.dtype)
+    )
     return adjoint(x)[0]
 
 
@@ -61,7 +65,9 @@ def _phase_taps(k: int, s: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]
     return taps, valid, (d_max, -d_min)
 
 
-def _subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides: tuple[int, int]) -> jax.Array:
+def _subpixel_conv_transpose(
+    x: jax.Array, kernel: jax.Array, strides: tuple[int, int]
+) -> jax.Array:
     """`_plain_conv_transpose(x, kernel, strides, "SAME")` as a stride-1 conv + depth-to-space."""
     n, h, w, _ = x.shape
     kh, kw, c_out, c_in = kernel.shape
@@ -80,8 +86,12 @@ def _subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides: tuple[int
 def _subpixel_pays(c_out: int, strides: tuple[int, int], padding: str) -> bool:
     """Whether the sub-pixel form beats XLA's transposed convolution with `c_out` outputs. Measured
     on XLA:CPU only: other backends keep XLA's own (cuDNN has native transposed convolutions)."""
-    return (padding == "SAME" and max(strides) > 1 and c_out >= _SUBPIXEL_MIN_FEATURES
-            and jax.default_backend() == "cpu")
+    return (
+        padding == "SAME"
+        and max(strides) > 1
+        and c_out >= _SUBPIXEL_MIN_FEATURES
+        and jax.default_backend() == "cpu"
+    )
 
 
 def _fast_transpose_forward(x, kernel, strides, padding):
@@ -98,7 +108,7 @@ def _transpose_backward(strides, padding, x, kernel, g):
 
 def _conv_backward(strides, padding, y, kernel, g):
     _, kernel_vjp = jax.vjp(lambda k: _strided_conv(y, k, strides, padding), kernel)
-    if all(size == out * s for size, out, s in zip(y.shape[1:3], g.shape[1:3], strides)):
+    if all(size == out * s for size, out, s in zip(y.shape[1:3], g.shape[1:3], strides, strict=False)):
         dy = _fast_transpose_forward(g, kernel, strides, padding)  # S_K^T g
     else:  # an input size the stride does not divide, which no transposed conv of g has
         _, input_vjp = jax.vjp(lambda y: _strided_conv(y, kernel, strides, padding), y)
@@ -110,8 +120,10 @@ def _with_backward(forward, backward):
     """`forward(x, kernel, strides, padding)` as a `custom_vjp` whose cotangents for `(x, kernel)`
     are `backward(strides, padding, x, kernel, g)`."""
     op = jax.custom_vjp(forward, nondiff_argnums=(2, 3))
-    op.defvjp(lambda x, kernel, strides, padding: (forward(x, kernel, strides, padding), (x, kernel)),
-              lambda strides, padding, residuals, g: backward(strides, padding, *residuals, g))
+    op.defvjp(
+        lambda x, kernel, strides, padding: (forward(x, kernel, strides, padding), (x, kernel)),
+        lambda strides, padding, residuals, g: backward(strides, padding, *residuals, g),
+    )
     return op
 
 
@@ -119,8 +131,13 @@ _fast_conv_transpose = _with_backward(_fast_transpose_forward, _transpose_backwa
 _fast_conv = _with_backward(_strided_conv, _conv_backward)
 
 
-def conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1), padding: str = "SAME",
-                   fast_grad: bool = True) -> jax.Array:
+def conv_transpose(
+    x: jax.Array,
+    kernel: jax.Array,
+    strides: Sequence[int] = (1, 1),
+    padding: str = "SAME",
+    fast_grad: bool = True,
+) -> jax.Array:
     """Transposed 2-D convolution, `[N, H, W, C_in]` → `[N, H*s, W*s, C_out]`.
 
     Args:
@@ -136,8 +153,13 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1,
     return _plain_conv_transpose(x, kernel, strides, padding)
 
 
-def conv(y: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1), padding: str = "SAME",
-         fast_grad: bool = True) -> jax.Array:
+def conv(
+    y: jax.Array,
+    kernel: jax.Array,
+    strides: Sequence[int] = (1, 1),
+    padding: str = "SAME",
+    fast_grad: bool = True,
+) -> jax.Array:
     """2-D convolution (cross-correlation, as `lax.conv_general_dilated`), `[N, H, W, C_in]` →
     `[N, ceil(H/s_h), ceil(W/s_w), C_out]` with kernel `[kh, kw, C_in, C_out]`.
 
@@ -152,9 +174,17 @@ def conv(y: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1), paddi
 def _conv_layer(module: nn.Module, op, kernel_shape: tuple[int, ...], x: jax.Array) -> jax.Array:
     """The body both linen layers share: float32 parameters, `op` in `module.dtype`, optional bias."""
     kernel = module.param("kernel", module.kernel_init, kernel_shape, jnp.float32)
-    y = op(x.astype(module.dtype), kernel.astype(module.dtype), module.strides, "SAME", module.fast_grad)
+    y = op(
+        x.astype(module.dtype),
+        kernel.astype(module.dtype),
+        module.strides,
+        "SAME",
+        module.fast_grad,
+    )
     if module.use_bias:
-        y = y + module.param("bias", nn.initializers.zeros, (module.features,), jnp.float32).astype(module.dtype)
+        y = y + module.param("bias", nn.initializers.zeros, (module.features,), jnp.float32).astype(
+            module.dtype
+        )
     return y
 
 

@@ -74,7 +74,9 @@ class GaussianNoise(nn.Module):
         return x + self.stddev * jax.random.normal(self.make_rng("noise"), x.shape, x.dtype)
 
 
-def data_dependent_init(module: nn.Module, variables: dict[str, Any], *args, **kwargs) -> dict[str, Any]:
+def data_dependent_init(
+    module: nn.Module, variables: dict[str, Any], *args, **kwargs
+) -> dict[str, Any]:
     """Variables whose weight-norm `scale`/`bias` give unit-variance, zero-mean pre-activations on `args`.
 
     Runs `module.apply(variables, *args, ddi=True, **kwargs)` once; layers are initialized in
@@ -132,9 +134,16 @@ class MLPGenerator(nn.Module):
     def __call__(self, z: jax.Array, train: bool) -> jax.Array:
         x = z
         for width in self.widths:
-            x = nn.Dense(width, use_bias=False, kernel_init=nn.initializers.glorot_uniform(), dtype=self.dtype,
-                         dot_general=_dot_general_f32)(x)
-            x = nn.BatchNorm(use_running_average=not train, use_scale=False, momentum=0.9, epsilon=1e-6)(x)
+            x = nn.Dense(
+                width,
+                use_bias=False,
+                kernel_init=nn.initializers.glorot_uniform(),
+                dtype=self.dtype,
+                dot_general=_dot_general_f32,
+            )(x)
+            x = nn.BatchNorm(
+                use_running_average=not train, use_scale=False, momentum=0.9, epsilon=1e-6
+            )(x)
             x = nn.softplus(x)
         x = WeightNormDense(math.prod(self.image_shape), train_scale=True, dtype=self.dtype)(x)
         return nn.sigmoid(x).reshape(-1, *self.image_shape)
@@ -158,7 +167,13 @@ class ConvClassifier(nn.Module):
     def __call__(self, images: jax.Array, train: bool):
         x = images
         for i, width in enumerate((32, 64, 128)):
-            x = nn.Conv(width, (3, 3), strides=(2, 2), padding="SAME", kernel_init=nn.initializers.glorot_uniform())(x)
+            x = nn.Conv(
+                width,
+                (3, 3),
+                strides=(2, 2),
+                padding="SAME",
+                kernel_init=nn.initializers.glorot_uniform(),
+            )(x)
             if i:
                 x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3)(x)
             x = nn.leaky_relu(x, CONV_LEAK)

@@ -10,12 +10,13 @@ from typing import Any
 
 from gan_jax.errors import ConfigError
 from gan_jax.tasks.base import Generative, GenerativeTask, SeededTask, Stream, Task
-from gan_jax.tasks.sgan import SGANTask, SupervisedTask
 from gan_jax.tasks.feature_net import FeatureTask
 from gan_jax.tasks.gan import CGANTask, GANTask
+from gan_jax.tasks.sgan import SGANTask, SupervisedTask
 
-TASKS: dict[str, type] = {cls.config_type.task: cls for cls in (GANTask, CGANTask, SGANTask, SupervisedTask,
-                                                                FeatureTask)}
+TASKS: dict[str, type] = {
+    cls.config_type.task: cls for cls in (GANTask, CGANTask, SGANTask, SupervisedTask, FeatureTask)
+}
 
 
 def task_class(name: str) -> type:
@@ -38,6 +39,19 @@ def config_from_dict(stored: dict[str, Any]):
     return task_class(stored.get("task")).config_type.from_dict(stored)
 
 
-__all__ = ["CGANTask", "FeatureTask", "GANTask", "Generative", "GenerativeTask", "SGANTask",
-           "SeededTask", "Stream", "SupervisedTask", "TASKS", "Task", "config_from_dict",
-           "make_task", "task_class"]
+__all__ = [
+    "CGANTask",
+    "FeatureTask",
+    "GANTask",
+    "Generative",
+    "GenerativeTask",
+    "SGANTask",
+    "SeededTask",
+    "Stream",
+    "SupervisedTask",
+    "TASKS",
+    "Task",
+    "config_from_dict",
+    "make_task",
+    "task_class",
+]

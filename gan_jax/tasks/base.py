@@ -66,7 +66,9 @@ class Task(Protocol):
     def init(self, data: Any = None) -> TrainState:
         """The fresh state at step 0."""
 
-    def step(self, models: Any, data: Any, plan: Any, index: jax.Array, key: jax.Array) -> tuple[Any, Metrics]:
+    def step(
+        self, models: Any, data: Any, plan: Any, index: jax.Array, key: jax.Array
+    ) -> tuple[Any, Metrics]:
         """One pure training step on batch `index` of the epoch (compiled by `steps.make_runner`)."""
 
     def evaluate(self, state: TrainState, test) -> dict[str, list[float]]:
@@ -89,8 +91,9 @@ class Generative(Task, Protocol):
     def noise(self, key: jax.Array, num: int) -> jax.Array:
         """Generator inputs `[num, noise_dim]`."""
 
-    def sample(self, state: TrainState, noise: jax.Array, digits=None, member: int = 0
-               ) -> np.ndarray:
+    def sample(
+        self, state: TrainState, noise: jax.Array, digits=None, member: int = 0
+    ) -> np.ndarray:
         """Generated images, float32 `[N, H, W, C]` in [-1, 1]; `digits` int `[N]`: conditional."""
 
 
@@ -103,7 +106,9 @@ class SeededTask:
     """
 
     config: Any
-    convolutional: ClassVar[bool] = True  # its step has convolution gradients (a slow scan body on CPU)
+    convolutional: ClassVar[bool] = (
+        True  # its step has convolution gradients (a slow scan body on CPU)
+    )
 
     def key(self, stream: int) -> jax.Array:
         """One of the run's fixed key streams (`Stream`): a typed key, a function of `config.seed`
@@ -131,12 +136,21 @@ class SeededTask:
     def host_labels(self, train: data_lib.Split) -> np.ndarray:
         """The training labels, int32 `[N]`, one per image, each in 0..num_classes-1."""
         labels = None if train.labels is None else np.asarray(train.labels, np.int32)
-        if (labels is None or labels.shape != (len(train.images),)
-                or not np.all((labels >= 0) & (labels < self.num_classes))):
-            got = "none" if labels is None else f"shape {labels.shape}" + (
-                f", values {labels.min()}..{labels.max()}" if labels.size else "")
-            raise DataError(f"a {self.config.task} run needs one label 0..{self.num_classes - 1} "
-                            f"per training image; got {got}")
+        if (
+            labels is None
+            or labels.shape != (len(train.images),)
+            or not np.all((labels >= 0) & (labels < self.num_classes))
+        ):
+            got = (
+                "none"
+                if labels is None
+                else f"shape {labels.shape}"
+                + (f", values {labels.min()}..{labels.max()}" if labels.size else "")
+            )
+            raise DataError(
+                f"a {self.config.task} run needs one label 0..{self.num_classes - 1} "
+                f"per training image; got {got}"
+            )
         return labels
 
     def epoch_plan(self, epoch: int, num_examples: int) -> Any:
@@ -210,12 +224,17 @@ class GenerativeTask(SeededTask):
         batch_stats)`; `digits` int `[B]` for a conditional generator."""
         labels = {} if digits is None else {"labels": digits}
         images, updates = self.generator.apply(
-            {"params": g.params if params is None else params, "batch_stats": g.batch_stats}, z,
-            train=True, mutable=["batch_stats"], **labels)
+            {"params": g.params if params is None else params, "batch_stats": g.batch_stats},
+            z,
+            train=True,
+            mutable=["batch_stats"],
+            **labels,
+        )
         return images, updates["batch_stats"]
 
-    def sample(self, state: TrainState, noise: jax.Array, digits=None, member: int = 0
-               ) -> np.ndarray:
+    def sample(
+        self, state: TrainState, noise: jax.Array, digits=None, member: int = 0
+    ) -> np.ndarray:
         """Generated images of `noise` `[N, noise_dim]`, float32 `[N, H, W, C]` in [-1, 1],
         BatchNorm in eval mode, from ensemble `member`'s generator.
 
@@ -223,8 +242,10 @@ class GenerativeTask(SeededTask):
         cycles through the classes.
         """
         if digits is not None and not self.conditional:
-            raise ConfigError(f"a {self.config.task} run is unconditional and cannot draw chosen "
-                              "digits; train a conditional one with `gan-jax train cgan`")
+            raise ConfigError(
+                f"a {self.config.task} run is unconditional and cannot draw chosen "
+                "digits; train a conditional one with `gan-jax train cgan`"
+            )
         if self.conditional and digits is None:
             digits = np.arange(len(noise)) % self.num_classes
         if digits is not None:
@@ -246,7 +267,8 @@ def _init(task: SeededTask, data: Any) -> TrainState:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _generate(generator: nn.Module, variables: dict[str, Any], noise: jax.Array,
-              digits: jax.Array | None) -> jax.Array:
+def _generate(
+    generator: nn.Module, variables: dict[str, Any], noise: jax.Array, digits: jax.Array | None
+) -> jax.Array:
     labels = {} if digits is None else {"labels": digits}
     return generator.apply(variables, noise, train=False, **labels)

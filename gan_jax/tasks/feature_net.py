@@ -16,11 +16,17 @@ import optax
 from gan_jax import data as data_lib
 from gan_jax import features as features_lib
 from gan_jax.config import FeatureNetConfig
-from gan_jax.data import dataset
 from gan_jax.losses import cross_entropy
 from gan_jax.models import FeatureNet
 from gan_jax.parallel import shard_batch
-from gan_jax.steps import Metrics, ModelState, TrainState, apply_gradients, batch_indices, create_model_state
+from gan_jax.steps import (
+    Metrics,
+    ModelState,
+    TrainState,
+    apply_gradients,
+    batch_indices,
+    create_model_state,
+)
 from gan_jax.tasks.base import SeededTask, Stream
 
 
@@ -42,7 +48,9 @@ class FeatureTask(SeededTask):
 
     @property
     def tx(self) -> optax.GradientTransformation:
-        schedule = optax.exponential_decay(self.config.learning_rate, self.config.halving_steps, 0.5)
+        schedule = optax.exponential_decay(
+            self.config.learning_rate, self.config.halving_steps, 0.5
+        )
         return optax.adam(schedule)
 
     def device_data(self, train: data_lib.Split) -> dict[str, jax.Array]:
@@ -55,11 +63,20 @@ class FeatureTask(SeededTask):
         variables = self.network.init(self.key(Stream.INIT), images)
         return {"classifier": create_model_state(variables, self.tx)}
 
-    def step(self, models: dict[str, ModelState], data: dict[str, jax.Array], perm: jax.Array, index: jax.Array,
-             key: jax.Array) -> tuple[dict[str, ModelState], Metrics]:
+    def step(
+        self,
+        models: dict[str, ModelState],
+        data: dict[str, jax.Array],
+        perm: jax.Array,
+        index: jax.Array,
+        key: jax.Array,
+    ) -> tuple[dict[str, ModelState], Metrics]:
         """One Adam step on batch `index` of the epoch ordered by `perm`, each image randomly shifted."""
         idx = batch_indices(perm, index, self.config.batch_size)
-        images, labels = random_shift(data["images"][idx], self.config.max_shift, key), data["labels"][idx]
+        images, labels = (
+            random_shift(data["images"][idx], self.config.max_shift, key),
+            data["labels"][idx],
+        )
         images, labels = shard_batch((data_lib.to_unit_range(images), labels))
         c = models["classifier"]
 
@@ -75,10 +92,15 @@ class FeatureTask(SeededTask):
         logits, _ = self.logits_and_features(state.models["classifier"].params, test.images)
         return {"test_accuracy": [float(np.mean(np.argmax(logits, -1) == np.asarray(test.labels)))]}
 
-    def report(self, state: TrainState, test: data_lib.Split | None = None, num_samples: int = 0) -> dict:
+    def report(
+        self, state: TrainState, test: data_lib.Split | None = None, num_samples: int = 0
+    ) -> dict:
         """`{"test_accuracy": ...}` on `test` (default: the test split of the config's dataset and source)."""
         test = self.test_split(test)
-        return {"test_accuracy": self.evaluate(state, test)["test_accuracy"][0], "num_test": len(test.images)}
+        return {
+            "test_accuracy": self.evaluate(state, test)["test_accuracy"][0],
+            "num_test": len(test.images),
+        }
 
     def logits_and_features(self, params, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`(logits [N, num_classes], features [N, hidden])` of uint8 images `[N, H, W, C]`, or
@@ -94,5 +116,7 @@ def random_shift(images: jax.Array, max_shift: int, key: jax.Array) -> jax.Array
     size = images.shape[1:3]
     padded = jnp.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)))
     offsets = jax.random.randint(key, (images.shape[0], 2), 0, 2 * max_shift + 1)
-    crop = lambda image, offset: jax.lax.dynamic_slice(image, (offset[0], offset[1], 0), (*size, image.shape[-1]))
+    crop = lambda image, offset: jax.lax.dynamic_slice(
+        image, (offset[0], offset[1], 0), (*size, image.shape[-1])
+    )
     return jax.vmap(crop)(padded, offsets)

@@ -25,14 +25,21 @@ import optax
 
 from gan_jax import data as data_lib
 from gan_jax.config import CGANConfig, GANConfig
-from gan_jax.data import dataset
 from gan_jax.errors import ConfigError
 from gan_jax.features import feature_net_config, load_feature_network
 from gan_jax.losses import GAN_LOSSES, GANLoss, gradient_penalty
 from gan_jax.models import Discriminator, Generator
 from gan_jax.parallel import shard_batch
-from gan_jax.steps import (Metrics, ModelState, TrainState, apply_gradients, batch_indices, create_model_state,
-                           ema_params, update_ema)
+from gan_jax.steps import (
+    Metrics,
+    ModelState,
+    TrainState,
+    apply_gradients,
+    batch_indices,
+    create_model_state,
+    ema_params,
+    update_ema,
+)
 from gan_jax.tasks.base import GenerativeTask, Stream
 
 
@@ -72,15 +79,23 @@ class GANTask(GenerativeTask):
 
     @property
     def generator(self) -> Generator:
-        return Generator(tuple(self.config.g_features), fast_grad=self.fast_grad,
-                         num_classes=self.model_classes, dtype=jnp.dtype(self.config.compute_dtype),
-                         image_shape=self.image_shape)
+        return Generator(
+            tuple(self.config.g_features),
+            fast_grad=self.fast_grad,
+            num_classes=self.model_classes,
+            dtype=jnp.dtype(self.config.compute_dtype),
+            image_shape=self.image_shape,
+        )
 
     @property
     def discriminator(self) -> Discriminator:
-        return Discriminator(tuple(self.config.d_features), self.config.dropout,
-                             num_classes=self.model_classes, fast_grad=self.fast_grad,
-                             dtype=jnp.dtype(self.config.compute_dtype))
+        return Discriminator(
+            tuple(self.config.d_features),
+            self.config.dropout,
+            num_classes=self.model_classes,
+            fast_grad=self.fast_grad,
+            dtype=jnp.dtype(self.config.compute_dtype),
+        )
 
     @property
     def g_tx(self) -> optax.GradientTransformation:
@@ -88,7 +103,9 @@ class GANTask(GenerativeTask):
 
     @property
     def d_tx(self) -> optax.GradientTransformation:
-        return optax.adam(self.config.d_learning_rate or self.config.learning_rate, b1=self.config.beta1)
+        return optax.adam(
+            self.config.d_learning_rate or self.config.learning_rate, b1=self.config.beta1
+        )
 
     @property
     def images_per_step(self) -> int:
@@ -99,18 +116,28 @@ class GANTask(GenerativeTask):
         """Full steps per epoch (one pass over the data); the last incomplete step's images are dropped."""
         steps = num_examples // self.images_per_step
         if steps == 0 and self.config.critic_steps > 1:
-            raise ConfigError(f"a step reads critic_steps × batch_size = {self.images_per_step} images, more than the "
-                              f"{num_examples} training images; pass a smaller --batch-size or --critic-steps")
+            raise ConfigError(
+                f"a step reads critic_steps × batch_size = {self.images_per_step} images, more than the "
+                f"{num_examples} training images; pass a smaller --batch-size or --critic-steps"
+            )
         return steps
 
     def device_data(self, train: data_lib.Split) -> jax.Array:
         """The training images on the device, uint8 `[N, H, W, C]`."""
-        if self.config.eval_every_epoch:  # a missing feature network fails now, not after the first epoch
+        if (
+            self.config.eval_every_epoch
+        ):  # a missing feature network fails now, not after the first epoch
             load_feature_network(feature_net_config(self.config.dataset))
         return self.device_images(train)
 
-    def step(self, models: dict[str, ModelState], images: jax.Array, perm: jax.Array, index: jax.Array,
-             key: jax.Array) -> tuple[dict[str, ModelState], Metrics]:
+    def step(
+        self,
+        models: dict[str, ModelState],
+        images: jax.Array,
+        perm: jax.Array,
+        index: jax.Array,
+        key: jax.Array,
+    ) -> tuple[dict[str, ModelState], Metrics]:
         """`train_step` on the `index`-th run of `images_per_step` images of the epoch ordered by `perm`
         (the runner's step)."""
         real = jnp.take(images, batch_indices(perm, index, self.images_per_step), axis=0)
@@ -145,18 +172,22 @@ class GANTask(GenerativeTask):
         return jax.random.randint(key, (num,), 0, self.num_classes, jnp.int32)
 
     def _generator_loss(self, d_params, fakes: jax.Array, digits, key: jax.Array) -> jax.Array:
-        logits = self.discriminator.apply({"params": d_params}, fakes, train=True, labels=digits,
-                                          rngs={"dropout": key})
+        logits = self.discriminator.apply(
+            {"params": d_params}, fakes, train=True, labels=digits, rngs={"dropout": key}
+        )
         return self.gan_loss.generator(logits)
 
-    def _gradient_penalty(self, d_params, real: jax.Array, fakes: jax.Array, digits, key: jax.Array) -> jax.Array:
+    def _gradient_penalty(
+        self, d_params, real: jax.Array, fakes: jax.Array, digits, key: jax.Array
+    ) -> jax.Array:
         """`gradient_penalty` of D in training mode between `real` and `fakes`; the cGAN's critic reads
         the real images' `digits` at every interpolate."""
         eps_key, dropout_key = jax.random.split(key)
 
         def critic(x):
-            return self.discriminator.apply({"params": d_params}, x, train=True, labels=digits,
-                                            rngs={"dropout": dropout_key})
+            return self.discriminator.apply(
+                {"params": d_params}, x, train=True, labels=digits, rngs={"dropout": dropout_key}
+            )
 
         return gradient_penalty(critic, real, fakes, eps_key)
 
@@ -164,9 +195,15 @@ class GANTask(GenerativeTask):
         g = apply_gradients(g, grads, self.g_tx, batch_stats=batch_stats)
         return update_ema(g, self.config.g_ema_decay) if self.config.g_ema_decay else g
 
-    def discriminator_update(self, models: dict[str, ModelState], real: jax.Array, fakes: jax.Array,
-                             key: jax.Array, real_digits=None, fake_digits=None
-                             ) -> tuple[dict[str, ModelState], jax.Array]:
+    def discriminator_update(
+        self,
+        models: dict[str, ModelState],
+        real: jax.Array,
+        fakes: jax.Array,
+        key: jax.Array,
+        real_digits=None,
+        fake_digits=None,
+    ) -> tuple[dict[str, ModelState], jax.Array]:
         """One D step on the config's loss (and, for WGAN-GP, `gp_weight` × the gradient penalty).
         `real`, `fakes`: float `[B, H, W, C]` in [-1, 1]; the cGAN also takes their digits, int32 `[B]`.
         Returns the models with D updated, and D's loss (penalty included)."""
@@ -176,18 +213,26 @@ class GANTask(GenerativeTask):
             key, penalty_key = jax.random.split(key)
 
         def loss_fn(d_params):
-            logits = self.discriminator.apply({"params": d_params}, jnp.concatenate([real, fakes]),
-                                              train=True, labels=digits, rngs={"dropout": key})
-            loss = self.gan_loss.discriminator(logits[: real.shape[0]], logits[real.shape[0]:])
+            logits = self.discriminator.apply(
+                {"params": d_params},
+                jnp.concatenate([real, fakes]),
+                train=True,
+                labels=digits,
+                rngs={"dropout": key},
+            )
+            loss = self.gan_loss.discriminator(logits[: real.shape[0]], logits[real.shape[0] :])
             if self.gan_loss.gradient_penalty:
-                loss += self.config.gp_weight * self._gradient_penalty(d_params, real, fakes, real_digits, penalty_key)
+                loss += self.config.gp_weight * self._gradient_penalty(
+                    d_params, real, fakes, real_digits, penalty_key
+                )
             return loss
 
         loss, grads = jax.value_and_grad(loss_fn)(d.params)
         return {**models, "discriminator": apply_gradients(d, grads, self.d_tx)}, loss
 
-    def generator_update(self, models: dict[str, ModelState], z: jax.Array, key: jax.Array, digits=None
-                         ) -> tuple[dict[str, ModelState], jax.Array]:
+    def generator_update(
+        self, models: dict[str, ModelState], z: jax.Array, key: jax.Array, digits=None
+    ) -> tuple[dict[str, ModelState], jax.Array]:
         """One G step: the config's generator loss of D(G(z)), differentiated through D into G."""
         g, d = models["generator"], models["discriminator"]
 
@@ -198,8 +243,13 @@ class GANTask(GenerativeTask):
         (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(g.params)
         return {**models, "generator": self._update_generator(g, grads, stats)}, loss
 
-    def train_step(self, models: dict[str, ModelState], real: jax.Array, key: jax.Array,
-                   digits: jax.Array | None = None) -> tuple[dict[str, ModelState], Metrics]:
+    def train_step(
+        self,
+        models: dict[str, ModelState],
+        real: jax.Array,
+        key: jax.Array,
+        digits: jax.Array | None = None,
+    ) -> tuple[dict[str, ModelState], Metrics]:
         """One step, D then G, on uint8 `real` `[critic_steps · B, H, W, C]` (the cGAN: and their
         `digits`, int32 `[critic_steps · B]`): the fused step when `fused`, else `critic_steps_then_generator`.
         Metrics: `d_loss` (the mean over the step's D updates) and `g_loss`.
@@ -208,8 +258,13 @@ class GANTask(GenerativeTask):
             return self.fused_step(models, real, key, digits)
         return self.critic_steps_then_generator(models, real, key, digits)
 
-    def fused_step(self, models: dict[str, ModelState], real: jax.Array, key: jax.Array,
-                   digits: jax.Array | None = None) -> tuple[dict[str, ModelState], Metrics]:
+    def fused_step(
+        self,
+        models: dict[str, ModelState],
+        real: jax.Array,
+        key: jax.Array,
+        digits: jax.Array | None = None,
+    ) -> tuple[dict[str, ModelState], Metrics]:
         """One D update then one G update on uint8 `real` `[B, H, W, C]` (the cGAN: `digits` `[B]`).
 
         Computes what `discriminator_update` followed by `generator_update` (same z) computes, with
@@ -219,17 +274,30 @@ class GANTask(GenerativeTask):
         z_key, d_key, g_key = jax.random.split(key, 3)
         real, digits = shard_batch((data_lib.to_unit_range(real), digits))
         g = models["generator"]
-        z, fake_digits = shard_batch((self.noise(z_key, real.shape[0]), self.fake_digits(z_key, real.shape[0])))
-        fakes, g_vjp, stats = jax.vjp(lambda p: self._generate_train(g, z, fake_digits, p), g.params, has_aux=True)
+        z, fake_digits = shard_batch(
+            (self.noise(z_key, real.shape[0]), self.fake_digits(z_key, real.shape[0]))
+        )
+        fakes, g_vjp, stats = jax.vjp(
+            lambda p: self._generate_train(g, z, fake_digits, p), g.params, has_aux=True
+        )
         models, d_loss = self.discriminator_update(models, real, fakes, d_key, digits, fake_digits)
         d_params = models["discriminator"].params
         g_loss, fake_grads = jax.value_and_grad(
-            lambda f: self._generator_loss(d_params, f, fake_digits, g_key))(fakes)
+            lambda f: self._generator_loss(d_params, f, fake_digits, g_key)
+        )(fakes)
         (g_grads,) = g_vjp(fake_grads)
-        return {**models, "generator": self._update_generator(g, g_grads, stats)}, {"d_loss": d_loss, "g_loss": g_loss}
+        return {**models, "generator": self._update_generator(g, g_grads, stats)}, {
+            "d_loss": d_loss,
+            "g_loss": g_loss,
+        }
 
-    def critic_steps_then_generator(self, models: dict[str, ModelState], real: jax.Array, key: jax.Array,
-                                    digits: jax.Array | None = None) -> tuple[dict[str, ModelState], Metrics]:
+    def critic_steps_then_generator(
+        self,
+        models: dict[str, ModelState],
+        real: jax.Array,
+        key: jax.Array,
+        digits: jax.Array | None = None,
+    ) -> tuple[dict[str, ModelState], Metrics]:
         """`critic_steps` D updates, the i-th on real batch i (of B) with fresh fakes, then one G update
         on fresh noise; `real` uint8 `[critic_steps · B, H, W, C]`, `digits` int32 `[critic_steps · B]`.
 
@@ -243,23 +311,27 @@ class GANTask(GenerativeTask):
         d_losses = []
         # Unrolled, not a lax.scan: on a 2-core CPU (n = 5, batch 64) the scan's step took ~25x as long,
         # as XLA:CPU runs convolution gradients inside a loop slowly, and it did not compile faster.
-        for real_i, digits_i, key_i in zip(real, digits, jax.random.split(critic_key, n)):
+        for real_i, digits_i, key_i in zip(real, digits, jax.random.split(critic_key, n), strict=False):
             models, d_loss = self._critic_update(models, real_i, key_i, digits_i)
             d_losses.append(d_loss)
         models, g_loss = self._generator_update_on_fresh_noise(models, real.shape[1], g_key)
         return models, {"d_loss": jnp.mean(jnp.stack(d_losses)), "g_loss": g_loss}
 
-    def _critic_update(self, models: dict[str, ModelState], real: jax.Array, key: jax.Array, digits=None
-                       ) -> tuple[dict[str, ModelState], jax.Array]:
+    def _critic_update(
+        self, models: dict[str, ModelState], real: jax.Array, key: jax.Array, digits=None
+    ) -> tuple[dict[str, ModelState], jax.Array]:
         """`discriminator_update` on float `real` `[B, H, W, C]` and B fakes of a fresh G(z) in training mode."""
         z_key, d_key = jax.random.split(key)
         real, digits = shard_batch((real, digits))
-        z, fake_digits = shard_batch((self.noise(z_key, real.shape[0]), self.fake_digits(z_key, real.shape[0])))
+        z, fake_digits = shard_batch(
+            (self.noise(z_key, real.shape[0]), self.fake_digits(z_key, real.shape[0]))
+        )
         fakes, _ = self._generate_train(models["generator"], z, fake_digits)
         return self.discriminator_update(models, real, fakes, d_key, digits, fake_digits)
 
-    def _generator_update_on_fresh_noise(self, models: dict[str, ModelState], num: int, key: jax.Array
-                                         ) -> tuple[dict[str, ModelState], jax.Array]:
+    def _generator_update_on_fresh_noise(
+        self, models: dict[str, ModelState], num: int, key: jax.Array
+    ) -> tuple[dict[str, ModelState], jax.Array]:
         """`generator_update` on `num` fresh noise vectors (and, for the cGAN, uniform digits)."""
         z_key, d_key = jax.random.split(key)
         z, digits = shard_batch((self.noise(z_key, num), self.fake_digits(z_key, num)))
@@ -296,7 +368,15 @@ class CGANTask(GANTask):
         labels = jax.device_put(self.host_labels(train))
         return {"images": super().device_data(train), "labels": labels}
 
-    def step(self, models: dict[str, ModelState], data: dict[str, jax.Array], perm: jax.Array, index: jax.Array,
-             key: jax.Array) -> tuple[dict[str, ModelState], Metrics]:
+    def step(
+        self,
+        models: dict[str, ModelState],
+        data: dict[str, jax.Array],
+        perm: jax.Array,
+        index: jax.Array,
+        key: jax.Array,
+    ) -> tuple[dict[str, ModelState], Metrics]:
         idx = batch_indices(perm, index, self.images_per_step)
-        return self.train_step(models, jnp.take(data["images"], idx, axis=0), key, jnp.take(data["labels"], idx))
+        return self.train_step(
+            models, jnp.take(data["images"], idx, axis=0), key, jnp.take(data["labels"], idx)
+        )

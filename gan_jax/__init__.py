@@ -14,7 +14,8 @@ Importing it changes nothing process-wide; `gan_jax.setup_process()` turns on wh
     train(GANConfig(epochs=5), "runs/gan")                # what `gan-jax train gan` calls
     train(GANConfig(dataset="fashion_mnist"), "runs/fashion")   # any `gan_jax.data.DATASETS` name
 
-    sgan = SGANTask(SGANConfig(labels=100, data_seeds=(0, 1)))   # two data seeds, one vmapped program
+    # two data seeds, one vmapped program:
+    sgan = SGANTask(SGANConfig(labels=100, data_seeds=(0, 1)))
     train(sgan.config, "runs/sgan100"); evaluate_run("runs/sgan100")["test_accuracy"]
 """
 

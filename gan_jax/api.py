@@ -27,7 +27,8 @@ def load_run(workdir: str | os.PathLike) -> tuple[Any, TrainState]:
     """The task and the newest intact checkpointed state of a workdir (read-only).
 
     Raises:
-      CheckpointError: no checkpoint (saying so, and whether a training is running there) or none intact.
+      CheckpointError: no checkpoint (saying so, and whether a training is running there) or none
+        intact.
     """
     owner = training_owner(workdir)
     if owner is not None and CheckpointStore.latest_in(workdir) is None:
@@ -37,7 +38,13 @@ def load_run(workdir: str | os.PathLike) -> tuple[Any, TrainState]:
         )
     with CheckpointStore(workdir, create=False) as store:
         task = make_task(config_from_dict(store.read_config()))
-        state, _ = store.restore_latest_good(task.init(), quarantine=False)
+        restored = store.restore_latest_good(task.init(), quarantine=False)
+        if restored is None:  # a checkpoints folder with no checkpoint in it
+            raise CheckpointError(
+                f"no checkpoints in {workdir}; train first, e.g. `gan-jax train gan --workdir "
+                f"{workdir}`"
+            )
+        state, _ = restored
     return task, state
 
 
@@ -127,7 +134,8 @@ def train_feature_network(
             data_lib.load(config.dataset, split, config.data_source) for split in ("train", "test")
         )
         log.info(
-            "training the Fréchet-distance feature network on this machine (a few minutes on a CPU) in %s",
+            "training the Fréchet-distance feature network on this machine (a few minutes on a "
+            "CPU) in %s",
             folder / "train",
         )
         state = train(

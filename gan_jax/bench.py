@@ -1,4 +1,5 @@
-"""Training-step benchmarks: one JSON line per configuration (`gan-jax bench`, `python -m benchmarks.run`).
+"""Training-step benchmarks: one JSON line per configuration (`gan-jax bench`,
+`python -m benchmarks.run`).
 
 Configurations: the tutorial DCGAN (batch 64, 256, 1024 by default) and the SGAN MLP recipe (batch
 100; 1 and 10 data seeds vmapped together). Each line holds steps/s, images/s, the compile time,
@@ -36,8 +37,9 @@ MNIST_TRAIN_EXAMPLES = 60_000  # the recipe's epoch is this many images
 
 
 def matmul_size(platform: str | None = None) -> int:
-    """The matrix side that reaches a platform's matmul peak: 2048 on CPU (larger only takes longer),
-    8192 on GPUs and TPUs (at 2048 an H200 measured 116 bf16 TFLOP/s, far under its dense peak, issue 16)."""
+    """The matrix side that reaches a platform's matmul peak: 2048 on CPU (larger only takes
+    longer), 8192 on GPUs and TPUs (at 2048 an H200 measured 116 bf16 TFLOP/s, far under its dense
+    peak, issue 16)."""
     return 2048 if (platform or jax.default_backend()) == "cpu" else 8192
 
 
@@ -59,8 +61,9 @@ def _seconds(fn) -> float:
 
 
 def peak_memory() -> dict:
-    """`peak_memory_bytes`: device 0's allocator peak (`peak_memory_kind` 'device_peak_bytes_in_use'),
-    or the process's max RSS where the backend keeps none ('process_max_rss').
+    """`peak_memory_bytes`: device 0's allocator peak (`peak_memory_kind`
+    'device_peak_bytes_in_use'), or the process's max RSS where the backend keeps none
+    ('process_max_rss').
 
     Both are highs of the whole process so far: a later row's value bounds that configuration's
     peak from above (`program_memory_bytes` is per configuration)."""
@@ -328,7 +331,8 @@ def main(args: argparse.Namespace) -> None:
         )
     if not dtypes or set(dtypes) - set(COMPUTE_DTYPES):
         raise ConfigError(
-            f"--dtypes must be a comma-separated subset of {','.join(COMPUTE_DTYPES)}, got {args.dtypes!r}"
+            f"--dtypes must be a comma-separated subset of {','.join(COMPUTE_DTYPES)}, got "
+            f"{args.dtypes!r}"
         )
     steps = args.steps or (5 if jax.default_backend() == "cpu" else 200)
     rows = run_benchmarks(

@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import pathlib
 import shutil
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +50,8 @@ _MIX = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D)
 
 
 def _leaf_checksum(x: jax.Array) -> jax.Array:
-    """Two uint32 words from a leaf's bits and positions; integer arithmetic, so exact on any device."""
+    """Two uint32 words from a leaf's bits and positions; integer arithmetic, so exact on any
+    device."""
     if x.dtype == jnp.bool_:
         bits = x.astype(jnp.uint32)
     elif x.dtype.itemsize == 8:  # both 32-bit halves (a trailing axis of 2)
@@ -75,7 +77,8 @@ def _leaf_checksums(leaves: list[jax.Array]) -> jax.Array:
 
 
 def checksum(tree: Any) -> str:
-    """A checksum of a pytree's arrays computed where they live: only 8 bytes per array reach the host.
+    """A checksum of a pytree's arrays computed where they live: only 8 bytes per array reach the
+    host.
 
     Each array's bits (positions included) are mixed and reduced with wrapping uint32 sums and xors,
     which no reduction order changes, so equal arrays give equal checksums on any machine. The
@@ -96,7 +99,8 @@ def checksum(tree: Any) -> str:
 
 
 def params_fingerprint(state: Any) -> str:
-    """`fingerprint` of every model's parameters and normalization statistics (not optimizer state)."""
+    """`fingerprint` of every model's parameters and normalization statistics (not optimizer
+    state)."""
     return fingerprint(
         {
             name: {"params": m.params, "batch_stats": m.batch_stats}
@@ -115,12 +119,13 @@ class CheckpointStore:
         (reading) a missing folder is an error and nothing on disk is touched.
     """
 
-    def __init__(self, workdir: str | pathlib.Path, *, max_to_keep: int = 3, create: bool = True):
+    def __init__(self, workdir: str | os.PathLike, *, max_to_keep: int = 3, create: bool = True):
         self.workdir = pathlib.Path(workdir).absolute()
         self.directory = self.workdir / "checkpoints"
         if not create and not self.directory.is_dir():
             raise CheckpointError(
-                f"no checkpoints in {workdir}; train first, e.g. `gan-jax train gan --workdir {workdir}`"
+                f"no checkpoints in {workdir}; train first, e.g. `gan-jax train gan --workdir "
+                f"{workdir}`"
             )
         # Only a training store removes leftovers of interrupted saves: a reader (`info`, `sample`)
         # running beside a training process must not delete that process's save in progress.
@@ -134,8 +139,9 @@ class CheckpointStore:
         self._pending_step: int | None = None
 
     @staticmethod
-    def latest_in(workdir: str | pathlib.Path) -> int | None:
-        """The newest complete checkpoint's step in `workdir`, or None; reads without opening a store."""
+    def latest_in(workdir: str | os.PathLike) -> int | None:
+        """The newest complete checkpoint's step in `workdir`, or None; reads without opening a
+        store."""
         directory = pathlib.Path(workdir) / "checkpoints"
         steps = (
             [int(p.name) for p in directory.iterdir() if p.is_dir() and p.name.isdigit()]
@@ -154,9 +160,11 @@ class CheckpointStore:
         The state's arrays must stay alive (not donated) until the next `save` or `wait`; the loop
         passes a device copy. An earlier save still in progress is finished first.
         Raises:
-          CheckpointError: this or the previous save failed (e.g. a full disk); older checkpoints are untouched.
+          CheckpointError: this or the previous save failed (e.g. a full disk); older checkpoints
+            are untouched.
         """
-        # A deep copy: Orbax writes it in the background while the loop goes on changing its counters.
+        # A deep copy: Orbax writes it in the background while the loop goes on changing its
+        # counters.
         loop = json.loads(json.dumps({**loop, "state_checksum": checksum(state)}))
         config = json.loads(json.dumps(config))
         args = ocp.args.Composite(
@@ -186,8 +194,9 @@ class CheckpointStore:
     def _failed(self, step: int | None, err: OSError) -> CheckpointError:
         self.manager.reload()
         return CheckpointError(
-            f"could not save the checkpoint of step {step} in {self.directory} ({err.strerror or err}); "
-            f"free space or fix permissions, then run the same command to resume from step {self.latest_step()}"
+            f"could not save the checkpoint of step {step} in {self.directory} "
+            f"({err.strerror or err}); free space or fix permissions, then run the same command to "
+            f"resume from step {self.latest_step()}"
         )
 
     def read_config(self, step: int | None = None) -> dict[str, Any]:
@@ -257,7 +266,8 @@ class CheckpointStore:
                 else "all are damaged"
             )
             raise CheckpointError(
-                f"no usable checkpoint in {self.directory} ({where}); pass a new --workdir to start over"
+                f"no usable checkpoint in {self.directory} ({where}); pass a new --workdir to "
+                "start over"
             )
         return None
 
@@ -288,6 +298,6 @@ class CheckpointStore:
     def __enter__(self) -> CheckpointStore:
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc: Any) -> Literal[False]:
         self.close()
         return False

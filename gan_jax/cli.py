@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import pathlib
 import sys
+from typing import Any
 
 from gan_jax.cli_options import (
     add_config_options,
@@ -67,9 +68,11 @@ def _add_output_args(parser: argparse.ArgumentParser) -> None:
         "--checkpoint-seconds",
         type=bounded(float, lambda v: v >= 0, "a number >= 0"),
         default=None,
-        help="save at an epoch's end only once S seconds have passed since the last save; 0 = every "
-        "epoch (default: automatic, at most 2%% of the time spent saving; the run's end, Ctrl-C/SIGTERM "
-        "and --checkpoint-every always save)",
+        help=(
+            "save at an epoch's end only once S seconds have passed since the last save; 0 = "
+            "every epoch (default: automatic, at most 2%% of the time spent saving; the run's "
+            "end, Ctrl-C/SIGTERM and --checkpoint-every always save)"
+        ),
     )
 
 
@@ -89,12 +92,16 @@ _SWEEP_OWN = ("labels", "data_seeds")  # the sweep's own options: lists of value
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
-        description="GANs on small images (MNIST by default) in JAX/Flax: train, resume, sample, evaluate, sweep.",
+        description=(
+            "GANs on small images (MNIST by default) in JAX/Flax: train, resume, sample, "
+            "evaluate, sweep."
+        ),
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = commands.add_parser("train", help="train a model (resumes if WORKDIR has checkpoints)")
     tasks = train.add_subparsers(dest="task", required=True, parser_class=_Parser)
+    task: type[Any]  # a task class, with its `config_type`
     for name, task in TASKS.items():
         kind = task.config_type
         summary, paragraph = docstring_summary(kind)
@@ -102,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=summary[0].lower() + summary[1:],
             description=(
-                f"{paragraph} Running the same command again with the same --workdir resumes from its latest "
-                f"checkpoint; `{PROG} evaluate --workdir WORKDIR` scores it."
+                f"{paragraph} Running the same command again with the same --workdir resumes from "
+                f"its latest checkpoint; `{PROG} evaluate --workdir WORKDIR` scores it."
             ),
         )
         sub.add_argument(
@@ -118,11 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         "evaluate",
-        help="score a workdir as one JSON line: FD/IS of a GAN's samples, or a classifier's accuracy",
-        description="Print one JSON line about the latest checkpoint's final parameters (the EMA when kept). "
-        "gan/cgan: Fréchet distance of --samples generated images to the test images in the "
-        "dataset's feature network's features, beside the floor FD(train, test), the Inception Score, "
-        "the confident share and (cgan) the digit accuracy. sgan/supervised/features: test accuracy.",
+        help=(
+            "score a workdir as one JSON line: FD/IS of a GAN's samples, or a classifier's accuracy"
+        ),
+        description=(
+            "Print one JSON line about the latest checkpoint's final parameters (the EMA when "
+            "kept). gan/cgan: Fréchet distance of --samples generated images to the test images "
+            "in the dataset's feature network's features, beside the floor FD(train, test), the "
+            "Inception Score, the confident share and (cgan) the digit accuracy. "
+            "sgan/supervised/features: test accuracy."
+        ),
     )
     evaluate.add_argument("--workdir", required=True, type=pathlib.Path, help="a trained workdir")
     evaluate.add_argument(
@@ -134,10 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     features = commands.add_parser(
         "features",
-        help="load (or --retrain) the Fréchet-distance feature network; print its checksum and accuracy",
-        description="Load the feature network that defines the Fréchet distance (MNIST's is shipped in the package, "
-        "the same on every machine) and print one JSON line: path, SHA-256, test accuracy, FD floor. "
-        "--retrain trains one on this machine instead (cached) and reports it.",
+        help=(
+            "load (or --retrain) the Fréchet-distance feature network; print its checksum and "
+            "accuracy"
+        ),
+        description=(
+            "Load the feature network that defines the Fréchet distance (MNIST's is shipped in "
+            "the package, the same on every machine) and print one JSON line: path, SHA-256, test "
+            "accuracy, FD floor. --retrain trains one on this machine instead (cached) and "
+            "reports it."
+        ),
     )
     features.add_argument(
         "--data-source",
@@ -163,9 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser(
         "sweep",
         help="SGAN vs supervised over label counts and data seeds: CSV, table, bar chart, samples",
-        description="Train the SGAN and the supervised baseline for every label count, all data seeds of a "
-        "label count in one vmapped program; write results.csv, results.md, results.json, "
-        "accuracy_vs_labels.png and samples_over_training.png into OUT. Rerunning resumes.",
+        description=(
+            "Train the SGAN and the supervised baseline for every label count, all data seeds of "
+            "a label count in one vmapped program; write results.csv, results.md, results.json, "
+            "accuracy_vs_labels.png and samples_over_training.png into OUT. Rerunning resumes."
+        ),
     )
     sweep.add_argument(
         "--labels", required=True, type=int_list, help="label counts, e.g. 20,50,100,1000"
@@ -194,7 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--workdir",
         required=True,
         type=pathlib.Path,
-        help="a workdir of `gan-jax train gan`, `train cgan` or `train sgan` (first data seed's generator)",
+        help=(
+            "a workdir of `gan-jax train gan`, `train cgan` or `train sgan` (first data seed's "
+            "generator)"
+        ),
     )
     sample.add_argument(
         "--num", type=_positive_int, default=64, help="how many digits (default 64)"
@@ -212,9 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench",
         help="time the training steps (DCGAN, SGAN MLP): one JSON line per configuration",
-        description="Time the DCGAN step (batch 64/256/1024) and the SGAN MLP recipe's step (batch 100, 1 and 10 "
-        "data seeds vmapped) on synthetic data already on the device: steps/s, images/s, compile "
-        "time, GFLOP/s beside matmul peaks measured in the same run, peak memory, device, versions.",
+        description=(
+            "Time the DCGAN step (batch 64/256/1024) and the SGAN MLP recipe's step (batch 100, 1 "
+            "and 10 data seeds vmapped) on synthetic data already on the device: steps/s, "
+            "images/s, compile time, GFLOP/s beside matmul peaks measured in the same run, peak "
+            "memory, device, versions."
+        ),
     )
     from gan_jax.bench import add_arguments
 
@@ -256,7 +282,8 @@ def _train(args) -> None:
     from gan_jax.errors import ConfigError
     from gan_jax.tasks import task_class
 
-    kind = task_class(args.task).config_type
+    task: type[Any] = task_class(args.task)
+    kind = task.config_type
     try:
         config = make_config(kind, args)
     except ConfigError as err:
@@ -404,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except KeyboardInterrupt:
         print(
-            f"{PROG}: interrupted at once; run the same command to resume from the latest checkpoint",
+            f"{PROG}: interrupted at once; run the same command to resume from the latest "
+            "checkpoint",
             file=sys.stderr,
         )
         return 130

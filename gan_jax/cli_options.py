@@ -20,7 +20,8 @@ from gan_jax.config import field_docs
 
 
 def bounded(convert, accept, what: str):
-    """An argparse type: `convert(text)`, refused unless `accept(value)`; errors say `what` was expected."""
+    """An argparse type: `convert(text)`, refused unless `accept(value)`; errors say `what` was
+    expected."""
 
     def parse(text: str):
         try:
@@ -69,7 +70,8 @@ def _shown(value) -> str:
 
 
 def _default_text(kind, field: dataclasses.Field) -> str:
-    """' (default X)', or each recipe's value where recipes differ (' (default: mlp 300, conv 5)')."""
+    """' (default X)', or each recipe's value where recipes differ
+    (' (default: mlp 300, conv 5)')."""
     if field.name == kind.RECIPE_FIELD:
         return f" (default {next(iter(kind.RECIPES))})"
     values = {name: recipe.get(field.name, field.default) for name, recipe in kind.RECIPES.items()}
@@ -81,16 +83,19 @@ def _default_text(kind, field: dataclasses.Field) -> str:
 
 
 def _as_options(text: str, kind) -> str:
-    """`text` with each backquoted field name of `kind` written as its option (`batch_size` → --batch-size)."""
+    """`text` with each backquoted field name of `kind` written as its option
+    (`batch_size` → --batch-size)."""
     for field in dataclasses.fields(kind):
         text = text.replace(f"`{field.name}`", option(field.name))
     return text
 
 
 def _field_argument(kind, field: dataclasses.Field, hint, doc: str) -> dict:
-    """argparse keywords for a config field: its type from the annotation, choices, help from its doc.
+    """argparse keywords for a config field: its type from the annotation, choices, help from its
+    doc.
 
-    Values are converted here and checked by the config, whose errors `worded_as_options` words as options.
+    Values are converted here and checked by the config, whose errors `worded_as_options` words as
+    options.
     """
     if typing.get_origin(hint) in (
         typing.Union,
@@ -112,8 +117,8 @@ def _field_argument(kind, field: dataclasses.Field, hint, doc: str) -> dict:
             type=_NUMBERS[hint], default=None, metavar="N" if hint is int else "X", help=text
         )
     raise TypeError(
-        f"{kind.__name__}.{field.name}: the CLI has no option type for {hint}; use int, float, str, "
-        "bool, tuple[int, ...] or one of those | None"
+        f"{kind.__name__}.{field.name}: the CLI has no option type for {hint}; use int, float, "
+        "str, bool, tuple[int, ...] or one of those | None"
     )
 
 
@@ -147,10 +152,10 @@ def add_config_options(parser: argparse.ArgumentParser, kind, skip: tuple[str, .
             continue
         if field.name not in docs:
             raise TypeError(
-                f"{kind.__name__}.{field.name} has no line in the class docstring's Attributes section, "
-                "which the CLI uses as its help; add one"
+                f"{kind.__name__}.{field.name} has no line in the class docstring's Attributes "
+                "section, which the CLI uses as its help; add one"
             )
-        target = parser
+        target: argparse._ActionsContainer = parser
         if field.name in _SINGULAR:
             target = parser.add_mutually_exclusive_group()
             singular, what, accept = _SINGULAR[field.name]
@@ -171,7 +176,8 @@ def add_config_options(parser: argparse.ArgumentParser, kind, skip: tuple[str, .
 
 
 def given_fields(kind, args, skip: tuple[str, ...] = ()) -> dict:
-    """The fields of config class `kind` that have an option in `args`, with its value (None: not given)."""
+    """The fields of config class `kind` that have an option in `args`, with its value (None: not
+    given)."""
     return {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(kind)
@@ -194,7 +200,8 @@ def docstring_summary(kind) -> tuple[str, str]:
 
 def worded_as_options(message: str, kind) -> str:
     """A config error as the command line says it: its leading field name, and every field name with
-    an underscore (never prose), written as the option (`learning_rate must ...` → `--learning-rate must ...`)."""
+    an underscore (never prose), written as the option (`learning_rate must ...` →
+    `--learning-rate must ...`)."""
     words = message.split(" ", 1)
     names = {f.name for f in dataclasses.fields(kind)}
     if words[0].rstrip(":") in names:

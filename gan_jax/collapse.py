@@ -36,7 +36,8 @@ def collapsing(
     """
     if len(d_losses) != len(g_losses):
         raise ValueError(
-            f"need one generator loss per discriminator loss, got {len(d_losses)} and {len(g_losses)}"
+            f"need one generator loss per discriminator loss, got {len(d_losses)} and "
+            f"{len(g_losses)}"
         )
     if len(d_losses) < epochs:
         return False
@@ -45,8 +46,8 @@ def collapsing(
 
 
 def newly_collapsing(d_losses: Sequence[float], g_losses: Sequence[float], **kwargs) -> bool:
-    """`collapsing` now but not one epoch earlier: true once per episode, so a warning is not repeated
-    every epoch (nor again when a run resumes)."""
+    """`collapsing` now but not one epoch earlier: true once per episode, so a warning is not
+    repeated every epoch (nor again when a run resumes)."""
     return collapsing(d_losses, g_losses, **kwargs) and not collapsing(
         d_losses[:-1], g_losses[:-1], **kwargs
     )
@@ -64,7 +65,8 @@ def warning(
     """The one-line warning for a member (`member` names its data seed, if any)."""
     who = "".join(f" ({k.replace('_', ' ')} {v})" for k, v in member.items())
     return (
-        f"collapse at epoch {epoch}{who}: {d_key} {d_losses[-1]:.4f} has stayed below {D_LOSS_MAX} for {epochs} "
-        f"epochs while {g_key} rose {g_losses[-epochs]:.4g} -> {g_losses[-1]:.4g}: the discriminator has won and "
-        f"the generator no longer helps; stop and change the recipe (learning rate, Adam epsilon) or the seed"
+        f"collapse at epoch {epoch}{who}: {d_key} {d_losses[-1]:.4f} has stayed below {D_LOSS_MAX} "
+        f"for {epochs} epochs while {g_key} rose {g_losses[-epochs]:.4g} -> {g_losses[-1]:.4g}: "
+        "the discriminator has won and the generator no longer helps; stop and change the recipe "
+        "(learning rate, Adam epsilon) or the seed"
     )

@@ -52,7 +52,8 @@ class TrainingConfig(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """The fields every task's config shares, declared once, with the JSON round trip and resume checks.
+    """The fields every task's config shares, declared once, with the JSON round trip and resume
+    checks.
 
     A task's config subclasses it, adding its own fields and redeclaring a shared one only to
     change its default.
@@ -88,8 +89,9 @@ class RunConfig:
         "data_source": DATA_SOURCES,
         "dataset": tuple(DATASETS),
     }
-    # Named sets of defaults (`recipe`); the first is the default recipe. `RECIPE_FIELD` is the field
-    # a recipe's name is stored in (a classifier's `model`), or None when the name is not stored.
+    # Named sets of defaults (`recipe`); the first is the default recipe. `RECIPE_FIELD` is the
+    # field a recipe's name is stored in (a classifier's `model`), or None when the name is not
+    # stored.
     RECIPES: ClassVar[dict[str, dict[str, Any]]] = {"default": {}}
     RECIPE_FIELD: ClassVar[str | None] = None
     # Fields a command line must give (the API keeps their defaults).
@@ -134,7 +136,8 @@ class RunConfig:
         name = next(iter(cls.RECIPES)) if name is None else name
         if name not in cls.RECIPES:
             raise ConfigError(
-                f"{cls.RECIPE_FIELD or 'recipe'} must be one of {', '.join(cls.RECIPES)}, got {name!r}"
+                f"{cls.RECIPE_FIELD or 'recipe'} must be one of {', '.join(cls.RECIPES)}, got "
+                f"{name!r}"
             )
         chosen = overrides.get(cls.RECIPE_FIELD) if cls.RECIPE_FIELD else None
         if chosen is not None and chosen != name:
@@ -161,7 +164,10 @@ class RunConfig:
         unknown = sorted(set(stored) - names)
         if unknown:
             raise ConfigError(f"unknown config keys {unknown} for task {cls.task!r}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()})
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()
+        }
+        return cls(**values)
 
     def conflicts_with(self, stored: dict[str, Any]) -> list[str]:
         """Names of result-deciding fields whose value differs from a stored config's."""
@@ -200,7 +206,8 @@ class GANConfig(RunConfig):
       d_features: discriminator conv widths, each a stride-2 5x5 conv.
       dropout: discriminator dropout rate, in [0, 1).
       num_samples: fixed noise vectors drawn for the per-epoch sample grid.
-      beta1: Adam's first-moment decay for both models (the tutorial's Keras default 0.9; DCGAN 0.5).
+      beta1: Adam's first-moment decay for both models (the tutorial's Keras default 0.9; DCGAN
+        0.5).
       d_learning_rate: the discriminator's Adam step size; not set (None): `learning_rate` (two
         rates make the two-time-scale update rule, TTUR).
       g_ema_decay: sample and evaluate an exponential moving average of the generator's parameters
@@ -209,7 +216,8 @@ class GANConfig(RunConfig):
         `eval_samples` generated images to every epoch's metrics row (`gan_jax.evaluate`).
       eval_samples: generated images per per-epoch evaluation.
       compute_dtype: 'float32' or 'bfloat16': the dtype of activations and matrix products.
-        Parameters, optimizer states, BatchNorm statistics and losses stay float32 (mixed precision).
+        Parameters, optimizer states, BatchNorm statistics and losses stay float32 (mixed
+        precision).
       loss: the adversarial objective (`gan_jax.losses.GAN_LOSSES`): 'non_saturating' (BCE, the
         tutorial's), 'hinge', 'wgan_gp' (Wasserstein critic with a gradient penalty) or
         'least_squares' (LSGAN).
@@ -255,12 +263,13 @@ class GANConfig(RunConfig):
             require_positive(name, getattr(self, name))
         if not self.gp_weight >= 0:
             raise ConfigError(
-                f"gp_weight must be >= 0, got {self.gp_weight!r}; pass e.g. 10 (the WGAN-GP paper's)"
+                f"gp_weight must be >= 0, got {self.gp_weight!r}; pass e.g. 10 (the WGAN-GP "
+                "paper's)"
             )
         if self.eval_samples < 2:
             raise ConfigError(
-                f"eval_samples must be >= 2 (a covariance needs two samples), got {self.eval_samples}; "
-                "pass e.g. 10000"
+                "eval_samples must be >= 2 (a covariance needs two samples), got "
+                f"{self.eval_samples}; pass e.g. 10000"
             )
         if not 0 <= self.beta1 < 1:
             raise ConfigError(f"beta1 must be in [0, 1), got {self.beta1!r}; pass e.g. 0.5 or 0.9")
@@ -354,8 +363,9 @@ MLP_RECIPE: dict[str, Any] = dict(
     batch_size=100,
     learning_rate=3e-3,
     beta1=0.5,  # the script: constant 3e-3, beta1 0.5
-    # The script's Adam (Lasagne-style) divides by sqrt(v_hat + 1e-8): epsilon inside the root. With
-    # optax's default (1e-8 outside) the discriminator won and the run collapsed on every seed tried.
+    # The script's Adam (Lasagne-style) divides by sqrt(v_hat + 1e-8): epsilon inside the root.
+    # With optax's default (1e-8 outside) the discriminator won and the run collapsed on every seed
+    # tried.
     adam_eps=0.0,
     adam_eps_root=1e-8,
     # The script evaluates an average of D's parameters, a += 1e-4 (p - a) from zero (decay 0.9999);
@@ -443,7 +453,8 @@ class SupervisedConfig(RunConfig):
         if dataset(self.dataset).shape != (28, 28, 1):
             raise ConfigError(
                 f"the {self.task} models are sized for 28×28×1 images, not {self.dataset}'s "
-                f"{dataset(self.dataset).shape}; pass --dataset {' or '.join(names_with_shape((28, 28, 1)))}"
+                f"{dataset(self.dataset).shape}; pass --dataset "
+                f"{' or '.join(names_with_shape((28, 28, 1)))}"
             )
         self._check_common()
         require_label_count(self.labels, dataset(self.dataset).num_classes)
@@ -454,7 +465,8 @@ class SupervisedConfig(RunConfig):
             or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)
         ):
             raise ConfigError(
-                f"data_seeds must be one or more non-negative integers, got {seeds!r}; pass e.g. 0,1,2"
+                f"data_seeds must be one or more non-negative integers, got {seeds!r}; pass e.g. "
+                "0,1,2"
             )
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"data_seeds has duplicates: {list(seeds)}; pass each seed once")
@@ -462,7 +474,8 @@ class SupervisedConfig(RunConfig):
             raise ConfigError(f"beta1 must be in [0, 1), got {self.beta1!r}; pass e.g. 0.5 or 0.9")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(
-                f"ema_decay must be in [0, 1), got {self.ema_decay!r}; pass e.g. 0.9999, or 0 for none"
+                f"ema_decay must be in [0, 1), got {self.ema_decay!r}; pass e.g. 0.9999, or 0 for "
+                "none"
             )
         if not (
             self.adam_eps >= 0
@@ -470,8 +483,8 @@ class SupervisedConfig(RunConfig):
             and self.adam_eps + self.adam_eps_root > 0
         ):
             raise ConfigError(
-                f"adam_eps and adam_eps_root must be >= 0 and not both 0, got {self.adam_eps!r} and "
-                f"{self.adam_eps_root!r}; pass e.g. --adam-eps 0 --adam-eps-root 1e-8"
+                f"adam_eps and adam_eps_root must be >= 0 and not both 0, got {self.adam_eps!r} "
+                f"and {self.adam_eps_root!r}; pass e.g. --adam-eps 0 --adam-eps-root 1e-8"
             )
         if self.compute_dtype != "float32" and self.model != "mlp":
             raise ConfigError(
@@ -482,7 +495,8 @@ class SupervisedConfig(RunConfig):
 
 @dataclasses.dataclass(frozen=True)
 class SGANConfig(SupervisedConfig):
-    """The semi-supervised GAN: a classifier from few labels, every training image unlabeled, and fakes.
+    """The semi-supervised GAN: a classifier from few labels, every training image unlabeled, and
+    fakes.
 
     The `SupervisedConfig` classifier (K class logits, K the dataset's classes) also learns D(x) =
     sigmoid(logsumexp(logits)): real for the unlabeled images, fake for a generator's.
@@ -520,7 +534,8 @@ class SGANConfig(SupervisedConfig):
 
 
 def field_docs(kind: type) -> dict[str, str]:
-    """Each field's description, from the "Attributes" sections of `kind`'s docstring and its bases'.
+    """Each field's description, from the "Attributes" sections of `kind`'s docstring and its
+    bases'.
 
     An entry is `name: text` (or `a, b: text` for two fields) indented by two spaces under a header
     starting with "Attributes" and ending with ':', continuation lines indented further; a

@@ -38,8 +38,9 @@ def unused_accelerator_warning() -> str | None:
     for platform in accelerators_present():
         _, name, install = _HARDWARE[platform]
         return (
-            f"this machine has {name} but JAX runs on CPU (the installed jaxlib has no {platform} support): "
-            f"install JAX's {platform} build with {install}, then check with `gan-jax devices`"
+            f"this machine has {name} but JAX runs on CPU (the installed jaxlib has no {platform} "
+            f"support): install JAX's {platform} build with {install}, then check with `gan-jax "
+            "devices`"
         )
     return None
 

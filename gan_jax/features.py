@@ -1,4 +1,5 @@
-"""The feature network of the Fréchet distance: shipped in the package, or one trained on this machine.
+"""The feature network of the Fréchet distance: shipped in the package, or one trained on this
+machine.
 
 Inception weights cannot be downloaded here, and MNIST is the wrong domain for them anyway: the
 usual practice is a small MNIST classifier's features. The default network (`FEATURE_NET`,
@@ -114,7 +115,8 @@ def _apply(network: FeatureNet, params, images: jax.Array):
 
 
 def cache_folder(config: FeatureNetConfig) -> pathlib.Path:
-    """Where the network of `config` is trained and cached (named by a hash of its training fields)."""
+    """Where the network of `config` is trained and cached (named by a hash of its training
+    fields)."""
     digest = hashlib.sha256(_config_json(config).encode()).hexdigest()[:12]
     root = os.environ.get("GAN_JAX_FEATURES") or data_lib.cache_dir()
     return pathlib.Path(root) / f"feature_net_{digest}"
@@ -153,7 +155,8 @@ def _load_packaged(path: pathlib.Path) -> FeatureNetwork:
     ):  # a changed default must come with a new file
         raise DataError(
             f"the packaged feature network {path} was trained with {arrays['config']}, not "
-            f"{_config_json(PACKAGED_CONFIG)}; retrain it (`gan-jax features --retrain`) and package it"
+            f"{_config_json(PACKAGED_CONFIG)}; retrain it (`gan-jax features --retrain`) "
+            "and package it"
         )
     return _network(PACKAGED_CONFIG, arrays, path, digest)
 
@@ -163,14 +166,16 @@ def _load_cached(config: FeatureNetConfig, folder: pathlib.Path) -> FeatureNetwo
     arrays = read_cached(config, folder)
     if arrays is None:
         raise DataError(
-            f"no intact feature network for this config in {folder}; train it with `gan-jax features "
-            f"--retrain --dataset {config.dataset}` (or gan_jax.api.train_feature_network), then evaluate again"
+            f"no intact feature network for this config in {folder}; train it with "
+            f"`gan-jax features --retrain --dataset {config.dataset}` "
+            "(or gan_jax.api.train_feature_network), then evaluate again"
         )
     return _network(config, arrays, folder / FILE, data_lib.sha256_of(folder / FILE))
 
 
 def read_cached(config: FeatureNetConfig, folder: pathlib.Path) -> dict[str, np.ndarray] | None:
-    """The cached arrays of `config`'s network in `folder`, or None when missing, damaged or of another config."""
+    """The cached arrays of `config`'s network in `folder`, or None when missing, damaged or of
+    another config."""
     arrays = data_lib.read_verified_npz(folder / FILE, "feature network cache")
     return None if arrays is None or str(arrays["config"]) != _config_json(config) else arrays
 

@@ -20,7 +20,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -101,7 +101,7 @@ def plan_calls(
 
 def every(step: int, n: int | None) -> bool:
     """Whether `step` is on the schedule "every `n` steps" (never when `n` is None or 0)."""
-    return bool(n) and step % n == 0
+    return n is not None and n != 0 and step % n == 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +163,8 @@ class Background:
             raise
 
     def wait(self, quietly: bool = False) -> None:
-        """Blocks until every job is done; re-raises the first failure, or with `quietly` logs it."""
+        """Blocks until every job is done; re-raises the first failure, or with `quietly` logs
+        it."""
         jobs, self.jobs = self.jobs, []
         for job in jobs:
             if not quietly:
@@ -174,7 +175,7 @@ class Background:
     def __enter__(self) -> Background:
         return self
 
-    def __exit__(self, exc_type: Any, *exc: Any) -> bool:
+    def __exit__(self, exc_type: Any, *exc: Any) -> Literal[False]:
         if (
             exc_type is KeyboardInterrupt
         ):  # a second Ctrl-C: leave now, an epoch's outputs may be lost
@@ -482,7 +483,7 @@ class StopOnSignal:
             signal.Signals(signum).name,
         )
 
-    def __exit__(self, *exc: Any) -> bool:
+    def __exit__(self, *exc: Any) -> Literal[False]:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         return False
@@ -580,6 +581,6 @@ class Timing:
     def __enter__(self) -> Timing:
         return self
 
-    def __exit__(self, *exc: Any) -> bool:
+    def __exit__(self, *exc: Any) -> Literal[False]:
         self.write(done_only=True)
         return False

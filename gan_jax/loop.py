@@ -20,7 +20,7 @@ import logging
 import os
 import pathlib
 import time
-from typing import Any
+from typing import Any, cast
 
 import jax
 import numpy as np
@@ -185,7 +185,8 @@ def make_hooks(
     stop = stack.enter_context(hooks.StopOnSignal(workdir))
     events = None
     if run.outputs.tensorboard and writer.enabled and start < run.total_steps:
-        # Events at the checkpoint's step stay when it ends an epoch; a partial segment's are redone.
+        # Events at the checkpoint's step stay when it ends an epoch; a partial segment's are
+        # redone.
         purge_from = None if start == 0 else start + (start % run.steps_per_epoch == 0)
         events = stack.enter_context(
             contextlib.closing(EventWriter(workdir, task.members, purge_from))
@@ -358,7 +359,10 @@ def _final_figures(run: Run, state: TrainState) -> None:
         rng = np.random.default_rng(run.config.seed)
         real = images[rng.choice(len(images), len(generated), replace=False)]
         plots.save_real_vs_generated(
-            workdir / "real_vs_generated.png", np.asarray(to_unit_range(real)), generated
+            # `to_unit_range` scales a host (NumPy) array the same way, on the host
+            workdir / "real_vs_generated.png",
+            np.asarray(to_unit_range(cast(jax.Array, real))),
+            generated,
         )
     first = task.members[0]
     rows = [row for row in read_rows(workdir) if all(row.get(k) == v for k, v in first.items())]

@@ -103,7 +103,8 @@ def gradient_penalty(
 
 
 class GANLoss(NamedTuple):
-    """One adversarial objective of `GAN_LOSSES`: pure functions of logits `[B]`, and what the step adds.
+    """One adversarial objective of `GAN_LOSSES`: pure functions of logits `[B]`, and what the step
+    adds.
 
     Attributes:
       discriminator: `(real_logits, fake_logits) -> scalar` the discriminator (critic) minimizes.
@@ -132,7 +133,8 @@ GAN_LOSSES: dict[str, GANLoss] = {
 
 
 def real_fake_logit(class_logits: jax.Array) -> jax.Array:
-    """The real/fake logit of K class logits `[B, K]`: `logsumexp` over K, `[B]` (never overflows)."""
+    """The real/fake logit of K class logits `[B, K]`: `logsumexp` over K, `[B]` (never
+    overflows)."""
     return jax.nn.logsumexp(class_logits, axis=-1)
 
 
@@ -157,7 +159,8 @@ def unsupervised_loss(real_class_logits: jax.Array, fake_class_logits: jax.Array
 
 
 def feature_matching_loss(fake_features: jax.Array, real_features: jax.Array) -> jax.Array:
-    """Mean over features of the squared difference of batch means: `mean((E f(G(z)) - E f(x))²)`, ≥ 0.
+    """Mean over features of the squared difference of batch means:
+    `mean((E f(G(z)) - E f(x))²)`, ≥ 0.
 
     Improved GAN's form (Salimans et al. 2016). Its gradient grows with the gap, so a generator
     that falls behind a winning discriminator gets ever larger updates.
@@ -170,7 +173,8 @@ def feature_matching_loss(fake_features: jax.Array, real_features: jax.Array) ->
 
 
 def feature_matching_l1_loss(fake_features: jax.Array, real_features: jax.Array) -> jax.Array:
-    """Mean over features of the absolute difference of batch means: `mean(|E f(G(z)) - E f(x)|)`, ≥ 0.
+    """Mean over features of the absolute difference of batch means:
+    `mean(|E f(G(z)) - E f(x)|)`, ≥ 0.
 
     Bad GAN's form (Dai et al. 2017, its MNIST code): each feature's gradient is bounded by 1/F
     whatever the gap. Arguments as in `feature_matching_loss`.

@@ -1,4 +1,5 @@
-"""Data parallelism: one mesh axis `data` over every device, batches sharded along it, states replicated.
+"""Data parallelism: one mesh axis `data` over every device, batches sharded along it, states
+replicated.
 
 Training runs one global program (`jax.jit` with the mesh set): the loop places the dataset, the
 epoch plan and the train state replicated on the mesh (`replicate`), and the tasks mark each batch
@@ -69,7 +70,8 @@ def initialize_distributed() -> bool:
 
 
 def data_mesh(num_devices: int | None = None) -> Mesh | None:
-    """A 1-D mesh `data` over the first `num_devices` devices (default: all), or None for one device."""
+    """A 1-D mesh `data` over the first `num_devices` devices (default: all), or None for one
+    device."""
     devices = jax.devices()
     count = len(devices) if num_devices is None else num_devices
     if not 1 <= count <= len(devices):

@@ -42,7 +42,7 @@ def save_grid(
     """Writes `image_grid(images)` as a PNG (grayscale or RGB), enlarged `scale` times."""
     grid = image_grid(images, cols)
     img = Image.fromarray(grid).resize(
-        (grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST
+        (grid.shape[1] * scale, grid.shape[0] * scale), Image.Resampling.NEAREST
     )
     pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
     img.save(path)

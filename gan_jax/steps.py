@@ -12,9 +12,10 @@ inside a while loop many times slower), which `default_steps_per_call` decides.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax
@@ -58,7 +59,7 @@ class TrainState:
 
 
 def create_model_state(
-    variables: dict[str, Any], tx: optax.GradientTransformation, ema: bool = False
+    variables: Mapping[str, Any], tx: optax.GradientTransformation, ema: bool = False
 ) -> ModelState:
     """Splits linen `variables` into params and batch stats, and starts `tx` on the params; with
     `ema`, also a zero-initialized moving average of the params (see `update_ema`)."""
@@ -76,7 +77,8 @@ def apply_gradients(
 ) -> ModelState:
     """One optimizer update; `batch_stats`, when given, replaces the stored statistics."""
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    return state.replace(
+    return dataclasses.replace(
+        state,
         params=optax.apply_updates(state.params, updates),
         opt_state=opt_state,
         batch_stats=state.batch_stats if batch_stats is None else batch_stats,
@@ -85,8 +87,8 @@ def apply_gradients(
 
 def update_ema(state: ModelState, decay: float) -> ModelState:
     """`ema ← decay · ema + (1 - decay) · params`; read it through `ema_params`."""
-    return state.replace(
-        ema=jax.tree.map(lambda a, p: decay * a + (1.0 - decay) * p, state.ema, state.params)
+    return dataclasses.replace(
+        state, ema=jax.tree.map(lambda a, p: decay * a + (1.0 - decay) * p, state.ema, state.params)
     )
 
 
@@ -137,7 +139,7 @@ def make_runner(step_fn: StepFn, steps_per_epoch: int, num_steps: int, mesh: Mes
         index = state.step % steps_per_epoch
         key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
         models, metrics = step_fn(state.models, data, plan, index, key)
-        return state.replace(step=state.step + 1, models=models), metrics
+        return dataclasses.replace(state, step=state.step + 1, models=models), metrics
 
     def run(state: TrainState, data: Any, plan: Any):
         if num_steps == 1:
@@ -207,7 +209,10 @@ def enable_compilation_cache(
     `JAX_COMPILATION_CACHE_DIR` set by the user wins. Programs compiled in under a second are
     not stored.
     """
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
+    if (
+        os.environ.get("JAX_COMPILATION_CACHE_DIR")
+        or jax.config.values["jax_compilation_cache_dir"]
+    ):
         return
     from gan_jax.data import cache_dir
 

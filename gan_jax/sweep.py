@@ -30,7 +30,8 @@ from gan_jax.workdir import check_workdir
 
 log = logging.getLogger("gan_jax")
 
-METHODS = {name: TASKS[name].config_type for name in ("sgan", "supervised")}
+_METHOD_TASKS: dict[str, type[Any]] = {name: TASKS[name] for name in ("sgan", "supervised")}
+METHODS = {name: task.config_type for name, task in _METHOD_TASKS.items()}
 # Per dataset: published test accuracy (%) of Improved GAN, feature matching (REFERENCE.md §4), and
 # this project's targets, by label count. A dataset without an entry gets no reference columns.
 REFERENCES = {
@@ -131,7 +132,8 @@ def run_sweep(
 
 
 def summarize(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, int], dict[str, float]]:
-    """`(method, labels) → {mean, std, n}` of test accuracy in percent (std with ddof=1; 0 for one run)."""
+    """`(method, labels) → {mean, std, n}` of test accuracy in percent (std with ddof=1; 0 for one
+    run)."""
     groups: dict[tuple[str, int], list[float]] = {}
     for row in rows:
         groups.setdefault((row["method"], row["labels"]), []).append(100 * row["test_accuracy"])
@@ -203,10 +205,9 @@ def write_reports(
         "jax": jax.__version__,
     }
     (out / "results.md").write_text(
-        f"Test accuracy on the {num_test:,} {dataset} test images (final parameters), mean ± std over data "
-        f"seeds.\n\n{markdown_table(rows, dataset)}\nMachine: {machine['device']} ({machine['platform']}), "
-        f"jax {machine['jax']}; "
-        f"sweep wall time {seconds / 60:.1f} min.\n"
+        f"Test accuracy on the {num_test:,} {dataset} test images (final parameters), mean ± std "
+        f"over data seeds.\n\n{markdown_table(rows, dataset)}\nMachine: {machine['device']} "
+        f"({machine['platform']}), jax {machine['jax']}; sweep wall time {seconds / 60:.1f} min.\n"
     )
     stats = summarize(rows)
     summary = {f"{m}/{n}": v for (m, n), v in stats.items()}

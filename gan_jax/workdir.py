@@ -22,7 +22,7 @@ TIMING_FILE = "timing.jsonl"  # per-epoch speed and where the time went (see gan
 try:
     import fcntl
 except ImportError:  # no flock on this platform: runs are not locked
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 
 def check_workdir(workdir: str | os.PathLike) -> pathlib.Path:
@@ -78,7 +78,8 @@ def _lock_exclusive(handle) -> None:
 
 
 def training_owner(workdir: str | os.PathLike) -> str | None:
-    """'process N' while a training holds `workdir`'s lock, else None. Creates and changes nothing."""
+    """'process N' while a training holds `workdir`'s lock, else None. Creates and changes
+    nothing."""
     path = pathlib.Path(workdir) / LOCK_FILE
     if fcntl is None or not path.is_file():
         return None
@@ -125,7 +126,8 @@ def keep_rows(workdir: pathlib.Path, name: str, keep) -> None:
 
 class MetricWriter:
     """The run's jsonl files (`metrics.jsonl`, `timing.jsonl`): rows are written only by the writer
-    process (`enabled`; see `gan_jax.parallel.is_writer`), so no caller checks which process it is."""
+    process (`enabled`; see `gan_jax.parallel.is_writer`), so no caller checks which process it
+    is."""
 
     def __init__(self, workdir: pathlib.Path, names: tuple[str, ...], enabled: bool = True):
         self.workdir, self.names, self.enabled = workdir, names, enabled
@@ -135,7 +137,8 @@ class MetricWriter:
             append_row(self.workdir, name, row)
 
     def keep_complete_up_to(self, step: int) -> None:
-        """Keeps complete rows up to `step`: later ones are written again on resume, partial ones superseded."""
+        """Keeps complete rows up to `step`: later ones are written again on resume, partial ones
+        superseded."""
         if self.enabled:
             for name in self.names:
                 keep_rows(

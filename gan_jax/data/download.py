@@ -14,6 +14,7 @@ import os
 import pathlib
 import subprocess
 import tempfile
+from typing import Any, cast
 
 import numpy as np
 
@@ -101,7 +102,8 @@ def write_verified_npz(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> Non
     """Writes the npz and then its SHA-256 beside it, each by rename, so a kill leaves a state that
     `read_verified_npz` detects."""
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
+    # (cast: the stubs would match a key "allow_pickle" to savez's bool flag; no key is named so)
+    np.savez_compressed(tmp, **cast(dict[str, Any], arrays))
     sums_tmp = path.with_name(path.name + ".sha256.tmp")
     sums_tmp.write_text(sha256_of(tmp) + "\n")
     os.replace(tmp, path)

@@ -15,12 +15,13 @@ LEAK = 0.3  # Keras LeakyReLU's default slope, used by the tutorial
 
 class Generator(nn.Module):
     """Noise `[B, noise_dim]` (and, when `num_classes`, digits int `[B]`) → images `[B, H, W, C]`
-    in [-1, 1], `(H, W, C) = image_shape` (the tutorial's 28×28×1 by default; H and W divisible by 4).
+    in [-1, 1], `(H, W, C) = image_shape` (the tutorial's 28×28×1 by default; H and W divisible
+    by 4).
 
     A conditional generator (`num_classes > 0`) reads `concat(z, one_hot(digit))`. Then:
     Dense (H/4)·(W/4)·f0 → BN → LReLU → ConvT(f1, 5×5, s1) → BN → LReLU → ConvT(f2, 5×5, s2) → BN →
-    LReLU → ConvT(C, 5×5, s2) → tanh; no biases. BatchNorm uses batch statistics when `train`, else the
-    running averages kept in the `batch_stats` collection. `dtype` is the compute dtype
+    LReLU → ConvT(C, 5×5, s2) → tanh; no biases. BatchNorm uses batch statistics when `train`, else
+    the running averages kept in the `batch_stats` collection. `dtype` is the compute dtype
     (parameters stay float32); the images come back as float32 either way.
     """
 

@@ -33,7 +33,7 @@ _SUBPIXEL_MIN_FEATURES = 32
 
 
 def _strided_conv(
-    y: jax.Array, kernel: jax.Array, strides: tuple[int, int], padding: str
+    y: jax.Array, kernel: jax.Array, strides: Sequence[int], padding: str
 ) -> jax.Array:
     """S_K y: `[N, H*s, W*s, C_out]` → `[N, H, W, C_in]` with kernel `[kh, kw, C_out, C_in]`."""
     return lax.conv_general_dilated(y, kernel, strides, padding, dimension_numbers=_DIMS)
@@ -108,7 +108,9 @@ def _transpose_backward(strides, padding, x, kernel, g):
 
 def _conv_backward(strides, padding, y, kernel, g):
     _, kernel_vjp = jax.vjp(lambda k: _strided_conv(y, k, strides, padding), kernel)
-    if all(size == out * s for size, out, s in zip(y.shape[1:3], g.shape[1:3], strides, strict=False)):
+    if all(
+        size == out * s for size, out, s in zip(y.shape[1:3], g.shape[1:3], strides, strict=False)
+    ):
         dy = _fast_transpose_forward(g, kernel, strides, padding)  # S_K^T g
     else:  # an input size the stride does not divide, which no transposed conv of g has
         _, input_vjp = jax.vjp(lambda y: _strided_conv(y, kernel, strides, padding), y)
@@ -172,7 +174,8 @@ def conv(
 
 
 def _conv_layer(module: nn.Module, op, kernel_shape: tuple[int, ...], x: jax.Array) -> jax.Array:
-    """The body both linen layers share: float32 parameters, `op` in `module.dtype`, optional bias."""
+    """The body both linen layers share: float32 parameters, `op` in `module.dtype`, optional
+    bias."""
     kernel = module.param("kernel", module.kernel_init, kernel_shape, jnp.float32)
     y = op(
         x.astype(module.dtype),

@@ -27,7 +27,8 @@ def _dot_general_f32(*args, **kwargs):
 
 
 class WeightNormDense(nn.Module):
-    """Dense layer with weight normalization, W = scale · v / ‖v‖ per output unit (Salimans & Kingma 2016).
+    """Dense layer with weight normalization, W = scale · v / ‖v‖ per output unit (Salimans &
+    Kingma 2016).
 
     With `ddi=True` (data-dependent initialization) the layer normalizes its pre-activations over
     the batch to zero mean and unit variance and writes the `scale` and `bias` that do so into
@@ -77,7 +78,8 @@ class GaussianNoise(nn.Module):
 def data_dependent_init(
     module: nn.Module, variables: dict[str, Any], *args, **kwargs
 ) -> dict[str, Any]:
-    """Variables whose weight-norm `scale`/`bias` give unit-variance, zero-mean pre-activations on `args`.
+    """Variables whose weight-norm `scale`/`bias` give unit-variance, zero-mean pre-activations on
+    `args`.
 
     Runs `module.apply(variables, *args, ddi=True, **kwargs)` once; layers are initialized in
     order, each seeing the already-normalized outputs of the layers below it.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, cast, runtime_checkable
 
 import flax.linen as nn
 import jax
@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import data as data_lib
+from gan_jax.config import RunConfig
 from gan_jax.data import dataset
 from gan_jax.errors import ConfigError, DataError
 from gan_jax.steps import Metrics, ModelState, TrainState, default_steps_per_call
@@ -41,15 +42,26 @@ class Task(Protocol):
       config: the run's frozen config; `config.task` names the task in `gan_jax.tasks.TASKS`.
       loss_keys: names of the step's scalar metrics (per-epoch means go to metrics.jsonl).
       members: one dict per ensemble member naming it in the rows (`({},)` for one model).
-      adversarial_losses: (real/fake loss, generator loss) names the collapse guard watches, or None.
+      adversarial_losses: (real/fake loss, generator loss) names the collapse guard watches, or
+        None.
       needs_test_split: `evaluate` reads the test split (the loop loads it when not given).
     """
 
-    config: Any
-    loss_keys: tuple[str, ...]
-    members: tuple[dict[str, int], ...]
-    adversarial_losses: tuple[str, str] | None
-    needs_test_split: bool
+    # Read-only members: a task may hold each as a field, a class attribute or a property.
+    @property
+    def config(self) -> Any: ...
+
+    @property
+    def loss_keys(self) -> tuple[str, ...]: ...
+
+    @property
+    def members(self) -> tuple[dict[str, int], ...]: ...
+
+    @property
+    def adversarial_losses(self) -> tuple[str, str] | None: ...
+
+    @property
+    def needs_test_split(self) -> bool: ...
 
     def device_data(self, train) -> Any:
         """The training split as the device arrays `step` reads."""
@@ -69,7 +81,8 @@ class Task(Protocol):
     def step(
         self, models: Any, data: Any, plan: Any, index: jax.Array, key: jax.Array
     ) -> tuple[Any, Metrics]:
-        """One pure training step on batch `index` of the epoch (compiled by `steps.make_runner`)."""
+        """One pure training step on batch `index` of the epoch (compiled by
+        `steps.make_runner`)."""
 
     def evaluate(self, state: TrainState, test) -> dict[str, list[float]]:
         """Per-epoch evaluation: metric → one value per member (may be empty)."""
@@ -78,15 +91,21 @@ class Task(Protocol):
         """The final evaluation `gan-jax evaluate` prints (JSON-ready)."""
 
     def sample_grid(self, state: TrainState) -> np.ndarray | None:
-        """Images of the per-epoch grid, float32 `[N, H, W, C]` in [-1, 1]; None without a generator."""
+        """Images of the per-epoch grid, float32 `[N, H, W, C]` in [-1, 1]; None without a
+        generator."""
 
 
 @runtime_checkable
 class Generative(Task, Protocol):
     """A task with a generator: `gan-jax sample` and sample-quality metrics use these."""
 
-    conditional: bool  # the generator also takes a class
-    num_classes: int  # classes of the dataset
+    @property
+    def conditional(self) -> bool:
+        """The generator also takes a class."""
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of the dataset."""
 
     def noise(self, key: jax.Array, num: int) -> jax.Array:
         """Generator inputs `[num, noise_dim]`."""
@@ -106,9 +125,12 @@ class SeededTask:
     """
 
     config: Any
-    convolutional: ClassVar[bool] = (
-        True  # its step has convolution gradients (a slow scan body on CPU)
-    )
+    config_type: ClassVar[type[RunConfig]]  # the config class of the task (`config.task` names it)
+
+    @property
+    def convolutional(self) -> bool:
+        """Whether its step has convolution gradients (a slow scan body on CPU)."""
+        return True
 
     def key(self, stream: int) -> jax.Array:
         """One of the run's fixed key streams (`Stream`): a typed key, a function of `config.seed`
@@ -200,7 +222,11 @@ class GenerativeTask(SeededTask):
     """
 
     conditional: ClassVar[bool] = False  # the generator also takes a class
-    zero_one_pixels: ClassVar[bool] = False  # the generator's images are in [0, 1], else in [-1, 1]
+
+    @property
+    def zero_one_pixels(self) -> bool:
+        """Whether the generator's images are in [0, 1], else in [-1, 1]."""
+        return False
 
     @property
     def generator(self) -> nn.Module:
@@ -270,5 +296,5 @@ def _init(task: SeededTask, data: Any) -> TrainState:
 def _generate(
     generator: nn.Module, variables: dict[str, Any], noise: jax.Array, digits: jax.Array | None
 ) -> jax.Array:
-    labels = {} if digits is None else {"labels": digits}
-    return generator.apply(variables, noise, train=False, **labels)
+    labels: dict[str, Any] = {} if digits is None else {"labels": digits}
+    return cast(jax.Array, generator.apply(variables, noise, train=False, **labels))

@@ -1,12 +1,15 @@
-"""The feature network as a task: a small CNN trained on every training image and label of a dataset.
+"""The feature network as a task: a small CNN trained on every training image and label of a
+dataset.
 
 Trained by the same host loop as every other task (`gan_jax.api.train_feature_network`: progress,
-and an interrupted training resumes); `gan_jax.features` caches the result and uses its penultimate layer.
+and an interrupted training resumes); `gan_jax.features` caches the result and uses its
+penultimate layer.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -36,11 +39,11 @@ class FeatureTask(SeededTask):
 
     config: FeatureNetConfig
 
-    config_type = FeatureNetConfig
-    loss_keys = ("loss",)
-    adversarial_losses = None
-    members = ({},)
-    needs_test_split = True
+    config_type: ClassVar[type[FeatureNetConfig]] = FeatureNetConfig
+    loss_keys: ClassVar[tuple[str, ...]] = ("loss",)
+    adversarial_losses: ClassVar[tuple[str, str] | None] = None
+    members: ClassVar[tuple[dict[str, int], ...]] = ({},)
+    needs_test_split: ClassVar[bool] = True
 
     @property
     def network(self) -> FeatureNet:
@@ -71,7 +74,8 @@ class FeatureTask(SeededTask):
         index: jax.Array,
         key: jax.Array,
     ) -> tuple[dict[str, ModelState], Metrics]:
-        """One Adam step on batch `index` of the epoch ordered by `perm`, each image randomly shifted."""
+        """One Adam step on batch `index` of the epoch ordered by `perm`, each image randomly
+        shifted."""
         idx = batch_indices(perm, index, self.config.batch_size)
         images, labels = (
             random_shift(data["images"][idx], self.config.max_shift, key),
@@ -95,7 +99,8 @@ class FeatureTask(SeededTask):
     def report(
         self, state: TrainState, test: data_lib.Split | None = None, num_samples: int = 0
     ) -> dict:
-        """`{"test_accuracy": ...}` on `test` (default: the test split of the config's dataset and source)."""
+        """`{"test_accuracy": ...}` on `test` (default: the test split of the config's dataset and
+        source)."""
         test = self.test_split(test)
         return {
             "test_accuracy": self.evaluate(state, test)["test_accuracy"][0],

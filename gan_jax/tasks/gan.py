@@ -11,13 +11,15 @@ real images (and, for the cGAN, their digits) and a key, is fused:
 Otherwise (`critic_steps` > 1, or WGAN-GP) a step is `critic_steps` discriminator updates, each on
 its own real batch and fresh fakes, then one generator update on fresh noise.
 Each model has its own `optax.adam` state. BatchNorm statistics come from the generator update's
-G forward. `discriminator_update` and `generator_update` are the two halves as separate pure functions.
+G forward. `discriminator_update` and `generator_update` are the two halves as separate pure
+functions.
 Noise, sampling, the sample grid and the fresh state are `gan_jax.tasks.base.GenerativeTask`'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, ClassVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -49,12 +51,12 @@ class GANTask(GenerativeTask):
 
     config: GANConfig
     fast_grad: bool = True
-    config_type = GANConfig
+    config_type: ClassVar[type[GANConfig]] = GANConfig
 
     # What the host loop reads besides the methods below.
-    loss_keys = ("d_loss", "g_loss")
-    members = ({},)  # one model pair, no ensemble axis
-    needs_test_split = False
+    loss_keys: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss")
+    members: ClassVar[tuple[dict[str, int], ...]] = ({},)  # one model pair, no ensemble axis
+    needs_test_split: ClassVar[bool] = False
 
     @property
     def gan_loss(self) -> GANLoss:
@@ -80,7 +82,7 @@ class GANTask(GenerativeTask):
     @property
     def generator(self) -> Generator:
         return Generator(
-            tuple(self.config.g_features),
+            cast(tuple[int, int, int], tuple(self.config.g_features)),
             fast_grad=self.fast_grad,
             num_classes=self.model_classes,
             dtype=jnp.dtype(self.config.compute_dtype),
@@ -90,7 +92,7 @@ class GANTask(GenerativeTask):
     @property
     def discriminator(self) -> Discriminator:
         return Discriminator(
-            tuple(self.config.d_features),
+            cast(tuple[int, int], tuple(self.config.d_features)),
             self.config.dropout,
             num_classes=self.model_classes,
             fast_grad=self.fast_grad,
@@ -113,17 +115,20 @@ class GANTask(GenerativeTask):
         return self.config.critic_steps * self.config.batch_size
 
     def steps_per_epoch(self, num_examples: int) -> int:
-        """Full steps per epoch (one pass over the data); the last incomplete step's images are dropped."""
+        """Full steps per epoch (one pass over the data); the last incomplete step's images are
+        dropped."""
         steps = num_examples // self.images_per_step
         if steps == 0 and self.config.critic_steps > 1:
             raise ConfigError(
-                f"a step reads critic_steps × batch_size = {self.images_per_step} images, more than the "
+                f"a step reads critic_steps × batch_size = {self.images_per_step} images, "
+                "more than the "
                 f"{num_examples} training images; pass a smaller --batch-size or --critic-steps"
             )
         return steps
 
-    def device_data(self, train: data_lib.Split) -> jax.Array:
-        """The training images on the device, uint8 `[N, H, W, C]`."""
+    def device_data(self, train: data_lib.Split) -> Any:
+        """The training images on the device, uint8 `[N, H, W, C]` (`CGANTask`: with their
+        classes)."""
         if (
             self.config.eval_every_epoch
         ):  # a missing feature network fails now, not after the first epoch
@@ -133,13 +138,13 @@ class GANTask(GenerativeTask):
     def step(
         self,
         models: dict[str, ModelState],
-        images: jax.Array,
+        images: Any,
         perm: jax.Array,
         index: jax.Array,
         key: jax.Array,
     ) -> tuple[dict[str, ModelState], Metrics]:
-        """`train_step` on the `index`-th run of `images_per_step` images of the epoch ordered by `perm`
-        (the runner's step)."""
+        """`train_step` on the `index`-th run of `images_per_step` images of the epoch ordered by
+        `perm` (the runner's step); `images`: what `device_data` returns."""
         real = jnp.take(images, batch_indices(perm, index, self.images_per_step), axis=0)
         return self.train_step(models, real, key)
 
@@ -175,13 +180,13 @@ class GANTask(GenerativeTask):
         logits = self.discriminator.apply(
             {"params": d_params}, fakes, train=True, labels=digits, rngs={"dropout": key}
         )
-        return self.gan_loss.generator(logits)
+        return self.gan_loss.generator(cast(jax.Array, logits))
 
     def _gradient_penalty(
         self, d_params, real: jax.Array, fakes: jax.Array, digits, key: jax.Array
     ) -> jax.Array:
-        """`gradient_penalty` of D in training mode between `real` and `fakes`; the cGAN's critic reads
-        the real images' `digits` at every interpolate."""
+        """`gradient_penalty` of D in training mode between `real` and `fakes`; the cGAN's critic
+        reads the real images' `digits` at every interpolate."""
         eps_key, dropout_key = jax.random.split(key)
 
         def critic(x):
@@ -205,7 +210,8 @@ class GANTask(GenerativeTask):
         fake_digits=None,
     ) -> tuple[dict[str, ModelState], jax.Array]:
         """One D step on the config's loss (and, for WGAN-GP, `gp_weight` × the gradient penalty).
-        `real`, `fakes`: float `[B, H, W, C]` in [-1, 1]; the cGAN also takes their digits, int32 `[B]`.
+        `real`, `fakes`: float `[B, H, W, C]` in [-1, 1]; the cGAN also takes their digits, int32
+        `[B]`.
         Returns the models with D updated, and D's loss (penalty included)."""
         d = models["discriminator"]
         digits = jnp.concatenate([real_digits, fake_digits]) if self.conditional else None
@@ -251,7 +257,8 @@ class GANTask(GenerativeTask):
         digits: jax.Array | None = None,
     ) -> tuple[dict[str, ModelState], Metrics]:
         """One step, D then G, on uint8 `real` `[critic_steps · B, H, W, C]` (the cGAN: and their
-        `digits`, int32 `[critic_steps · B]`): the fused step when `fused`, else `critic_steps_then_generator`.
+        `digits`, int32 `[critic_steps · B]`): the fused step when `fused`, else
+        `critic_steps_then_generator`.
         Metrics: `d_loss` (the mean over the step's D updates) and `g_loss`.
         """
         if self.fused:
@@ -298,20 +305,27 @@ class GANTask(GenerativeTask):
         key: jax.Array,
         digits: jax.Array | None = None,
     ) -> tuple[dict[str, ModelState], Metrics]:
-        """`critic_steps` D updates, the i-th on real batch i (of B) with fresh fakes, then one G update
-        on fresh noise; `real` uint8 `[critic_steps · B, H, W, C]`, `digits` int32 `[critic_steps · B]`.
+        """`critic_steps` D updates, the i-th on real batch i (of B) with fresh fakes, then one G
+        update on fresh noise; `real` uint8 `[critic_steps · B, H, W, C]`, `digits` int32
+        `[critic_steps · B]`.
 
-        Keys: `critic_key, g_key = split(key)`; D update i uses `split(critic_key, critic_steps)[i]`, split
-        into (noise, D) keys; the G update splits `g_key` the same way.
+        Keys: `critic_key, g_key = split(key)`; D update i uses
+        `split(critic_key, critic_steps)[i]`, split into (noise, D) keys; the G update splits
+        `g_key` the same way.
         """
         n = self.config.critic_steps
         real = data_lib.to_unit_range(real).reshape(n, -1, *real.shape[1:])
-        digits = [None] * n if digits is None else digits.reshape(n, -1)
+        step_digits: list[None] | jax.Array = (
+            [None] * n if digits is None else digits.reshape(n, -1)
+        )
         critic_key, g_key = jax.random.split(key)
         d_losses = []
-        # Unrolled, not a lax.scan: on a 2-core CPU (n = 5, batch 64) the scan's step took ~25x as long,
-        # as XLA:CPU runs convolution gradients inside a loop slowly, and it did not compile faster.
-        for real_i, digits_i, key_i in zip(real, digits, jax.random.split(critic_key, n), strict=False):
+        # Unrolled, not a lax.scan: on a 2-core CPU (n = 5, batch 64) the scan's step took ~25x as
+        # long, as XLA:CPU runs convolution gradients inside a loop slowly, and it did not compile
+        # faster.
+        for real_i, digits_i, key_i in zip(
+            real, step_digits, jax.random.split(critic_key, n), strict=False
+        ):
             models, d_loss = self._critic_update(models, real_i, key_i, digits_i)
             d_losses.append(d_loss)
         models, g_loss = self._generator_update_on_fresh_noise(models, real.shape[1], g_key)
@@ -320,7 +334,8 @@ class GANTask(GenerativeTask):
     def _critic_update(
         self, models: dict[str, ModelState], real: jax.Array, key: jax.Array, digits=None
     ) -> tuple[dict[str, ModelState], jax.Array]:
-        """`discriminator_update` on float `real` `[B, H, W, C]` and B fakes of a fresh G(z) in training mode."""
+        """`discriminator_update` on float `real` `[B, H, W, C]` and B fakes of a fresh G(z) in
+        training mode."""
         z_key, d_key = jax.random.split(key)
         real, digits = shard_batch((real, digits))
         z, fake_digits = shard_batch(
@@ -338,7 +353,8 @@ class GANTask(GenerativeTask):
         return self.generator_update(models, z, d_key, digits)
 
     def generator_params(self, state: TrainState):
-        """The generator parameters sampling uses: the bias-corrected EMA when kept, else the raw ones."""
+        """The generator parameters sampling uses: the bias-corrected EMA when kept, else the raw
+        ones."""
         return ema_params(state.models["generator"], self.config.g_ema_decay, state.step)
 
     def generator_variables(self, state: TrainState, member: int = 0) -> dict:
@@ -359,14 +375,15 @@ class CGANTask(GANTask):
     """The conditional GAN: the tutorial's models with the digit as a second input."""
 
     config: CGANConfig
-    config_type = CGANConfig
+    config_type: ClassVar[type[CGANConfig]] = CGANConfig
 
-    conditional = True
+    conditional: ClassVar[bool] = True
 
     def device_data(self, train: data_lib.Split) -> dict[str, jax.Array]:
         """Images uint8 `[N, H, W, C]` and classes int32 `[N]` on the device."""
         labels = jax.device_put(self.host_labels(train))
-        return {"images": super().device_data(train), "labels": labels}
+        images: jax.Array = super().device_data(train)
+        return {"images": images, "labels": labels}
 
     def step(
         self,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple, cast
 
 import flax.linen as nn
 import jax
@@ -108,20 +108,20 @@ class SupervisedTask(SeededTask):
 
     config: SupervisedConfig
 
-    config_type = SupervisedConfig
-    loss_keys = ("loss",)
-    adversarial_losses = (
-        None  # (real/fake loss, generator loss) for the collapse guard; None: not adversarial
-    )
-    generates = False  # the SGAN's generator, unlabeled batches and fakes
-    needs_test_split = True
+    config_type: ClassVar[type[SupervisedConfig]] = SupervisedConfig
+    loss_keys: ClassVar[tuple[str, ...]] = ("loss",)
+    # (real/fake loss, generator loss) for the collapse guard; None: not adversarial
+    adversarial_losses: ClassVar[tuple[str, str] | None] = None
+    generates: ClassVar[bool] = False  # the SGAN's generator, unlabeled batches and fakes
+    needs_test_split: ClassVar[bool] = True
 
     # ---- configuration-derived pieces
     @property
     def family(self) -> Family:
         """The config's model family, its modules sized for the dataset (classes, image shape)."""
         family = FAMILIES[self.config.model]
-        classifier, generator = {"num_classes": self.num_classes}, {"image_shape": self.image_shape}
+        classifier: dict[str, Any] = {"num_classes": self.num_classes}
+        generator: dict[str, Any] = {"image_shape": self.image_shape}
         if getattr(self.config, "fm_after_noise", False) and self.config.model == "mlp":
             classifier["features_after_noise"] = True
         if self.config.compute_dtype != "float32":
@@ -183,14 +183,15 @@ class SupervisedTask(SeededTask):
         }
 
     def epoch_plan(self, epoch: int, num_examples: int) -> dict[str, jax.Array]:
-        """Each member's index arrays for one epoch (see `_member_plan`), with a leading member axis."""
+        """Each member's index arrays for one epoch (see `_member_plan`), with a leading member
+        axis."""
         return _plan(self, jnp.int32(epoch), num_examples)
 
     def _member_plan(
         self, data_seed: jax.Array, epoch: jax.Array, num_examples: int
     ) -> dict[str, jax.Array]:
-        """`labeled`: int32 `[steps·B]` into the labeled subset, the subset shuffled afresh per copy;
-        the SGAN adds `unlabeled` and `unlabeled_g`, two independent permutations `[N]`."""
+        """`labeled`: int32 `[steps·B]` into the labeled subset, the subset shuffled afresh per
+        copy; the SGAN adds `unlabeled` and `unlabeled_g`, two independent permutations `[N]`."""
         batch, count = self.config.batch_size, self.config.labels
         total = self.steps_per_epoch(num_examples) * batch
         lab_key, unl_key, unl_g_key = jax.random.split(
@@ -240,9 +241,8 @@ class SupervisedTask(SeededTask):
         c = create_model_state(variables, self.tx, ema=bool(self.config.ema_decay))
         models = {"classifier": c}
         if self.generates:
-            g_vars = self.family.generator.init(
-                g_key, jnp.zeros((1, self.config.noise_dim)), train=False
-            )
+            noise_dim = cast(SGANConfig, self.config).noise_dim  # `generates`: an SGAN config
+            g_vars = self.family.generator.init(g_key, jnp.zeros((1, noise_dim)), train=False)
             models["generator"] = create_model_state(g_vars, self.tx)
         return models
 
@@ -267,7 +267,8 @@ class SupervisedTask(SeededTask):
         return logits, features, updates.get("batch_stats", batch_stats)
 
     def _update_classifier(self, c: ModelState, loss_fn) -> tuple[ModelState, Any]:
-        """Applies the gradient of `loss_fn(params) -> (loss, (batch_stats, aux))`; keeps the EMA."""
+        """Applies the gradient of `loss_fn(params) -> (loss, (batch_stats, aux))`; keeps the
+        EMA."""
         (loss, (stats, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(c.params)
         c = apply_gradients(c, grads, self.tx, batch_stats=stats)
         if self.config.ema_decay:
@@ -324,15 +325,17 @@ class SupervisedTask(SeededTask):
 
     # ---- evaluation
     def eval_params(self, state: TrainState) -> Any:
-        """The classifier parameters evaluation uses (the bias-corrected EMA when enabled), per member."""
+        """The classifier parameters evaluation uses (the bias-corrected EMA when enabled), per
+        member."""
         c = state.models["classifier"]
         return jax.vmap(lambda m: ema_params(m, self.config.ema_decay, state.step))(c)
 
     def evaluate(self, state: TrainState, test: data_lib.Split) -> dict[str, list[float]]:
         """Test accuracy of each member (argmax of the logits, noise off): `test_accuracy` with the
-        evaluation parameters (`eval_params`), and with an EMA also `test_accuracy_raw`, the raw ones."""
-        images = data_lib.check_images(test.images, self.image_shape)
-        images, labels = jnp.asarray(images), jnp.asarray(test.labels, jnp.int32)
+        evaluation parameters (`eval_params`), and with an EMA also `test_accuracy_raw`, the raw
+        ones."""
+        checked = data_lib.check_images(test.images, self.image_shape)
+        images, labels = jnp.asarray(checked), jnp.asarray(test.labels, jnp.int32)
         c = state.models["classifier"]
         result = {
             "test_accuracy": _count_correct(
@@ -382,10 +385,10 @@ class SGANTask(SupervisedTask, GenerativeTask):
 
     config: SGANConfig
 
-    config_type = SGANConfig
-    loss_keys = ("sup_loss", "unsup_loss", "g_loss")
-    adversarial_losses = ("unsup_loss", "g_loss")
-    generates = True
+    config_type: ClassVar[type[SGANConfig]] = SGANConfig
+    loss_keys: ClassVar[tuple[str, ...]] = ("sup_loss", "unsup_loss", "g_loss")
+    adversarial_losses: ClassVar[tuple[str, str] | None] = ("unsup_loss", "g_loss")
+    generates: ClassVar[bool] = True
 
     @property
     def generator(self) -> nn.Module:
@@ -416,7 +419,7 @@ class SGANTask(SupervisedTask, GenerativeTask):
         batch_size = batch["labeled"].shape[0]
         fakes, g_stats = self._generate_train(g, shard_batch(self.noise(keys[0], batch_size)))
         fakes = jax.lax.stop_gradient(fakes)
-        g = g.replace(batch_stats=g_stats)
+        g = dataclasses.replace(g, batch_stats=g_stats)
 
         def classifier_loss(params):
             parts = (batch["labeled"], batch["unlabeled"], fakes)
@@ -474,7 +477,8 @@ def _plan(task: SupervisedTask, epoch: jax.Array, num_examples: int) -> dict[str
 def _count_correct(
     task: SupervisedTask, params: Any, batch_stats: Any, images: jax.Array, labels: jax.Array
 ) -> jax.Array:
-    """int `[members]`: correct argmax predictions of each member's classifier `params` on `images`."""
+    """int `[members]`: correct argmax predictions of each member's classifier `params` on
+    `images`."""
     return over_members(task._member_correct, task.num_members, in_axes=(0, 0, None, None))(
         params, batch_stats, images, labels
     )

@@ -67,9 +67,11 @@ class DebIdx:
 
     def _member(self, tar: tarfile.TarFile, deb: pathlib.Path, name: str, sha256: str) -> bytes:
         try:
-            data = tar.extractfile(self.folder + name).read()
-        except (KeyError, AttributeError):
-            data = b""  # missing from the package: fails the checksum
+            member = tar.extractfile(self.folder + name)
+        except KeyError:
+            member = None
+        # missing from the package (or not a regular file): fails the checksum
+        data = b"" if member is None else member.read()
         return verified(data, sha256, name, deb)
 
 

@@ -203,7 +203,7 @@ API_CASES = [
     ("one eval sample", lambda: GANConfig(eval_samples=1), ConfigError, "eval_samples must be >= 2"),
     ("d learning rate", lambda: GANConfig(d_learning_rate=0.0), ConfigError, "d_learning_rate must be > 0"),
     ("gan loss", lambda: GANConfig(loss="wasserstein"), ConfigError,
-     "loss must be one of non_saturating, hinge, wgan_gp, got 'wasserstein'"),
+     "loss must be one of non_saturating, hinge, wgan_gp, least_squares, got 'wasserstein'"),
     ("critic steps", lambda: CGANConfig(critic_steps=0), ConfigError, "critic_steps must be a positive integer"),
     ("gp weight", lambda: GANConfig(gp_weight=-1.0), ConfigError, "gp_weight must be >= 0, got -1.0; pass e.g. 10"),
     ("sample digit 10", lambda: sample_images(CGANTask(CGANConfig()), None, 4, digit=10), ConfigError,

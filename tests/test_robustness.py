@@ -200,29 +200,3 @@ def test_a_workdir_in_training_is_refused_to_a_second_training(tiny_config, tiny
             train(tiny_config, tmp_path, data=tiny_data, progress=False)
         assert not (tmp_path / "checkpoints").exists()
     assert int(train(tiny_config, tmp_path, data=tiny_data, progress=False).step) == 5
-
-
-def test_checkpoints_without_the_ema_field_still_restore(tmp_path, tiny_config):
-    """Checkpoints written before `ModelState.ema` existed (the first release's layout) load unchanged."""
-    import flax
-    from typing import Any
-
-    from gan_jax.checkpoint import CheckpointStore, fingerprint
-    from gan_jax.tasks import GANTask
-
-    @flax.struct.dataclass
-    class FirstReleaseModelState:
-        params: Any
-        opt_state: Any
-        batch_stats: Any
-
-    state = GANTask(tiny_config).init()
-    state = state.replace(step=state.step + 7)
-    old = state.replace(models={k: FirstReleaseModelState(m.params, m.opt_state, m.batch_stats)
-                                for k, m in state.models.items()})
-    with CheckpointStore(tmp_path) as store:
-        store.save(7, old, tiny_config.to_dict(), {})
-    with CheckpointStore(tmp_path, create=False) as store:
-        restored, _ = store.restore(GANTask(tiny_config).init())
-    assert type(restored) is type(state) and int(restored.step) == 7
-    assert restored.models["generator"].ema == {} and fingerprint(restored) == fingerprint(state)

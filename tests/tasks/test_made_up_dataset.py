@@ -12,11 +12,12 @@ from gan_jax.config import (CGANConfig, FeatureNetConfig, GANConfig, RunConfig, 
                             SupervisedConfig)
 from gan_jax.data import DATASETS, DatasetSpec
 from gan_jax.errors import ConfigError, DataError
-from gan_jax.loop import read_metrics, train
+from gan_jax.loop import train
+from gan_jax.workdir import read_rows
 from gan_jax.tasks import make_task
 from tests.conftest import TINY
 
-SPEC = DatasetSpec("three", (28, 28, 1), 3, {"train": (16,) * 3, "test": (8,) * 3})
+SPEC = DatasetSpec("three", "Three", (28, 28, 1), 3, {"train": (16,) * 3, "test": (8,) * 3})
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def test_every_task_trains_and_evaluates_on_a_three_class_dataset(three, tmp_pat
     assert task.num_classes == 3 and task.image_shape == (28, 28, 1)
     assert state.models["generator"].params["Dense_0"]["kernel"].shape[0] == TINY["noise_dim"] + 3
     assert state.models["discriminator"].params["Embed_0"]["embedding"].shape[0] == 3
-    rows = read_metrics(tmp_path / "cgan")
+    rows = read_rows(tmp_path / "cgan")
     assert [r["epoch"] for r in rows] == [1, 2]
     assert all(1 <= r["inception_score"] <= 3 for r in rows)
     report = evaluate_run(tmp_path / "cgan", num_samples=30)
@@ -84,7 +85,7 @@ def test_every_task_trains_and_evaluates_on_a_three_class_dataset(three, tmp_pat
         assert state.models["classifier"].params[last]["kernel"].shape[-1] == 3
         report = evaluate_run(workdir, test_split)
         assert report["num_test"] == 24 and 0 <= report["test_accuracy"] <= 1
-        assert report["test_accuracy"] == read_metrics(workdir)[-1]["test_accuracy"]
+        assert report["test_accuracy"] == read_rows(workdir)[-1]["test_accuracy"]
         grid = make_task(config).sample_grid(state)
         assert grid is None if config.task == "supervised" else grid.shape == (4, 28, 28, 1)
 

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import data as data_lib
-from gan_jax.config import RunConfig
+from gan_jax.config import RunConfig, TrainingConfig
 from gan_jax.data import dataset
 from gan_jax.errors import ConfigError, DataError
 from gan_jax.steps import Metrics, ModelState, TrainState, default_steps_per_call
@@ -49,7 +49,7 @@ class Task(Protocol):
 
     # Read-only members: a task may hold each as a field, a class attribute or a property.
     @property
-    def config(self) -> Any: ...
+    def config(self) -> TrainingConfig: ...
 
     @property
     def loss_keys(self) -> tuple[str, ...]: ...
@@ -124,7 +124,7 @@ class SeededTask:
     A task module adds `init_models` and what differs (its models, losses, step, evaluation).
     """
 
-    config: Any
+    config: Any  # the task's own config class (`config_type`); the loop reads `TrainingConfig`
     config_type: ClassVar[type[RunConfig]]  # the config class of the task (`config.task` names it)
 
     @property

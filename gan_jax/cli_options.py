@@ -97,10 +97,7 @@ def _field_argument(kind, field: dataclasses.Field, hint, doc: str) -> dict:
     Values are converted here and checked by the config, whose errors `worded_as_options` words as
     options.
     """
-    if typing.get_origin(hint) in (
-        typing.Union,
-        types.UnionType,
-    ):  # `int | None`: None is "not given"
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # `int | None`: None, not given
         hint = next(t for t in typing.get_args(hint) if t is not type(None))
     text = _as_options(doc.rstrip(".") + _default_text(kind, field) + ".", kind).replace("%", "%%")
     if hint is bool:

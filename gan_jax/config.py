@@ -392,9 +392,8 @@ CLASSIFIER_RECIPES: dict[str, dict[str, Any]] = {
         fm_after_noise=False,
     ),
 }
-MODELS = tuple(
-    CLASSIFIER_RECIPES
-)  # the SGAN/supervised model families (`gan_jax.tasks.sgan.FAMILIES`)
+# The SGAN/supervised model families (`gan_jax.tasks.sgan.FAMILIES`).
+MODELS = tuple(CLASSIFIER_RECIPES)
 
 
 @dataclasses.dataclass(frozen=True)

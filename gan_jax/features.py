@@ -100,9 +100,8 @@ def logits_and_features(
     The images go to the device whole (MNIST's 60,000 training images: 47 MB as uint8); the network
     runs on `EVAL_CHUNK` of them at a time.
     """
-    with jax.default_matmul_precision(
-        "highest"
-    ):  # full float32 on GPUs too (not TF32): the same FD everywhere
+    # Full float32 on GPUs too (not TF32): the same FD everywhere.
+    with jax.default_matmul_precision("highest"):
         return jax.device_get(_apply(network, params, np.asarray(images)))
 
 
@@ -150,9 +149,7 @@ def _load_packaged(path: pathlib.Path) -> FeatureNetwork:
         )
     with np.load(path) as npz:
         arrays = {k: npz[k] for k in npz.files}
-    if str(arrays["config"]) != _config_json(
-        PACKAGED_CONFIG
-    ):  # a changed default must come with a new file
+    if str(arrays["config"]) != _config_json(PACKAGED_CONFIG):  # a changed default: a new file
         raise DataError(
             f"the packaged feature network {path} was trained with {arrays['config']}, not "
             f"{_config_json(PACKAGED_CONFIG)}; retrain it (`gan-jax features --retrain`) "
@@ -235,9 +232,8 @@ def _network(
 
 def _config_json(config: FeatureNetConfig) -> str:
     fields = {k: v for k, v in config.to_dict().items() if k not in _NOT_TRAINING_FIELDS}
-    if (
-        fields["dataset"] == "mnist"
-    ):  # networks cached (and packaged) before the field existed are MNIST's
+    # Networks cached (and packaged) before the field existed are MNIST's.
+    if fields["dataset"] == "mnist":
         del fields["dataset"]
     return json.dumps(fields, sort_keys=True)
 

@@ -176,9 +176,7 @@ class Background:
         return self
 
     def __exit__(self, exc_type: Any, *exc: Any) -> Literal[False]:
-        if (
-            exc_type is KeyboardInterrupt
-        ):  # a second Ctrl-C: leave now, an epoch's outputs may be lost
+        if exc_type is KeyboardInterrupt:  # a second Ctrl-C: leave now, losing an epoch's outputs
             self.pool.shutdown(wait=False, cancel_futures=True)
             return False
         try:  # keep finished epochs' rows; report the exception in flight
@@ -200,9 +198,8 @@ class NanGuard:
         bad += [] if result.finite else ["a parameter"]
         if not bad:
             return
-        self.background.wait(
-            quietly=True
-        )  # the earlier epochs' rows; their failure would hide this
+        # The earlier epochs' rows first; their failure would hide this one.
+        self.background.wait(quietly=True)
         self.store.wait()
         good = self.store.latest_step()
         kept = (

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import (
-    Figure,
-)  # figures without pyplot: importing gan_jax leaves a notebook's backend alone
+
+# Figures without pyplot: importing gan_jax leaves a notebook's backend alone.
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 

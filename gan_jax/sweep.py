@@ -55,9 +55,8 @@ def sweep_configs(
     for labels in label_counts:
         for method in methods:
             kind = METHODS[method]
-            fields = {
-                f.name for f in dataclasses.fields(kind)
-            }  # the baseline has no generator options
+            # The baseline has no generator options.
+            fields = {f.name for f in dataclasses.fields(kind)}
             mine = {k: v for k, v in overrides.items() if k in fields}
             configs[(method, labels)] = kind.recipe(
                 model, labels=labels, data_seeds=tuple(data_seeds), **mine

@@ -129,9 +129,8 @@ class GANTask(GenerativeTask):
     def device_data(self, train: data_lib.Split) -> Any:
         """The training images on the device, uint8 `[N, H, W, C]` (`CGANTask`: with their
         classes)."""
-        if (
-            self.config.eval_every_epoch
-        ):  # a missing feature network fails now, not after the first epoch
+        # A missing feature network fails now, not after the first epoch.
+        if self.config.eval_every_epoch:
             load_feature_network(feature_net_config(self.config.dataset))
         return self.device_images(train)
 

@@ -12,14 +12,18 @@ import pytest
 from gan_jax import GANConfig
 from gan_jax.data import Split
 
-# One compilation cache for the whole session, shared with the CLI subprocesses the tests start:
-# the same tiny programs are compiled once, not once per process.
-_XLA_CACHE = tempfile.mkdtemp(prefix="gan_jax_test_xla_")
-atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)  # ~30 MB; the subprocesses are done by then
+# One compilation cache for the whole session, shared by the pytest-xdist workers (they inherit
+# the controller's environment) and the CLI subprocesses the tests start: the same tiny programs
+# are compiled once, not once per process. The process that made it removes it at exit.
+_XLA_CACHE = os.environ.get("GAN_JAX_TEST_XLA_CACHE")
+if _XLA_CACHE is None:
+    _XLA_CACHE = os.environ["GAN_JAX_TEST_XLA_CACHE"] = tempfile.mkdtemp(prefix="gan_jax_test_xla_")
+    atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)  # ~30 MB
 os.environ["JAX_COMPILATION_CACHE_DIR"] = _XLA_CACHE
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 jax.config.update("jax_compilation_cache_dir", _XLA_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
 
 def pytest_configure(config):
     """Under pytest-xdist the controller builds MNIST's offline cache (a no-op once built) before

@@ -138,9 +138,6 @@ def snapshot(*roots):
     return files
 
 
-pytestmark = pytest.mark.xdist_group("bad_input")  # one worker runs the module fixture
-
-
 @pytest.fixture(scope="module")
 def places(tmp_path_factory, request):
     request.getfixturevalue("mnist_train")

@@ -18,9 +18,6 @@ def run_cli(argv):
         return exc.code
 
 
-pytestmark = pytest.mark.xdist_group("cli")  # one worker runs the module fixture
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, request):
     """A real-MNIST workdir trained for 2 steps of the tutorial DCGAN at batch 8."""

@@ -28,9 +28,6 @@ def test_feature_network_is_cached_verified_and_rebuilt_without_retraining(tiny_
     assert jax.tree.all(jax.tree.map(np.array_equal, rebuilt.params, net.params))
 
 
-pytestmark = pytest.mark.xdist_group("features")  # one worker runs the module fixture
-
-
 @pytest.fixture(scope="module")
 def mnist_test():
     from gan_jax.data import load

@@ -14,9 +14,6 @@ from gan_jax import parallel
 from gan_jax.errors import ConfigError
 
 
-pytestmark = pytest.mark.xdist_group("parallel")  # one worker runs the module fixture
-
-
 @pytest.fixture(scope="module")
 def report():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}

@@ -283,14 +283,14 @@ class RunContext:
 class EpochOutputs:
     """At each epoch's end (also a partial one at the run's end), submits to the background thread:
     the evaluation, one metrics row and one log line per member, the epoch's speed line, the
-    sample grid PNG and TensorBoard events. `submitted` pairs each job (its result: the seconds
+    sample grid PNG and TensorBoard events. `last` pairs the latest job (its result: the seconds
     of evaluation and outputs) with the epoch's timing."""
 
     def __init__(
         self, run: RunContext, sums: EpochSums, background: Background, events: EventWriter | None
     ):
         self.run, self.sums, self.background, self.events = run, sums, background, events
-        self.submitted: list[tuple[concurrent.futures.Future, dict[str, Any]]] = []
+        self.last: tuple[concurrent.futures.Future, dict[str, Any]] | None = None
 
     def after(self, call: Call, state: Any, result: CallResult) -> None:
         if not call.ends_epoch:
@@ -316,7 +316,7 @@ class EpochOutputs:
             self.events,
             dict(timing),
         )
-        self.submitted.append((job, timing))
+        self.last = (job, timing)
 
 
 def write_epoch_outputs(
@@ -550,7 +550,8 @@ class Timing:
             return
         assert self.sums.started is not None
         self.write(done_only=False)  # the earlier epochs': their outputs had this epoch to finish
-        job, timing = self.outputs.submitted[-1]
+        assert self.outputs.last is not None
+        job, timing = self.outputs.last
         ended, blocked = time.perf_counter(), self.checkpoints.blocked_seconds
         host = ended - self.sums.started - self.sums.device_seconds
         self.pending.append(

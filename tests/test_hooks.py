@@ -142,7 +142,7 @@ def test_progress_bar_counts_steps_and_shows_member_zeros_running_means():
 
 def test_timing_rows_wait_for_their_epochs_outputs_and_split_the_time(tmp_path):
     class Outputs:
-        submitted = []
+        last = None
 
     class Saves:
         blocked_seconds = 0.0
@@ -156,7 +156,7 @@ def test_timing_rows_wait_for_their_epochs_outputs_and_split_the_time(tmp_path):
             call = Call(epoch, 2 * epoch, 2, 2, 4)
             sums.after(call, None, result([[0, 0]] * 2, [[0, 0]] * 2, started=sums.started or 0.0))
             job = background.submit(lambda: {"eval_seconds": 0.1, "outputs_seconds": 0.2})
-            outputs.submitted.append((job, {"epoch": epoch + 1, "seconds": 1.0}))
+            outputs.last = (job, {"epoch": epoch + 1, "seconds": 1.0})
             saves.blocked_seconds += 0.25
             timing.after(call, None, None)
             assert len(read_rows(tmp_path, "timing.jsonl")) == epoch  # the earlier epoch's row
@@ -188,4 +188,4 @@ def test_epoch_outputs_submit_only_at_an_epoch_end():
     call = Call(0, 0, 1, 2, 4)
     sums.after(call, None, result([[0, 0]], [[0, 0]]))
     outputs.after(call, None, None)
-    assert outputs.submitted == [] and background.jobs == []
+    assert outputs.last is None and background.jobs == []

@@ -18,7 +18,7 @@ from gan_jax.errors import CheckpointError, ConfigError
 from gan_jax.loop import train
 from gan_jax.steps import TrainState
 from gan_jax.tasks import Generative, config_from_dict, make_task
-from gan_jax.workdir import training_owner
+from gan_jax.workdir import read_dataset_record, training_owner
 
 log = logging.getLogger("gan_jax")
 
@@ -37,7 +37,12 @@ def load_run(workdir: str | os.PathLike) -> tuple[Any, TrainState]:
             "at an epoch's end (or after --checkpoint-every steps): try again then"
         )
     with CheckpointStore(workdir, create=False) as store:
-        task = make_task(config_from_dict(store.read_config()))
+        config = config_from_dict(store.read_config())
+        recorded = read_dataset_record(workdir)
+        if recorded is not None:  # a user dataset: its shape and classes, without its data
+            spec = data_lib.DatasetSpec.from_json(recorded)
+            data_lib.remember(spec, config.image_size, config.channels)
+        task = make_task(config)
         restored = store.restore_latest_good(task.init(), quarantine=False)
         if restored is None:  # a checkpoints folder with no checkpoint in it
             raise CheckpointError(
@@ -130,9 +135,7 @@ def train_feature_network(
     config = config or features.FEATURE_NET
     folder = features.cache_folder(config)
     if features.read_cached(config, folder) is None:
-        train_split, test_split = (
-            data_lib.load(config.dataset, split, config.data_source) for split in ("train", "test")
-        )
+        train_split, test_split = (data_lib.load_for(config, split) for split in ("train", "test"))
         log.info(
             "training the Fréchet-distance feature network on this machine (a few minutes on a "
             "CPU) in %s",

@@ -173,9 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     features.add_argument(
         "--dataset",
-        choices=tuple(DATASETS),
         default="mnist",
-        help="the dataset whose feature network to load or train (default mnist)",
+        metavar="DATASET",
+        help="the dataset whose feature network to load or train: a name of the table "
+        f"({', '.join(DATASETS)}) or a labeled folder:PATH, npz:PATH, tfds:NAME (default mnist)",
+    )
+    features.add_argument(
+        "--image-size", type=int, metavar="N", help="as the run's --image-size (not set: as stored)"
+    )
+    features.add_argument(
+        "--channels", type=int, metavar="N", help="as the run's --channels (not set: as stored)"
     )
 
     sweep = commands.add_parser(
@@ -346,7 +353,10 @@ def _features(args) -> None:
     from gan_jax.api import train_feature_network
     from gan_jax.features import feature_net_config, load_feature_network
 
-    config = dataclasses.replace(feature_net_config(args.dataset), data_source=args.data_source)
+    config = dataclasses.replace(
+        feature_net_config(args.dataset, args.image_size, args.channels),
+        data_source=args.data_source,
+    )
     network = (
         train_feature_network(config, progress=not args.no_progress)
         if args.retrain

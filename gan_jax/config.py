@@ -11,7 +11,8 @@ import inspect
 import re
 from typing import Any, ClassVar, Protocol
 
-from gan_jax.data import DATASETS, dataset, names_with_shape, require_label_count
+from gan_jax.data import DATASETS, check_name, require_label_count
+from gan_jax.data.shaping import check_shape_request
 from gan_jax.errors import ConfigError
 from gan_jax.losses import GAN_LOSSES
 
@@ -31,6 +32,10 @@ class TrainingConfig(Protocol):
     def task(self) -> str: ...
     @property
     def dataset(self) -> str: ...
+    @property
+    def image_size(self) -> int | None: ...
+    @property
+    def channels(self) -> int | None: ...
     @property
     def data_source(self) -> str: ...
     @property
@@ -68,8 +73,14 @@ class RunConfig:
         convolutional models, an epoch on accelerators). It changes speed only, never results.
       data_source: where the images come from: 'tfds' (a prepared TFDS dataset), 'offline' (the
         verified cache built from a package registry) or 'auto' (TFDS if prepared, else offline).
-      dataset: what to train on (`gan_jax.data.DATASETS`); the models are sized from its image
-        shape.
+      dataset: what to train on: mnist, fashion_mnist, cifar10, or your own images as
+        folder:PATH (PNG/JPEG; one subfolder per class gives labels; train/ and test/ subfolders
+        give a test split), npz:PATH (arrays x [N, H, W, C] uint8, optional y, x_test, y_test) or
+        tfds:NAME[:SPLIT] (a TFDS image dataset prepared on this machine); the models are sized
+        from its images.
+      image_size: crop each image to a centred square and resize it to this many pixels a side
+        (e.g. 28, 32 or 64), once, when the dataset is first read; not set (None): as stored.
+      channels: 1 (grey) or 3 (colour), converting the images; not set (None): as stored.
       checkpoint_every: also checkpoint every this many steps; not set (None): at epoch ends only.
     """
 
@@ -82,13 +93,12 @@ class RunConfig:
     steps_per_call: int | None = None
     data_source: str = "auto"
     dataset: str = "mnist"
+    image_size: int | None = None
+    channels: int | None = None
     checkpoint_every: int | None = None
 
     # Fields whose value is one of a few names (checked here, offered as `choices` by the CLI).
-    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
-        "data_source": DATA_SOURCES,
-        "dataset": tuple(DATASETS),
-    }
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"data_source": DATA_SOURCES}
     # Named sets of defaults (`recipe`); the first is the default recipe. `RECIPE_FIELD` is the
     # field a recipe's name is stored in (a classifier's `model`), or None when the name is not
     # stored.
@@ -118,7 +128,8 @@ class RunConfig:
             raise ConfigError(
                 f"learning_rate must be > 0, got {self.learning_rate!r}; pass e.g. 1e-4"
             )
-        dataset(self.dataset)
+        check_name(self.dataset)
+        check_shape_request(self.image_size, self.channels)
         for name, choices in self.CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ConfigError(
@@ -407,8 +418,6 @@ class SupervisedConfig(RunConfig):
 
     Attributes (beyond `RunConfig`'s):
       batch_size: labeled images per step (and, for the SGAN, as many unlabeled and generated ones).
-      dataset: what to train on: a 28×28×1 dataset of `gan_jax.data.DATASETS` (the classifiers
-        are sized for it).
       labels: labeled training images, a positive multiple of the dataset's classes (as many of
         each class; 10 classes for MNIST).
       data_seeds: data seeds (each picks a class-balanced labeled subset and the run's random
@@ -428,7 +437,6 @@ class SupervisedConfig(RunConfig):
     task: ClassVar[str] = "supervised"
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
         **RunConfig.CHOICES,
-        "dataset": names_with_shape((28, 28, 1)),
         "model": MODELS,
         "compute_dtype": COMPUTE_DTYPES,
     }
@@ -449,14 +457,10 @@ class SupervisedConfig(RunConfig):
     adam_eps_root: float = 1e-8
 
     def __post_init__(self):
-        if dataset(self.dataset).shape != (28, 28, 1):
-            raise ConfigError(
-                f"the {self.task} models are sized for 28×28×1 images, not {self.dataset}'s "
-                f"{dataset(self.dataset).shape}; pass --dataset "
-                f"{' or '.join(names_with_shape((28, 28, 1)))}"
-            )
         self._check_common()
-        require_label_count(self.labels, dataset(self.dataset).num_classes)
+        # A user dataset's classes are known once it is read (the task checks then).
+        if self.dataset in DATASETS:
+            require_label_count(self.labels, DATASETS[self.dataset].num_classes)
         seeds = self.data_seeds
         if (
             not isinstance(seeds, tuple)
@@ -509,6 +513,9 @@ class SGANConfig(SupervisedConfig):
       noise_dim: generator input size (U(0, 1) for `mlp`, N(0, 1) for `conv`).
       unlabeled_weight: weight of the real/fake loss beside the labeled cross-entropy.
       num_samples: fixed noise vectors for the per-epoch sample grid (first data seed's generator).
+      unlabeled: more unlabeled images (a dataset as for `dataset`, e.g. folder:PATH of a flat
+        folder, shaped the same way): they join the dataset's training images as the real images
+        the discriminator sees; labels are still picked from the dataset alone.
     """
 
     task: ClassVar[str] = "sgan"
@@ -519,9 +526,12 @@ class SGANConfig(SupervisedConfig):
     unlabeled_weight: float = 1.0
     num_samples: int = 16
     fm_after_noise: bool = True
+    unlabeled: str | None = None
 
     def __post_init__(self):
         super().__post_init__()
+        if self.unlabeled is not None:
+            check_name(self.unlabeled)
         for name in ("noise_dim", "num_samples"):
             require_positive(name, getattr(self, name))
         if not isinstance(self.fm_after_noise, bool):

@@ -12,7 +12,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from gan_jax.features import FeatureNetwork, feature_net_config, load_feature_network
+from gan_jax.features import FeatureNetwork, load_feature_network
 from gan_jax.metrics import (
     accuracy,
     confident_share,
@@ -54,7 +54,7 @@ def sample_quality(
       samples the classifier labels with probability ≥ 0.9; for the cGAN also `digit_accuracy`,
       the share of samples classified as the class they were asked for (classes cycle 0, 1, ...).
     """
-    network = network or load_feature_network(feature_net_config(task.config.dataset))
+    network = network or load_feature_network(task.feature_net_config())
     digits = np.arange(num) % task.num_classes if task.conditional else None
     logits, features = network.logits_and_features(generate(task, state, num, digits=digits))
     result = {

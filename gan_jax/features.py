@@ -33,7 +33,6 @@ from flax import traverse_util
 
 from gan_jax import data as data_lib
 from gan_jax.config import FeatureNetConfig
-from gan_jax.data import dataset
 from gan_jax.errors import DataError
 from gan_jax.metrics import feature_statistics, frechet_distance
 from gan_jax.models import FeatureNet
@@ -88,7 +87,8 @@ class FeatureNetwork:
 
 def network_module(config: FeatureNetConfig) -> FeatureNet:
     """The linen module of a feature network config, with its dataset's classes."""
-    return FeatureNet(dataset(config.dataset).num_classes, tuple(config.widths), config.hidden)
+    classes = data_lib.describe(config.dataset, config.image_size, config.channels).num_classes
+    return FeatureNet(classes, tuple(config.widths), config.hidden)
 
 
 def logits_and_features(
@@ -164,7 +164,7 @@ def _load_cached(config: FeatureNetConfig, folder: pathlib.Path) -> FeatureNetwo
     if arrays is None:
         raise DataError(
             f"no intact feature network for this config in {folder}; train it with "
-            f"`gan-jax features --retrain --dataset {config.dataset}` "
+            f"`gan-jax features --retrain --dataset {config.dataset}{_shape_options(config)}` "
             "(or gan_jax.api.train_feature_network), then evaluate again"
         )
     return _network(config, arrays, folder / FILE, data_lib.sha256_of(folder / FILE))
@@ -232,12 +232,36 @@ def _network(
 
 def _config_json(config: FeatureNetConfig) -> str:
     fields = {k: v for k, v in config.to_dict().items() if k not in _NOT_TRAINING_FIELDS}
-    # Networks cached (and packaged) before the field existed are MNIST's.
+    # Networks cached (and packaged) before these fields existed are MNIST's, as stored.
     if fields["dataset"] == "mnist":
         del fields["dataset"]
+    for name in ("image_size", "channels"):
+        if fields[name] is None:
+            del fields[name]
     return json.dumps(fields, sort_keys=True)
 
 
-def feature_net_config(dataset: str) -> FeatureNetConfig:
-    """`FEATURE_NET` trained on `dataset`: the network that scores samples of that dataset."""
-    return dataclasses.replace(FEATURE_NET, dataset=dataset)
+def feature_net_config(
+    dataset: str, image_size: int | None = None, channels: int | None = None
+) -> FeatureNetConfig:
+    """`FEATURE_NET` trained on `dataset` shaped by `image_size`/`channels`: the network that
+    scores samples of that dataset.
+
+    Raises:
+      DataError: the dataset has no labels to train a network on (the message says the way out).
+    """
+    if not data_lib.describe(dataset, image_size, channels).labeled:
+        raise DataError(
+            f"{dataset} has no labels, so no feature network can be trained on it for an FD; put "
+            f"its images in class subfolders and run `gan-jax features --retrain --dataset "
+            f"{dataset}`, or evaluate with a labeled dataset"
+        )
+    return dataclasses.replace(
+        FEATURE_NET, dataset=dataset, image_size=image_size, channels=channels
+    )
+
+
+def _shape_options(config: FeatureNetConfig) -> str:
+    """The `--image-size`/`--channels` options of `config`, as a command line gives them."""
+    sizes = (("--image-size", config.image_size), ("--channels", config.channels))
+    return "".join(f" {flag} {value}" for flag, value in sizes if value is not None)

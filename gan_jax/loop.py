@@ -29,13 +29,20 @@ from tqdm.auto import tqdm
 from gan_jax import hooks, parallel, plots
 from gan_jax.checkpoint import CheckpointStore
 from gan_jax.config import TrainingConfig, require_positive
-from gan_jax.data import Split, check_images, dataset, load, to_unit_range
+from gan_jax.data import Split, check_images, load_for, to_unit_range
+from gan_jax.data.user import is_user_dataset
 from gan_jax.devices import warn_once_if_accelerator_unused
 from gan_jax.errors import CheckpointError, ConfigError
 from gan_jax.steps import TrainState, make_runner
 from gan_jax.tasks import Task, make_task
 from gan_jax.tensorboard import EventWriter
-from gan_jax.workdir import MetricWriter, check_workdir, exclusive_workdir, read_rows
+from gan_jax.workdir import (
+    MetricWriter,
+    check_workdir,
+    exclusive_workdir,
+    read_rows,
+    record_dataset,
+)
 
 log = logging.getLogger("gan_jax")
 
@@ -133,6 +140,8 @@ def train(
             f"cannot create workdir {run.workdir} ({err.strerror}); pass a writable folder"
         ) from err
     with exclusive_workdir(run.workdir) if run.writer.enabled else contextlib.nullcontext():
+        if run.writer.enabled and is_user_dataset(config.dataset):
+            record_dataset(run.workdir, run.task.dataset_spec.to_json())
         state = _drive(run)
         _final_figures(run, state)
     return state
@@ -262,9 +271,9 @@ def _prepare(
             if existing.latest_step() is not None:
                 check_resumable(config, existing.read_config(), workdir)
     warn_once_if_accelerator_unused(log)
-    data = data if data is not None else load(config.dataset, "train", config.data_source)
+    data = data if data is not None else load_for(config, "train")
     if task.needs_test_split and test_data is None:
-        test_data = load(config.dataset, "test", config.data_source)
+        test_data = load_for(config, "test")
     steps_per_epoch = task.steps_per_epoch(len(data.images))
     if steps_per_epoch == 0:
         raise ConfigError(
@@ -355,7 +364,7 @@ def _final_figures(run: Run, state: TrainState) -> None:
     task, workdir = run.task, run.workdir
     generated = task.sample_grid(state)
     if generated is not None:
-        images = check_images(run.data.images, dataset(run.config.dataset).shape)
+        images = check_images(run.data.images, task.image_shape)
         rng = np.random.default_rng(run.config.seed)
         real = images[rng.choice(len(images), len(generated), replace=False)]
         plots.save_real_vs_generated(

@@ -23,7 +23,8 @@ import numpy as np
 
 from gan_jax import plots
 from gan_jax.api import evaluate_run
-from gan_jax.data import dataset, labeled_subset, load
+from gan_jax.data import describe, labeled_subset, load_for
+from gan_jax.errors import DataError
 from gan_jax.loop import train
 from gan_jax.tasks import TASKS
 from gan_jax.workdir import check_workdir
@@ -89,12 +90,13 @@ def run_sweep(
     configs = sweep_configs(label_counts, data_seeds, model=model, methods=methods, **overrides)
     out = check_workdir(out)
     first = next(iter(configs.values()))
-    train_split = load(first.dataset, "train", first.data_source)
+    train_split = load_for(first, "train")
+    num_classes = describe(first.dataset, first.image_size, first.channels).num_classes
+    if train_split.labels is None:
+        raise DataError(f"{first.dataset} has no labels; a sweep needs a labeled dataset")
     for labels in label_counts:  # every subset is checked before anything trains or is written
-        labeled_subset(
-            train_split.labels, labels, data_seeds[0], dataset(first.dataset).num_classes
-        )
-    test_split = load(first.dataset, "test", first.data_source)
+        labeled_subset(train_split.labels, labels, data_seeds[0], num_classes)
+    test_split = load_for(first, "test")
     rows, started = [], time.time()
     for (method, labels), config in configs.items():
         workdir = out / "runs" / f"{method}_labels{labels}"

@@ -18,6 +18,7 @@ from gan_jax.errors import CheckpointError, ConfigError
 LOCK_FILE = ".lock"
 METRICS_FILE = "metrics.jsonl"  # per-epoch mean losses and evaluation, one row per member
 TIMING_FILE = "timing.jsonl"  # per-epoch speed and where the time went (see gan_jax.hooks.Timing)
+DATASET_FILE = "dataset.json"  # a user dataset's spec: sampling needs no data, resuming checks it
 
 try:
     import fcntl
@@ -38,6 +39,34 @@ def check_workdir(workdir: str | os.PathLike) -> pathlib.Path:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"workdir {path} is not writable; pass a writable folder")
     return path
+
+
+def record_dataset(workdir: pathlib.Path, spec: dict[str, Any]) -> None:
+    """Writes `spec` (a `DatasetSpec.to_json()`) as the run's dataset, or checks it against the one
+    recorded when the run started.
+
+    Raises:
+      CheckpointError: the dataset's shape, classes or class counts changed since then.
+    """
+    path = workdir / DATASET_FILE
+    if path.exists():
+        stored = json.loads(path.read_text())
+        if stored != spec:
+            changed = sorted(k for k in spec if stored.get(k) != spec[k])
+            raise CheckpointError(
+                f"{spec['name']} changed since {workdir} started ({', '.join(changed)} differ "
+                f"from {path}); restore the data, or pass a different --workdir"
+            )
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(spec, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def read_dataset_record(workdir: str | os.PathLike) -> dict[str, Any] | None:
+    """The dataset spec `record_dataset` wrote, or None."""
+    path = pathlib.Path(workdir) / DATASET_FILE
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 @contextlib.contextmanager

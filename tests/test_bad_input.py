@@ -69,7 +69,7 @@ CLI_CASES = [
      "labels must be a positive multiple of 10"),
     ("labels zero", ["train", "supervised", "--workdir", "NEW", "--labels", "0"], "labels must be a positive multiple"),
     ("labels beyond the split", ["train", "sgan", "--workdir", "NEW", "--labels", "60000", "--steps", "1"],
-     "has only 5421 of digit 5; pass at most 54210"),
+     "has only 5421 of class 5; pass at most 54210"),
     ("labels missing", ["train", "sgan", "--workdir", "NEW"], "the following arguments are required: --labels"),
     ("duplicate data seeds", ["train", "sgan", "--workdir", "NEW", "--labels", "20", "--data-seeds", "1,1"],
      "--data-seeds has duplicates"),

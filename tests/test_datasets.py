@@ -18,6 +18,7 @@ from gan_jax.data import DATASETS, dataset, download
 from gan_jax.data.sources.deb import read_idx
 from gan_jax.errors import ConfigError, DataError
 from gan_jax.plots import image_grid
+from gan_jax.tasks import make_task
 
 
 def test_every_dataset_spec_is_consistent():
@@ -149,11 +150,12 @@ def test_image_grids_keep_colour():
     assert image_grid(rgb[..., :1], pad=1).shape == (11, 11)
 
 
-def test_classifiers_refuse_images_they_are_not_sized_for_and_old_configs_read_as_mnist():
+def test_classifiers_are_sized_from_the_dataset_and_old_configs_read_as_mnist():
     for kind in (SGANConfig, SupervisedConfig):
-        with pytest.raises(ConfigError, match="sized for 28×28×1 images, not cifar10's .* --dataset mnist or "
-                                              "fashion_mnist"):
-            kind(dataset="cifar10")
+        task = make_task(kind.recipe("conv", dataset="cifar10", labels=100))
+        assert task.image_shape == (32, 32, 3) and task.num_classes == 10
+        shaped = make_task(kind.recipe("conv", dataset="mnist", image_size=32, channels=3, labels=100))
+        assert shaped.image_shape == (32, 32, 3)
     stored = json.loads(json.dumps(GANConfig().to_dict()))
     del stored["dataset"]  # a run stored before datasets existed
     assert GANConfig.from_dict(stored).dataset == "mnist" and GANConfig().conflicts_with(stored) == []

@@ -1,14 +1,16 @@
 """The data layer: datasets as a table, one reader per source, verified downloads, training plans.
 
-Imports point one way, from the top: `loading` (`load`: a split of a named dataset, cached) →
-`datasets` (the table) → `sources.{tfds,wheel,deb}` (one reader each) → `download` (fetch once,
-verify SHA-256, cache `.npz`) → `spec` (`DatasetSpec`, `Split`). `plans` (pixel scaling, epoch
-orders, labeled subsets) stands apart from fetching. Nothing here imports `gan_jax.config`.
+Imports point one way, from the top: `loading` (`load`: a split of a named dataset, cached;
+`describe`: its spec) → `user` (`folder:`, `npz:`, `tfds:` datasets) → `shaping` (crop, resize,
+channels) → `datasets` (the table) → `sources.{tfds,wheel,deb,folder,npz}` (one reader each) →
+`download` (fetch once, verify SHA-256, cache `.npz`) → `spec` (`DatasetSpec`, `Split`).
+`plans` (pixel scaling, epoch orders, labeled subsets) stands apart from fetching. Nothing here
+imports `gan_jax.config`.
 """
 
 from gan_jax.data.datasets import DATASETS, dataset, names_with_shape
 from gan_jax.data.download import cache_dir, read_verified_npz, sha256_of, write_verified_npz
-from gan_jax.data.loading import load
+from gan_jax.data.loading import check_name, describe, load, load_for, remember
 from gan_jax.data.plans import epoch_permutation, labeled_subset, require_label_count, to_unit_range
 from gan_jax.data.spec import SPLITS, DatasetSpec, Split, check_images
 
@@ -19,12 +21,16 @@ __all__ = [
     "Split",
     "cache_dir",
     "check_images",
+    "check_name",
+    "describe",
     "dataset",
     "epoch_permutation",
     "labeled_subset",
     "load",
+    "load_for",
     "names_with_shape",
     "read_verified_npz",
+    "remember",
     "require_label_count",
     "sha256_of",
     "to_unit_range",

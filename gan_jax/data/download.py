@@ -108,3 +108,13 @@ def write_verified_npz(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> Non
     sums_tmp.write_text(sha256_of(tmp) + "\n")
     os.replace(tmp, path)
     os.replace(sums_tmp, _checksum_path(path))
+
+
+def cache_npz(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
+    """`write_verified_npz` for a cache of derived arrays: a cache that cannot be written (a full
+    disk, a read-only folder) only costs recomputing them next time, so it is a warning."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_verified_npz(path, arrays)
+    except OSError as err:
+        log.warning("could not cache %s (%s); it will be recomputed next time", path, err)

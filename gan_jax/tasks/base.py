@@ -20,7 +20,6 @@ import numpy as np
 
 from gan_jax import data as data_lib
 from gan_jax.config import RunConfig, TrainingConfig
-from gan_jax.data import dataset
 from gan_jax.errors import ConfigError, DataError
 from gan_jax.steps import Metrics, ModelState, TrainState, default_steps_per_call
 
@@ -62,6 +61,12 @@ class Task(Protocol):
 
     @property
     def needs_test_split(self) -> bool: ...
+
+    @property
+    def dataset_spec(self) -> data_lib.DatasetSpec: ...
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]: ...
 
     def device_data(self, train) -> Any:
         """The training split as the device arrays `step` reads."""
@@ -142,32 +147,40 @@ class SeededTask:
         return self.key(Stream.DATA)
 
     @property
+    def dataset_spec(self) -> data_lib.DatasetSpec:
+        """The config's dataset as shaped by its `image_size` and `channels`
+        (`gan_jax.data.describe`)."""
+        c = self.config
+        return data_lib.describe(c.dataset, c.image_size, c.channels)
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
-        """`(H, W, C)` of the config's dataset (`gan_jax.data.DATASETS`)."""
-        return dataset(self.config.dataset).shape
+        """`(H, W, C)` of the config's dataset, as shaped."""
+        return self.dataset_spec.shape
 
     @property
     def num_classes(self) -> int:
-        """Classes of the config's dataset: labels are 0..num_classes-1."""
-        return dataset(self.config.dataset).num_classes
+        """Classes of the config's dataset: labels are 0..num_classes-1 (0: unlabeled)."""
+        return self.dataset_spec.num_classes
 
     def device_images(self, train: data_lib.Split) -> jax.Array:
         """The training images on the device, uint8 `[N, H, W, C]` of the dataset's shape."""
         return jax.device_put(data_lib.check_images(train.images, self.image_shape))
 
-    def host_labels(self, train: data_lib.Split) -> np.ndarray:
-        """The training labels, int32 `[N]`, one per image, each in 0..num_classes-1."""
-        labels = None if train.labels is None else np.asarray(train.labels, np.int32)
-        if (
-            labels is None
-            or labels.shape != (len(train.images),)
-            or not np.all((labels >= 0) & (labels < self.num_classes))
+    def host_labels(self, train: data_lib.Split, unlabeled_ok: bool = False) -> np.ndarray:
+        """The training labels, int32 `[N]`, one per image, each in 0..num_classes-1 (or -1, an
+        unlabeled image, where `unlabeled_ok`)."""
+        if train.labels is None or not self.num_classes:
+            raise DataError(
+                f"{self.config.dataset} has no labels, and a {self.config.task} run needs them; "
+                "give one subfolder per class (folder:), y (npz:), or a labeled dataset"
+            )
+        labels = np.asarray(train.labels, np.int32)
+        if labels.shape != (len(train.images),) or not np.all(
+            (labels >= -int(unlabeled_ok)) & (labels < self.num_classes)
         ):
-            got = (
-                "none"
-                if labels is None
-                else f"shape {labels.shape}"
-                + (f", values {labels.min()}..{labels.max()}" if labels.size else "")
+            got = f"shape {labels.shape}" + (
+                f", values {labels.min()}..{labels.max()}" if labels.size else ""
             )
             raise DataError(
                 f"a {self.config.task} run needs one label 0..{self.num_classes - 1} "
@@ -206,7 +219,7 @@ class SeededTask:
         """`test`, or by default the test split of the config's dataset through its data source."""
         if test is not None:
             return test
-        return data_lib.load(self.config.dataset, "test", self.config.data_source)
+        return data_lib.load_for(self.config, "test")
 
     def sample_grid(self, state: TrainState) -> np.ndarray | None:
         return None

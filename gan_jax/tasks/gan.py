@@ -26,8 +26,8 @@ import jax.numpy as jnp
 import optax
 
 from gan_jax import data as data_lib
-from gan_jax.config import CGANConfig, GANConfig
-from gan_jax.errors import ConfigError
+from gan_jax.config import CGANConfig, FeatureNetConfig, GANConfig
+from gan_jax.errors import ConfigError, DataError
 from gan_jax.features import feature_net_config, load_feature_network
 from gan_jax.losses import GAN_LOSSES, GANLoss, gradient_penalty
 from gan_jax.models import Discriminator, Generator
@@ -131,8 +131,14 @@ class GANTask(GenerativeTask):
         classes)."""
         # A missing feature network fails now, not after the first epoch.
         if self.config.eval_every_epoch:
-            load_feature_network(feature_net_config(self.config.dataset))
+            load_feature_network(self.feature_net_config())
         return self.device_images(train)
+
+    def feature_net_config(self) -> FeatureNetConfig:
+        """The config of the feature network that scores this run's samples (its dataset, as
+        shaped)."""
+        c = self.config
+        return feature_net_config(c.dataset, c.image_size, c.channels)
 
     def step(
         self,
@@ -379,8 +385,15 @@ class CGANTask(GANTask):
     conditional: ClassVar[bool] = True
 
     def device_data(self, train: data_lib.Split) -> dict[str, jax.Array]:
-        """Images uint8 `[N, H, W, C]` and classes int32 `[N]` on the device."""
-        labels = jax.device_put(self.host_labels(train))
+        """Images uint8 `[N, H, W, C]` and classes int32 `[N]` on the device; DataError for a
+        dataset with fewer than two classes."""
+        labels = self.host_labels(train)
+        if self.num_classes < 2:
+            raise DataError(
+                f"{self.config.dataset} has one class; a conditional run needs two or more: add "
+                "class subfolders (or labels), or train an unconditional gan"
+            )
+        labels = jax.device_put(labels)
         images: jax.Array = super().device_data(train)
         return {"images": images, "labels": labels}
 

@@ -174,7 +174,7 @@ class SupervisedTask(SeededTask):
         """Device arrays: `labeled_x` uint8 `[S, L, H, W, C]`, `labeled_y` int32 `[S, L]`,
         `unlabeled` uint8 `[N, H, W, C]` (S members, L labels, N training images)."""
         images = data_lib.check_images(train.images, self.image_shape)
-        labels = self.host_labels(train)
+        labels = self.host_labels(train, unlabeled_ok=self.generates)
         chosen = self.labeled_indices(labels)
         return {
             "labeled_x": jax.device_put(images[chosen]),

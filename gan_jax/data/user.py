@@ -1,0 +1,159 @@
+"""The user's own images: datasets named by where they are, `folder:PATH`, `npz:PATH` and
+`tfds:NAME[:SPLIT]`, read, shaped and cached.
+
+A folder is decoded once per content: its arrays (after `--image-size`/`--channels`) are cached as
+`<cache_dir>/datasets/folder_<key>.npz`, the key a SHA-256 of every file's path and bytes and of
+the shape asked for, so a changed folder is read again and an unchanged one is not. An `.npz` is
+cached only when it is reshaped; TFDS keeps its own files. The spec (shape, classes, class
+counts) comes from the arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pathlib
+from typing import Any
+
+import numpy as np
+
+from gan_jax.data.download import cache_dir, cache_npz, read_verified_npz, sha256_of
+from gan_jax.data.shaping import shape_image, shape_images
+from gan_jax.data.sources import folder, npz
+from gan_jax.data.sources import tfds as tfds_source
+from gan_jax.data.spec import SPLITS, Arrays, DatasetSpec
+from gan_jax.errors import ConfigError, DataError
+
+log = logging.getLogger("gan_jax")
+
+KINDS = ("folder", "npz", "tfds")
+SPELLINGS = "folder:PATH, npz:PATH or tfds:NAME[:SPLIT]"
+_READ: dict[tuple[str, int | None, int | None], tuple[DatasetSpec, Arrays]] = {}
+
+
+def is_user_dataset(name: str) -> bool:
+    """Whether `name` is spelled `kind:...` for one of `KINDS`."""
+    return isinstance(name, str) and name.split(":", 1)[0] in KINDS and ":" in name
+
+
+def check_name(name: str) -> None:
+    """ConfigError unless `name` is a well-formed `folder:PATH`, `npz:PATH` or
+    `tfds:NAME[:SPLIT]` (the path is checked when the data is read)."""
+    kind, _, rest = name.partition(":")
+    if not rest or (kind == "tfds" and not rest.split(":")[0]):
+        raise ConfigError(f"dataset {name!r} names no {kind} source; pass {SPELLINGS}")
+
+
+def read(
+    name: str,
+    image_size: int | None,
+    channels: int | None,
+    data_dir: str | os.PathLike | None = None,
+) -> tuple[DatasetSpec, Arrays]:
+    """The spec and arrays (`{split}_images` uint8 `[N, H, W, C]`, `{split}_labels` int32 `[N]`
+    where labeled) of user dataset `name`, shaped as asked; memoized per process.
+
+    Raises:
+      DataError: the data is missing or malformed (the message names the file and the fix).
+    """
+    key = (name, image_size, channels)
+    if key not in _READ:
+        kind, _, rest = name.partition(":")
+        reader = {"folder": _folder, "npz": _npz, "tfds": _tfds}[kind]
+        arrays = reader(rest, image_size, channels, data_dir)
+        _READ[key] = (spec_of(name, arrays), arrays)
+    return _READ[key]
+
+
+def spec_of(name: str, arrays: Arrays) -> DatasetSpec:
+    """The spec a user dataset's arrays describe; DataError for test labels beyond the training
+    classes."""
+    names = tuple(str(n) for n in arrays.get("class_names", ()))
+    labeled = "train_labels" in arrays
+    num_classes = (len(names) or int(arrays["train_labels"].max()) + 1) if labeled else 0
+    counts: dict[str, tuple[int, ...]] = {}
+    for split in SPLITS:
+        if f"{split}_images" not in arrays:
+            continue
+        counts[split] = ()
+        if labeled:
+            labels = arrays[f"{split}_labels"]
+            if len(labels) and labels.max() >= num_classes:
+                raise DataError(
+                    f"{name}: {split} labels reach {labels.max()} but the training split has "
+                    f"classes 0..{num_classes - 1}; give every split the same classes"
+                )
+            counts[split] = tuple(np.bincount(labels, minlength=num_classes).tolist())
+    shape = tuple(int(d) for d in arrays["train_images"].shape[1:])
+    return DatasetSpec(
+        name, name, (shape[0], shape[1], shape[2]), num_classes, counts, None, "", names
+    )
+
+
+def _folder(path: str, image_size, channels, data_dir) -> Arrays:
+    root = pathlib.Path(path).expanduser()
+    files = [f for d in folder.split_folders(root).values() for f in folder.image_files(d)[0]]
+    digest = folder.content_key(files, root)
+    cached = _cache_path("folder", digest, image_size, channels)
+    arrays = read_verified_npz(cached, f"decoded {root}")
+    if arrays is None:
+        log.info("reading %d images of %s (once; cached as %s)", len(files), root, cached)
+        arrays = folder.read(root, image_size, channels)
+        cache_npz(cached, arrays)
+    return arrays
+
+
+def _npz(path: str, image_size, channels, data_dir) -> Arrays:
+    file = pathlib.Path(path).expanduser()
+    arrays = npz.read(file)
+    if all(_unchanged(arrays[k], image_size, channels) for k in arrays if k.endswith("_images")):
+        return arrays
+    cached = _cache_path("npz", sha256_of(file), image_size, channels)
+    shaped = read_verified_npz(cached, f"resized {file}")
+    if shaped is None:
+        shaped = {
+            k: shape_images(v, image_size, channels) if k.endswith("_images") else v
+            for k, v in arrays.items()
+        }
+        cache_npz(cached, shaped)
+    return shaped
+
+
+def _tfds(rest: str, image_size, channels, data_dir) -> Arrays:
+    name, _, split = rest.partition(":")
+    splits = {"train": split or "train"}
+    if splits["train"] != "test":
+        splits["test"] = "test"
+    arrays: Arrays = {}
+    for ours, theirs in splits.items():
+        try:
+            found: dict[str, Any] = tfds_source.read_named(name, theirs, data_dir)
+        except DataError:
+            if ours == "test":  # a dataset without a test split
+                continue
+            raise
+        images = found["images"]
+        if image_size is not None or channels is not None:
+            images = [shape_image(image, image_size, channels) for image in images]
+        if len({image.shape for image in images}) > 1:
+            raise DataError(
+                f"tfds:{name}:{theirs} has images of several sizes; pass --image-size S "
+                "(e.g. 32 or 64) to crop and resize them all"
+            )
+        arrays[f"{ours}_images"] = np.stack(images)
+        if found["labels"] is not None:
+            arrays[f"{ours}_labels"] = found["labels"]
+            arrays["class_names"] = np.asarray(found["class_names"])
+    return arrays
+
+
+def _unchanged(images: np.ndarray, image_size: int | None, channels: int | None) -> bool:
+    height, width, depth = images.shape[1:]
+    same_size = image_size is None or (height, width) == (image_size, image_size)
+    return same_size and channels in (None, depth)
+
+
+def _cache_path(kind: str, digest: str, image_size, channels) -> pathlib.Path:
+    key = hashlib.sha256(f"{digest}/{image_size}/{channels}".encode()).hexdigest()[:24]
+    return cache_dir() / "datasets" / f"{kind}_{key}.npz"

@@ -272,8 +272,6 @@ def _prepare(
                 check_resumable(config, existing.read_config(), workdir)
     warn_once_if_accelerator_unused(log)
     data = data if data is not None else load_for(config, "train")
-    if task.needs_test_split and test_data is None:
-        test_data = load_for(config, "test")
     steps_per_epoch = task.steps_per_epoch(len(data.images))
     if steps_per_epoch == 0:
         raise ConfigError(
@@ -284,6 +282,8 @@ def _prepare(
     if config.steps is not None:
         total_steps = min(total_steps, config.steps)
     device_data = parallel.replicate(task.device_data(data), mesh)
+    if task.needs_test_split and test_data is None:  # after device_data checked the labels
+        test_data = load_for(config, "test")
     writer = MetricWriter(workdir, (hooks.METRICS_FILE, hooks.TIMING_FILE), parallel.is_writer())
     return Run(
         task,

@@ -69,10 +69,7 @@ def to_array(picture: Image.Image, image_size: int | None, channels: int) -> np.
         width, height = picture.size
         side = min(width, height)
         left, top = (width - side) // 2, (height - side) // 2
-        picture = picture.resize(
-            (image_size, image_size),
-            Image.Resampling.LANCZOS,
-            box=(left, top, left + side, top + side),
-        )
+        square = picture.crop((left, top, left + side, top + side))
+        picture = square.resize((image_size, image_size), Image.Resampling.LANCZOS)
     array = np.asarray(picture, np.uint8)
     return array[..., None] if channels == 1 else array

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from gan_jax import data as data_lib
+from gan_jax.data import loading
 from gan_jax import features
 from gan_jax.api import evaluate_run, load_run, sample_images, train_feature_network
 from gan_jax.cli import main
@@ -29,14 +30,13 @@ def three(monkeypatch, tmp_path):
                                     np.arange(n, dtype=np.int32) % 3)
               for split, n in (("train", 48), ("test", 24))}
     monkeypatch.setitem(DATASETS, SPEC.name, SPEC)
-    for kind in (RunConfig, GANConfig, SupervisedConfig, SGANConfig):  # choices read at import
-        monkeypatch.setitem(kind.CHOICES, "dataset", (*kind.CHOICES["dataset"], SPEC.name))
     real_load = data_lib.load
 
     def load(name="mnist", split="train", *args, **kwargs):
         return splits[split] if name == SPEC.name else real_load(name, split, *args, **kwargs)
 
     monkeypatch.setattr(data_lib, "load", load)
+    monkeypatch.setattr(loading, "load", load)  # what `load_for` (the loop's) calls
     monkeypatch.setenv("GAN_JAX_FEATURES", str(tmp_path / "features"))
     tiny_network = FeatureNetConfig(epochs=2, batch_size=8, widths=(4,), hidden=8)
     monkeypatch.setattr(features, "FEATURE_NET", tiny_network)

@@ -1,6 +1,13 @@
 """Linen modules only: no losses, optimizers or training logic."""
 
-from gan_jax.models.dcgan import Discriminator, Generator
+from gan_jax.models.dcgan import (
+    Discriminator,
+    Discriminator64,
+    Generator,
+    Generator64,
+    dcgan_architecture,
+    dcgan_for,
+)
 from gan_jax.models.feature_net import FeatureNet
 from gan_jax.models.layers import Conv, ConvTranspose, conv, conv_transpose
 from gan_jax.models.sgan import (
@@ -19,13 +26,17 @@ __all__ = [
     "ConvGenerator",
     "ConvTranspose",
     "Discriminator",
+    "Discriminator64",
     "FeatureNet",
     "GaussianNoise",
     "Generator",
+    "Generator64",
     "MLPClassifier",
     "MLPGenerator",
     "WeightNormDense",
     "conv",
     "conv_transpose",
     "data_dependent_init",
+    "dcgan_architecture",
+    "dcgan_for",
 ]

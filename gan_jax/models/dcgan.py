@@ -1,16 +1,23 @@
-"""The DCGAN of the TensorFlow MNIST tutorial (REFERENCE.md §1), as linen modules."""
+"""DCGANs as linen modules, sized from the image: the TensorFlow MNIST tutorial's (REFERENCE.md §1;
+`Generator`, `Discriminator`) below 64 px, the DCGAN paper's 64×64 one (Radford et al. 2016, as
+the PyTorch DCGAN example; `Generator64`, `Discriminator64`) from 64 px. `dcgan_for` picks them.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.errors import ConfigError
 from gan_jax.models.layers import Conv, ConvTranspose
 
 LEAK = 0.3  # Keras LeakyReLU's default slope, used by the tutorial
+PAPER_LEAK = 0.2  # the DCGAN paper's LeakyReLU slope
+PAPER_INIT = nn.initializers.normal(0.02)  # the paper's weights: N(0, 0.02²)
 
 
 class Generator(nn.Module):
@@ -89,3 +96,206 @@ class Discriminator(nn.Module):
             embed = nn.Embed(self.num_classes, h.shape[-1], embedding_init=init, dtype=self.dtype)
             logits = logits + jnp.sum(embed(labels) * h, -1)
         return logits.astype(jnp.float32)
+
+
+def _paper_scale_init(key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
+    """BatchNorm scales ~ N(1, 0.02²), as the PyTorch DCGAN example's `weights_init`."""
+    return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
+
+
+class Generator64(nn.Module):
+    """The DCGAN paper's generator: noise `[B, noise_dim]` (and, when `num_classes`, classes int
+    `[B]`) → images `[B, H, W, C]` in [-1, 1], `(H, W, C) = image_shape` (64×64×3 by default; H
+    and W multiples of 16).
+
+    With f = `features` (the paper's ngf, 64): a conditional generator (`num_classes > 0`) reads
+    `concat(z, one_hot(class))`. Then: Dense (H/16)·(W/16)·8f → reshape to 4×4×8f (at 64 px; the
+    paper's 4×4 transposed convolution from 1×1, the same map) → BN → ReLU → ConvT(4f, 4×4, s2) →
+    BN → ReLU → ConvT(2f) → BN → ReLU → ConvT(f) → BN → ReLU → ConvT(C, 4×4, s2) → tanh, at 8×8,
+    16×16, 32×32 and 64×64; no biases. Weights ~ N(0, 0.02²), BatchNorm scales ~ N(1, 0.02²) (the
+    paper's initialization); BatchNorm as PyTorch's (momentum 0.1, ε 1e-5), with batch statistics
+    when `train`, else the running averages of the `batch_stats` collection. `dtype` is the compute
+    dtype (parameters stay float32); the images come back as float32 either way.
+    """
+
+    features: int = 64
+    fast_grad: bool = True
+    num_classes: int = 0
+    dtype: Any = jnp.float32
+    image_shape: tuple[int, int, int] = (64, 64, 3)
+
+    @nn.compact
+    def __call__(self, z: jax.Array, train: bool, labels: jax.Array | None = None) -> jax.Array:
+        f = self.features
+        height, width, channels = self.image_shape
+        start = (height // 16, width // 16)
+        if self.num_classes:
+            z = jnp.concatenate(
+                [z, jax.nn.one_hot(labels, self.num_classes, dtype=z.dtype)], axis=-1
+            )
+
+        def norm_relu(x: jax.Array) -> jax.Array:
+            norm = nn.BatchNorm(
+                use_running_average=not train,
+                momentum=0.9,
+                epsilon=1e-5,
+                scale_init=_paper_scale_init,
+                dtype=self.dtype,
+            )
+            return nn.relu(norm(x))
+
+        x = nn.Dense(
+            start[0] * start[1] * 8 * f, use_bias=False, kernel_init=PAPER_INIT, dtype=self.dtype
+        )(z)
+        x = norm_relu(x.reshape(-1, *start, 8 * f))
+        up = lambda features: ConvTranspose(
+            features,
+            (4, 4),
+            strides=(2, 2),
+            fast_grad=self.fast_grad,
+            kernel_init=PAPER_INIT,
+            dtype=self.dtype,
+        )
+        for features in (4 * f, 2 * f, f):
+            x = norm_relu(up(features)(x))
+        return jnp.tanh(up(channels)(x).astype(jnp.float32))
+
+
+class Discriminator64(nn.Module):
+    """The DCGAN paper's discriminator: images `[B, H, W, C]` in [-1, 1] (and, when `num_classes`,
+    classes int `[B]`) → real/fake logits `[B]` (positive means real); H and W multiples of 16
+    (64×64 in the paper).
+
+    With f = `features` (the paper's ndf, 64): Conv(f, 4×4, s2) → LReLU(0.2) → Conv(2f) → norm →
+    LReLU → Conv(4f) → norm → LReLU → Conv(8f) → norm → LReLU → h (flattened, 4×4×8f at 64 px) →
+    Dense 1 (the paper's 4×4 valid convolution to one logit, the same map); no biases, no dropout,
+    weights ~ N(0, 0.02²). A conditional discriminator adds the projection `⟨embed(class), h⟩`
+    (Miyato & Koyama 2018), as `Discriminator`.
+
+    `norm` is "batch" (the paper's: BatchNorm as PyTorch's, batch statistics when `train`, else the
+    running averages of `batch_stats`; scales ~ N(1, 0.02²)) or "layer" (per-image LayerNorm over
+    H, W and channels, per-channel scale and bias; for a critic whose logits must each depend on
+    their own image only, as WGAN-GP's gradient penalty needs). `dtype` is the compute dtype
+    (parameters stay float32); the logits come back as float32 either way.
+    """
+
+    features: int = 64
+    num_classes: int = 0
+    norm: Literal["batch", "layer"] = "batch"
+    fast_grad: bool = True
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool, labels: jax.Array | None = None) -> jax.Array:
+        f = self.features
+        for width in (f, 2 * f, 4 * f, 8 * f):
+            x = Conv(
+                width,
+                (4, 4),
+                strides=(2, 2),
+                use_bias=False,
+                fast_grad=self.fast_grad,
+                kernel_init=PAPER_INIT,
+                dtype=self.dtype,
+            )(x)
+            if width != f:
+                x = self._normalize(x, train)
+            x = nn.leaky_relu(x, PAPER_LEAK)
+        h = x.reshape(x.shape[0], -1)
+        logits = nn.Dense(1, use_bias=False, kernel_init=PAPER_INIT, dtype=self.dtype)(h)[:, 0]
+        if self.num_classes:
+            embed = nn.Embed(
+                self.num_classes, h.shape[-1], embedding_init=PAPER_INIT, dtype=self.dtype
+            )
+            logits = logits + jnp.sum(embed(labels) * h, -1)
+        return logits.astype(jnp.float32)
+
+    def _normalize(self, x: jax.Array, train: bool) -> jax.Array:
+        if self.norm == "batch":
+            return nn.BatchNorm(
+                use_running_average=not train,
+                momentum=0.9,
+                epsilon=1e-5,
+                scale_init=_paper_scale_init,
+                dtype=self.dtype,
+            )(x)
+        if self.norm == "layer":
+            return nn.LayerNorm(
+                epsilon=1e-5, reduction_axes=(-3, -2, -1), feature_axes=-1, dtype=self.dtype
+            )(x)
+        raise ValueError(f"norm must be 'batch' or 'layer', got {self.norm!r}")
+
+
+Architecture = Literal["tutorial", "paper"]
+
+
+def dcgan_architecture(image_shape: Sequence[int]) -> Architecture:
+    """Which DCGAN fits images `(H, W, C)`: "tutorial" (`Generator`, `Discriminator`) for H and W
+    multiples of 4 below 64 (28 and 32 px), "paper" (`Generator64`, `Discriminator64`) for H and W
+    multiples of 16 from 64 (64 px). Raises ConfigError for any other size (e.g. 30 or 65 px)."""
+    h, w = int(image_shape[0]), int(image_shape[1])
+    if h < 64 and w < 64 and h % 4 == 0 and w % 4 == 0:
+        return "tutorial"
+    if h >= 64 and w >= 64 and h % 16 == 0 and w % 16 == 0:
+        return "paper"
+    raise ConfigError(
+        f"the DCGAN has no architecture for {h}×{w} images (the tutorial's takes multiples of 4 "
+        "below 64 px, the paper's multiples of 16 from 64 px); pass --image-size 28, 32 or 64"
+    )
+
+
+def dcgan_for(
+    image_shape: tuple[int, int, int],
+    *,
+    g_features: Sequence[int] = (256, 128, 64),
+    d_features: Sequence[int] = (64, 128),
+    dropout: float = 0.3,
+    num_classes: int = 0,
+    fast_grad: bool = True,
+    dtype: Any = jnp.float32,
+    per_example_critic: bool = False,
+) -> tuple[nn.Module, nn.Module]:
+    """The (generator, discriminator) DCGAN for images `image_shape` `(H, W, C)` in [-1, 1], chosen
+    by `dcgan_architecture` (a ConfigError for a size neither fits).
+
+    The tutorial's pair takes `g_features` (3 widths) and `d_features` (2 widths) and `dropout` as
+    they are. The paper's takes f = `g_features[-1]` for the generator (8f, 4f, 2f, f) and f =
+    `d_features[0]` for the discriminator (f, 2f, 4f, 8f): 64 and 64 with the defaults, the
+    paper's ngf and ndf; it has no dropout. `per_example_critic`: each logit must depend on its own
+    image only (WGAN-GP's gradient penalty); the paper's discriminator then normalizes with
+    LayerNorm instead of BatchNorm (the tutorial's has neither). `num_classes > 0` makes both
+    conditional; `dtype` is their compute dtype.
+    """
+    if dcgan_architecture(image_shape) == "tutorial":
+        return (
+            Generator(
+                (g_features[0], g_features[1], g_features[2]),
+                fast_grad=fast_grad,
+                num_classes=num_classes,
+                dtype=dtype,
+                image_shape=image_shape,
+            ),
+            Discriminator(
+                (d_features[0], d_features[1]),
+                dropout,
+                num_classes=num_classes,
+                fast_grad=fast_grad,
+                dtype=dtype,
+            ),
+        )
+    return (
+        Generator64(
+            g_features[-1],
+            fast_grad=fast_grad,
+            num_classes=num_classes,
+            dtype=dtype,
+            image_shape=image_shape,
+        ),
+        Discriminator64(
+            d_features[0],
+            num_classes=num_classes,
+            norm="layer" if per_example_critic else "batch",
+            fast_grad=fast_grad,
+            dtype=dtype,
+        ),
+    )

@@ -10,9 +10,14 @@ real images (and, for the cGAN, their digits) and a key, is fused:
    the fakes pulled back through G's saved VJP; then the generator's EMA, if kept.
 Otherwise (`critic_steps` > 1, or WGAN-GP) a step is `critic_steps` discriminator updates, each on
 its own real batch and fresh fakes, then one generator update on fresh noise.
-Each model has its own `optax.adam` state. BatchNorm statistics come from the generator update's
-G forward. `discriminator_update` and `generator_update` are the two halves as separate pure
-functions.
+Each model has its own `optax.adam` state. The models are `gan_jax.models.dcgan_for` the dataset's
+image shape: the tutorial's below 64 px, the DCGAN paper's at 64 px. G's BatchNorm statistics come
+from the generator update's G forward. A discriminator with BatchNorm (the paper's) scores the
+real and the fake images as two batches, each normalized by its own statistics (as the PyTorch
+DCGAN example does), and keeps the running statistics of its update's two passes (the generator
+update's pass through D leaves them); a discriminator without (the tutorial's) scores both as one
+batch.
+`discriminator_update` and `generator_update` are the two halves as separate pure functions.
 Noise, sampling, the sample grid and the fresh state are `gan_jax.tasks.base.GenerativeTask`'s.
 """
 
@@ -21,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, cast
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -30,7 +36,7 @@ from gan_jax.config import CGANConfig, FeatureNetConfig, GANConfig
 from gan_jax.errors import ConfigError, DataError
 from gan_jax.features import feature_net_config, load_feature_network
 from gan_jax.losses import GAN_LOSSES, GANLoss, gradient_penalty
-from gan_jax.models import Discriminator, Generator
+from gan_jax.models import dcgan_for
 from gan_jax.parallel import shard_batch
 from gan_jax.steps import (
     Metrics,
@@ -80,24 +86,28 @@ class GANTask(GenerativeTask):
         return self.num_classes if self.conditional else 0
 
     @property
-    def generator(self) -> Generator:
-        return Generator(
-            cast(tuple[int, int, int], tuple(self.config.g_features)),
-            fast_grad=self.fast_grad,
+    def model_pair(self) -> tuple[nn.Module, nn.Module]:
+        """(generator, discriminator): `dcgan_for` the dataset's image shape and the config's widths
+        (a ConfigError for an image size no DCGAN fits). With a gradient penalty the paper's
+        discriminator normalizes per image (LayerNorm), as the penalty needs."""
+        return dcgan_for(
+            self.image_shape,
+            g_features=self.config.g_features,
+            d_features=self.config.d_features,
+            dropout=self.config.dropout,
             num_classes=self.model_classes,
+            fast_grad=self.fast_grad,
             dtype=jnp.dtype(self.config.compute_dtype),
-            image_shape=self.image_shape,
+            per_example_critic=self.gan_loss.gradient_penalty,
         )
 
     @property
-    def discriminator(self) -> Discriminator:
-        return Discriminator(
-            cast(tuple[int, int], tuple(self.config.d_features)),
-            self.config.dropout,
-            num_classes=self.model_classes,
-            fast_grad=self.fast_grad,
-            dtype=jnp.dtype(self.config.compute_dtype),
-        )
+    def generator(self) -> nn.Module:
+        return self.model_pair[0]
+
+    @property
+    def discriminator(self) -> nn.Module:
+        return self.model_pair[1]
 
     @property
     def g_tx(self) -> optax.GradientTransformation:
@@ -181,11 +191,31 @@ class GANTask(GenerativeTask):
         key = jax.random.fold_in(key, 1)
         return jax.random.randint(key, (num,), 0, self.num_classes, jnp.int32)
 
-    def _generator_loss(self, d_params, fakes: jax.Array, digits, key: jax.Array) -> jax.Array:
-        logits = self.discriminator.apply(
-            {"params": d_params}, fakes, train=True, labels=digits, rngs={"dropout": key}
+    def _discriminate(
+        self, d_params, batch_stats, images: jax.Array, digits, key: jax.Array
+    ) -> tuple[jax.Array, Any]:
+        """D's logits `[B]` on `images` in training mode (dropout from `key`) and its BatchNorm
+        statistics after this pass; `batch_stats` as given (empty) for a D without BatchNorm."""
+        if not batch_stats:
+            logits = self.discriminator.apply(
+                {"params": d_params}, images, train=True, labels=digits, rngs={"dropout": key}
+            )
+            return cast(jax.Array, logits), batch_stats
+        logits, updates = self.discriminator.apply(
+            {"params": d_params, "batch_stats": batch_stats},
+            images,
+            train=True,
+            labels=digits,
+            rngs={"dropout": key},
+            mutable=["batch_stats"],
         )
-        return self.gan_loss.generator(cast(jax.Array, logits))
+        return cast(jax.Array, logits), updates["batch_stats"]
+
+    def _generator_loss(self, d: ModelState, fakes: jax.Array, digits, key: jax.Array) -> jax.Array:
+        """G's loss on D(`fakes`) in training mode (a BatchNorm D: the fakes' own batch
+        statistics; its running statistics are left as they are)."""
+        logits, _ = self._discriminate(d.params, d.batch_stats, fakes, digits, key)
+        return self.gan_loss.generator(logits)
 
     def _gradient_penalty(
         self, d_params, real: jax.Array, fakes: jax.Array, digits, key: jax.Array
@@ -219,27 +249,34 @@ class GANTask(GenerativeTask):
         `[B]`.
         Returns the models with D updated, and D's loss (penalty included)."""
         d = models["discriminator"]
-        digits = jnp.concatenate([real_digits, fake_digits]) if self.conditional else None
         if self.gan_loss.gradient_penalty:
             key, penalty_key = jax.random.split(key)
 
         def loss_fn(d_params):
-            logits = self.discriminator.apply(
-                {"params": d_params},
-                jnp.concatenate([real, fakes]),
-                train=True,
-                labels=digits,
-                rngs={"dropout": key},
-            )
-            loss = self.gan_loss.discriminator(logits[: real.shape[0]], logits[real.shape[0] :])
+            if d.batch_stats:  # BatchNorm: the real and the fake batch each normalized alone
+                real_key, fake_key = jax.random.split(key)
+                real_logits, stats = self._discriminate(
+                    d_params, d.batch_stats, real, real_digits, real_key
+                )
+                fake_logits, stats = self._discriminate(
+                    d_params, stats, fakes, fake_digits, fake_key
+                )
+            else:
+                digits = jnp.concatenate([real_digits, fake_digits]) if self.conditional else None
+                logits, stats = self._discriminate(
+                    d_params, d.batch_stats, jnp.concatenate([real, fakes]), digits, key
+                )
+                real_logits, fake_logits = logits[: real.shape[0]], logits[real.shape[0] :]
+            loss = self.gan_loss.discriminator(real_logits, fake_logits)
             if self.gan_loss.gradient_penalty:
                 loss += self.config.gp_weight * self._gradient_penalty(
                     d_params, real, fakes, real_digits, penalty_key
                 )
-            return loss
+            return loss, stats
 
-        loss, grads = jax.value_and_grad(loss_fn)(d.params)
-        return {**models, "discriminator": apply_gradients(d, grads, self.d_tx)}, loss
+        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(d.params)
+        d = apply_gradients(d, grads, self.d_tx, batch_stats=stats if d.batch_stats else None)
+        return {**models, "discriminator": d}, loss
 
     def generator_update(
         self, models: dict[str, ModelState], z: jax.Array, key: jax.Array, digits=None
@@ -249,7 +286,7 @@ class GANTask(GenerativeTask):
 
         def loss_fn(g_params):
             fakes, stats = self._generate_train(g, z, digits, g_params)
-            return self._generator_loss(d.params, fakes, digits, key), stats
+            return self._generator_loss(d, fakes, digits, key), stats
 
         (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(g.params)
         return {**models, "generator": self._update_generator(g, grads, stats)}, loss
@@ -293,9 +330,9 @@ class GANTask(GenerativeTask):
             lambda p: self._generate_train(g, z, fake_digits, p), g.params, has_aux=True
         )
         models, d_loss = self.discriminator_update(models, real, fakes, d_key, digits, fake_digits)
-        d_params = models["discriminator"].params
+        d = models["discriminator"]
         g_loss, fake_grads = jax.value_and_grad(
-            lambda f: self._generator_loss(d_params, f, fake_digits, g_key)
+            lambda f: self._generator_loss(d, f, fake_digits, g_key)
         )(fakes)
         (g_grads,) = g_vjp(fake_grads)
         return {**models, "generator": self._update_generator(g, g_grads, stats)}, {
@@ -377,7 +414,8 @@ class GANTask(GenerativeTask):
 
 @dataclasses.dataclass(frozen=True)
 class CGANTask(GANTask):
-    """The conditional GAN: the tutorial's models with the digit as a second input."""
+    """The conditional GAN: the DCGAN of the image size (`dcgan_for`) with the class as a second
+    input."""
 
     config: CGANConfig
     config_type: ClassVar[type[CGANConfig]] = CGANConfig

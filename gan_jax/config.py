@@ -213,9 +213,13 @@ class GANConfig(RunConfig):
       batch_size: real images per discriminator update (and generated images per generator update).
       noise_dim: length of the generator's N(0, 1) input vector.
       g_features: generator widths: a dense layer to (H/4)·(W/4)·g[0] (7·7·g[0] for MNIST), then
-        transposed convs of g[1] and g[2] channels, then one to the image's channels.
-      d_features: discriminator conv widths, each a stride-2 5x5 conv.
-      dropout: discriminator dropout rate, in [0, 1).
+        transposed convs of g[1] and g[2] channels, then one to the image's channels. At 64 px
+        (the DCGAN paper's generator) only g[-1] is read: widths 8·g[-1], 4·g[-1], 2·g[-1],
+        g[-1] (the paper's ngf = 64 by default).
+      d_features: discriminator conv widths, each a stride-2 5x5 conv. At 64 px (the DCGAN paper's
+        discriminator) only d[0] is read: four stride-2 4x4 convs of d[0], 2·d[0], 4·d[0], 8·d[0]
+        (the paper's ndf = 64 by default).
+      dropout: discriminator dropout rate, in [0, 1) (the 64 px discriminator has none).
       num_samples: fixed noise vectors drawn for the per-epoch sample grid.
       beta1: Adam's first-moment decay for both models (the tutorial's Keras default 0.9; DCGAN
         0.5).

@@ -20,6 +20,7 @@ import logging
 import os
 import pathlib
 import time
+from collections.abc import Sequence
 from typing import Any, cast
 
 import jax
@@ -34,6 +35,7 @@ from gan_jax.data.user import is_user_dataset
 from gan_jax.devices import warn_once_if_accelerator_unused
 from gan_jax.errors import CheckpointError, ConfigError
 from gan_jax.steps import TrainState, make_runner
+from gan_jax.stream import HostFeed, host_feed
 from gan_jax.tasks import Task, make_task
 from gan_jax.tensorboard import EventWriter
 from gan_jax.workdir import (
@@ -78,7 +80,9 @@ class Outputs:
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """What one training works with: the task, where it writes, and its data on the device."""
+    """What one training works with: the task, where it writes, and its data: on the device
+    (`device_data`), or when too large for it in host memory, streamed by `feed`
+    (`gan_jax.stream`; `device_data` is then None)."""
 
     task: Task
     config: TrainingConfig
@@ -91,6 +95,7 @@ class Run:
     steps_per_epoch: int
     total_steps: int
     writer: MetricWriter
+    feed: HostFeed | None = None
 
 
 def train(
@@ -158,13 +163,18 @@ def _drive(run: Run) -> TrainState:
         state, counters = _restore_or_init(run, store)
         start = int(state.step)
         steps_per_call = config.steps_per_call or run.task.steps_per_call(run.steps_per_epoch)
+        if run.feed is not None and config.steps_per_call is None:  # streamed chunks must fit
+            steps_per_call = run.feed.cap_steps_per_call(steps_per_call)
         _log_plan(run, start, steps_per_call)
         stack.enter_context(parallel.use_mesh(run.mesh))
         after_each_call = make_hooks(run, store, counters, start, stack)
-        runner = Runner(run)
-        calls = hooks.plan_calls(
-            start, run.total_steps, run.steps_per_epoch, steps_per_call, config.checkpoint_every
+        calls = list(
+            hooks.plan_calls(
+                start, run.total_steps, run.steps_per_epoch, steps_per_call, config.checkpoint_every
+            )
         )
+        runner = Runner(run, calls)
+        stack.callback(runner.close)
         for call in calls:
             state, result = runner(state, call)
             for hook in after_each_call:
@@ -233,25 +243,46 @@ def make_hooks(
 
 class Runner:
     """`runner(state, call) -> (state, result)`: runs one planned call's steps compiled (the
-    epoch's data order made once per epoch) and brings its metrics to the host."""
+    epoch's data order made once per epoch) and brings its metrics to the host.
 
-    def __init__(self, run: Run):
+    A streamed run (`run.feed`) reads instead each call's rows, prefetched in `calls`' order
+    (`gan_jax.stream`); the wait for them counts into the call's seconds. `close` stops the
+    prefetching.
+    """
+
+    plan: Any  # the device path's current epoch plan
+
+    def __init__(self, run: Run, calls: Sequence[hooks.Call] = ()):
         self.task, self.device_data, self.mesh = run.task, run.device_data, run.mesh
         self.steps_per_epoch, self.num_examples = run.steps_per_epoch, len(run.data.images)
         self.epoch, self.plan = -1, None
+        self.chunks = None if run.feed is None else run.feed.stream([_key(c) for c in calls])
 
     def __call__(self, state: TrainState, call: hooks.Call) -> tuple[TrainState, hooks.CallResult]:
-        if call.epoch != self.epoch:
-            plan = self.task.epoch_plan(call.epoch, self.num_examples)
-            self.plan = parallel.replicate(plan, self.mesh)
-            self.epoch = call.epoch
-        compiled = make_runner(self.task.step, self.steps_per_epoch, call.steps, self.mesh)
         started = time.perf_counter()
-        state, metrics, finite = compiled(state, self.device_data, self.plan)
+        if self.chunks is not None:
+            data, plan = self.chunks.take(_key(call))
+        else:
+            if call.epoch != self.epoch:
+                epoch_plan = self.task.epoch_plan(call.epoch, self.num_examples)
+                self.plan = parallel.replicate(epoch_plan, self.mesh)
+                self.epoch = call.epoch
+            data, plan = self.device_data, self.plan
+        compiled = make_runner(self.task.step, self.steps_per_epoch, call.steps, self.mesh)
+        state, metrics, finite = compiled(state, data, plan)
         metrics, finite = jax.device_get((metrics, finite))
         return state, hooks.CallResult(
             metrics, bool(finite), started, time.perf_counter() - started
         )
+
+    def close(self) -> None:
+        if self.chunks is not None:
+            self.chunks.close()
+
+
+def _key(call: hooks.Call) -> tuple[int, int, int]:
+    """(epoch, first step within the epoch, steps): what a streamed call reads."""
+    return call.epoch, call.step - call.epoch * call.steps_per_epoch, call.steps
 
 
 def _prepare(
@@ -262,7 +293,8 @@ def _prepare(
     devices: int | None,
     outputs: Outputs,
 ) -> Run:
-    """Checks the request against the workdir, loads the data and puts it on the device."""
+    """Checks the request against the workdir, loads the data and puts it on the device (or,
+    when too large for it, readies its streaming from host memory: `gan_jax.stream`)."""
     task = make_task(config)
     mesh = parallel.data_mesh(devices)
     workdir = check_workdir(workdir)
@@ -281,8 +313,9 @@ def _prepare(
     total_steps = config.epochs * steps_per_epoch
     if config.steps is not None:
         total_steps = min(total_steps, config.steps)
-    device_data = parallel.replicate(task.device_data(data), mesh)
-    if task.needs_test_split and test_data is None:  # after device_data checked the labels
+    feed = host_feed(task, data, mesh)
+    device_data = None if feed is not None else parallel.replicate(task.device_data(data), mesh)
+    if task.needs_test_split and test_data is None:  # after the data's labels were checked
         test_data = load_for(config, "test")
     writer = MetricWriter(workdir, (hooks.METRICS_FILE, hooks.TIMING_FILE), parallel.is_writer())
     return Run(
@@ -297,6 +330,7 @@ def _prepare(
         steps_per_epoch,
         total_steps,
         writer,
+        feed,
     )
 
 
@@ -321,6 +355,7 @@ def check_resumable(config: TrainingConfig, stored: dict[str, Any], workdir: pat
 
 def _restore_or_init(run: Run, store: CheckpointStore) -> tuple[TrainState, dict[str, Any]]:
     """The newest good checkpoint's state and loss sums, or a fresh state at step 0."""
+    # A streamed run's task reads no data to initialize (`gan_jax.stream.Streamable`).
     state = parallel.replicate(run.task.init(run.device_data), run.mesh)
     restored = store.restore_latest_good(state)
     if restored is None:

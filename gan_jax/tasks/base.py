@@ -163,10 +163,6 @@ class SeededTask:
         """Classes of the config's dataset: labels are 0..num_classes-1 (0: unlabeled)."""
         return self.dataset_spec.num_classes
 
-    def device_images(self, train: data_lib.Split) -> jax.Array:
-        """The training images on the device, uint8 `[N, H, W, C]` of the dataset's shape."""
-        return jax.device_put(data_lib.check_images(train.images, self.image_shape))
-
     def host_labels(self, train: data_lib.Split, unlabeled_ok: bool = False) -> np.ndarray:
         """The training labels, int32 `[N]`, one per image, each in 0..num_classes-1 (or -1, an
         unlabeled image, where `unlabeled_ok`)."""

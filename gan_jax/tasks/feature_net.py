@@ -56,10 +56,20 @@ class FeatureTask(SeededTask):
         )
         return optax.adam(schedule)
 
+    @property
+    def rows_per_step(self) -> int:
+        """Rows of each `host_data` array one step reads (`gan_jax.stream`)."""
+        return self.config.batch_size
+
+    def host_data(self, train: data_lib.Split) -> dict[str, np.ndarray]:
+        """Images uint8 `[N, H, W, C]` and classes int32 `[N]` in host memory: what
+        `device_data` puts on the device, or what a streamed run gathers from."""
+        labels = self.host_labels(train)
+        return {"images": data_lib.check_images(train.images, self.image_shape), "labels": labels}
+
     def device_data(self, train: data_lib.Split) -> dict[str, jax.Array]:
-        """Images uint8 `[N, H, W, C]` and classes int32 `[N]` on the device."""
-        labels = jax.device_put(self.host_labels(train))
-        return {"images": self.device_images(train), "labels": labels}
+        """`host_data` on the device."""
+        return jax.device_put(self.host_data(train))
 
     def init_models(self, data=None) -> dict[str, ModelState]:
         images = jnp.zeros((1, *self.image_shape), jnp.float32)

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, cast
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from gan_jax import data as data_lib
@@ -136,13 +137,22 @@ class GANTask(GenerativeTask):
             )
         return steps
 
-    def device_data(self, train: data_lib.Split) -> Any:
-        """The training images on the device, uint8 `[N, H, W, C]` (`CGANTask`: with their
-        classes)."""
+    @property
+    def rows_per_step(self) -> int:
+        """Rows of each `host_data` array one step reads (`gan_jax.stream`)."""
+        return self.images_per_step
+
+    def host_data(self, train: data_lib.Split) -> Any:
+        """The training images in host memory, uint8 `[N, H, W, C]` (`CGANTask`: with their
+        classes): what `device_data` puts on the device, or what a streamed run gathers from."""
         # A missing feature network fails now, not after the first epoch.
         if self.config.eval_every_epoch:
             load_feature_network(self.feature_net_config())
-        return self.device_images(train)
+        return data_lib.check_images(train.images, self.image_shape)
+
+    def device_data(self, train: data_lib.Split) -> Any:
+        """`host_data` on the device."""
+        return jax.device_put(self.host_data(train))
 
     def feature_net_config(self) -> FeatureNetConfig:
         """The config of the feature network that scores this run's samples (its dataset, as
@@ -422,8 +432,8 @@ class CGANTask(GANTask):
 
     conditional: ClassVar[bool] = True
 
-    def device_data(self, train: data_lib.Split) -> dict[str, jax.Array]:
-        """Images uint8 `[N, H, W, C]` and classes int32 `[N]` on the device; DataError for a
+    def host_data(self, train: data_lib.Split) -> dict[str, np.ndarray]:
+        """Images uint8 `[N, H, W, C]` and classes int32 `[N]` in host memory; DataError for a
         dataset with fewer than two classes."""
         labels = self.host_labels(train)
         if self.num_classes < 2:
@@ -431,9 +441,7 @@ class CGANTask(GANTask):
                 f"{self.config.dataset} has one class; a conditional run needs two or more: add "
                 "class subfolders (or labels), or train an unconditional gan"
             )
-        labels = jax.device_put(labels)
-        images: jax.Array = super().device_data(train)
-        return {"images": images, "labels": labels}
+        return {"images": super().host_data(train), "labels": labels}
 
     def step(
         self,

@@ -30,7 +30,7 @@ import numpy as np
 from gan_jax.config import COMPUTE_DTYPES, GANConfig, SGANConfig
 from gan_jax.data import Split
 from gan_jax.errors import ConfigError
-from gan_jax.steps import default_steps_per_call, make_runner
+from gan_jax.steps import TaskStep, default_steps_per_call, make_runner
 
 MODELS = ("dcgan", "sgan")
 MNIST_TRAIN_EXAMPLES = 60_000  # the recipe's epoch is this many images
@@ -112,7 +112,7 @@ def time_task(task, train: Split, steps: int, steps_per_call: int | None = None)
     per_call = steps_per_call or task.steps_per_call(steps_per_epoch)
     per_call = min(per_call, steps_per_epoch)
     plan = task.epoch_plan(0, len(train.images))
-    run = make_runner(task.step, steps_per_epoch, per_call)
+    run = make_runner(TaskStep(task), steps_per_epoch, per_call)
     state = task.init(data)
 
     start = time.perf_counter()
@@ -122,7 +122,7 @@ def time_task(task, train: Split, steps: int, steps_per_call: int | None = None)
     one_step = (
         compiled
         if per_call == 1
-        else make_runner(task.step, steps_per_epoch, 1).lower(state, data, plan).compile()
+        else make_runner(TaskStep(task), steps_per_epoch, 1).lower(state, data, plan).compile()
     )
     flops_per_step = program_flops(one_step)
 

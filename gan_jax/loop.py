@@ -34,7 +34,7 @@ from gan_jax.data import Split, check_images, load_for, to_unit_range
 from gan_jax.data.user import is_user_dataset
 from gan_jax.devices import warn_once_if_accelerator_unused
 from gan_jax.errors import CheckpointError, ConfigError
-from gan_jax.steps import TrainState, make_runner
+from gan_jax.steps import TaskStep, TrainState, make_runner
 from gan_jax.stream import HostFeed, host_feed
 from gan_jax.tasks import Task, make_task
 from gan_jax.tensorboard import EventWriter
@@ -268,7 +268,7 @@ class Runner:
                 self.plan = parallel.replicate(epoch_plan, self.mesh)
                 self.epoch = call.epoch
             data, plan = self.device_data, self.plan
-        compiled = make_runner(self.task.step, self.steps_per_epoch, call.steps, self.mesh)
+        compiled = make_runner(TaskStep(self.task), self.steps_per_epoch, call.steps, self.mesh)
         state, metrics, finite = compiled(state, data, plan)
         metrics, finite = jax.device_get((metrics, finite))
         return state, hooks.CallResult(

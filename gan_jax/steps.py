@@ -113,12 +113,23 @@ StepFn = Callable[
 ]
 
 
+@dataclasses.dataclass(frozen=True)
+class TaskStep:
+    """`task.step` compared by the task's value: equal frozen tasks give equal `TaskStep`s, so
+    `make_runner` returns them one compiled program (bound methods compare by identity)."""
+
+    task: Any
+
+    def __call__(self, models, data, plan, index, key):
+        return self.task.step(models, data, plan, index, key)
+
+
 @functools.lru_cache(maxsize=32)
 def make_runner(step_fn: StepFn, steps_per_epoch: int, num_steps: int, mesh: Mesh | None = None):
     """Compiles `num_steps` consecutive steps of `step_fn` into one call.
 
-    Memoized: equal arguments (e.g. the bound `step` of equal frozen tasks) return the same
-    jitted function, so a second run in the same process reuses its compiled program.
+    Memoized: equal arguments (e.g. `TaskStep`s of equal frozen tasks) return the same jitted
+    function, so a second run in the same process reuses its compiled program.
 
     Args:
       step_fn: the task's pure step, `(models, data, plan, index, key) -> (models, metrics)`, where

@@ -1,5 +1,6 @@
 """`gan_jax.steps`: the scan runner, steps per call by platform, the compilation cache and map_in_chunks."""
 
+import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -51,3 +52,15 @@ def test_map_in_chunks_equals_the_direct_computation_and_drops_the_padding():
         assert doubled.shape == (7, 4) and sums.shape == (7,)  # 7 rows → 3 chunks of 3, 2 padding rows dropped
         np.testing.assert_array_equal(doubled, x * 2)
         np.testing.assert_array_equal(sums, x.sum(-1))
+
+
+def test_equal_tasks_share_one_compiled_runner():
+    from gan_jax import GANConfig, GANTask
+    from gan_jax.steps import TaskStep, make_runner
+
+    config = GANConfig(batch_size=8, noise_dim=8, g_features=(8, 4, 4), d_features=(4, 8))
+    first = make_runner(TaskStep(GANTask(config)), 10, 1)
+    assert make_runner(TaskStep(GANTask(config)), 10, 1) is first  # a new, equal task
+    assert make_runner(TaskStep(GANTask(dataclasses.replace(config, seed=1))), 10, 1) is not first
+    # Bound methods compare by identity: keyed on them, a second run would compile again.
+    assert GANTask(config).step != GANTask(config).step

@@ -54,7 +54,6 @@ _NUMBERS = {
 }
 # Tuple fields that also take one value under a singular name, exclusive with the list form.
 _SINGULAR = {"data_seeds": ("--data-seed", "a non-negative integer", lambda v: v[0] >= 0)}
-_OPTION_ALIASES = {"eval_every_epoch": ("--every-epoch",)}
 
 
 def option(name: str) -> str:
@@ -166,7 +165,6 @@ def add_config_options(parser: argparse.ArgumentParser, kind, skip: tuple[str, .
             )
         target.add_argument(
             option(field.name),
-            *_OPTION_ALIASES.get(field.name, ()),
             required=field.name in kind.REQUIRED,
             **_field_argument(kind, field, hints[field.name], docs[field.name]),
         )

@@ -64,8 +64,11 @@ class RunConfig:
       batch_size: training images per step.
       seed: decides initialization, data order and noise.
       learning_rate: Adam's step size.
-      steps_per_call: steps per compiled call; not set (None): per platform (1 on CPU for
-        convolutional models, an epoch on accelerators). It changes speed only, never results.
+      steps_per_call: steps per compiled call; not set (None): per platform
+        (`gan_jax.steps.default_steps_per_call`): an epoch on GPU/TPU; on CPU 1 for the
+        convolutional models (gan, cgan, features, `--model conv`) and min(100, steps per epoch)
+        for the `--model mlp` SGAN and supervised classifier (100 at batch 100). It changes speed
+        only, never results.
       data_source: where the images come from: 'tfds' (a prepared TFDS dataset), 'offline' (the
         verified cache built from a package registry) or 'auto' (TFDS if prepared, else offline).
       dataset: what to train on (`gan_jax.data.DATASETS`); the models are sized from its image
@@ -196,8 +199,8 @@ GAN_RECIPES: dict[str, dict[str, Any]] = {
 
 @dataclasses.dataclass(frozen=True)
 class GANConfig(RunConfig):
-    """The DCGAN of the TensorFlow MNIST tutorial (defaults are the tutorial's but for 20 epochs, the
-    seed tutorial's `num_epoch`, where TensorFlow's trains 50).
+    """The DCGAN of the TensorFlow MNIST tutorial (defaults are the tutorial's but for 20 epochs,
+    the seed tutorial's `num_epoch`, where TensorFlow's trains 50).
 
     Attributes (beyond `RunConfig`'s; its `learning_rate` is both models' Adam step size):
       batch_size: real images per discriminator update (and generated images per generator update).

@@ -18,6 +18,9 @@ from gan_jax.errors import CheckpointError, ConfigError
 LOCK_FILE = ".lock"
 METRICS_FILE = "metrics.jsonl"  # per-epoch mean losses and evaluation, one row per member
 TIMING_FILE = "timing.jsonl"  # per-epoch speed and where the time went (see gan_jax.hooks.Timing)
+LOSSES_FILE = (
+    "losses.jsonl"  # mean losses per few steps, one row per member (gan_jax.hooks.LossRows)
+)
 
 try:
     import fcntl
@@ -110,8 +113,13 @@ def read_rows(workdir: str | os.PathLike, name: str = METRICS_FILE) -> list[dict
 
 def append_row(workdir: pathlib.Path, name: str, row: dict[str, Any]) -> None:
     """Appends one JSON line to `WORKDIR/name`."""
+    append_rows(workdir, name, [row])
+
+
+def append_rows(workdir: pathlib.Path, name: str, rows: list[dict[str, Any]]) -> None:
+    """Appends one JSON line per row to `WORKDIR/name`, in one write."""
     with open(workdir / name, "a") as f:
-        f.write(json.dumps(row) + "\n")
+        f.write("".join(json.dumps(row) + "\n" for row in rows))
 
 
 def keep_rows(workdir: pathlib.Path, name: str, keep) -> None:
@@ -125,9 +133,9 @@ def keep_rows(workdir: pathlib.Path, name: str, keep) -> None:
 
 
 class MetricWriter:
-    """The run's jsonl files (`metrics.jsonl`, `timing.jsonl`): rows are written only by the writer
-    process (`enabled`; see `gan_jax.parallel.is_writer`), so no caller checks which process it
-    is."""
+    """The run's jsonl files (`metrics.jsonl`, `timing.jsonl`, `losses.jsonl`): rows are written
+    only by the writer process (`enabled`; see `gan_jax.parallel.is_writer`), so no caller checks
+    which process it is."""
 
     def __init__(self, workdir: pathlib.Path, names: tuple[str, ...], enabled: bool = True):
         self.workdir, self.names, self.enabled = workdir, names, enabled
@@ -135,6 +143,10 @@ class MetricWriter:
     def append(self, name: str, row: dict[str, Any]) -> None:
         if self.enabled:
             append_row(self.workdir, name, row)
+
+    def extend(self, name: str, rows: list[dict[str, Any]]) -> None:
+        if self.enabled:
+            append_rows(self.workdir, name, rows)
 
     def keep_complete_up_to(self, step: int) -> None:
         """Keeps complete rows up to `step`: later ones are written again on resume, partial ones

@@ -57,13 +57,13 @@ def _add_output_args(parser: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=3,
         metavar="N",
-        help="newest checkpoints kept in WORKDIR/checkpoints (default 3; each holds both models "
+        help="newest checkpoints kept in DIR/checkpoints (default 3; each holds both models "
         "and their Adam states)",
     )
     parser.add_argument(
         "--no-tensorboard",
         action="store_true",
-        help="do not write TensorBoard event files into WORKDIR",
+        help="do not write TensorBoard event files into DIR",
     )
     parser.add_argument(
         "--checkpoint-seconds",
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    train = commands.add_parser("train", help="train a model (resumes if WORKDIR has checkpoints)")
+    train = commands.add_parser("train", help="train a model (resumes if its DIR has checkpoints)")
     tasks = train.add_subparsers(dest="task", required=True, parser_class=_Parser)
     task: type[Any]  # a task class, with its `config_type`
     for name, task in TASKS.items():
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=summary[0].lower() + summary[1:],
             description=(
                 f"{paragraph} Running the same command again with the same --workdir resumes from "
-                f"its latest checkpoint; `{PROG} evaluate --workdir WORKDIR` scores it."
+                f"its latest checkpoint; `{PROG} evaluate --workdir DIR` scores it."
             ),
         )
         sub.add_argument(
@@ -158,10 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
             "accuracy"
         ),
         description=(
-            "Load the feature network that defines the Fréchet distance (MNIST's is shipped in "
-            "the package, the same on every machine) and print one JSON line: path, SHA-256, test "
-            "accuracy, FD floor. --retrain trains one on this machine instead (cached) and "
-            "reports it."
+            "Load the feature network that defines the Fréchet distance (MNIST's and "
+            "Fashion-MNIST's are shipped in the package, the same on every machine) and print one "
+            "JSON line: path, SHA-256, test accuracy, FD floor. --retrain trains one on this "
+            "machine instead (cached) and reports it."
         ),
     )
     features.add_argument(
@@ -228,8 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser(
         "sample",
         help="write a grid of generated digits from a workdir's latest checkpoint",
-        description="Write a PNG grid of N generated digits from WORKDIR's latest checkpoint "
-        "(into WORKDIR/samples/ unless --out names a file) and print its path.",
+        description="Write a PNG grid of N generated digits from DIR's latest checkpoint "
+        "(into DIR/samples/ unless --out names a file) and print its path.",
     )
     sample.add_argument(
         "--workdir",
@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=pathlib.Path,
         default=None,
         metavar="PATH",
-        help="PNG file to write (default: WORKDIR/samples/sample_<seed>.png, with --digit "
+        help="PNG file to write (default: DIR/samples/sample_<seed>.png, with --digit "
         "sample_<seed>_digit_<digit>.png)",
     )
     sample.add_argument(

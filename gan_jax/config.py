@@ -320,8 +320,9 @@ class CGANConfig(GANConfig):
 @dataclasses.dataclass(frozen=True)
 class FeatureNetConfig(RunConfig):
     """The classifier whose penultimate features define the Fréchet distance on its dataset.
-    Evaluations use the packaged network (MNIST) or the one `gan-jax features --retrain` trained and
-    cached; a run of this config in a workdir is for study, and they never read it.
+    Evaluations use the packaged network (MNIST, Fashion-MNIST) or the one `gan-jax features
+    --retrain` trained and cached; a run of this config in a workdir is for study, and they never
+    read it.
 
     Attributes (beyond `RunConfig`'s, which are its Adam training on the full training split):
       halving_steps: the learning rate halves every this many steps.

@@ -104,11 +104,21 @@ def _owner(handle) -> str:
 
 
 def read_rows(workdir: str | os.PathLike, name: str = METRICS_FILE) -> list[dict[str, Any]]:
-    """The rows of the jsonl file `WORKDIR/name` (default `metrics.jsonl`); empty when absent."""
+    """The rows of the jsonl file `WORKDIR/name` (default `metrics.jsonl`); empty when absent. A
+    last line without its newline that is not JSON (a write cut short by a kill) is left out."""
     path = pathlib.Path(workdir) / name
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text()
+    lines = [line for line in text.splitlines() if line.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1 or text.endswith("\n"):
+                raise
+    return rows
 
 
 def append_row(workdir: pathlib.Path, name: str, row: dict[str, Any]) -> None:
@@ -126,7 +136,9 @@ def keep_rows(workdir: pathlib.Path, name: str, keep) -> None:
     """Rewrites `WORKDIR/name` atomically with the rows for which `keep(row)` is true."""
     rows = read_rows(workdir, name)
     kept = [row for row in rows if keep(row)]
-    if len(kept) != len(rows):
+    text = (workdir / name).read_text() if (workdir / name).exists() else ""
+    cut = text != "" and not text.endswith("\n")  # its last line was cut by a kill
+    if len(kept) != len(rows) or cut:
         tmp = workdir / (name + ".tmp")
         tmp.write_text("".join(json.dumps(row) + "\n" for row in kept))
         os.replace(tmp, workdir / name)

@@ -18,9 +18,7 @@ from gan_jax.errors import CheckpointError, ConfigError
 LOCK_FILE = ".lock"
 METRICS_FILE = "metrics.jsonl"  # per-epoch mean losses and evaluation, one row per member
 TIMING_FILE = "timing.jsonl"  # per-epoch speed and where the time went (see gan_jax.hooks.Timing)
-LOSSES_FILE = (
-    "losses.jsonl"  # mean losses per few steps, one row per member (gan_jax.hooks.LossRows)
-)
+LOSSES_FILE = "losses.jsonl"  # mean losses every few steps, per member (gan_jax.hooks.LossRows)
 
 try:
     import fcntl

@@ -242,9 +242,9 @@ class EpochSums:
     a complete epoch's sums then start again from zero.
 
     It also sums each window of `LOSS_ROW_STEPS` steps (a window also ends at an epoch's end);
-    `windows` holds the call's finished ones as `(end step, steps, {loss: per-member means})`,
-    and the run's last call adds its unfinished window, marked partial (its sums stay in
-    `counters`, so a resumed run completes it)."""
+    `windows` holds the call's finished ones as `(end step, steps, {loss: per-member means},
+    partial)`; the run's last call adds its unfinished window with `partial` True (its sums stay
+    in `counters`, so a resumed run completes it)."""
 
     def __init__(self, task: Task, counters: dict[str, Any]):
         self.task, self.counters = task, counters
@@ -274,7 +274,9 @@ class EpochSums:
         if call.completes_epoch:
             self.counters = fresh_counters(self.task)
 
-    def _windows(self, call: Call, values: dict[str, np.ndarray], steps: int) -> list[Any]:
+    def _windows(
+        self, call: Call, values: dict[str, np.ndarray], steps: int
+    ) -> list[tuple[int, int, dict[str, list[float]], bool]]:
         """Adds the call's per-step losses (`values`: `[steps, members]` each) to the window sums;
         returns the windows that ended in it."""
         counters, done, i = self.counters, [], 0

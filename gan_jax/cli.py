@@ -56,20 +56,22 @@ def _add_output_args(parser: argparse.ArgumentParser) -> None:
         "--keep-checkpoints",
         type=_positive_int,
         default=3,
-        help="newest checkpoints kept in WORKDIR/checkpoints (default 3; each holds both models "
+        metavar="N",
+        help="newest checkpoints kept in DIR/checkpoints (default 3; each holds both models "
         "and their Adam states)",
     )
     parser.add_argument(
         "--no-tensorboard",
         action="store_true",
-        help="do not write TensorBoard event files into WORKDIR",
+        help="do not write TensorBoard event files into DIR",
     )
     parser.add_argument(
         "--checkpoint-seconds",
         type=bounded(float, lambda v: v >= 0, "a number >= 0"),
         default=None,
+        metavar="X",
         help=(
-            "save at an epoch's end only once S seconds have passed since the last save; 0 = "
+            "save at an epoch's end only once X seconds have passed since the last save; 0 = "
             "every epoch (default: automatic, at most 2%% of the time spent saving; the run's "
             "end, Ctrl-C/SIGTERM and --checkpoint-every always save)"
         ),
@@ -81,6 +83,7 @@ def _add_devices_arg(parser: argparse.ArgumentParser) -> None:
         "--devices",
         type=_positive_int,
         default=None,
+        metavar="N",
         help="data-parallel over the first N devices (default: all; batch sharded, states "
         "replicated); speed only",
     )
@@ -99,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    train = commands.add_parser("train", help="train a model (resumes if WORKDIR has checkpoints)")
+    train = commands.add_parser("train", help="train a model (resumes if its DIR has checkpoints)")
     tasks = train.add_subparsers(dest="task", required=True, parser_class=_Parser)
     task: type[Any]  # a task class, with its `config_type`
     for name, task in TASKS.items():
@@ -110,13 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
             help=summary[0].lower() + summary[1:],
             description=(
                 f"{paragraph} Running the same command again with the same --workdir resumes from "
-                f"its latest checkpoint; `{PROG} evaluate --workdir WORKDIR` scores it."
+                f"its latest checkpoint; `{PROG} evaluate --workdir DIR` scores it."
             ),
         )
         sub.add_argument(
             "--workdir",
             required=True,
             type=pathlib.Path,
+            metavar="DIR",
             help="folder for checkpoints/, metrics.jsonl, the sample grids and figures",
         )
         add_config_options(sub, kind)
@@ -136,11 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
             "sgan/supervised/features: test accuracy."
         ),
     )
-    evaluate.add_argument("--workdir", required=True, type=pathlib.Path, help="a trained workdir")
+    evaluate.add_argument(
+        "--workdir", required=True, type=pathlib.Path, metavar="DIR", help="a trained workdir"
+    )
     evaluate.add_argument(
         "--samples",
         type=bounded(int, lambda v: v >= 2, "an integer >= 2"),
         default=10_000,
+        metavar="N",
         help="generated images to score (gan/cgan; default 10000)",
     )
 
@@ -151,10 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
             "accuracy"
         ),
         description=(
-            "Load the feature network that defines the Fréchet distance (MNIST's is shipped in "
-            "the package, the same on every machine) and print one JSON line: path, SHA-256, test "
-            "accuracy, FD floor. --retrain trains one on this machine instead (cached) and "
-            "reports it."
+            "Load the feature network that defines the Fréchet distance (MNIST's and "
+            "Fashion-MNIST's are shipped in the package, the same on every machine) and print one "
+            "JSON line: path, SHA-256, test accuracy, FD floor. --retrain trains one on this "
+            "machine instead (cached) and reports it."
         ),
     )
     features.add_argument(
@@ -195,18 +202,31 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     sweep.add_argument(
-        "--labels", required=True, type=int_list, help="label counts, e.g. 20,50,100,1000"
+        "--labels",
+        required=True,
+        type=int_list,
+        metavar="N,N,...",
+        help="label counts, e.g. 20,50,100,1000",
     )
     sweep.add_argument(
-        "--data-seeds", type=int_list, default=(0, 1, 2, 3, 4), help="default 0,1,2,3,4"
+        "--data-seeds",
+        type=int_list,
+        default=(0, 1, 2, 3, 4),
+        metavar="N,N,...",
+        help="default 0,1,2,3,4",
     )
     sweep.add_argument(
-        "--out", required=True, type=pathlib.Path, help="output folder (runs/ and the reports)"
+        "--out",
+        required=True,
+        type=pathlib.Path,
+        metavar="DIR",
+        help="output folder (runs/ and the reports)",
     )
     sweep.add_argument(
         "--methods",
         type=_method_list,
         default=("sgan", "supervised"),
+        metavar="NAME,...",
         help="comma-separated subset of sgan,supervised (default both)",
     )
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -215,26 +235,38 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser(
         "sample",
         help="write a grid of generated digits from a workdir's latest checkpoint",
-        description="Write a PNG grid of N generated digits from WORKDIR's latest checkpoint.",
+        description="Write a PNG grid of N generated digits from DIR's latest checkpoint "
+        "(into DIR/samples/ unless --out names a file) and print its path.",
     )
     sample.add_argument(
         "--workdir",
         required=True,
         type=pathlib.Path,
+        metavar="DIR",
         help=(
             "a workdir of `gan-jax train gan`, `train cgan` or `train sgan` (first data seed's "
             "generator)"
         ),
     )
     sample.add_argument(
-        "--num", type=_positive_int, default=64, help="how many digits (default 64)"
+        "--num", type=_positive_int, default=64, metavar="N", help="how many digits (default 64)"
     )
-    sample.add_argument("--out", required=True, type=pathlib.Path, help="PNG file to write")
-    sample.add_argument("--seed", type=_non_negative_int, default=0, help="noise seed (default 0)")
+    sample.add_argument(
+        "--out",
+        type=pathlib.Path,
+        default=None,
+        metavar="PATH",
+        help="PNG file to write (default: DIR/samples/sample_<seed>.png, with --digit "
+        "sample_<seed>_digit_<digit>.png)",
+    )
+    sample.add_argument(
+        "--seed", type=_non_negative_int, default=0, metavar="N", help="noise seed (default 0)"
+    )
     sample.add_argument(
         "--digit",
         type=_non_negative_int,
         default=None,
+        metavar="N",
         help="cgan only: draw only this class, 0..classes-1 of the run's dataset "
         "(default: a cgan cycles through the classes in columns)",
     )
@@ -260,7 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
         "config and params_sha256 (a SHA-256 of every parameter and "
         "normalization statistic), to compare runs exactly.",
     )
-    info.add_argument("--workdir", required=True, type=pathlib.Path, help="a trained workdir")
+    info.add_argument(
+        "--workdir", required=True, type=pathlib.Path, metavar="DIR", help="a trained workdir"
+    )
 
     commands.add_parser(
         "devices",
@@ -320,23 +354,28 @@ def _sample(args) -> None:
     from gan_jax.errors import ConfigError
     from gan_jax.plots import save_grid
 
-    if args.out.suffix.lower() != ".png":
-        raise ConfigError(f"--out must name a .png file, got {args.out}")
+    out = args.out
+    if out is not None and out.suffix.lower() != ".png":
+        raise ConfigError(f"--out must name a .png file, got {out}")
     task, state = load_run(args.workdir)
     if args.digit is not None and args.digit >= task.num_classes:
         raise ConfigError(
             f"argument --digit: expected a digit 0..{task.num_classes - 1}, got {args.digit}"
         )
-    if not args.out.parent.is_dir():
+    if out is not None and not out.parent.is_dir():
         raise ConfigError(
-            f"--out's folder {args.out.parent} does not exist; create it first "
-            f"(mkdir -p {args.out.parent}) or write into an existing folder"
+            f"--out's folder {out.parent} does not exist; create it first "
+            f"(mkdir -p {out.parent}) or write into an existing folder"
         )
     images = sample_images(task, state, args.num, seed=args.seed, digit=args.digit)
+    if out is None:  # into the run's own folder, once the samples are drawn
+        digit = "" if args.digit is None else f"_digit_{args.digit}"
+        out = args.workdir / "samples" / f"sample_{args.seed}{digit}.png"
+        out.parent.mkdir(exist_ok=True)
     columns = task.num_classes if task.conditional and args.digit is None else None
-    save_grid(args.out, images, cols=columns)
+    save_grid(out, images, cols=columns)
     what = "samples" if args.digit is None else f"samples of digit {args.digit}"
-    print(f"wrote {args.num} {what} from step {int(state.step)} to {args.out}")
+    print(f"wrote {args.num} {what} from step {int(state.step)} to {out}")
 
 
 def _evaluate(args) -> None:

@@ -54,7 +54,6 @@ _NUMBERS = {
 }
 # Tuple fields that also take one value under a singular name, exclusive with the list form.
 _SINGULAR = {"data_seeds": ("--data-seed", "a non-negative integer", lambda v: v[0] >= 0)}
-_OPTION_ALIASES = {"eval_every_epoch": ("--every-epoch",)}
 
 
 def option(name: str) -> str:
@@ -108,7 +107,10 @@ def _field_argument(kind, field: dataclasses.Field, hint, doc: str) -> dict:
         choices = (
             tuple(kind.RECIPES) if field.name == kind.RECIPE_FIELD else kind.CHOICES.get(field.name)
         )
-        return dict(choices=choices, default=None, help=text)
+        # The only free-text fields (dataset, unlabeled) name datasets.
+        return dict(
+            choices=choices, default=None, help=text, metavar=None if choices else "DATASET"
+        )
     if hint in _NUMBERS:
         return dict(
             type=_NUMBERS[hint], default=None, metavar="N" if hint is int else "X", help=text
@@ -166,7 +168,6 @@ def add_config_options(parser: argparse.ArgumentParser, kind, skip: tuple[str, .
             )
         target.add_argument(
             option(field.name),
-            *_OPTION_ALIASES.get(field.name, ()),
             required=field.name in kind.REQUIRED,
             **_field_argument(kind, field, hints[field.name], docs[field.name]),
         )

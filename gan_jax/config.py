@@ -69,8 +69,11 @@ class RunConfig:
       batch_size: training images per step.
       seed: decides initialization, data order and noise.
       learning_rate: Adam's step size.
-      steps_per_call: steps per compiled call; not set (None): per platform (1 on CPU for
-        convolutional models, an epoch on accelerators). It changes speed only, never results.
+      steps_per_call: steps per compiled call; not set (None): per platform
+        (`gan_jax.steps.default_steps_per_call`): an epoch on GPU/TPU; on CPU 1 for the
+        convolutional models (gan, cgan, features, `--model conv`) and min(100, steps per epoch)
+        for the `--model mlp` SGAN and supervised classifier (100 at batch 100). It changes speed
+        only, never results.
       data_source: where the images come from: 'tfds' (a prepared TFDS dataset), 'offline' (the
         verified cache built from a package registry) or 'auto' (TFDS if prepared, else offline).
       dataset: what to train on: mnist, fashion_mnist, cifar10, or your own images as
@@ -207,7 +210,8 @@ GAN_RECIPES: dict[str, dict[str, Any]] = {
 
 @dataclasses.dataclass(frozen=True)
 class GANConfig(RunConfig):
-    """The DCGAN of the TensorFlow MNIST tutorial (defaults are the tutorial's).
+    """The DCGAN of the TensorFlow MNIST tutorial (defaults are the tutorial's but for 20 epochs,
+    the seed tutorial's `num_epoch`, where TensorFlow's trains 50).
 
     Attributes (beyond `RunConfig`'s; its `learning_rate` is both models' Adam step size):
       batch_size: real images per discriminator update (and generated images per generator update).
@@ -254,7 +258,7 @@ class GANConfig(RunConfig):
         "eval_samples",
     )
 
-    epochs: int = 50
+    epochs: int = 20
     batch_size: int = 256
     learning_rate: float = 1e-4
     noise_dim: int = 100
@@ -331,8 +335,9 @@ class CGANConfig(GANConfig):
 @dataclasses.dataclass(frozen=True)
 class FeatureNetConfig(RunConfig):
     """The classifier whose penultimate features define the Fréchet distance on its dataset.
-    Evaluations use the packaged network (MNIST) or the one `gan-jax features --retrain` trained and
-    cached; a run of this config in a workdir is for study, and they never read it.
+    Evaluations use the packaged network (MNIST, Fashion-MNIST) or the one `gan-jax features
+    --retrain` trained and cached; a run of this config in a workdir is for study, and they never
+    read it.
 
     Attributes (beyond `RunConfig`'s, which are its Adam training on the full training split):
       halving_steps: the learning rate halves every this many steps.

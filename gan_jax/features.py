@@ -2,12 +2,12 @@
 machine.
 
 Inception weights cannot be downloaded here, and MNIST is the wrong domain for them anyway: the
-usual practice is a small MNIST classifier's features. The default network (`FEATURE_NET`,
-99.12 % test accuracy) ships as `gan_jax/assets/feature_net.npz`, checked against
-`PACKAGED_SHA256` on load, so an FD is the same function on every machine; every evaluation names
-the network by that checksum (`fd_network`). One npz holds the parameters, the test accuracy,
-feature statistics of the 60,000 training and 10,000 test images, and the floor
-`fd_floor` = FD(train, test).
+usual practice is a small MNIST classifier's features. The default network (`FEATURE_NET`) ships
+for MNIST (`gan_jax/assets/feature_net.npz`, 99.12 % test accuracy) and Fashion-MNIST
+(`feature_net_fashion_mnist.npz`, 90.26 %), each checked against its SHA-256 in `PACKAGED_FILES`
+on load, so an FD is the same function on every machine; every evaluation names the network by
+that checksum (`fd_network`). One npz holds the parameters, the test accuracy, feature statistics
+of the 60,000 training and 10,000 test images, and the floor `fd_floor` = FD(train, test).
 
 This module only loads networks; an evaluation never trains one. Any other config, or
 `gan-jax features --retrain`, is trained by `gan_jax.api.train_feature_network` with the project's
@@ -42,9 +42,21 @@ log = logging.getLogger("gan_jax")
 
 FEATURE_NET = FeatureNetConfig()
 FILE = "network.npz"
-PACKAGED = pathlib.Path(__file__).parent / "assets" / "feature_net.npz"
+ASSETS = pathlib.Path(__file__).parent / "assets"
+# Dataset → (file, SHA-256) of its packaged network, each trained with `FeatureNetConfig(dataset=)`
+# by `gan-jax features --retrain --dataset D` (benchmarks/results/feature_net_*packaged_cpu.json).
+PACKAGED_FILES: dict[str, tuple[pathlib.Path, str]] = {
+    "mnist": (
+        ASSETS / "feature_net.npz",
+        "c68ea5fd5fb154f28dbbc62e042da5a78549b84c4d64c4afe289afdf50014a62",
+    ),
+    "fashion_mnist": (
+        ASSETS / "feature_net_fashion_mnist.npz",
+        "cbb0f795fd9bd66be7561cbb030a112c7f35c03db88bc495eb0d37824216c8a5",
+    ),
+}
+PACKAGED, PACKAGED_SHA256 = PACKAGED_FILES["mnist"]  # MNIST's, the default
 PACKAGED_CONFIG = FeatureNetConfig()  # the config PACKAGED was trained with
-PACKAGED_SHA256 = "c68ea5fd5fb154f28dbbc62e042da5a78549b84c4d64c4afe289afdf50014a62"
 _NOT_TRAINING_FIELDS = ("data_source", "steps_per_call", "checkpoint_every")
 EVAL_CHUNK = 1000
 
@@ -76,8 +88,8 @@ class FeatureNetwork:
 
     @property
     def packaged(self) -> bool:
-        """Whether this is the network shipped in the package (the same on every machine)."""
-        return self.sha256 == PACKAGED_SHA256
+        """Whether this is a network shipped in the package (the same on every machine)."""
+        return any(self.sha256 == digest for _, digest in PACKAGED_FILES.values())
 
     def logits_and_features(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`(logits [N, classes], features [N, D])` of uint8 `[N, H, W, C]` or float images in
@@ -126,36 +138,41 @@ def load_feature_network(
 ) -> FeatureNetwork:
     """The feature network of `config` (default `FEATURE_NET`); loads, never trains.
 
-    The packaged network when `config` trains like `PACKAGED_CONFIG` and not `trained_here`;
-    otherwise the one `gan_jax.api.train_feature_network(config)` trained and cached on this
-    machine. Memoized per process.
+    The packaged network of `config.dataset` (`PACKAGED_FILES`) when `config` trains like the one
+    packaged (`FeatureNetConfig(dataset=config.dataset)`) and not `trained_here`; otherwise the one
+    `gan_jax.api.train_feature_network(config)` trained and cached on this machine. Memoized per
+    process.
     Raises:
       DataError: the packaged file fails its checksum, or this machine has no intact cached network
         for `config` (the message names `gan-jax features --retrain`).
     """
     config = config or FEATURE_NET
-    if not trained_here and _config_json(config) == _config_json(PACKAGED_CONFIG):
-        return _load_packaged(PACKAGED)
+    packaged = PACKAGED_FILES.get(config.dataset)
+    packaged_config = FeatureNetConfig(dataset=config.dataset)
+    if not trained_here and packaged and _config_json(config) == _config_json(packaged_config):
+        return _load_packaged(*packaged, packaged_config)
     return _load_cached(config, cache_folder(config))
 
 
-@functools.lru_cache(maxsize=2)
-def _load_packaged(path: pathlib.Path) -> FeatureNetwork:
+@functools.lru_cache(maxsize=4)
+def _load_packaged(
+    path: pathlib.Path, sha256: str = PACKAGED_SHA256, config: FeatureNetConfig = PACKAGED_CONFIG
+) -> FeatureNetwork:
     digest = data_lib.sha256_of(path) if path.exists() else "missing"
-    if digest != PACKAGED_SHA256:
+    if digest != sha256:
         raise DataError(
             f"the packaged feature network {path} fails its checksum ({digest[:16]}, expected "
-            f"{PACKAGED_SHA256[:16]}); reinstall gan_jax, or use `gan-jax features --retrain`"
+            f"{sha256[:16]}); reinstall gan_jax, or use `gan-jax features --retrain`"
         )
     with np.load(path) as npz:
         arrays = {k: npz[k] for k in npz.files}
-    if str(arrays["config"]) != _config_json(PACKAGED_CONFIG):  # a changed default: a new file
+    if str(arrays["config"]) != _config_json(config):  # a changed default: a new file
         raise DataError(
             f"the packaged feature network {path} was trained with {arrays['config']}, not "
-            f"{_config_json(PACKAGED_CONFIG)}; retrain it (`gan-jax features --retrain`) "
-            "and package it"
+            f"{_config_json(config)}; retrain it (`gan-jax features --retrain --dataset "
+            f"{config.dataset}`) and package it"
         )
-    return _network(PACKAGED_CONFIG, arrays, path, digest)
+    return _network(config, arrays, path, digest)
 
 
 @functools.lru_cache(maxsize=4)

@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import pathlib
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,17 +26,21 @@ from typing import Any, Literal, Protocol
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm import autonotebook, std
+from tqdm.auto import tqdm
 
 from gan_jax import collapse, parallel, plots
 from gan_jax.checkpoint import CheckpointStore
 from gan_jax.errors import Diverged, Preempted
 from gan_jax.tasks import Task
 from gan_jax.tensorboard import EventWriter
-from gan_jax.workdir import METRICS_FILE, TIMING_FILE, MetricWriter
+from gan_jax.workdir import LOSSES_FILE, METRICS_FILE, TIMING_FILE, MetricWriter
 
 log = logging.getLogger("gan_jax")
 
 SAVE_SHARE = 0.02  # the automatic save cadence keeps blocking saves under this share of the time
+LOSS_ROW_STEPS = 10  # losses.jsonl: one row per this many steps (and one at each epoch's end)
+QUIET_BAR_SECONDS = 60.0  # a progress bar not drawn on a terminal redraws at most this often
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,10 +219,19 @@ class NanGuard:
 
 
 def fresh_counters(task: Task) -> dict[str, Any]:
-    """Per-member loss sums of an epoch so far (JSON-ready: stored in checkpoints)."""
+    """Per-member loss sums of an epoch so far, and of its current `LOSS_ROW_STEPS` window
+    (JSON-ready: stored in checkpoints)."""
     return {
         "loss_sums": {k: [0.0] * len(task.members) for k in task.loss_keys},
         "steps_in_epoch": 0,
+        **_fresh_window(task),
+    }
+
+
+def _fresh_window(task: Task) -> dict[str, Any]:
+    return {
+        "window_sums": {k: [0.0] * len(task.members) for k in task.loss_keys},
+        "steps_in_window": 0,
     }
 
 
@@ -225,29 +239,63 @@ class EpochSums:
     """The current epoch's per-member loss sums and steps (`counters`, saved with each checkpoint,
     so a run resumed inside an epoch reports the same means), and when it started in this process
     and its time inside compiled calls. At an epoch's end, `ended` holds that epoch's counters;
-    a complete epoch's sums then start again from zero."""
+    a complete epoch's sums then start again from zero.
+
+    It also sums each window of `LOSS_ROW_STEPS` steps (a window also ends at an epoch's end);
+    `windows` holds the call's finished ones as `(end step, steps, {loss: per-member means},
+    partial)`; the run's last call adds its unfinished window with `partial` True (its sums stay
+    in `counters`, so a resumed run completes it)."""
 
     def __init__(self, task: Task, counters: dict[str, Any]):
         self.task, self.counters = task, counters
+        if "window_sums" not in counters:  # a checkpoint written before the windows existed
+            counters.update(_fresh_window(task))
         self.started: float | None = None  # when this process began the epoch, and at which step
         self.started_step = 0
         self.device_seconds = 0.0
         self.ended: dict[str, Any] | None = None
+        self.windows: list[tuple[int, int, dict[str, list[float]], bool]] = []
 
     def after(self, call: Call, state: Any, result: CallResult) -> None:
         if self.started is None or call.starts_epoch:
             self.started, self.started_step, self.device_seconds = result.started, call.step, 0.0
+        values = {  # [steps, members]
+            k: np.asarray(result.metrics[k], np.float64).reshape(len(result.metrics[k]), -1)
+            for k in self.counters["loss_sums"]
+        }
         steps = 0
         for key, sums in self.counters["loss_sums"].items():
-            values = np.asarray(result.metrics[key], np.float64)
-            steps = len(values)
-            added = np.asarray(sums) + values.reshape(steps, -1).sum(axis=0)
-            self.counters["loss_sums"][key] = added.tolist()
+            steps = len(values[key])
+            self.counters["loss_sums"][key] = (np.asarray(sums) + values[key].sum(axis=0)).tolist()
         self.counters["steps_in_epoch"] += steps
+        self.windows = self._windows(call, values, steps)
         self.device_seconds += result.seconds
         self.ended = copy.deepcopy(self.counters) if call.ends_epoch else None
         if call.completes_epoch:
             self.counters = fresh_counters(self.task)
+
+    def _windows(
+        self, call: Call, values: dict[str, np.ndarray], steps: int
+    ) -> list[tuple[int, int, dict[str, list[float]], bool]]:
+        """Adds the call's per-step losses (`values`: `[steps, members]` each) to the window sums;
+        returns the windows that ended in it."""
+        counters, done, i = self.counters, [], 0
+        while i < steps:
+            take = min(steps - i, LOSS_ROW_STEPS - counters["steps_in_window"])
+            for key, sums in counters["window_sums"].items():
+                added = np.asarray(sums) + values[key][i : i + take].sum(axis=0)
+                counters["window_sums"][key] = added.tolist()
+            counters["steps_in_window"] += take
+            i += take
+            full = counters["steps_in_window"] >= LOSS_ROW_STEPS
+            if full or (i == steps and (call.completes_epoch or call.is_last)):
+                n = counters["steps_in_window"]
+                means = {k: [v / n for v in sums] for k, sums in counters["window_sums"].items()}
+                partial = not full and not call.completes_epoch
+                done.append((call.step + i, n, means, partial))
+                if not partial:
+                    counters.update(_fresh_window(self.task))
+        return done
 
     def running_means(self) -> dict[str, float]:
         """Member 0's mean of each loss over the epoch so far (NaN before its first step)."""
@@ -259,15 +307,77 @@ class EpochSums:
         }
 
 
+class LossRows:
+    """Writes `losses.jsonl`: one row per member for each window of `EpochSums` (every
+    `LOSS_ROW_STEPS` steps and at each epoch's end), `{"step", "steps", member, loss means}`,
+    plus `"partial": true` for the run's unfinished last window, so that `losses.png` of a short
+    run is a curve. The losses are already on the host (each call brings them); the rows are
+    written before the checkpoint that covers them."""
+
+    def __init__(self, task: Task, writer: MetricWriter, sums: EpochSums):
+        self.task, self.writer, self.sums = task, writer, sums
+
+    def after(self, call: Call, state: Any, result: CallResult) -> None:
+        rows = [
+            {
+                "step": step,
+                "steps": steps,
+                **member,
+                **{k: v[i] for k, v in means.items()},
+                **({"partial": True} if partial else {}),
+            }
+            for step, steps, means, partial in self.sums.windows
+            for i, member in enumerate(self.task.members)
+        ]
+        if rows:
+            self.writer.extend(LOSSES_FILE, rows)
+
+
+def progress_bar(
+    total: int, initial: int = 0, enabled: bool = True, file: Any = None, **kwargs: Any
+) -> Any:
+    """A tqdm bar over a run's steps, on `file` (default: `sys.stderr` of the moment).
+
+    On a terminal, or as a notebook widget, it redraws up to 10 times a second; on any other
+    stream (a log file, CI) at most once per `QUIET_BAR_SECONDS`, so a log gets a few hundred
+    bytes a minute rather than a redraw per step (the epoch lines come through the logger).
+    """
+    file = sys.stderr if file is None else file
+    interval = 0.1 if _redraws_in_place(file) else QUIET_BAR_SECONDS
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="step",
+        disable=not enabled,
+        dynamic_ncols=True,
+        file=file,
+        mininterval=interval,
+        maxinterval=max(10.0, interval),
+        **kwargs,
+    )
+
+
+def _redraws_in_place(stream: Any) -> bool:
+    """Whether a bar on `stream` redraws in place: a terminal, or tqdm's notebook widget."""
+    if autonotebook.tqdm is not std.tqdm:  # in a Jupyter kernel: a widget, not text
+        return True
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
 class ProgressBar:
-    """A tqdm bar over the run's steps, showing member 0's running loss means of the epoch."""
+    """A tqdm bar over the run's steps, showing member 0's running loss means of the epoch; it
+    redraws when the bar's own interval allows (`progress_bar`), never on every call."""
 
     def __init__(self, bar: Any, sums: EpochSums):
         self.bar, self.sums = bar, sums
 
     def after(self, call: Call, state: Any, result: CallResult) -> None:
+        means = self.sums.running_means()
+        self.bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()}, refresh=False)
         self.bar.update(call.steps)
-        self.bar.set_postfix({k: f"{v:.3f}" for k, v in self.sums.running_means().items()})
 
 
 @dataclasses.dataclass(frozen=True)

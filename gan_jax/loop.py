@@ -8,8 +8,9 @@ uninterrupted one.
 Files in WORKDIR: `metrics.jsonl` (per-epoch mean losses and evaluation, one row per member;
 deterministic), `timing.jsonl` (per epoch: speed and where the loop's time went, see
 `gan_jax.hooks.Timing`; varies; an epoch's row is written when a later epoch ends, so a run killed
-in between lacks it), `samples/epoch_NNNN.png`, `checkpoints/`, TensorBoard event files
-(`gan_jax.tensorboard`), and at the end `real_vs_generated.png` and `losses.png`.
+in between lacks it), `losses.jsonl` (mean losses every `hooks.LOSS_ROW_STEPS` steps and at epoch
+ends, one row per member; deterministic), `samples/epoch_NNNN.png`, `checkpoints/`, TensorBoard
+event files (`gan_jax.tensorboard`), and at the end `real_vs_generated.png` and `losses.png`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from typing import Any, cast
 
 import jax
 import numpy as np
-from tqdm.auto import tqdm
 
 from gan_jax import hooks, parallel, plots
 from gan_jax.checkpoint import CheckpointStore
@@ -193,13 +193,7 @@ def make_hooks(
     (exits in reverse: background outputs first, then timing rows, events, signals, the bar)."""
     task, workdir, writer = run.task, run.workdir, run.writer
     bar = stack.enter_context(
-        tqdm(
-            total=max(run.total_steps, start),
-            initial=start,
-            unit="step",
-            disable=not run.outputs.progress,
-            dynamic_ncols=True,
-        )
+        hooks.progress_bar(max(run.total_steps, start), start, run.outputs.progress)
     )
     stop = stack.enter_context(hooks.StopOnSignal(workdir))
     events = None
@@ -232,6 +226,7 @@ def make_hooks(
     return [
         hooks.NanGuard(task, store, background),
         sums,
+        hooks.LossRows(task, writer, sums),
         hooks.ProgressBar(bar, sums),
         outputs,
         *guards,
@@ -317,7 +312,9 @@ def _prepare(
     device_data = None if feed is not None else parallel.replicate(task.device_data(data), mesh)
     if task.needs_test_split and test_data is None:  # after the data's labels were checked
         test_data = load_for(config, "test")
-    writer = MetricWriter(workdir, (hooks.METRICS_FILE, hooks.TIMING_FILE), parallel.is_writer())
+    writer = MetricWriter(
+        workdir, (hooks.METRICS_FILE, hooks.TIMING_FILE, hooks.LOSSES_FILE), parallel.is_writer()
+    )
     return Run(
         task,
         config,
@@ -411,5 +408,10 @@ def _final_figures(run: Run, state: TrainState) -> None:
     first = task.members[0]
     rows = [row for row in read_rows(workdir) if all(row.get(k) == v for k, v in first.items())]
     rows = [row for row in rows if not row.get("partial")] or rows
+    windows = [
+        row
+        for row in read_rows(workdir, hooks.LOSSES_FILE)
+        if all(row.get(k) == v for k, v in first.items())
+    ]
     if rows:
-        plots.save_loss_curves(workdir / "losses.png", rows, task.loss_keys)
+        plots.save_loss_curves(workdir / "losses.png", rows, task.loss_keys, windows)

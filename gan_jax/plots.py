@@ -63,16 +63,40 @@ def save_real_vs_generated(
 
 
 def save_loss_curves(
-    path: str | pathlib.Path, rows: Sequence[dict[str, Any]], keys=("d_loss", "g_loss")
+    path: str | pathlib.Path,
+    rows: Sequence[dict[str, Any]],
+    keys=("d_loss", "g_loss"),
+    windows: Sequence[dict[str, Any]] = (),
 ) -> None:
-    """Per-epoch mean losses from metrics.jsonl rows, one line per key, against the epoch."""
+    """Loss curves of one run (one member): with `windows` (losses.jsonl rows: `step`, `steps` and
+    each key's mean over those steps), a line per key against the step, and the per-epoch means
+    of `rows` (metrics.jsonl rows: `epoch`, `step`, keys) as dots at each epoch's last step;
+    without, the per-epoch means against the epoch (workdirs from before losses.jsonl)."""
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
-    epochs = [row["epoch"] for row in rows]
-    for key in keys:
-        ax.plot(epochs, [row[key] for row in rows], marker="o", label=key)
+    if windows:
+        for key in keys:
+            (line,) = ax.plot(
+                [row["step"] for row in windows],
+                [row[key] for row in windows],
+                linewidth=1,
+                label=f"{key} (mean of {max(row['steps'] for row in windows)} steps)",
+            )
+            ax.plot(
+                [row["step"] for row in rows],
+                [row[key] for row in rows],
+                "o",
+                color=line.get_color(),
+                label=f"{key} (epoch mean)",
+            )
+        ax.set_xlabel("step")
+    else:
+        for key in keys:
+            ax.plot(
+                [row["epoch"] for row in rows], [row[key] for row in rows], marker="o", label=key
+            )
+        ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
     ax.set_ylabel("mean loss")
     ax.grid(alpha=0.3)
     ax.legend()

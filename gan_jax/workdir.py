@@ -18,6 +18,7 @@ from gan_jax.errors import CheckpointError, ConfigError
 LOCK_FILE = ".lock"
 METRICS_FILE = "metrics.jsonl"  # per-epoch mean losses and evaluation, one row per member
 TIMING_FILE = "timing.jsonl"  # per-epoch speed and where the time went (see gan_jax.hooks.Timing)
+LOSSES_FILE = "losses.jsonl"  # mean losses every few steps, per member (gan_jax.hooks.LossRows)
 DATASET_FILE = "dataset.json"  # a user dataset's spec: sampling needs no data, resuming checks it
 
 try:
@@ -130,33 +131,50 @@ def _owner(handle) -> str:
 
 
 def read_rows(workdir: str | os.PathLike, name: str = METRICS_FILE) -> list[dict[str, Any]]:
-    """The rows of the jsonl file `WORKDIR/name` (default `metrics.jsonl`); empty when absent."""
+    """The rows of the jsonl file `WORKDIR/name` (default `metrics.jsonl`); empty when absent. A
+    last line without its newline that is not JSON (a write cut short by a kill) is left out."""
     path = pathlib.Path(workdir) / name
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text()
+    lines = [line for line in text.splitlines() if line.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1 or text.endswith("\n"):
+                raise
+    return rows
 
 
 def append_row(workdir: pathlib.Path, name: str, row: dict[str, Any]) -> None:
     """Appends one JSON line to `WORKDIR/name`."""
+    append_rows(workdir, name, [row])
+
+
+def append_rows(workdir: pathlib.Path, name: str, rows: list[dict[str, Any]]) -> None:
+    """Appends one JSON line per row to `WORKDIR/name`, in one write."""
     with open(workdir / name, "a") as f:
-        f.write(json.dumps(row) + "\n")
+        f.write("".join(json.dumps(row) + "\n" for row in rows))
 
 
 def keep_rows(workdir: pathlib.Path, name: str, keep) -> None:
     """Rewrites `WORKDIR/name` atomically with the rows for which `keep(row)` is true."""
     rows = read_rows(workdir, name)
     kept = [row for row in rows if keep(row)]
-    if len(kept) != len(rows):
+    text = (workdir / name).read_text() if (workdir / name).exists() else ""
+    cut = text != "" and not text.endswith("\n")  # its last line was cut by a kill
+    if len(kept) != len(rows) or cut:
         tmp = workdir / (name + ".tmp")
         tmp.write_text("".join(json.dumps(row) + "\n" for row in kept))
         os.replace(tmp, workdir / name)
 
 
 class MetricWriter:
-    """The run's jsonl files (`metrics.jsonl`, `timing.jsonl`): rows are written only by the writer
-    process (`enabled`; see `gan_jax.parallel.is_writer`), so no caller checks which process it
-    is."""
+    """The run's jsonl files (`metrics.jsonl`, `timing.jsonl`, `losses.jsonl`): rows are written
+    only by the writer process (`enabled`; see `gan_jax.parallel.is_writer`), so no caller checks
+    which process it is."""
 
     def __init__(self, workdir: pathlib.Path, names: tuple[str, ...], enabled: bool = True):
         self.workdir, self.names, self.enabled = workdir, names, enabled
@@ -164,6 +182,10 @@ class MetricWriter:
     def append(self, name: str, row: dict[str, Any]) -> None:
         if self.enabled:
             append_row(self.workdir, name, row)
+
+    def extend(self, name: str, rows: list[dict[str, Any]]) -> None:
+        if self.enabled:
+            append_rows(self.workdir, name, rows)
 
     def keep_complete_up_to(self, step: int) -> None:
         """Keeps complete rows up to `step`: later ones are written again on resume, partial ones

@@ -6,7 +6,7 @@ A reference run trains a tiny DCGAN for `--steps` steps on MNIST with a checkpoi
 Each point starts the same command in a fresh workdir, waits until a random step has been
 checkpointed, sleeps a random 0-0.2 s (so the kill lands inside a step or inside a save), sends
 SIGKILL, and runs the same command again to completion. A point passes when `params_sha256` (see
-`gan-jax info`) and metrics.jsonl equal the reference's. Prints one JSON line.
+`gan-jax info`), metrics.jsonl and losses.jsonl equal the reference's. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def check(points: int, steps: int = 12, seed: int = 0, root: pathlib.Path | None
     reference = root / "reference"
     subprocess.run(train_command(reference, steps), check=True, capture_output=True)
     expected = run_info(reference)["params_sha256"]
-    expected_metrics = (reference / "metrics.jsonl").read_text()
+    expected_metrics = [(reference / name).read_text() for name in ("metrics.jsonl", "losses.jsonl")]
     rng = random.Random(seed)
     results = []
     for point in range(points):
@@ -62,7 +62,7 @@ def check(points: int, steps: int = 12, seed: int = 0, root: pathlib.Path | None
         after, delay = rng.randint(1, steps - 2), round(rng.uniform(0, 0.2), 3)
         kill_and_resume(workdir, steps, after, delay)
         same = run_info(workdir)["params_sha256"] == expected
-        same_metrics = (workdir / "metrics.jsonl").read_text() == expected_metrics
+        same_metrics = [(workdir / n).read_text() for n in ("metrics.jsonl", "losses.jsonl")] == expected_metrics
         results.append({"after_step": after, "delay_s": delay, "bit_exact": same, "metrics_equal": same_metrics})
     return {"points": points, "steps": steps, "bit_exact": sum(r["bit_exact"] and r["metrics_equal"] for r in results),
             "details": results}

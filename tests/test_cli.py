@@ -44,6 +44,14 @@ def test_cli_sample_writes_a_grid(trained, tmp_path):
     assert grid.std() > 0
 
 
+def test_cli_sample_without_out_writes_into_the_workdir_and_prints_the_path(trained, capsys):
+    assert run_cli(["sample", "--workdir", trained, "--num", 4, "--seed", 5]) == 0
+    out = trained / "samples" / "sample_5.png"
+    assert capsys.readouterr().out.strip().endswith(f"to {out}")
+    assert np.asarray(Image.open(out)).shape == ((2 * 30 + 2) * 3, (2 * 30 + 2) * 3)
+    out.unlink()
+
+
 def test_cli_resume_with_same_command_continues(trained):
     assert run_cli(["train", "gan", "--workdir", trained, "--steps", 3, "--batch-size", 8, "--no-progress"]) == 0
     assert CheckpointStore(trained).latest_step() == 3
@@ -174,3 +182,46 @@ def test_a_field_without_a_docstring_line_or_with_an_unknown_type_is_named():
         add_config_options(_Parser(prog="t"), Undocumented)
     with pytest.raises(TypeError, match=r"Rates.rates: the CLI has no option type for tuple\[float, ...\]"):
         add_config_options(_Parser(prog="t"), Rates)
+
+
+def _all_parsers(parser):
+    import argparse
+
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _all_parsers(sub)
+
+
+def test_every_option_value_is_shown_as_n_x_dir_path_or_a_list_and_has_no_alias():
+    from gan_jax.cli import build_parser
+
+    shown = set()
+    for parser in _all_parsers(build_parser()):
+        for action in parser._actions:
+            names = [o for o in action.option_strings if not o.startswith("--no-")]
+            assert len(names) <= 1 or names == ["-h", "--help"], names  # no aliases
+            if action.option_strings and action.nargs != 0 and action.choices is None:
+                shown.add((action.option_strings[0], action.metavar))  # None: the dest in capitals
+    assert {metavar for _, metavar in shown} <= {"N", "X", "DIR", "PATH", "DATASET", "N,N,...",
+                                                      "NAME,..."}, shown
+    assert ("--keep-checkpoints", "N") in shown and ("--devices", "N") in shown
+    help_text = subprocess.run([sys.executable, "-m", "gan_jax.cli", "train", "gan", "--help"],
+                               capture_output=True, text=True, check=True).stdout
+    assert "--every-epoch" not in help_text.replace("-eval-every-epoch", "")
+
+
+def test_steps_per_call_help_states_the_per_platform_rule():
+    from gan_jax.config import SGANConfig, field_docs
+    from gan_jax.steps import default_steps_per_call
+    from gan_jax.tasks import make_task
+
+    doc = field_docs(SGANConfig)["steps_per_call"]
+    assert "an epoch on GPU/TPU" in doc and "on CPU 1 for the convolutional models" in doc
+    assert "min(100, steps per epoch) for the `--model mlp` SGAN and supervised classifier" in doc
+    mlp, conv = make_task(SGANConfig(labels=20)), make_task(SGANConfig.recipe("conv", labels=20))
+    assert (mlp.convolutional, conv.convolutional) == (False, True)
+    assert default_steps_per_call(600, "cpu", convolutions=False) == 100
+    assert default_steps_per_call(600, "cpu", convolutions=True) == 1
+    assert default_steps_per_call(600, "gpu", convolutions=False) == 600

@@ -12,3 +12,14 @@ from gan_jax import ConfigError, GANConfig
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ConfigError):
         GANConfig(**bad)
+
+
+def test_the_gan_recipes_train_20_epochs_unless_told_otherwise():
+    from gan_jax import CGANConfig
+    from gan_jax.cli import build_parser
+    from gan_jax.cli_options import make_config
+
+    assert GANConfig().epochs == 20 and CGANConfig().epochs == 20
+    assert [GANConfig.recipe(name).epochs for name in GANConfig.RECIPES] == [20, 20]
+    args = build_parser().parse_args(["train", "gan", "--workdir", "w", "--epochs", "50"])
+    assert make_config(GANConfig, args).epochs == 50

@@ -89,6 +89,21 @@ def test_fashion_mnist_offline_route_reads_the_debian_package(tmp_path, monkeypa
     assert len(data_lib.load("fashion_mnist", "test", "auto").labels) == 20
 
 
+def test_without_apt_get_a_deb_fetched_elsewhere_and_put_into_the_cache_is_used(tmp_path, monkeypatch):
+    """The README's route for macOS and non-Debian machines: the .deb from any Debian machine or
+    container, put into the cache folder as dataset-fashion-mnist.deb, is verified and read; a
+    damaged one is refused, naming where the file goes."""
+    arrays = _fake_fashion(tmp_path, monkeypatch)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools-here"))  # no apt-get (nor anything else)
+    deb = tmp_path / "dataset-fashion-mnist.deb"
+    good = deb.read_bytes()
+    deb.write_bytes(good[:-1])
+    with pytest.raises(DataError, match=f"apt-get not found.* put the .deb into {deb}"):
+        data_lib.load("fashion_mnist", "test", "offline")
+    deb.write_bytes(good)
+    np.testing.assert_array_equal(data_lib.load("fashion_mnist", "test", "offline").labels, arrays["test"][1])
+
+
 def test_a_damaged_file_inside_the_package_is_refused(tmp_path, monkeypatch):
     _fake_fashion(tmp_path, monkeypatch)
     spec = DATASETS["fashion_mnist"]
@@ -165,17 +180,17 @@ def test_classifiers_are_sized_from_the_dataset_and_old_configs_read_as_mnist():
 def test_a_feature_network_for_another_dataset_is_never_trained_by_an_evaluation(tmp_path, monkeypatch):
     from gan_jax import features
 
-    monkeypatch.setenv("GAN_JAX_FEATURES", str(tmp_path))
-    with pytest.raises(DataError, match="`gan-jax features --retrain --dataset fashion_mnist`"):
-        features.load_feature_network(features.feature_net_config("fashion_mnist"))
+    monkeypatch.setenv("GAN_JAX_FEATURES", str(tmp_path))  # CIFAR-10: no packaged network
+    with pytest.raises(DataError, match="`gan-jax features --retrain --dataset cifar10`"):
+        features.load_feature_network(features.feature_net_config("cifar10"))
     assert list(tmp_path.iterdir()) == []
 
 
 def test_per_epoch_evaluation_without_a_feature_network_fails_before_training(tmp_path, monkeypatch):
     monkeypatch.setenv("GAN_JAX_FEATURES", str(tmp_path / "features"))
-    split = Split(np.zeros((16, 28, 28, 1), np.uint8), (np.arange(16) % 10).astype(np.int32))
-    config = GANConfig(dataset="fashion_mnist", eval_every_epoch=True, epochs=1, batch_size=8, noise_dim=8,
+    split = Split(np.zeros((16, 32, 32, 3), np.uint8), (np.arange(16) % 10).astype(np.int32))
+    config = GANConfig(dataset="cifar10", eval_every_epoch=True, epochs=1, batch_size=8, noise_dim=8,
                        g_features=(8, 4, 4), d_features=(4, 8), num_samples=4)
-    with pytest.raises(DataError, match="--retrain --dataset fashion_mnist"):
+    with pytest.raises(DataError, match="--retrain --dataset cifar10"):
         train(config, tmp_path / "run", data=split, progress=False)
     assert not (tmp_path / "run" / "checkpoints").exists()

@@ -48,6 +48,28 @@ def test_packaged_network_is_verified_and_reproduces_its_stored_accuracy_and_sta
     np.testing.assert_allclose(sigma, net.test_stats[1], rtol=1e-3, atol=1e-4 * np.abs(sigma).max())
 
 
+def test_fashion_mnist_has_its_own_packaged_network_and_evaluations_use_it(tmp_path, monkeypatch):
+    from gan_jax.data import load
+    from gan_jax.errors import DataError
+    from gan_jax.metrics import feature_statistics
+
+    monkeypatch.setenv("GAN_JAX_FEATURES", str(tmp_path))  # no network trained on this machine
+    net = features.load_feature_network(features.FeatureNetConfig(dataset="fashion_mnist"))
+    path, sha256 = features.PACKAGED_FILES["fashion_mnist"]
+    assert net.packaged and net.path == path and net.sha256 == sha256 != features.PACKAGED_SHA256
+    assert net.config.dataset == "fashion_mnist" and net.test_accuracy == 0.9026
+    assert net.fd_floor == pytest.approx(0.1362, abs=1e-4) and list(tmp_path.iterdir()) == []
+    assert path.stat().st_size < 2_000_000  # the size of MNIST's
+    try:
+        test = load("fashion_mnist", "test", source="offline")
+    except DataError as err:  # a machine without apt-get (or its index) cannot fetch the data
+        pytest.skip(f"no Fashion-MNIST here: {err}")
+    logits, feats = net.logits_and_features(test.images)
+    assert np.mean(np.argmax(logits, -1) == test.labels) == pytest.approx(net.test_accuracy, abs=5e-4)
+    mu, _ = feature_statistics(feats)
+    np.testing.assert_allclose(mu, net.test_stats[0], rtol=1e-4, atol=1e-4 * np.abs(mu).max())
+
+
 def test_damaged_packaged_network_is_refused_naming_the_fix(tmp_path, monkeypatch):
     damaged = tmp_path / "feature_net.npz"
     data = bytearray(features.PACKAGED.read_bytes())
@@ -56,6 +78,11 @@ def test_damaged_packaged_network_is_refused_naming_the_fix(tmp_path, monkeypatc
     with pytest.raises(features.DataError, match="fails its checksum .* reinstall gan_jax, or use `gan-jax "
                                                  "features --retrain`"):
         features._load_packaged(damaged)
+    fashion, _ = features.PACKAGED_FILES["fashion_mnist"]
+    damaged.write_bytes(fashion.read_bytes()[:-1])
+    config = features.FeatureNetConfig(dataset="fashion_mnist")
+    with pytest.raises(features.DataError, match="fails its checksum"):
+        features._load_packaged(damaged, features.PACKAGED_FILES["fashion_mnist"][1], config)
 
 
 def test_feature_network_training_is_deterministic(tiny_features, tmp_path, monkeypatch):

@@ -1,13 +1,16 @@
 """The driver's plan and hooks, each on its own: no training, no compiled step."""
 
+import copy
 import signal
+import time
 
 import numpy as np
 import pytest
 
 from gan_jax.errors import Diverged, Preempted
+from gan_jax import hooks
 from gan_jax.hooks import (Background, Call, CallResult, Checkpoints, EpochOutputs, EpochSums,
-                           NanGuard, ProgressBar, SaveCadence, StopOnSignal, Timing,
+                           LossRows, NanGuard, ProgressBar, SaveCadence, StopOnSignal, Timing,
                            fresh_counters, plan_calls)
 from gan_jax.workdir import MetricWriter, read_rows
 
@@ -43,7 +46,8 @@ def test_epoch_sums_give_per_member_means_and_start_again_after_a_complete_epoch
     assert sums.ended is None and sums.running_means() == {"d_loss": 2.0, "g_loss": 1.0}
     sums.after(second, None, result([[5, 6], [7, 8]], [[0, 0], [0, 0]], started=11.0))
     assert sums.ended == {"loss_sums": {"d_loss": [16.0, 20.0], "g_loss": [2.0, 2.0]},
-                          "steps_in_epoch": 4}
+                          "steps_in_epoch": 4, "window_sums": {"d_loss": [0.0, 0.0], "g_loss": [0.0, 0.0]},
+                          "steps_in_window": 0}  # the window ended with the epoch
     assert sums.counters == fresh_counters(Task())  # saved with the epoch-end checkpoint
     assert (sums.started, sums.started_step, sums.device_seconds) == (10.0, 0, 1.0)
     sums.after(Call(1, 4, 2, 4, 8), None, result([[0, 0]] * 2, [[0, 0]] * 2, started=20.0))
@@ -127,8 +131,9 @@ class Bar:
     def update(self, n):
         self.n += n
 
-    def set_postfix(self, postfix):
+    def set_postfix(self, postfix, refresh=True):
         self.postfix = postfix
+        assert not refresh  # a redraw per call wrote 28 KB of bar for 150 steps into a log file
 
 
 def test_progress_bar_counts_steps_and_shows_member_zeros_running_means():
@@ -189,3 +194,73 @@ def test_epoch_outputs_submit_only_at_an_epoch_end():
     sums.after(call, None, result([[0, 0]], [[0, 0]]))
     outputs.after(call, None, None)
     assert outputs.last is None and background.jobs == []
+
+
+def test_loss_rows_every_n_steps_and_at_epoch_ends_whatever_the_calls_and_resumable(tmp_path, monkeypatch):
+    monkeypatch.setattr(hooks, "LOSS_ROW_STEPS", 3)
+    d = np.arange(16, dtype=float)  # step s has d_loss s for member 0, 100 + s for member 1
+
+    def run(folder, plan, counters=None):
+        folder.mkdir(exist_ok=True)
+        sums = EpochSums(Task(), counters or fresh_counters(Task()))
+        rows = LossRows(Task(), MetricWriter(folder, ("losses.jsonl",)), sums)
+        for call in plan:
+            losses = d[call.step:call.end]
+            r = result(np.stack([losses, 100 + losses], -1), np.zeros((call.steps, 2)))
+            sums.after(call, None, r)
+            rows.after(call, None, r)
+        return sums
+
+    # 2 epochs of 7 steps, run to step 12 of 14: windows end at steps 3, 6, 7 (epoch end), 10 and
+    # 12 (the run's end inside a window: partial)
+    run(tmp_path / "a", plan_calls(0, 12, steps_per_epoch=7, steps_per_call=1))
+    rows = read_rows(tmp_path / "a", "losses.jsonl")
+    assert [(r["step"], r["steps"], r["data_seed"], r["d_loss"], r.get("partial", False)) for r in rows[::2]] == [
+        (3, 3, 0, 1.0, False), (6, 3, 0, 4.0, False), (7, 1, 0, 6.0, False), (10, 3, 0, 8.0, False),
+        (12, 2, 0, 10.5, True)]
+    assert rows[1]["data_seed"] == 1 and rows[1]["d_loss"] == 101.0
+    # the same rows when each call is 5 steps: the windows are a function of the step only
+    run(tmp_path / "b", plan_calls(0, 12, steps_per_epoch=7, steps_per_call=5))
+    assert read_rows(tmp_path / "b", "losses.jsonl") == rows
+    # stopped at step 8 (a checkpoint holds the counters), resumed to 12, then to the end (14):
+    # the same rows as one run, the partial one replaced by the complete window and epoch end
+    stopped = run(tmp_path / "c", plan_calls(0, 8, steps_per_epoch=7, steps_per_call=4))
+    MetricWriter(tmp_path / "c", ("losses.jsonl",)).keep_complete_up_to(8)
+    at_12 = run(tmp_path / "c", plan_calls(8, 12, steps_per_epoch=7, steps_per_call=4),
+                copy.deepcopy(stopped.counters))
+    assert read_rows(tmp_path / "c", "losses.jsonl") == rows
+    MetricWriter(tmp_path / "c", ("losses.jsonl",)).keep_complete_up_to(12)
+    run(tmp_path / "c", plan_calls(12, 14, steps_per_epoch=7, steps_per_call=4), copy.deepcopy(at_12.counters))
+    run(tmp_path / "d", plan_calls(0, 14, steps_per_epoch=7, steps_per_call=7))
+    assert read_rows(tmp_path / "c", "losses.jsonl") == read_rows(tmp_path / "d", "losses.jsonl")
+    assert [r["step"] for r in read_rows(tmp_path / "d", "losses.jsonl")][::2] == [3, 6, 7, 10, 13, 14]
+
+
+def test_counters_of_a_checkpoint_from_before_the_loss_windows_still_resume():
+    sums = EpochSums(Task(), {"loss_sums": {"d_loss": [4.0, 0.0], "g_loss": [2.0, 0.0]}, "steps_in_epoch": 2})
+    sums.after(Call(0, 2, 2, 4, 8), None, result([[1, 1], [1, 1]], [[0, 0], [0, 0]]))
+    assert sums.ended["loss_sums"]["d_loss"] == [6.0, 2.0]
+    assert [(step, n) for step, n, _, _ in sums.windows] == [(4, 2)]  # the epoch's end closes the window
+
+
+def test_a_bar_on_a_log_file_writes_a_few_lines_not_one_per_step():
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    written = {}
+    for stream in (io.StringIO(), Terminal()):
+        sums = EpochSums(Task(), fresh_counters(Task()))
+        with hooks.progress_bar(150, file=stream) as bar:
+            hook = ProgressBar(bar, sums)
+            for call in plan_calls(0, 150, steps_per_epoch=150, steps_per_call=1):
+                sums.after(call, None, result([[1.0, 1.0]], [[0.5, 0.5]]))
+                hook.after(call, None, None)
+                time.sleep(0.003)
+        written[type(stream).__name__] = stream.getvalue()
+    log_file = written["StringIO"]
+    assert len(log_file) < 600 and log_file.count("\r") <= 3, log_file  # first draw, the last (on close)
+    assert "150/150" in log_file and "d_loss=1.000" in log_file
+    assert written["Terminal"].count("\r") > log_file.count("\r")  # ~10 redraws a second on a terminal

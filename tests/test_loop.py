@@ -27,7 +27,8 @@ def test_resumed_run_equals_uninterrupted_run(tiny_config, tiny_data, tmp_path):
     for a, b in zip(_leaves(resumed), expected):
         np.testing.assert_array_equal(a, b)
     # The partial row of the first, capped run is superseded: both files are byte-identical.
-    assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
+    for name in ("metrics.jsonl", "losses.jsonl"):
+        assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text(), name
     assert [(r["step"], r.get("partial", False)) for r in read_rows(tmp_path / "b")] == [(5, False), (7, True)]
 
 
@@ -45,6 +46,20 @@ def test_outputs_of_a_run(tiny_config, tiny_data, tmp_path):
     for name in ("samples/epoch_0001.png", "samples/epoch_0002.png", "real_vs_generated.png", "losses.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert CheckpointStore(tmp_path).latest_step() == 10
+    losses = read_rows(tmp_path, "losses.jsonl")  # every 10 steps and at epoch ends: here, each epoch
+    assert [(r["step"], r["steps"]) for r in losses] == [(5, 5), (10, 5)]
+    assert [r["d_loss"] for r in losses] == pytest.approx([r["d_loss"] for r in rows])
+
+
+def test_a_short_run_plots_its_losses_per_few_steps(tiny_config, tiny_data, tmp_path, monkeypatch):
+    from gan_jax import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "save_loss_curves", lambda *args: drawn.append(args))
+    train(dataclasses.replace(tiny_config, steps=4), tmp_path, data=tiny_data, progress=False)
+    (_, rows, keys, windows), = drawn
+    assert [r["step"] for r in rows] == [4] and keys == ("d_loss", "g_loss")
+    assert [(r["step"], r["steps"], r["partial"]) for r in windows] == [(4, 4, True)]
 
 
 def test_rerun_of_a_finished_run_trains_nothing_more(tiny_config, tiny_data, tmp_path):

@@ -22,3 +22,24 @@ def test_save_grid_and_figures(tmp_path):
     plots.save_loss_curves(tmp_path / "loss.png", [{"epoch": 1, "d_loss": 1.2, "g_loss": 0.7},
                                                    {"epoch": 2, "d_loss": 1.3, "g_loss": 0.8}])
     assert Image.open(tmp_path / "rvg.png").size[0] > 0 and Image.open(tmp_path / "loss.png").size[0] > 0
+
+
+
+def test_loss_curves_per_few_steps_are_a_line_and_the_epoch_means_dots(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    windows = [{"step": s, "steps": 10, "d_loss": 1.0 + 0.01 * s, "g_loss": 0.7} for s in range(10, 101, 10)]
+    rows = [{"epoch": 1, "step": 100, "d_loss": 1.5, "g_loss": 0.7}]
+    plots.save_loss_curves(tmp_path / "loss.png", rows, ("d_loss", "g_loss"), windows)
+    assert Image.open(tmp_path / "loss.png").size[0] > 0
+    drawn, plot = [], matplotlib.axes.Axes.plot
+
+    def record(self, *args, **kwargs):
+        drawn.append((args[0], kwargs["label"]))
+        return plot(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", record)
+    plots.save_loss_curves(tmp_path / "loss.png", rows, ("d_loss", "g_loss"), windows)
+    assert [(len(x), label) for x, label in drawn] == [
+        (10, "d_loss (mean of 10 steps)"), (1, "d_loss (epoch mean)"),
+        (10, "g_loss (mean of 10 steps)"), (1, "g_loss (epoch mean)")]

@@ -38,3 +38,17 @@ def test_rows_append_and_keep(tmp_path):
     keep_rows(tmp_path, "m.jsonl", lambda row: row["step"] != 2)
     assert read_rows(tmp_path, "m.jsonl") == [{"step": 1}, {"step": 3}]
     assert read_rows(tmp_path, "absent.jsonl") == []
+
+
+def test_a_row_cut_by_a_kill_is_dropped_when_the_run_resumes(tmp_path):
+    for step in (1, 2):
+        append_row(tmp_path, "m.jsonl", {"step": step})
+    with open(tmp_path / "m.jsonl", "a") as f:
+        f.write('{"step": 3, "d_lo')  # SIGKILL between two writes of one append
+    assert read_rows(tmp_path, "m.jsonl") == [{"step": 1}, {"step": 2}]
+    keep_rows(tmp_path, "m.jsonl", lambda row: True)  # what a resume does first
+    append_row(tmp_path, "m.jsonl", {"step": 3})
+    assert read_rows(tmp_path, "m.jsonl") == [{"step": 1}, {"step": 2}, {"step": 3}]
+    (tmp_path / "bad.jsonl").write_text('{"step": 1}\nnot json\n{"step": 3}\n')
+    with pytest.raises(ValueError):  # damage anywhere else is not hidden
+        read_rows(tmp_path, "bad.jsonl")

@@ -19,6 +19,14 @@ _XLA_CACHE = os.environ.get("GAN_JAX_TEST_XLA_CACHE")
 if _XLA_CACHE is None:
     _XLA_CACHE = os.environ["GAN_JAX_TEST_XLA_CACHE"] = tempfile.mkdtemp(prefix="gan_jax_test_xla_")
     atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)  # ~30 MB
+# The tests' programs are tiny: compiling them costs far more than running them, and XLA:CPU's
+# LLVM optimizations are most of the compile time (the suite took 8 min 49 s with them, see the
+# README). Tests compare runs made under the same flags, so results are still compared like for
+# like; the library itself never sets this.
+if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+    ).strip()
 os.environ["JAX_COMPILATION_CACHE_DIR"] = _XLA_CACHE
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 jax.config.update("jax_compilation_cache_dir", _XLA_CACHE)

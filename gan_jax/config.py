@@ -522,6 +522,8 @@ class SGANConfig(SupervisedConfig):
       noise_dim: generator input size (U(0, 1) for `mlp`, N(0, 1) for `conv`).
       unlabeled_weight: weight of the real/fake loss beside the labeled cross-entropy.
       num_samples: fixed noise vectors for the per-epoch sample grid (first data seed's generator).
+      entropy_weight: weight of the classifier's conditional entropy on the unlabeled batch, added
+        to its loss (Bad GAN's term; 0: none, the recipes').
       unlabeled: more unlabeled images (a dataset as for `dataset`, e.g. folder:PATH of a flat
         folder, shaped the same way): they join the dataset's training images as the real images
         the discriminator sees; labels are still picked from the dataset alone.
@@ -535,6 +537,7 @@ class SGANConfig(SupervisedConfig):
     unlabeled_weight: float = 1.0
     num_samples: int = 16
     fm_after_noise: bool = True
+    entropy_weight: float = 0.0
     unlabeled: str | None = None
 
     def __post_init__(self):
@@ -545,6 +548,11 @@ class SGANConfig(SupervisedConfig):
             require_positive(name, getattr(self, name))
         if not isinstance(self.fm_after_noise, bool):
             raise ConfigError(f"fm_after_noise must be True or False, got {self.fm_after_noise!r}")
+        if not self.entropy_weight >= 0:
+            raise ConfigError(
+                f"entropy_weight must be >= 0, got {self.entropy_weight!r}; pass e.g. 1, or 0 for "
+                "none"
+            )
         if not self.unlabeled_weight >= 0:
             raise ConfigError(
                 f"unlabeled_weight must be >= 0, got {self.unlabeled_weight!r}; pass e.g. 1"

@@ -144,6 +144,17 @@ def cross_entropy(class_logits: jax.Array, labels: jax.Array) -> jax.Array:
     return -jnp.mean(jnp.take_along_axis(log_probs, labels[:, None], axis=-1))
 
 
+def conditional_entropy(class_logits: jax.Array) -> jax.Array:
+    """Mean entropy of the class distributions softmax(logits `[B, K]`), in [0, log K]:
+    `-mean_b sum_k p_bk log p_bk`, from log-softmax (no log of 0).
+
+    Minimized on unlabeled images it pushes the classifier to confident decisions there (Bad GAN,
+    Dai et al. 2017, after Grandvalet & Bengio 2005).
+    """
+    log_probs = jax.nn.log_softmax(class_logits, axis=-1)
+    return -jnp.mean(jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1))
+
+
 def unsupervised_loss(real_class_logits: jax.Array, fake_class_logits: jax.Array) -> jax.Array:
     """Improved GAN's real/fake loss: half the BCE of D(x) = sigmoid(logsumexp(logits)).
 

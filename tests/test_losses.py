@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax.losses import (cross_entropy, discriminator_loss, feature_matching_l1_loss, feature_matching_loss,
+from gan_jax.losses import (conditional_entropy, cross_entropy, discriminator_loss, feature_matching_l1_loss, feature_matching_loss,
                             generator_loss, real_fake_logit, sgan_generator_loss, unsupervised_loss)
 
 
@@ -157,3 +157,14 @@ def test_l1_feature_matching_hand_value_and_bounded_gradient():
     np.testing.assert_allclose(grads, np.tile([[1 / 6, -1 / 6, 1 / 6]], (2, 1)), atol=1e-7)
     grads_sq = jax.grad(feature_matching_loss)(fake, real)
     np.testing.assert_allclose(grads_sq, np.tile([[4 / 6, -2 / 6, 2 / 6]], (2, 1)), atol=1e-7)
+
+
+def test_conditional_entropy_matches_hand_computation_and_its_bounds():
+    # p = (0.5, 0.5): entropy log 2; p = softmax(0, log 3) = (0.25, 0.75): -(0.25 log 0.25 + 0.75 log 0.75)
+    logits = jnp.array([[1.0, 1.0], [0.0, np.log(3.0)]])
+    expected = 0.5 * (np.log(2) - (0.25 * np.log(0.25) + 0.75 * np.log(0.75)))
+    np.testing.assert_allclose(conditional_entropy(logits), expected, rtol=1e-6)
+    assert float(conditional_entropy(jnp.array([[0.0, -1e4, -1e4]]))) == 0.0  # certain: no NaN
+    np.testing.assert_allclose(conditional_entropy(jnp.zeros((4, 10))), np.log(10), rtol=1e-6)
+    grads = jax.grad(lambda x: conditional_entropy(x))(jnp.array([[2.0, 0.0]]))
+    assert grads[0, 0] < 0 < grads[0, 1]  # lowering it sharpens the more likely class

@@ -31,6 +31,7 @@ import optax
 from gan_jax import data as data_lib
 from gan_jax.config import SGANConfig, SupervisedConfig
 from gan_jax.losses import (
+    conditional_entropy,
     cross_entropy,
     feature_matching_l1_loss,
     feature_matching_loss,
@@ -435,7 +436,10 @@ class SGANTask(SupervisedTask, GenerativeTask):
                 )
                 lab, unl, fake = jnp.split(logits, 3)
             sup, unsup = cross_entropy(lab, batch["labels"]), unsupervised_loss(unl, fake)
-            return sup + self.config.unlabeled_weight * unsup, (stats, (sup, unsup))
+            loss = sup + self.config.unlabeled_weight * unsup
+            if self.config.entropy_weight:
+                loss = loss + self.config.entropy_weight * conditional_entropy(unl)
+            return loss, (stats, (sup, unsup))
 
         c, (_, (sup, unsup)) = self._update_classifier(c, classifier_loss)
 

@@ -184,6 +184,14 @@ def markdown_table(rows: Sequence[dict[str, Any]], dataset: str = "mnist") -> st
     return "\n".join(lines) + "\n"
 
 
+def write_csv(rows: Sequence[dict[str, Any]], path: pathlib.Path) -> None:
+    """The rows as CSV, one per run, columns in the first row's order."""
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def write_reports(
     rows: Sequence[dict[str, Any]],
     out: pathlib.Path,
@@ -195,10 +203,7 @@ def write_reports(
     """results.csv, results.md, results.json, accuracy_vs_labels.png, samples_over_training.png."""
     dataset = next(iter(configs.values())).dataset
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, out / "results.csv")
     machine = {
         "device": jax.devices()[0].device_kind,
         "platform": jax.default_backend(),

@@ -271,7 +271,7 @@ def feature_net_config(
         raise DataError(
             f"{dataset} has no labels, so no feature network can be trained on it for an FD; put "
             f"its images in class subfolders and run `gan-jax features --retrain --dataset "
-            f"{dataset}`, or evaluate with a labeled dataset"
+            f"{dataset}`, then evaluate again"
         )
     return dataclasses.replace(
         FEATURE_NET, dataset=dataset, image_size=image_size, channels=channels

@@ -173,9 +173,8 @@ def _user_split(
 
 def _shaped(images: np.ndarray, image_size, channels, title: str) -> np.ndarray:
     """`shape_images`, cached by the images' content and the shape asked for."""
-    digest = hashlib.sha256(images.tobytes())
-    digest.update(f"/{image_size}/{channels}".encode())
-    path = cache_dir() / "datasets" / f"shaped_{digest.hexdigest()[:24]}.npz"
+    digest = hashlib.sha256(images.tobytes()).hexdigest()
+    path = user.cache_path("shaped", digest, image_size, channels)
     cached = read_verified_npz(path, f"resized {title}")
     if cached is not None:
         return cached["images"]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from gan_jax.data.download import cache_dir, cache_npz, read_verified_npz, sha256_of
-from gan_jax.data.shaping import shape_image, shape_images
+from gan_jax.data.shaping import shape_image, shape_images, shaped_shape
 from gan_jax.data.sources import folder, npz
 from gan_jax.data.sources import tfds as tfds_source
 from gan_jax.data.spec import SPLITS, Arrays, DatasetSpec
@@ -95,7 +95,7 @@ def _folder(path: str, image_size, channels, data_dir) -> Arrays:
     root = pathlib.Path(path).expanduser()
     files = [f for d in folder.split_folders(root).values() for f in folder.image_files(d)[0]]
     digest = folder.content_key(files, root)
-    cached = _cache_path("folder", digest, image_size, channels)
+    cached = cache_path("folder", digest, image_size, channels)
     arrays = read_verified_npz(cached, f"decoded {root}")
     if arrays is None:
         log.info("reading %d images of %s (once; cached as %s)", len(files), root, cached)
@@ -107,9 +107,10 @@ def _folder(path: str, image_size, channels, data_dir) -> Arrays:
 def _npz(path: str, image_size, channels, data_dir) -> Arrays:
     file = pathlib.Path(path).expanduser()
     arrays = npz.read(file)
-    if all(_unchanged(arrays[k], image_size, channels) for k in arrays if k.endswith("_images")):
+    shapes = [arrays[k].shape[1:] for k in arrays if k.endswith("_images")]
+    if all(shaped_shape(shape, image_size, channels) == shape for shape in shapes):
         return arrays
-    cached = _cache_path("npz", sha256_of(file), image_size, channels)
+    cached = cache_path("npz", sha256_of(file), image_size, channels)
     shaped = read_verified_npz(cached, f"resized {file}")
     if shaped is None:
         shaped = {
@@ -148,12 +149,7 @@ def _tfds(rest: str, image_size, channels, data_dir) -> Arrays:
     return arrays
 
 
-def _unchanged(images: np.ndarray, image_size: int | None, channels: int | None) -> bool:
-    height, width, depth = images.shape[1:]
-    same_size = image_size is None or (height, width) == (image_size, image_size)
-    return same_size and channels in (None, depth)
-
-
-def _cache_path(kind: str, digest: str, image_size, channels) -> pathlib.Path:
+def cache_path(kind: str, digest: str, image_size, channels) -> pathlib.Path:
+    """Where arrays of content `digest` shaped by `image_size`/`channels` are cached."""
     key = hashlib.sha256(f"{digest}/{image_size}/{channels}".encode()).hexdigest()[:24]
     return cache_dir() / "datasets" / f"{kind}_{key}.npz"

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The GPU checks of benchmarks/results/README.md in one device lease (one call of < 10 minutes).
+#
+#   bash benchmarks/gpu_session.sh            # on the device machine, from the repository root
+#
+# Phase 1 has the device alone and times: the DCGAN step (float32/bfloat16, deterministic ops on and
+# off), the conv SGAN step (1 and 5 members, deterministic ops on and off) and a whole 50-epoch
+# `train gan` (wall time and its timing.jsonl). Phase 2 runs the long jobs side by side as separate
+# processes until PHASE2_END seconds after the start, then stops them with SIGTERM (each saves and
+# exits): the conv sweep at its recipe's 5 epochs (one process per label count, SGAN then
+# supervised), the mlp recipe at 300 epochs for 100 labels and 5 data seeds (SGAN and supervised
+# each in a process), and the bit-exact resume test. Everything lands in $OUT/gpu.tar.gz (logs,
+# metrics.jsonl, timing.jsonl, sample PNGs, results; no checkpoint arrays) and $OUT/summary.txt.
+#
+# Environment: OUT (default /tmp/gpu_out), PY (default python3), GAN_JAX_DATA (default .gpu, the
+# carried MNIST cache), PHASE1_MAX and PHASE2_END (seconds), SMOKE=1 (a few steps of everything,
+# to check this script on a CPU).
+set -u
+start=$(date +%s)
+OUT=${OUT:-/tmp/gpu_out}
+PY=${PY:-python3}
+R=$OUT/r
+mkdir -p "$R/logs"
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+export GAN_JAX_DATA=${GAN_JAX_DATA:-$PWD/.gpu}
+if ls .whl/*.whl >/dev/null 2>&1; then  # packages the device image lacks (tensorboardX)
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=$PYTHONPATH:/tmp/site
+fi
+elapsed() { echo $(($(date +%s) - start)); }
+note() { echo "[$(elapsed) s] $*" | tee -a "$R/summary.txt"; }
+if [ "${SMOKE:-0}" = 1 ]; then
+  QUICK="--steps ${SMOKE_STEPS:-6}"; BENCH="--steps 3"; HLO="--steps 2"; GAN="--steps 20"
+  P1=${PHASE1_MAX:-400}; P2=${PHASE2_END:-900}
+else
+  QUICK=""; BENCH=""; HLO=""; GAN="--epochs 50"
+  P1=${PHASE1_MAX:-170}; P2=${PHASE2_END:-530}
+fi
+GJ="$PY -m gan_jax.cli"
+# one timed command of phase 1: name, then the command; its output goes to logs/NAME.log
+timed() {
+  local name=$1; shift
+  local left=$((P1 - $(elapsed)))
+  if [ "$left" -le 10 ]; then note "$name: skipped (phase 1 out of time)"; return; fi
+  local t0=$(date +%s%N)
+  timeout -k 5 "$left" "$@" >"$R/logs/$name.log" 2>&1
+  local rc=$?
+  note "$name: rc=$rc, $((($(date +%s%N) - t0) / 1000000)) ms"
+}
+
+note "start: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo no GPU)"
+$PY -c 'import jax; print(jax.__version__, jax.devices())' 2>&1 | tee -a "$R/summary.txt"
+
+# ---- phase 1: timings, the device alone ----
+timed bench_dcgan_det $GJ bench --models dcgan --batch-sizes 256 --dtypes float32,bfloat16 $BENCH
+timed train_gan50 $GJ train gan --workdir "$R/gan50" --no-progress $GAN
+timed conv_hlo_nondet env GAN_JAX_DETERMINISTIC=0 $PY -m benchmarks.conv_sgan_hlo --members 1,5 $HLO
+timed bench_dcgan_nondet env GAN_JAX_DETERMINISTIC=0 $GJ bench --models dcgan \
+  --batch-sizes 256 --dtypes float32 $BENCH
+timed conv_hlo_det $PY -m benchmarks.conv_sgan_hlo --members 1,5 $HLO
+note "phase 1 done"
+
+# ---- phase 2: the long runs side by side until P2 ----
+export XLA_PYTHON_CLIENT_MEM_FRACTION=0.1 GAN_JAX_DETERMINISTIC=0
+pids=()
+bg() {  # name, then the command: a process group of its own, output in logs/NAME.log
+  local name=$1; shift
+  setsid "$@" >"$R/logs/$name.log" 2>&1 &
+  pids+=($!)
+  note "$name: started (pid $!)"
+}
+for n in 50 100 1000; do
+  bg conv5_$n $GJ sweep --model conv --labels $n --data-seeds 0,1,2 --epochs 5 \
+    --out "$R/conv5_$n" --no-progress $QUICK
+done
+for m in sgan supervised; do
+  bg mlp300_$m $GJ sweep --labels 100 --data-seeds 0,1,2,3,4 --methods $m \
+    --out "$R/mlp300_$m" --no-progress $QUICK
+done
+bg gpu_load nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv -l 15
+bg resume_test env GAN_JAX_DETERMINISTIC=1 $PY -m pytest -q -p no:cacheprovider -n0 \
+  tests/test_loop.py -k resumed
+while [ "$(elapsed)" -lt "$P2" ]; do
+  alive=0
+  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+  [ $alive = 0 ] && break
+  sleep 5
+done
+note "phase 2 deadline: stopping what still runs"
+for p in "${pids[@]}"; do kill -TERM -- -"$p" 2>/dev/null; done
+for _ in $(seq 30); do
+  alive=0
+  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+  [ $alive = 0 ] && break
+  sleep 1
+done
+for p in "${pids[@]}"; do kill -KILL -- -"$p" 2>/dev/null; done
+for f in "$R"/logs/*.log; do note "$(basename "$f"): $(tail -n 1 "$f")"; done
+tail -n 3 "$R/logs/resume_test.log" >>"$R/summary.txt"
+tar -czf "$OUT/gpu.tar.gz" -C "$OUT" --exclude='*/checkpoints/*/state' --exclude='.lock' r
+cp "$R/summary.txt" "$OUT/summary.txt"
+note "packed $(du -h "$OUT/gpu.tar.gz" | cut -f1)"
+cat "$R/summary.txt"

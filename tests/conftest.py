@@ -11,6 +11,7 @@ import pytest
 
 from gan_jax import GANConfig
 from gan_jax.data import Split
+from gan_jax.devices import deterministic_by_default, deterministic_gpu_ops
 
 # One compilation cache for the whole session, shared by the pytest-xdist workers (they inherit
 # the controller's environment) and the CLI subprocesses the tests start: the same tiny programs
@@ -27,6 +28,10 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
     ).strip()
+# What `gan_jax.setup_process()` does for the CLI, which the tests' in-process runs skip: XLA:GPU's
+# deterministic reductions, scatters and convolution algorithms, without which a resumed run is not
+# bit-identical to an uninterrupted one on a GPU (no effect on CPU).
+deterministic_gpu_ops(deterministic_by_default())
 os.environ["JAX_COMPILATION_CACHE_DIR"] = _XLA_CACHE
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 jax.config.update("jax_compilation_cache_dir", _XLA_CACHE)

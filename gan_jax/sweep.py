@@ -33,13 +33,18 @@ log = logging.getLogger("gan_jax")
 
 _METHOD_TASKS: dict[str, type[Any]] = {name: TASKS[name] for name in ("sgan", "supervised")}
 METHODS = {name: task.config_type for name, task in _METHOD_TASKS.items()}
-# Per dataset: published test accuracy (%) of Improved GAN, feature matching (REFERENCE.md §4), and
-# this project's targets, by label count. A dataset without an entry gets no reference columns.
+# Per (dataset, model): published test accuracy (%) by label count, and this project's targets.
+# mlp: Improved GAN, feature matching (REFERENCE.md §4). conv: "GANs in Action" ch. 7, one run at
+# 100 labels (REFERENCE.md §2). A pair without an entry gets no reference columns.
 REFERENCES = {
-    "mnist": {
+    ("mnist", "mlp"): {
         "Improved GAN %": {20: 83.23, 50: 97.79, 100: 99.07},
         "target %": {20: 96.0, 50: 98.8, 100: 99.25, 1000: 99.4},
-    }
+    },
+    ("mnist", "conv"): {
+        "book SGAN %": {100: 89.41},
+        "book supervised %": {100: 69.22},
+    },
 }
 
 
@@ -132,13 +137,17 @@ def run_sweep(
     return rows
 
 
-def summarize(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, int], dict[str, float]]:
+def summarize(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
     """`(method, labels) → {mean, std, n}` of test accuracy in percent (std with ddof=1; 0 for one
-    run)."""
+    run), plus `epochs: [fewest, most]` trained when the rows say (`epochs_trained`)."""
     groups: dict[tuple[str, int], list[float]] = {}
+    epochs: dict[tuple[str, int], list[float]] = {}
     for row in rows:
-        groups.setdefault((row["method"], row["labels"]), []).append(100 * row["test_accuracy"])
-    return {
+        key = (row["method"], row["labels"])
+        groups.setdefault(key, []).append(100 * row["test_accuracy"])
+        if "epochs_trained" in row:
+            epochs.setdefault(key, []).append(float(row["epochs_trained"]))
+    stats: dict[tuple[str, int], dict[str, Any]] = {
         key: {
             "mean": float(np.mean(v)),
             "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
@@ -146,17 +155,23 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, int], dict[str,
         }
         for key, v in groups.items()
     }
+    for key, trained in epochs.items():
+        stats[key]["epochs"] = [min(trained), max(trained)]
+    return stats
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], dataset: str = "mnist") -> str:
-    """Mean ± std test accuracy per label count and method, beside `dataset`'s `REFERENCES`
-    (Improved GAN's published numbers and the targets, with whether the SGAN met the target)."""
+    """Mean ± std test accuracy per label count and method (with the runs' count and epochs),
+    beside the `REFERENCES` of `dataset` and the rows' model (default mlp): published numbers and,
+    where there are targets, whether the SGAN met them."""
     stats = summarize(rows)
     label_counts = sorted({labels for _, labels in stats})
     methods = [m for m in METHODS if any(key[0] == m for key in stats)]
-    references = REFERENCES.get(dataset, {})
+    model = next((row["model"] for row in rows if "model" in row), "mlp")
+    references = REFERENCES.get((dataset, model), {})
     cell = lambda key: (
-        f"{stats[key]['mean']:.2f} ± {stats[key]['std']:.2f} (n={stats[key]['n']})"
+        f"{stats[key]['mean']:.2f} ± {stats[key]['std']:.2f} (n={stats[key]['n']}"
+        f"{_epochs(stats[key])})"
         if key in stats
         else "–"
     )
@@ -164,7 +179,7 @@ def markdown_table(rows: Sequence[dict[str, Any]], dataset: str = "mnist") -> st
         "labels",
         *[f"{m} accuracy %" for m in methods],
         *references,
-        *(["target met"] if references else []),
+        *(["target met"] if "target %" in references else []),
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for labels in label_counts:
@@ -173,8 +188,8 @@ def markdown_table(rows: Sequence[dict[str, Any]], dataset: str = "mnist") -> st
             *[cell((m, labels)) for m in methods],
             *[str(r.get(labels, "–")) for r in references.values()],
         ]
-        if references:
-            sgan, target = stats.get(("sgan", labels)), references.get("target %", {}).get(labels)
+        if "target %" in references:
+            sgan, target = stats.get(("sgan", labels)), references["target %"].get(labels)
             row.append(
                 "–"
                 if sgan is None or target is None
@@ -182,6 +197,14 @@ def markdown_table(rows: Sequence[dict[str, Any]], dataset: str = "mnist") -> st
             )
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _epochs(stat: dict[str, Any]) -> str:
+    """', 20 epochs' (or ', 5–20 epochs' when the runs differ); '' when unknown."""
+    if "epochs" not in stat:
+        return ""
+    low, high = stat["epochs"]
+    return f", {low:g} epochs" if low == high else f", {low:g}–{high:g} epochs"
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: pathlib.Path) -> None:

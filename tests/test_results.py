@@ -29,3 +29,46 @@ def test_every_number_of_the_readmes_sgan_table_is_the_committed_sweeps():
         for method, (mean, std) in zip(("sgan", "supervised"), (numbers[:2], numbers[2:])):
             expected = stats[(method, int(labels))]
             assert (mean, std) == (f"{expected['mean']:.2f}", f"{expected['std']:.2f}"), (method, labels)
+
+
+def test_a_stopped_runs_workdir_and_finished_sweeps_merge_into_one_regenerable_sweep(tmp_path, monkeypatch):
+    import contextlib
+
+    from scripts import sweep_report
+
+    finished = tmp_path / "finished.json"
+    finished.write_text(json.dumps({"rows": [{"method": "supervised", "model": "mlp", "labels": 100, "data_seed": 0,
+                                              "test_accuracy": 0.8, "epochs_trained": 300.0}],
+                                    "configs": {"supervised/100": {"dataset": "mnist"}}, "machine": {"device": "X"}}))
+    stopped = tmp_path / "sgan_labels100"
+    stopped.mkdir()
+    lines = [{"epoch": e, "step": 600 * e, "data_seed": s, "test_accuracy": 0.9 + e / 100 + s / 1000}
+             for e in (1, 2) for s in (0, 1)]
+    stopped.joinpath("metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines)
+                                                 + json.dumps({"epoch": 3, "step": 1700, "data_seed": 0,
+                                                               "test_accuracy": 0.5, "partial": True}) + "\n")
+
+    class Store:
+        def __init__(self, workdir, create):
+            assert workdir == stopped and create is False
+
+        def read_config(self):
+            return {"task": "sgan", "model": "mlp", "labels": 100, "dataset": "mnist"}
+
+    monkeypatch.setattr(sweep_report, "CheckpointStore", lambda w, create: contextlib.nullcontext(Store(w, create)))
+    merged = sweep_report.merge([stopped, finished])
+    sgan = [r for r in merged["rows"] if r["method"] == "sgan"]
+    assert [(r["data_seed"], r["test_accuracy"], r["epochs_trained"], r["step"]) for r in sgan] == [
+        (0, 0.92, 2.0, 1200), (1, 0.921, 2.0, 1200)]  # the last complete epoch, never the partial row
+    assert merged["machine"] == {"device": "X"} and merged["summary"]["supervised/100"]["n"] == 1
+    results = tmp_path / "merged.json"
+    results.write_text(json.dumps(merged))
+    table = regenerate(results, tmp_path)
+    assert "| 100 | 92.05 ± 0.07 (n=2, 2 epochs) | 80.00 ± 0.00 (n=1, 300 epochs) | 99.07 |" in table
+
+
+def test_the_gpu_tables_regenerate_from_their_committed_json(tmp_path):
+    for name in ("sgan_conv5_gpu", "sgan_mlp300_gpu"):
+        table = regenerate(RESULTS / f"{name}.json", tmp_path)
+        assert table == (RESULTS / f"{name}_table.md").read_text()
+        assert (tmp_path / f"{name}.csv").read_bytes() == (RESULTS / f"{name}.csv").read_bytes()

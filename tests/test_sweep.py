@@ -22,7 +22,7 @@ def test_tiny_sweep_writes_csv_table_json_and_figures(mnist_train, tmp_path, cap
         (m, n, s) for m in ("sgan", "supervised") for n in ("10", "20") for s in ("0", "1")}
     assert all(0 <= float(r["test_accuracy"]) <= 1 and r["step"] == "2" for r in rows)
     table = (out / "results.md").read_text()
-    assert "| 10 | " in table and "| 20 | " in table and "(n=2)" in table
+    assert "| 10 | " in table and "| 20 | " in table and "(n=2, 0 epochs)" in table  # 2 steps of 6,000
     summary = json.loads((out / "results.json").read_text())["summary"]
     assert set(summary) == {"sgan/10", "sgan/20", "supervised/10", "supervised/20"}
     for name in ("accuracy_vs_labels.png", "samples_over_training.png"):
@@ -55,3 +55,13 @@ def test_table_of_a_dataset_without_published_numbers_has_no_reference_columns()
     header, _, line = markdown_table(rows, "fashion_mnist").splitlines()
     assert header == "| labels | sgan accuracy % | supervised accuracy % |"
     assert line == "| 100 | 80.00 ± 0.00 (n=1) | 70.00 ± 0.00 (n=1) |"
+
+
+def test_table_cells_carry_the_epochs_and_the_conv_model_gets_the_books_numbers():
+    rows = [{"method": "sgan", "model": "conv", "labels": 100, "test_accuracy": a, "epochs_trained": e}
+            for a, e in ((0.96, 5.0), (0.97, 5.0))]
+    rows += [{"method": "supervised", "model": "conv", "labels": 100, "test_accuracy": 0.7, "epochs_trained": 3.0},
+             {"method": "supervised", "model": "conv", "labels": 100, "test_accuracy": 0.8, "epochs_trained": 5.0}]
+    header, _, line = markdown_table(rows).splitlines()
+    assert header == "| labels | sgan accuracy % | supervised accuracy % | book SGAN % | book supervised % |"
+    assert line == "| 100 | 96.50 ± 0.71 (n=2, 5 epochs) | 75.00 ± 7.07 (n=2, 3–5 epochs) | 89.41 | 69.22 |"

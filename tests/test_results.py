@@ -18,17 +18,30 @@ def test_the_sweep_table_and_csv_regenerate_from_the_committed_json(tmp_path):
     assert (tmp_path / "sgan_sweep20_cpu_accuracy_vs_labels.png").stat().st_size > 0
 
 
-def test_every_number_of_the_readmes_sgan_table_is_the_committed_sweeps():
-    rows = json.loads((RESULTS / "sgan_sweep20_cpu.json").read_text())["rows"]
-    stats = summarize(rows)
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("**The seed's table at 20 epochs**"):]
-    quoted = re.findall(r"^\| (\d+) \| ([\d.]+) ± ([\d.]+) \| ([\d.]+) ± ([\d.]+) \|", section, re.M)
-    assert [int(q[0]) for q in quoted] == [20, 50, 100, 1000]
+def _quoted_rows(section: str) -> list[tuple[int, str, str, str, str]]:
+    """`(labels, sgan mean, sgan std, supervised mean, supervised std)` of a README table."""
+    rows = re.findall(r"^\| (\d+) \| ([\d.]+) ± ([\d.]+) \| ([\d.]+) ± ([\d.]+) \|", section, re.M)
+    return [(int(labels), *numbers) for labels, *numbers in rows]
+
+
+def _assert_quotes(quoted, results_json):
+    stats = summarize(json.loads((RESULTS / results_json).read_text())["rows"])
     for labels, *numbers in quoted:
         for method, (mean, std) in zip(("sgan", "supervised"), (numbers[:2], numbers[2:])):
-            expected = stats[(method, int(labels))]
-            assert (mean, std) == (f"{expected['mean']:.2f}", f"{expected['std']:.2f}"), (method, labels)
+            expected = stats[(method, labels)]
+            assert (mean, std) == (f"{expected['mean']:.2f}", f"{expected['std']:.2f}"), (results_json, method, labels)
+
+
+def test_every_number_of_the_readmes_sgan_tables_is_a_committed_sweeps():
+    readme = (ROOT / "README.md").read_text()
+    conv = readme[readme.index("**The seed's table: its own model"):readme.index("**The mlp recipe")]
+    mlp = readme[readme.index("**The mlp recipe"):readme.index("`train sgan` trains an MNIST classifier")]
+    conv_rows, mlp_rows = _quoted_rows(conv), _quoted_rows(mlp)
+    assert [row[0] for row in conv_rows] == [50, 100, 1000]
+    assert [row[0] for row in mlp_rows] == [100, 20, 50, 100, 1000]
+    _assert_quotes(conv_rows, "sgan_conv5_gpu.json")
+    _assert_quotes(mlp_rows[:1], "sgan_mlp300_gpu.json")
+    _assert_quotes(mlp_rows[1:], "sgan_sweep20_cpu.json")
 
 
 def test_a_stopped_runs_workdir_and_finished_sweeps_merge_into_one_regenerable_sweep(tmp_path, monkeypatch):

@@ -1,8 +1,9 @@
 """`gan-jax`: argparse → config → task → loop.
 
 Exit codes: 0 done; 2 a user mistake (one line on stderr, nothing changed); 3 training diverged
-(NaN/Inf; the last good checkpoint is kept); 130/143 stopped by Ctrl-C/SIGTERM after saving a
-checkpoint (run the same command to resume).
+(NaN/Inf; the last good checkpoint is kept); 4 a multi-host run lost a peer process (or crashed;
+`gan_jax.multihost`: one line names the checkpoint and the command to resume); 130/143 stopped by
+Ctrl-C/SIGTERM after saving a checkpoint (run the same command to resume).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pathlib
 import sys
 from typing import Any
 
+from gan_jax import multihost
 from gan_jax.cli_options import (
     add_config_options,
     bounded,
@@ -296,6 +298,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--workdir", required=True, type=pathlib.Path, metavar="DIR", help="a trained workdir"
     )
 
+    launch = commands.add_parser(
+        "launch",
+        help="start N local processes of one multi-host run (testing): launch --processes N -- "
+        "train ...",
+        description="Run `gan-jax COMMAND` as N processes on this machine joined by "
+        "jax.distributed (127.0.0.1, a free port), as N hosts would be. Library output goes to "
+        "WORKDIR/logs/process_<i>.log, each process's own lines are prefixed [i]. If one "
+        "process fails the others stop within $GAN_JAX_PEER_TIMEOUT seconds (default 30), "
+        "each with one line naming the last checkpoint and the command to resume.",
+    )
+    launch.add_argument(
+        "--processes", type=_positive_int, required=True, metavar="N", help="how many processes"
+    )
+    launch.add_argument(
+        "--port",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="coordinator port (default: a free one)",
+    )
+    launch.add_argument(
+        "argv", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="e.g. -- train gan ..."
+    )
+
     commands.add_parser(
         "devices",
         help="print the devices JAX runs on as JSON (and whether a GPU/TPU goes unused)",
@@ -330,9 +356,13 @@ def _train(args) -> None:
     except ConfigError as err:
         raise ConfigError(worded_as_options(str(err), kind)) from None
     _run_training(config, args)
-    print(
-        f"trained; outputs in {args.workdir}; `{PROG} evaluate --workdir {args.workdir}` scores it"
-    )
+    from gan_jax.parallel import is_writer
+
+    if is_writer():
+        print(
+            f"trained; outputs in {args.workdir}; `{PROG} evaluate --workdir {args.workdir}` "
+            "scores it"
+        )
 
 
 def _run_training(config, args) -> None:
@@ -453,7 +483,26 @@ def _info(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    folder = getattr(args, "workdir", None) or getattr(args, "out", None)
+    try:
+        if args.command == "launch":
+            from gan_jax.launch import launch
+
+            return launch(args.processes, args.argv, args.port)
+        if multihost.requested() and folder and not multihost.enter_worker():
+            return multihost.supervise(argv, folder)
+    except UserError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    code = _run(args)
+    if code and multihost.is_worker():
+        multihost.exit_worker(code)
+    return code
+
+
+def _run(args) -> int:
     setup_process()
     from gan_jax.steps import enable_compilation_cache
 
@@ -485,6 +534,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    except Exception as err:
+        if multihost.is_worker():  # the supervisor prints the line; the traceback goes to the log
+            multihost.exit_worker(multihost.CRASHED, err)
+        raise
     return 0
 
 

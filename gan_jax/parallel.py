@@ -16,7 +16,11 @@ and set, before it starts,
 or `GAN_JAX_DISTRIBUTED=auto` where JAX detects the cluster itself (Cloud TPU pods, SLURM, Open
 MPI). `initialize_distributed` then calls `jax.distributed.initialize`, and the mesh spans the
 devices of every host. Every process loads the same dataset; only process 0 writes metrics and
-figures, and Orbax writes checkpoints collectively.
+figures, and Orbax writes checkpoints collectively. The CLI runs each host's training as a
+supervised worker (`gan_jax.multihost`): library output goes to `WORKDIR/logs/process_<i>.log`,
+and when a peer dies or hangs every other process stops within `GAN_JAX_PEER_TIMEOUT` seconds
+(default 30: JAX's heartbeat timeout) with one line saying how to resume. `gan-jax launch
+--processes N -- train ...` starts N such processes on one machine (`gan_jax.launch`).
 """
 
 from __future__ import annotations
@@ -59,13 +63,23 @@ def initialize_distributed() -> bool:
                         f"{env} must be a non-negative integer, got {value!r}; fix or unset it"
                     )
                 kwargs[name] = int(value)
-    jax.distributed.initialize(**kwargs)
+    from gan_jax.multihost import WORKER_ENV, peer_timeout
+
+    timeout = peer_timeout()
+    jax.distributed.initialize(
+        **kwargs, heartbeat_timeout_seconds=timeout, shutdown_timeout_seconds=timeout
+    )
+    where = os.environ.get(WORKER_ENV, "")
     log.info(
-        "process %d of %d, %d devices in all",
+        "process %d of %d joined (pid %d, %d devices in all)%s",
         jax.process_index(),
         jax.process_count(),
+        os.getpid(),
         jax.device_count(),
+        f"; library output in {where}" if where else "",
     )
+    if jax.process_index() != 0:  # process 0 prints the run's lines
+        log.setLevel(logging.WARNING)
     return True
 
 

@@ -60,7 +60,8 @@ def test_bad_device_count_is_a_config_error():
 def fake_initialize(monkeypatch):
     """Records `jax.distributed.initialize`'s arguments instead of joining a cluster."""
     calls = []
-    for env in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "GAN_JAX_DISTRIBUTED"):
+    for env in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "GAN_JAX_DISTRIBUTED",
+                "GAN_JAX_PEER_TIMEOUT", "GAN_JAX_WORKER"):
         monkeypatch.delenv(env, raising=False)
     monkeypatch.setattr(jax.distributed, "is_initialized", lambda: False)
     monkeypatch.setattr(jax.distributed, "initialize", lambda **kwargs: calls.append(kwargs))
@@ -73,13 +74,15 @@ def test_distributed_is_joined_only_when_the_environment_asks(fake_initialize, m
     monkeypatch.setenv("JAX_NUM_PROCESSES", "4")
     monkeypatch.setenv("JAX_PROCESS_ID", "2")
     assert parallel.initialize_distributed() is True
-    assert fake_initialize == [{"coordinator_address": "host0:1234", "num_processes": 4, "process_id": 2}]
+    assert fake_initialize == [{"coordinator_address": "host0:1234", "num_processes": 4, "process_id": 2,
+                                "heartbeat_timeout_seconds": 30, "shutdown_timeout_seconds": 30}]
 
 
 def test_distributed_auto_lets_jax_detect_the_cluster(fake_initialize, monkeypatch):
     monkeypatch.setenv("GAN_JAX_DISTRIBUTED", "auto")
+    monkeypatch.setenv("GAN_JAX_PEER_TIMEOUT", "12")  # seconds without heartbeats before stopping
     assert parallel.initialize_distributed() is True
-    assert fake_initialize == [{}]
+    assert fake_initialize == [{"heartbeat_timeout_seconds": 12, "shutdown_timeout_seconds": 12}]
 
 
 def test_distributed_rejects_a_non_integer_process_id(fake_initialize, monkeypatch):

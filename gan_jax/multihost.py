@@ -26,6 +26,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 import traceback
 
 PEER_LOST = 4  # exit code: a peer process was lost (or this worker crashed); resume to continue
@@ -35,6 +36,7 @@ TERMINAL_ENV = "GAN_JAX_TERMINAL_FDS"  # "OUT,ERR": the worker's descriptors to 
 RESUME_ENV = "GAN_JAX_RESUME_COMMAND"  # the command to name in the stop line (set by `launch`)
 PEER_TIMEOUT_ENV = "GAN_JAX_PEER_TIMEOUT"
 DEFAULT_PEER_TIMEOUT = 30
+HEADER = "=== gan-jax worker started"  # opens each run's part of a log (runs append to it)
 
 
 def peer_timeout() -> int:
@@ -78,8 +80,18 @@ def start_worker(
 ) -> subprocess.Popen:
     """Starts `gan-jax ARGV` as a worker: stdout/stderr appended to `log`, its own messages to
     the descriptors `out` and `err`; it is killed when this process dies (Linux)."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as sink:
+    from gan_jax.errors import ConfigError
+
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        sink = open(log, "ab")  # noqa: SIM115 (closed below, once the worker holds it)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write {log} ({error.strerror}); pass a writable --workdir"
+        ) from None
+    with sink:
+        sink.write(f"{HEADER} {time.strftime('%Y-%m-%d %H:%M:%S')}: {shlex.join(argv)}\n".encode())
+        sink.flush()
         return subprocess.Popen(
             [sys.executable, "-m", "gan_jax.cli", *argv],
             stdin=subprocess.DEVNULL,
@@ -143,7 +155,7 @@ def stop_line(
     2 user error, 3 diverged, 130/143 signals)."""
     if code in (0, 2, 3, 130, 143):
         return None
-    text = log.read_text(errors="replace")[-200_000:] if log.exists() else ""
+    text = log.read_text(errors="replace").rsplit(HEADER, 1)[-1] if log.exists() else ""
     step = last_checkpoint(folder)
     saved = f"step {step} in {folder / 'checkpoints'}" if step is not None else "none yet"
     resume = f"last intact checkpoint: {saved}; to resume, run on every host: {command}"

@@ -213,3 +213,32 @@ def test_stop_line_names_the_lost_process_the_checkpoint_and_the_resume_command(
     assert "run on every host: gan-jax train gan --workdir w" in line and str(log) in line
     assert multihost.stop_line(143, log, "0", tmp_path, "x") is None
     assert multihost.exit_code(-6) == multihost.PEER_LOST and multihost.exit_code(-9) == 137
+
+
+def test_a_supervised_process_shows_its_own_lines_and_logs_the_libraries(tmp_path):
+    # One process of a 1-process "cluster", started as on a host (no launcher): it joins, then fails
+    # with a user error, which reaches the terminal as one line; the log holds the worker's run.
+    from gan_jax.launch import free_port
+
+    (tmp_path / "w").mkdir()
+    env = {
+        **ENV,
+        "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{free_port()}",
+        "JAX_NUM_PROCESSES": "1",
+        "JAX_PROCESS_ID": "0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "gan_jax.cli", "info", "--workdir", str(tmp_path / "w")],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith("process 0 of 1 joined (pid ") and lines[1].startswith(
+        "gan-jax: error: "
+    )
+    assert len(lines) == 2 and quiet(done)
+    assert "=== gan-jax worker started" in (tmp_path / "w" / "logs" / "process_0.log").read_text()

@@ -365,13 +365,17 @@ class CheckpointStore:
             from orbax.checkpoint._src.futures import future
         except ImportError:  # another Orbax: nothing known to release
             return
-        for thread in threading.enumerate():
-            if isinstance(thread, getattr(future, "_SignalingThread", ())):
-                try:
-                    thread.cancel()
-                    future.set_signals(thread._receive_signals, operation_id=thread._operation_id)
-                except Exception:  # noqa: BLE001 - best effort on Orbax's internals
-                    log.debug("could not release Orbax thread %s", thread.name)
+        waiting: list[Any] = [
+            t
+            for t in threading.enumerate()
+            if isinstance(t, getattr(future, "_SignalingThread", ()))
+        ]
+        for thread in waiting:
+            try:
+                thread.cancel()
+                future.set_signals(thread._receive_signals, operation_id=thread._operation_id)
+            except Exception:  # noqa: BLE001 - best effort on Orbax's internals
+                log.debug("could not release Orbax thread %s", thread.name)
 
     def read_config(self, step: int | None = None) -> dict[str, Any]:
         """The config stored with a checkpoint (the latest by default)."""

@@ -40,9 +40,9 @@ from gan_jax.stream import HostFeed, host_feed
 from gan_jax.tasks import Task, make_task
 from gan_jax.tensorboard import EventWriter
 from gan_jax.workdir import (
-    LOCK_FILE,
     MetricWriter,
     check_workdir,
+    deleted_under_training,
     exclusive_workdir,
     read_rows,
     record_dataset,
@@ -153,7 +153,7 @@ def train(
             state = _drive(run)
             _final_figures(run, state)
         except OSError as err:  # rows, images or events: a full, failing or vanished disk
-            deleted = not (run.workdir / LOCK_FILE).exists() if run.writer.enabled else None
+            deleted = deleted_under_training(run.workdir) if run.writer.enabled else None
             if err.errno not in WRITE_ERRNOS or (err.errno == errno.ENOENT and not deleted):
                 raise
             what = "write the run's files"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 import jax
@@ -23,19 +24,41 @@ from gan_jax.workdir import read_dataset_record, training_owner
 log = logging.getLogger("gan_jax")
 
 
+READ_TRIES = 5  # reads of a workdir in training, whose saves may delete what is being read
+
+
 def load_run(workdir: str | os.PathLike) -> tuple[Any, TrainState]:
     """The task and the newest intact checkpointed state of a workdir (read-only).
 
+    Beside a training, whose saves delete checkpoints beyond its --keep-checkpoints, perhaps the
+    one being read, a failed read is tried again; every state returned matched its checksum.
     Raises:
       CheckpointError: no checkpoint (saying so, and whether a training is running there) or none
         intact.
     """
-    owner = training_owner(workdir)
-    if owner is not None and CheckpointStore.latest_in(workdir) is None:
-        raise CheckpointError(
-            f"{workdir} is being trained by {owner} and has no checkpoint yet; the first is saved "
-            "at an epoch's end (or after --checkpoint-every steps): try again then"
-        )
+    for attempt in range(READ_TRIES):
+        owner = training_owner(workdir)
+        if owner is not None and CheckpointStore.latest_in(workdir) is None:
+            raise CheckpointError(
+                f"{workdir} is being trained by {owner} and has no checkpoint yet; the first is "
+                "saved at an epoch's end (or after --checkpoint-every steps): try again then"
+            )
+        try:
+            return _load_run(workdir)
+        except (CheckpointError, OSError) as err:
+            if owner is None and training_owner(workdir) is None:
+                raise
+            if attempt == READ_TRIES - 1:
+                raise CheckpointError(
+                    f"{workdir} is being trained by {owner}, whose saves replaced its checkpoints "
+                    f"during {READ_TRIES} reads ({str(err)[:120]}); try again, or when the "
+                    "training ends"
+                ) from err
+            time.sleep(0.1)
+    raise AssertionError("unreachable")
+
+
+def _load_run(workdir: str | os.PathLike) -> tuple[Any, TrainState]:
     with CheckpointStore(workdir, create=False) as store:
         config = config_from_dict(store.read_config())
         recorded = read_dataset_record(workdir)

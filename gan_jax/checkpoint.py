@@ -13,12 +13,17 @@ returns once the state is copied, `wait` blocks until the newest save is complet
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import pathlib
+import re
 import shutil
+import sys
+import threading
+import warnings
 from typing import Any, Literal
 
 import jax
@@ -29,6 +34,120 @@ import orbax.checkpoint as ocp
 from gan_jax.errors import CheckpointError
 
 log = logging.getLogger("gan_jax")
+
+_OS_ERROR_CODE = re.compile(r"os_error_code='?(\d+)")
+
+
+def os_error(err: BaseException | None) -> OSError | None:
+    """The operating-system error behind `err`: itself, one in its cause chain, or the errno that
+    TensorStore writes into its messages (`... No space left on device [os_error_code='28']`)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError):
+            return err
+        match = _OS_ERROR_CODE.search(str(err))
+        if match:
+            code = int(match.group(1))
+            return OSError(code, os.strerror(code))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+_STORE_DIRS: set[str] = set()  # the checkpoint folders this process opened stores on
+
+
+def _reported(failure: BaseException | None) -> bool:
+    """Whether a store's own call raises `failure` too: a disk error, or an error about one of its
+    folders (a save in progress, a checkpoint deleted while read)."""
+    text = str(failure)
+    return os_error(failure) is not None or any(folder in text for folder in _STORE_DIRS)
+
+
+class _ReportedByTheStore(logging.Filter):
+    """Drops Orbax's and its event loops' logged tracebacks of a failed save or read: the store's
+    call raises that failure again and reports it (a disk error as one `CheckpointError` line)."""
+
+    REPORTED = ("background save thread", "Save Finalize thread", "_SignalingThread.run() raised")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.exc_info:
+            return True
+        message = record.getMessage()
+        return not _reported(record.exc_info[1]) and not any(
+            text in message for text in self.REPORTED
+        )
+
+
+for _name in ("absl", "asyncio"):  # Orbax's logger, and its event loops' unretrieved failures
+    logging.getLogger(_name).addFilter(_ReportedByTheStore())
+
+
+def _quiet_closed_loops(unraisable: Any, previous: Any = sys.unraisablehook) -> None:
+    """Leaves out the echoes of a failed save or read that the store reports: TensorStore's "Event
+    loop is closed" (the rest of its writes or reads finish into the event loop Orbax closed after
+    the failure) and Orbax's abandoned coroutines about the store's folders."""
+    error = unraisable.exc_value
+    closed = isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+    if not closed and not _reported(error):
+        previous(unraisable)
+
+
+sys.unraisablehook = _quiet_closed_loops
+
+
+def _size(num_bytes: int) -> str:
+    return f"{num_bytes / 1e6:.1f} MB" if num_bytes >= 1e5 else f"{num_bytes / 1e3:.0f} kB"
+
+
+def folder_bytes(path: pathlib.Path) -> int:
+    """Total size of the files under `path` (0 if it is missing)."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+
+
+# Disk errors a user fixes: full (ENOSPC, EDQUOT), failing (EIO), unwritable, or deleted (ENOENT).
+WRITE_ERRNOS = (
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EIO,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENOENT,
+)
+
+
+def write_failure(
+    workdir: pathlib.Path,
+    err: OSError,
+    what: str,
+    resume: str,
+    need: int = 0,
+    deleted: bool | None = None,
+) -> CheckpointError:
+    """The one-line `CheckpointError` for `what` (e.g. "save the checkpoint of step 4") failing in
+    `workdir` on a disk error: the problem, its fix, and `resume` (what running again does).
+    `need` (bytes) is the free space to ask for on a full disk; `deleted` (default: whether the
+    workdir is gone) names a workdir deleted under the run."""
+    if deleted if deleted is not None else not workdir.is_dir():
+        return CheckpointError(
+            f"could not {what}: {workdir} was deleted during training, so nothing more is written "
+            "there; restore the folder and run the same command to resume, or run it as is to "
+            "start over"
+        )
+    reason = err.strerror or str(err)
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        space = f"about {_size(need)} more is needed, one checkpoint's size" if need else ""
+        problem, fix = f"{reason}: {space}" if space else reason, "free space there"
+    elif err.errno == errno.EIO:
+        problem, fix = f"{reason}: the disk failed a read or write", "check the disk"
+    elif err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        problem, fix = f"{reason}: it cannot be written", "make it writable"
+    else:
+        problem, fix = reason, "fix that"
+    return CheckpointError(
+        f"could not {what} in {workdir} ({problem}); {fix}, then run the same command to {resume}"
+    )
 
 
 def fingerprint(tree: Any) -> str:
@@ -136,7 +255,13 @@ class CheckpointStore:
             cleanup_tmp_directories=create,
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
+        _STORE_DIRS.add(str(self.directory))
         self._pending_step: int | None = None
+        self._state_bytes = 0
+        # The training's lock file (`gan_jax.workdir`): gone means the workdir was deleted under us.
+        self._lock = (
+            self.workdir / ".lock" if create and (self.workdir / ".lock").exists() else None
+        )
 
     @staticmethod
     def latest_in(workdir: str | os.PathLike) -> int | None:
@@ -173,10 +298,19 @@ class CheckpointStore:
             loop=ocp.args.JsonSave(loop),
         )
         self.wait()
+        if self._deleted():  # during training: Orbax would write a new checkpoints folder
+            gone = OSError(errno.ENOENT, os.strerror(errno.ENOENT))
+            raise write_failure(
+                self.workdir, gone, f"save the checkpoint of step {step}", "resume", deleted=True
+            )
+        self._state_bytes = sum(getattr(x, "nbytes", 0) for x in jax.tree.leaves(state))
         try:
             self.manager.save(step, args=args, force=True)
-        except OSError as err:
-            raise self._failed(step, err) from err
+        except Exception as err:  # TensorStore reports disk errors as ValueError
+            failure = self._failed(step, err)
+            if failure is None:
+                raise
+            raise failure from err
         self._pending_step = step
 
     def wait(self) -> None:
@@ -188,16 +322,60 @@ class CheckpointStore:
         step, self._pending_step = self._pending_step, None
         try:
             self.manager.wait_until_finished()
-        except OSError as err:
-            raise self._failed(step, err) from err
+        except Exception as err:  # TensorStore reports disk errors as ValueError
+            failure = self._failed(step, err)
+            if failure is None:
+                raise
+            raise failure from err
 
-    def _failed(self, step: int | None, err: OSError) -> CheckpointError:
-        self.manager.reload()
-        return CheckpointError(
-            f"could not save the checkpoint of step {step} in {self.directory} "
-            f"({err.strerror or err}); free space or fix permissions, then run the same command to "
-            f"resume from step {self.latest_step()}"
+    def _deleted(self) -> bool:
+        """Whether the workdir (or its checkpoints folder) was deleted while this store wrote it."""
+        return not self.directory.is_dir() or (self._lock is not None and not self._lock.exists())
+
+    def _failed(self, step: int | None, err: Exception) -> CheckpointError | None:
+        """A disk error, or any error once the workdir was deleted, as a one-line
+        `CheckpointError`; None for any other error."""
+        cause, deleted = os_error(err), self._deleted()
+        if deleted:
+            cause = cause or OSError(errno.ENOENT, os.strerror(errno.ENOENT))
+        if cause is None:
+            return None
+        self._release_waiting_writers()
+        latest = None
+        if not deleted:
+            self.manager.reload()
+            latest = self.latest_step()
+        need = folder_bytes(self.directory / str(latest)) if latest is not None else 0
+        return write_failure(
+            self.workdir,
+            cause,
+            f"save the checkpoint of step {step}",
+            "start again" if latest is None else f"resume from step {latest}",
+            need or self._state_bytes,
+            deleted=deleted,
         )
+
+    @staticmethod
+    def _release_waiting_writers() -> None:
+        """Lets Orbax's writer threads that wait for a failed save's signals (e.g. "folder made")
+        end: left waiting, they keep the process from exiting for Orbax's timeout (orbax 0.12)."""
+        # The failed save's abandoned coroutines: Python warns about each at exit.
+        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+        try:
+            from orbax.checkpoint._src.futures import future
+        except ImportError:  # another Orbax: nothing known to release
+            return
+        waiting: list[Any] = [
+            t
+            for t in threading.enumerate()
+            if isinstance(t, getattr(future, "_SignalingThread", ()))
+        ]
+        for thread in waiting:
+            try:
+                thread.cancel()
+                future.set_signals(thread._receive_signals, operation_id=thread._operation_id)
+            except Exception:  # noqa: BLE001 - best effort on Orbax's internals
+                log.debug("could not release Orbax thread %s", thread.name)
 
     def read_config(self, step: int | None = None) -> dict[str, Any]:
         """The config stored with a checkpoint (the latest by default)."""
@@ -253,13 +431,23 @@ class CheckpointStore:
           CheckpointError: checkpoints exist but none is usable.
         """
         steps = sorted(self.manager.all_steps(), reverse=True)
-        for step in steps:
+        tries, damaged = 0, False
+        while steps:
+            step = steps.pop(0)
             try:
                 return self.restore(target, step)
             except CheckpointError as err:
+                if not (self.directory / str(step)).exists() and tries < 100:
+                    # A training beside this reader deleted it (beyond its --keep-checkpoints)
+                    # while it was read: read the newer ones instead.
+                    tries += 1
+                    self.manager.reload()
+                    steps = sorted(self.manager.all_steps(), reverse=True)
+                    continue
+                damaged = True
                 where = f"moved it to {self._quarantine(step)}" if quarantine else "skipping it"
                 log.warning("%s; %s and trying the previous checkpoint", err, where)
-        if steps:
+        if damaged:
             where = (
                 f"damaged ones are in {self.workdir / 'corrupt_checkpoints'}"
                 if quarantine
@@ -293,7 +481,11 @@ class CheckpointStore:
         try:
             self.wait()
         finally:
-            self.manager.close()
+            try:
+                self.manager.close()
+            except Exception as err:  # Orbax raises a failed save's error again: reported once
+                if self._failed(None, err) is None:
+                    raise
 
     def __enter__(self) -> CheckpointStore:
         return self

@@ -398,12 +398,18 @@ def _sample(args) -> None:
             f"(mkdir -p {out.parent}) or write into an existing folder"
         )
     images = sample_images(task, state, args.num, seed=args.seed, digit=args.digit)
-    if out is None:  # into the run's own folder, once the samples are drawn
-        digit = "" if args.digit is None else f"_digit_{args.digit}"
-        out = args.workdir / "samples" / f"sample_{args.seed}{digit}.png"
-        out.parent.mkdir(exist_ok=True)
     columns = task.num_classes if task.conditional and args.digit is None else None
-    save_grid(out, images, cols=columns)
+    try:
+        if out is None:  # into the run's own folder, once the samples are drawn
+            digit = "" if args.digit is None else f"_digit_{args.digit}"
+            out = args.workdir / "samples" / f"sample_{args.seed}{digit}.png"
+            out.parent.mkdir(exist_ok=True)
+        save_grid(out, images, cols=columns)
+    except OSError as err:  # a read-only or full workdir: the run itself is untouched
+        raise ConfigError(
+            f"cannot write {err.filename or out} ({err.strerror}); pass --out PATH.png in a "
+            "writable folder"
+        ) from err
     what = "samples" if args.digit is None else f"samples of digit {args.digit}"
     print(f"wrote {args.num} {what} from step {int(state.step)} to {out}")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import logging
 import os
 import pathlib
@@ -28,7 +29,7 @@ import jax
 import numpy as np
 
 from gan_jax import hooks, parallel, plots
-from gan_jax.checkpoint import CheckpointStore
+from gan_jax.checkpoint import WRITE_ERRNOS, CheckpointStore, write_failure
 from gan_jax.config import TrainingConfig, require_positive
 from gan_jax.data import Split, check_images, load_for, to_unit_range
 from gan_jax.data.user import is_user_dataset
@@ -41,6 +42,7 @@ from gan_jax.tensorboard import EventWriter
 from gan_jax.workdir import (
     MetricWriter,
     check_workdir,
+    deleted_under_training,
     exclusive_workdir,
     read_rows,
     record_dataset,
@@ -145,10 +147,17 @@ def train(
             f"cannot create workdir {run.workdir} ({err.strerror}); pass a writable folder"
         ) from err
     with exclusive_workdir(run.workdir) if run.writer.enabled else contextlib.nullcontext():
-        if run.writer.enabled and is_user_dataset(config.dataset):
-            record_dataset(run.workdir, run.task.dataset_spec.to_json())
-        state = _drive(run)
-        _final_figures(run, state)
+        try:
+            if run.writer.enabled and is_user_dataset(config.dataset):
+                record_dataset(run.workdir, run.task.dataset_spec.to_json())
+            state = _drive(run)
+            _final_figures(run, state)
+        except OSError as err:  # rows, images or events: a full, failing or vanished disk
+            deleted = deleted_under_training(run.workdir) if run.writer.enabled else None
+            if err.errno not in WRITE_ERRNOS or (err.errno == errno.ENOENT and not deleted):
+                raise
+            what = "write the run's files"
+            raise write_failure(run.workdir, err, what, "resume", deleted=deleted) from err
     return state
 
 

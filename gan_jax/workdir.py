@@ -107,6 +107,12 @@ def _lock_exclusive(handle) -> None:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
+def deleted_under_training(workdir: pathlib.Path) -> bool:
+    """Whether a workdir that a training holds (`exclusive_workdir`) was deleted: it or its lock
+    file is gone (a save in flight may have made the folder again)."""
+    return not workdir.is_dir() or (fcntl is not None and not (workdir / LOCK_FILE).exists())
+
+
 def training_owner(workdir: str | os.PathLike) -> str | None:
     """'process N' while a training holds `workdir`'s lock, else None. Creates and changes
     nothing."""

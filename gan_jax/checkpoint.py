@@ -14,6 +14,7 @@ returns once the state is copied, `wait` blocks until the newest save is complet
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -79,11 +80,7 @@ class _ReportedByTheStore(logging.Filter):
         )
 
 
-for _name in ("absl", "asyncio"):  # Orbax's logger, and its event loops' unretrieved failures
-    logging.getLogger(_name).addFilter(_ReportedByTheStore())
-
-
-def _quiet_closed_loops(unraisable: Any, previous: Any = sys.unraisablehook) -> None:
+def _quiet_closed_loops(unraisable: Any, previous: Any) -> None:
     """Leaves out the echoes of a failed save or read that the store reports: TensorStore's "Event
     loop is closed" (the rest of its writes or reads finish into the event loop Orbax closed after
     the failure) and Orbax's abandoned coroutines about the store's folders."""
@@ -93,7 +90,17 @@ def _quiet_closed_loops(unraisable: Any, previous: Any = sys.unraisablehook) -> 
         previous(unraisable)
 
 
-sys.unraisablehook = _quiet_closed_loops
+def quiet_reported_failures() -> None:
+    """Leaves out, process-wide, the echoes of a failed save or read that a store reports itself
+    (one `CheckpointError` line): Orbax's logged tracebacks (loggers `absl`, `asyncio`) and the
+    unraisable exceptions of its abandoned writes. `gan_jax.setup_process()` calls it (the CLI);
+    importing gan_jax does not. Calling it again changes nothing."""
+    for name in ("absl", "asyncio"):  # Orbax's logger, and its event loops' unretrieved failures
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _ReportedByTheStore) for f in logger.filters):
+            logger.addFilter(_ReportedByTheStore())
+    if not isinstance(sys.unraisablehook, functools.partial):
+        sys.unraisablehook = functools.partial(_quiet_closed_loops, previous=sys.unraisablehook)
 
 
 def _size(num_bytes: int) -> str:

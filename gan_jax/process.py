@@ -7,7 +7,7 @@ on a GPU and printing epoch lines above the progress bar are choices made here, 
 
 from __future__ import annotations
 
-from gan_jax import devices, logs
+from gan_jax import checkpoint, devices, logs
 
 
 def setup_process(*, deterministic: bool | None = None, epoch_lines: bool = True) -> None:
@@ -19,9 +19,13 @@ def setup_process(*, deterministic: bool | None = None, epoch_lines: bool = True
         `$GAN_JAX_DETERMINISTIC` is '0'. Must run before JAX's first computation in the process.
       epoch_lines: give the `gan_jax` logger its handler that prints epoch lines at INFO above the
         progress bar (`gan_jax.logs.install_default_handler`); False leaves logging alone.
+
+    It also leaves out the echoes (Orbax's logged tracebacks) of a failed checkpoint save that the
+    store reports as one line itself (`gan_jax.checkpoint.quiet_reported_failures`).
     """
     devices.deterministic_gpu_ops(
         devices.deterministic_by_default() if deterministic is None else deterministic
     )
+    checkpoint.quiet_reported_failures()
     if epoch_lines:
         logs.install_default_handler()

@@ -45,3 +45,17 @@ def test_train_from_python_prints_labelled_epoch_lines_above_the_bar(tmp_path):
 def test_the_caller_can_quiet_the_logger(tmp_path):
     err = run(tmp_path, "quiet")
     assert "epoch 1 step 5" not in err and "training" not in err
+
+
+def test_importing_leaves_the_process_alone_and_setup_quiets_the_stores_echoes_once():
+    code = textwrap.dedent("""
+        import logging, sys
+        hook = sys.unraisablehook
+        import gan_jax
+        assert sys.unraisablehook is hook and not logging.getLogger("absl").filters
+        gan_jax.setup_process(); gan_jax.setup_process()
+        assert sys.unraisablehook.keywords["previous"] is hook
+        assert len(logging.getLogger("absl").filters) == len(logging.getLogger("asyncio").filters) == 1
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr

@@ -126,6 +126,12 @@ def fault_then_rerun(root, reference, name, fault=None, before=None, free=None) 
     latest = latest_intact(workdir)
     if free:
         free(workdir)
+    return outcome(name, workdir, reference, stopped, latest, resume_from=latest)
+
+
+def outcome(name, workdir, reference, stopped, latest, resume_from) -> dict:
+    """Reruns the training after a fault; ok when the stop was one line and the rerun resumed from
+    `resume_from` and ended as the uninterrupted `reference`."""
     rerun = run(command(workdir))
     return {
         "case": name,
@@ -134,7 +140,7 @@ def fault_then_rerun(root, reference, name, fault=None, before=None, free=None) 
         "rerun": rerun,
         "ok": one_line_stop(stopped, workdir)
         and rerun["returncode"] == 0
-        and rerun["resumed_from"] == latest
+        and rerun["resumed_from"] == resume_from
         and same_as(workdir, reference),
     }
 
@@ -165,17 +171,7 @@ def readonly_case(root, reference, whole: bool) -> dict:
         stopped = run(command(workdir))
     finally:
         subprocess.run(["chattr", "-i", *target])
-    latest = latest_intact(workdir)
-    rerun = run(command(workdir))
-    return {
-        "case": name,
-        "stop": stopped,
-        "latest_after_fault": latest,
-        "rerun": rerun,
-        "ok": one_line_stop(stopped, workdir)
-        and rerun["resumed_from"] == 3
-        and same_as(workdir, reference),
-    }
+    return outcome(name, workdir, reference, stopped, latest_intact(workdir), resume_from=3)
 
 
 def deleted_case(root) -> dict:

@@ -257,6 +257,9 @@ def main(argv=None) -> int:
         from gan_jax.cli import main as cli_main
 
         return cli_main(rest)
+    from gan_jax import setup_process
+
+    setup_process(epoch_lines=False)  # as the CLI: the readers' echoes of a failed read stay out
     root = pathlib.Path(args.root or tempfile.mkdtemp(prefix="disk_faults_"))
     root.mkdir(parents=True, exist_ok=True)
     reference = root / "reference"

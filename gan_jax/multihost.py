@@ -37,6 +37,8 @@ RESUME_ENV = "GAN_JAX_RESUME_COMMAND"  # the command to name in the stop line (s
 PEER_TIMEOUT_ENV = "GAN_JAX_PEER_TIMEOUT"
 DEFAULT_PEER_TIMEOUT = 30
 HEADER = "=== gan-jax worker started"  # opens each run's part of a log (runs append to it)
+# A worker's exit codes that it explained itself: done, user error, diverged, Ctrl-C, SIGTERM.
+SELF_REPORTED = (0, 2, 3, 130, 143)
 
 
 def peer_timeout() -> int:
@@ -133,7 +135,7 @@ def supervise(argv: list[str], folder: pathlib.Path) -> int:
 def exit_code(code: int) -> int:
     """What a supervisor exits with for its worker's `code`: the worker's own codes as they are,
     PEER_LOST for a lost peer or a crash, 128 + N for a signal N."""
-    if code in (0, 2, 3, 130, 143):
+    if code in SELF_REPORTED:
         return code
     return 128 - code if code < 0 and code != -signal.SIGABRT else PEER_LOST
 
@@ -153,16 +155,19 @@ def stop_line(
 ) -> str | None:
     """The one line saying why worker `name` stopped, or None when it said so itself (0 done,
     2 user error, 3 diverged, 130/143 signals)."""
-    if code in (0, 2, 3, 130, 143):
+    if code in SELF_REPORTED:
         return None
+    from gan_jax.checkpoint import CheckpointStore
+
     text = log.read_text(errors="replace").rsplit(HEADER, 1)[-1] if log.exists() else ""
-    step = last_checkpoint(folder)
+    step = CheckpointStore.latest_in(folder)
     saved = f"step {step} in {folder / 'checkpoints'}" if step is not None else "none yet"
     resume = f"last intact checkpoint: {saved}; to resume, run on every host: {command}"
+    lost = lost_peer(text, name, peers, count)
     if code < 0 and code != -signal.SIGABRT:
         what = f"was killed ({signal.Signals(-code).name})"
-    elif lost_peer(text, name, peers, count):
-        what = f"stopped: lost {lost_peer(text, name, peers, count)}"
+    elif lost:
+        what = f"stopped: lost {lost}"
     else:
         last = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("    @")]
         what = f"crashed (exit {code}: {last[-1][:160] if last else 'no output'})"
@@ -189,13 +194,6 @@ def lost_peer(
     if re.search(r"coordination service|DEADLINE_EXCEEDED|UNAVAILABLE", text):
         return "contact with the coordinator (process 0)"
     return None
-
-
-def last_checkpoint(folder: pathlib.Path) -> int | None:
-    """The newest finished checkpoint step in `folder/checkpoints` (Orbax renames a step's folder
-    to its number only when complete)."""
-    steps = [int(p.name) for p in (folder / "checkpoints").glob("*") if p.name.isdigit()]
-    return max(steps) if steps else None
 
 
 def is_worker() -> bool:

@@ -48,10 +48,11 @@ def initialize_distributed() -> bool:
     Raises:
       ConfigError: JAX_NUM_PROCESSES or JAX_PROCESS_ID is set but not an integer.
     """
-    address = os.environ.get("JAX_COORDINATOR_ADDRESS")
-    auto = os.environ.get("GAN_JAX_DISTRIBUTED", "").lower() == "auto"
-    if not (address or auto) or jax.distributed.is_initialized():
+    from gan_jax.multihost import WORKER_ENV, peer_timeout, requested
+
+    if not requested() or jax.distributed.is_initialized():
         return False
+    address = os.environ.get("JAX_COORDINATOR_ADDRESS")
     kwargs: dict[str, Any] = {}
     if address:
         kwargs["coordinator_address"] = address
@@ -63,8 +64,6 @@ def initialize_distributed() -> bool:
                         f"{env} must be a non-negative integer, got {value!r}; fix or unset it"
                     )
                 kwargs[name] = int(value)
-    from gan_jax.multihost import WORKER_ENV, peer_timeout
-
     timeout = peer_timeout()
     jax.distributed.initialize(
         **kwargs, heartbeat_timeout_seconds=timeout, shutdown_timeout_seconds=timeout

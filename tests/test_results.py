@@ -85,3 +85,30 @@ def test_the_gpu_tables_regenerate_from_their_committed_json(tmp_path):
         table = regenerate(RESULTS / f"{name}.json", tmp_path)
         assert table == (RESULTS / f"{name}_table.md").read_text()
         assert (tmp_path / f"{name}.csv").read_bytes() == (RESULTS / f"{name}.csv").read_bytes()
+
+
+def test_sgan_errors_finds_each_members_own_errors_and_the_overlap_by_subset():
+    import numpy as np
+
+    from scripts.sgan_errors import analyse
+
+    labels = np.array([0, 1, 2, 3, 4, 5])
+    found = [  # members 0 and 1 share a labeled subset (data seed 7); member 2 has its own
+        {"workdir": "a", "task": "sgan", "seed": 0, "data_seed": 7, "step": 5,
+         "predictions": np.array([0, 1, 2, 3, 9, 9])},
+        {"workdir": "b", "task": "sgan", "seed": 1, "data_seed": 7, "step": 5,
+         "predictions": np.array([0, 1, 2, 3, 9, 5])},
+        {"workdir": "a", "task": "sgan", "seed": 0, "data_seed": 8, "step": 5,
+         "predictions": np.array([1, 1, 2, 3, 4, 5])},
+    ]
+    result = analyse(found, labels, num_classes=10)
+    first, second, third = result["members"]
+    assert first["errors"] == 2 and abs(first["test_accuracy"] - 4 / 6) < 1e-12
+    assert first["errors_by_class"] == [0, 0, 0, 0, 1, 1, 0, 0, 0, 0]
+    assert first["top_pairs"] == [[4, 9, 1], [5, 9, 1]]
+    # image 4 is wrong for members 0 and 1: for member 0, half its others err there: not its own
+    assert (first["own_errors"], first["own_top_pairs"]) == (1, [[5, 9, 1]])
+    assert (second["own_errors"], third["own_errors"]) == (0, 1)
+    assert result["error_overlap_jaccard"]["same_subset"] == {"pairs": 1, "mean": 0.5, "min": 0.5, "max": 0.5}
+    assert result["error_overlap_jaccard"]["different_subset"]["max"] == 0.0
+    assert result["errors_of_every_member"] == 0

@@ -371,13 +371,25 @@ class SupervisedTask(SeededTask):
             "test_accuracy_std": float(np.std(accuracy, ddof=1)),
         }
 
-    def _member_correct(self, params, batch_stats, images, labels):
+    def predict(self, state: TrainState, images: np.ndarray, raw: bool = False) -> np.ndarray:
+        """int32 `[members, N]`: each member's predicted class (argmax of its logits, noise off) of
+        `images`, uint8 `[N, H, W, C]`, with the evaluation parameters (`eval_params`) or, with
+        `raw`, the current ones. Member d is data seed `config.data_seeds[d]`."""
+        checked = jnp.asarray(data_lib.check_images(images, self.image_shape))
+        c = state.models["classifier"]
+        params = c.params if raw else self.eval_params(state)
+        return np.asarray(_predict(self, params, c.batch_stats, checked), np.int32)
+
+    def _member_predictions(self, params, batch_stats, images):
         logits = map_in_chunks(
             lambda x: self.classify(params, batch_stats, self.pixels(x), None, train=False)[0],
             images,
             EVAL_CHUNK,
         )
-        return jnp.sum(jnp.argmax(logits, axis=-1) == labels)
+        return jnp.argmax(logits, axis=-1)
+
+    def _member_correct(self, params, batch_stats, images, labels):
+        return jnp.sum(self._member_predictions(params, batch_stats, images) == labels)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -485,4 +497,12 @@ def _count_correct(
     `images`."""
     return over_members(task._member_correct, task.num_members, in_axes=(0, 0, None, None))(
         params, batch_stats, images, labels
+    )
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _predict(task: SupervisedTask, params: Any, batch_stats: Any, images: jax.Array) -> jax.Array:
+    """int `[members, N]`: each member's argmax prediction of `images`."""
+    return over_members(task._member_predictions, task.num_members, in_axes=(0, 0, None))(
+        params, batch_stats, images
     )

@@ -203,6 +203,21 @@ def test_evaluate_reports_the_average_and_the_raw_parameters(digits):
     assert set(result) == {"test_accuracy", "test_accuracy_raw"} and result["test_accuracy_raw"] == raw
 
 
+
+def test_predict_gives_each_members_classes_and_agrees_with_evaluate(digits):
+    task = SGANTask(SGANConfig(**{**SMALL, "data_seeds": (0, 3)}, ema_decay=0.5))
+    state, _, _ = _run(task, digits, 3)
+    test = Split(digits.images[:123], digits.labels[:123])
+    averaged, raw = task.predict(state, test.images), task.predict(state, test.images, raw=True)
+    assert averaged.shape == raw.shape == (2, 123) and averaged.dtype == np.int32
+    assert averaged.min() >= 0 and averaged.max() < 10
+    result = task.evaluate(state, test)
+    assert list(np.mean(averaged == test.labels, axis=1)) == pytest.approx(result["test_accuracy"])
+    assert list(np.mean(raw == test.labels, axis=1)) == pytest.approx(result["test_accuracy_raw"])
+    params = jax.tree.map(lambda x: x[1], state.models["classifier"].params)  # member 1, raw
+    logits, _, _ = task.classify(params, {}, task.pixels(jnp.asarray(test.images)), None, train=False)
+    np.testing.assert_array_equal(raw[1], np.argmax(logits, -1))
+
 # ---- the loop, resume, evaluate
 
 def test_sgan_resume_is_bit_identical(digits, tmp_path):

@@ -1,0 +1,164 @@
+"""Where few-label classifiers err, per data seed: what each gets wrong, and whether the labeled
+subset or the run's random streams decide it.
+
+    python -m scripts.sgan_errors WORKDIR [WORKDIR ...] [--raw] [--name NAME --out DIR]
+
+Reads each workdir's newest intact checkpoint (SGAN or supervised, one or several data seeds) and
+predicts the test split with every member (the evaluation's parameter average, or with `--raw` the
+current parameters). Per member: accuracy, errors per true class, the most frequent
+(true → predicted) pairs, and its *own* errors: the test images it gets wrong while most of the
+other members get right. Across members: the overlap (Jaccard index) of their error sets, split
+into pairs with the same labeled subset (same data seed, other `--seed`) and pairs with different
+subsets: if the subset decides what a classifier gets wrong, same-subset pairs overlap more.
+
+Prints one JSON object; with `--name`, writes NAME.json and NAME.png (the labeled images of the
+member with the most own errors, and a sample of those errors with what it predicted) into `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import itertools
+import json
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from gan_jax import api  # noqa: E402
+from gan_jax import data as data_lib  # noqa: E402
+
+TOP_PAIRS = 5
+
+
+def members(workdirs: list[pathlib.Path], raw: bool):
+    """Per member: identity, predictions int `[N]` on the test split, labeled images `[L, H, W, C]`
+    and their labels; and the test split (the same for every workdir: checked)."""
+    found, test = [], None
+    for workdir in workdirs:
+        task, state = api.load_run(workdir)
+        split = task.test_split(None)
+        if test is not None and not np.array_equal(split.labels, test.labels):
+            raise SystemExit(f"error: {workdir} is scored on another test split; give runs of one dataset")
+        test = split
+        predictions = task.predict(state, split.images, raw=raw)
+        train = data_lib.load_for(task.config, "train")
+        chosen = task.labeled_indices(task.host_labels(train, unlabeled_ok=True))
+        for d, data_seed in enumerate(task.config.data_seeds):
+            found.append({
+                "workdir": str(workdir), "task": task.config.task, "seed": task.config.seed,
+                "data_seed": int(data_seed), "step": int(state.step),
+                "predictions": predictions[d],
+                "labeled_images": train.images[chosen[d]], "labeled_labels": train.labels[chosen[d]],
+            })
+    return found, test
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """|a ∧ b| / |a ∨ b| of two boolean masks (1.0 when both are empty)."""
+    union = np.sum(a | b)
+    return float(np.sum(a & b) / union) if union else 1.0
+
+
+def pairs_of(truth: np.ndarray, predicted: np.ndarray, mask: np.ndarray) -> list[list[int]]:
+    """The most frequent `[true, predicted, count]` among the images in `mask`."""
+    counts = collections.Counter(zip(truth[mask].tolist(), predicted[mask].tolist(), strict=True))
+    return [[t, p, n] for (t, p), n in counts.most_common(TOP_PAIRS)]
+
+
+def analyse(found: list[dict], labels: np.ndarray, num_classes: int) -> dict:
+    wrong = np.stack([m["predictions"] != labels for m in found])
+    rows = []
+    for i, m in enumerate(found):
+        others = np.delete(wrong, i, axis=0)
+        own = wrong[i] & (others.mean(axis=0) < 0.5) if len(others) else wrong[i]
+        rows.append({
+            **{k: m[k] for k in ("workdir", "task", "seed", "data_seed", "step")},
+            "test_accuracy": float(1 - wrong[i].mean()),
+            "errors": int(wrong[i].sum()),
+            "errors_by_class": np.bincount(labels[wrong[i]], minlength=num_classes).tolist(),
+            "top_pairs": pairs_of(labels, m["predictions"], wrong[i]),
+            "own_errors": int(own.sum()),
+            "own_top_pairs": pairs_of(labels, m["predictions"], own),
+        })
+    same, different = [], []
+    for i, j in itertools.combinations(range(len(found)), 2):
+        (same if found[i]["data_seed"] == found[j]["data_seed"] else different).append(
+            jaccard(wrong[i], wrong[j]))
+    overlap = {name: {"pairs": len(v), "mean": float(np.mean(v)), "min": float(np.min(v)),
+                      "max": float(np.max(v))}
+               for name, v in (("same_subset", same), ("different_subset", different)) if v}
+    return {"members": rows, "error_overlap_jaccard": overlap,
+            "errors_of_every_member": int(np.all(wrong, axis=0).sum())}
+
+
+def plot(found: list[dict], test, result: dict, path: pathlib.Path) -> None:
+    """The labeled images of the member with the most own errors, and up to 30 of those errors."""
+    worst = max(range(len(found)), key=lambda i: result["members"][i]["own_errors"])
+    m, row = found[worst], result["members"][worst]
+    wrong = m["predictions"] != test.labels
+    others = np.stack([f["predictions"] != test.labels for k, f in enumerate(found) if k != worst])
+    own = np.flatnonzero(wrong & (others.mean(axis=0) < 0.5))[:30]
+    labeled = m["labeled_images"]
+    cols = 10
+    fig, axes = plt.subplots(len(labeled) // cols + 3, cols, figsize=(cols, len(labeled) // cols + 3))
+    for ax in axes.ravel():
+        ax.axis("off")
+    for k, (image, label) in enumerate(zip(labeled, m["labeled_labels"], strict=True)):
+        ax = axes[k // cols, k % cols]
+        ax.imshow(image[..., 0], cmap="gray")
+        ax.set_title(str(label), fontsize=7)
+    first = len(labeled) // cols
+    for k, index in enumerate(own):
+        ax = axes[first + k // cols, k % cols]
+        ax.imshow(test.images[index][..., 0], cmap="gray")
+        ax.set_title(f"{test.labels[index]}→{m['predictions'][index]}", fontsize=7, color="red")
+    fig.suptitle(f"data seed {row['data_seed']} (seed {row['seed']}): its {len(labeled)} labeled "
+                 f"images, then {len(own)} of its {row['own_errors']} own test errors (true→predicted)",
+                 fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("workdirs", nargs="+", type=pathlib.Path)
+    parser.add_argument("--raw", action="store_true", help="the current parameters, not the average")
+    parser.add_argument("--name", help="write NAME.json and NAME.png into --out")
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("."))
+    args = parser.parse_args()
+    found, test = members(args.workdirs, args.raw)
+    num_classes = int(max(test.labels.max(), max(m["labeled_labels"].max() for m in found))) + 1
+    result = {"parameters": "raw" if args.raw else "evaluation average",
+              **analyse(found, np.asarray(test.labels), num_classes)}
+    print(table(result))
+    if args.name:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
+        plot(found, test, result, args.out / f"{args.name}.png")
+    else:
+        print(json.dumps(result))
+
+
+def table(result: dict) -> str:
+    """A markdown table of the members and a line on the overlap of their errors."""
+    lines = ["| workdir | seed | data seed | step | accuracy % | errors | own errors | own top pairs "
+             "(true→predicted: count) |", "|---|---|---|---|---|---|---|---|"]
+    for r in result["members"]:
+        pairs = ", ".join(f"{t}→{p}: {n}" for t, p, n in r["own_top_pairs"][:3])
+        lines.append(f"| {pathlib.Path(r['workdir']).name} | {r['seed']} | {r['data_seed']} | {r['step']} "
+                     f"| {100 * r['test_accuracy']:.2f} | {r['errors']} | {r['own_errors']} | {pairs} |")
+    overlap = "; ".join(f"{k}: {v['mean']:.3f} ({v['min']:.3f}–{v['max']:.3f}, {v['pairs']} pairs)"
+                        for k, v in result["error_overlap_jaccard"].items())
+    lines.append(f"\nError overlap (Jaccard): {overlap}; errors every member makes: "
+                 f"{result['errors_of_every_member']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -11,8 +11,10 @@ other members get right. Across members: the overlap (Jaccard index) of their er
 into pairs with the same labeled subset (same data seed, other `--seed`) and pairs with different
 subsets: if the subset decides what a classifier gets wrong, same-subset pairs overlap more.
 
-Prints one JSON object; with `--name`, writes NAME.json and NAME.png (the labeled images of the
-member with the most own errors, and a sample of those errors with what it predicted) into `--out`.
+Prints a markdown table; with `--name`, writes NAME.json, NAME.png (the labeled images of the
+member with the most own errors, and a sample of those errors with what it predicted) and
+NAME_class.png (each data seed's labeled images of the class whose errors vary most between
+members) into `--out`; without, prints the JSON too.
 """
 
 from __future__ import annotations
@@ -125,6 +127,30 @@ def plot(found: list[dict], test, result: dict, path: pathlib.Path) -> None:
     plt.close(fig)
 
 
+def plot_class(found: list[dict], result: dict, path: pathlib.Path) -> int:
+    """The labeled images of the class whose error count varies most between members, one row per
+    data seed, each titled with every member's errors on that class; returns the class."""
+    by_class = np.array([r["errors_by_class"] for r in result["members"]])
+    worst = int(np.argmax(by_class.std(axis=0)))
+    seeds = sorted({m["data_seed"] for m in found})
+    images = {m["data_seed"]: m["labeled_images"][m["labeled_labels"] == worst] for m in found}
+    cols = max(len(v) for v in images.values())
+    fig, axes = plt.subplots(len(seeds), cols, figsize=(cols, 1.3 * len(seeds)), squeeze=False)
+    for row, seed in enumerate(seeds):
+        errors = ", ".join(f"seed {r['seed']}: {r['errors_by_class'][worst]}"
+                           for r in result["members"] if r["data_seed"] == seed)
+        for col, ax in enumerate(axes[row]):
+            ax.axis("off")
+            if col < len(images[seed]):
+                ax.imshow(images[seed][col][..., 0], cmap="gray")
+        axes[row, 0].set_title(f"data seed {seed}: test errors on {worst}s ({errors})", fontsize=8,
+                               loc="left")
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.93, bottom=0.01, hspace=0.5)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return worst
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workdirs", nargs="+", type=pathlib.Path)
@@ -141,6 +167,7 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
         plot(found, test, result, args.out / f"{args.name}.png")
+        plot_class(found, result, args.out / f"{args.name}_class.png")
     else:
         print(json.dumps(result))
 

@@ -54,6 +54,7 @@ def members(workdirs: list[pathlib.Path], raw: bool):
             found.append({
                 "workdir": str(workdir), "task": task.config.task, "seed": task.config.seed,
                 "data_seed": int(data_seed), "step": int(state.step),
+                "num_classes": task.num_classes,
                 "predictions": predictions[d],
                 "labeled_images": train.images[chosen[d]], "labeled_labels": train.labels[chosen[d]],
             })
@@ -72,12 +73,21 @@ def pairs_of(truth: np.ndarray, predicted: np.ndarray, mask: np.ndarray) -> list
     return [[t, p, n] for (t, p), n in counts.most_common(TOP_PAIRS)]
 
 
+def own_errors(wrong: np.ndarray, i: int) -> np.ndarray:
+    """bool `[N]`: the images member i gets wrong while fewer than half of the others do, from
+    `wrong`, bool `[members, N]` (all of its errors when it is the only member)."""
+    others = np.delete(wrong, i, axis=0)
+    return wrong[i] & (others.mean(axis=0) < 0.5) if len(others) else wrong[i]
+
+
 def analyse(found: list[dict], labels: np.ndarray, num_classes: int) -> dict:
+    """Per member (`found`: dicts with `predictions` int `[N]` and their identity) its accuracy,
+    errors by class and pairs, own errors; across members, the Jaccard overlap of their error sets
+    by same or different data seed, and the count of images every member gets wrong."""
     wrong = np.stack([m["predictions"] != labels for m in found])
     rows = []
     for i, m in enumerate(found):
-        others = np.delete(wrong, i, axis=0)
-        own = wrong[i] & (others.mean(axis=0) < 0.5) if len(others) else wrong[i]
+        own = own_errors(wrong, i)
         rows.append({
             **{k: m[k] for k in ("workdir", "task", "seed", "data_seed", "step")},
             "test_accuracy": float(1 - wrong[i].mean()),
@@ -102,9 +112,8 @@ def plot(found: list[dict], test, result: dict, path: pathlib.Path) -> None:
     """The labeled images of the member with the most own errors, and up to 30 of those errors."""
     worst = max(range(len(found)), key=lambda i: result["members"][i]["own_errors"])
     m, row = found[worst], result["members"][worst]
-    wrong = m["predictions"] != test.labels
-    others = np.stack([f["predictions"] != test.labels for k, f in enumerate(found) if k != worst])
-    own = np.flatnonzero(wrong & (others.mean(axis=0) < 0.5))[:30]
+    wrong = np.stack([f["predictions"] != test.labels for f in found])
+    own = np.flatnonzero(own_errors(wrong, worst))[:30]
     labeled = m["labeled_images"]
     cols = 10
     fig, axes = plt.subplots(len(labeled) // cols + 3, cols, figsize=(cols, len(labeled) // cols + 3))
@@ -155,11 +164,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workdirs", nargs="+", type=pathlib.Path)
     parser.add_argument("--raw", action="store_true", help="the current parameters, not the average")
-    parser.add_argument("--name", help="write NAME.json and NAME.png into --out")
+    parser.add_argument("--name", help="write NAME.json, NAME.png, NAME_class.png into --out")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("."))
     args = parser.parse_args()
     found, test = members(args.workdirs, args.raw)
-    num_classes = int(max(test.labels.max(), max(m["labeled_labels"].max() for m in found))) + 1
+    num_classes = max(m["num_classes"] for m in found)
     result = {"parameters": "raw" if args.raw else "evaluation average",
               **analyse(found, np.asarray(test.labels), num_classes)}
     print(table(result))

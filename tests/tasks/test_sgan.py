@@ -203,7 +203,6 @@ def test_evaluate_reports_the_average_and_the_raw_parameters(digits):
     assert set(result) == {"test_accuracy", "test_accuracy_raw"} and result["test_accuracy_raw"] == raw
 
 
-
 def test_predict_gives_each_members_classes_and_agrees_with_evaluate(digits):
     task = SGANTask(SGANConfig(**{**SMALL, "data_seeds": (0, 3)}, ema_decay=0.5))
     state, _, _ = _run(task, digits, 3)
@@ -217,6 +216,7 @@ def test_predict_gives_each_members_classes_and_agrees_with_evaluate(digits):
     params = jax.tree.map(lambda x: x[1], state.models["classifier"].params)  # member 1, raw
     logits, _, _ = task.classify(params, {}, task.pixels(jnp.asarray(test.images)), None, train=False)
     np.testing.assert_array_equal(raw[1], np.argmax(logits, -1))
+
 
 # ---- the loop, resume, evaluate
 

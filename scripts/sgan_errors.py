@@ -144,7 +144,7 @@ def plot_class(found: list[dict], result: dict, path: pathlib.Path) -> int:
     seeds = sorted({m["data_seed"] for m in found})
     images = {m["data_seed"]: m["labeled_images"][m["labeled_labels"] == worst] for m in found}
     cols = max(len(v) for v in images.values())
-    fig, axes = plt.subplots(len(seeds), cols, figsize=(cols, 1.3 * len(seeds)), squeeze=False)
+    fig, axes = plt.subplots(len(seeds), cols, figsize=(max(cols, 8), 1.3 * len(seeds)), squeeze=False)
     for row, seed in enumerate(seeds):
         errors = ", ".join(f"seed {r['seed']}: {r['errors_by_class'][worst]}"
                            for r in result["members"] if r["data_seed"] == seed)

@@ -335,19 +335,18 @@ class SupervisedTask(SeededTask):
         """Test accuracy of each member (argmax of the logits, noise off): `test_accuracy` with the
         evaluation parameters (`eval_params`), and with an EMA also `test_accuracy_raw`, the raw
         ones."""
-        checked = data_lib.check_images(test.images, self.image_shape)
-        images, labels = jnp.asarray(checked), jnp.asarray(test.labels, jnp.int32)
-        c = state.models["classifier"]
-        result = {
-            "test_accuracy": _count_correct(
-                self, self.eval_params(state), c.batch_stats, images, labels
-            )
-        }
+        images = jnp.asarray(data_lib.check_images(test.images, self.image_shape))
+        labels = np.asarray(test.labels, np.int32)
+        which = {"test_accuracy": False}
         if self.config.ema_decay:
-            result["test_accuracy_raw"] = _count_correct(
-                self, c.params, c.batch_stats, images, labels
-            )
-        return {k: [float(n) / len(images) for n in np.asarray(v)] for k, v in result.items()}
+            which["test_accuracy_raw"] = True
+        return {
+            key: [
+                float(n) / len(labels)
+                for n in np.sum(self._predict(state, images, raw) == labels, 1)
+            ]
+            for key, raw in which.items()
+        }
 
     def report(
         self, state: TrainState, test: data_lib.Split | None = None, num_samples: int = 0
@@ -375,10 +374,14 @@ class SupervisedTask(SeededTask):
         """int32 `[members, N]`: each member's predicted class (argmax of its logits, noise off) of
         `images`, uint8 `[N, H, W, C]`, with the evaluation parameters (`eval_params`) or, with
         `raw`, the current ones. Member d is data seed `config.data_seeds[d]`."""
-        checked = jnp.asarray(data_lib.check_images(images, self.image_shape))
+        return self._predict(
+            state, jnp.asarray(data_lib.check_images(images, self.image_shape)), raw
+        )
+
+    def _predict(self, state: TrainState, images: jax.Array, raw: bool) -> np.ndarray:
         c = state.models["classifier"]
         params = c.params if raw else self.eval_params(state)
-        return np.asarray(_predict(self, params, c.batch_stats, checked), np.int32)
+        return np.asarray(_predict(self, params, c.batch_stats, images), np.int32)
 
     def _member_predictions(self, params, batch_stats, images):
         logits = map_in_chunks(
@@ -387,9 +390,6 @@ class SupervisedTask(SeededTask):
             EVAL_CHUNK,
         )
         return jnp.argmax(logits, axis=-1)
-
-    def _member_correct(self, params, batch_stats, images, labels):
-        return jnp.sum(self._member_predictions(params, batch_stats, images) == labels)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -487,17 +487,6 @@ def _plan(task: SupervisedTask, epoch: jax.Array, num_examples: int) -> dict[str
     seeds = jnp.asarray(task.config.data_seeds, jnp.int32)
     member_plan = functools.partial(task._member_plan, num_examples=num_examples)
     return over_members(member_plan, task.num_members, in_axes=(0, None))(seeds, epoch)
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _count_correct(
-    task: SupervisedTask, params: Any, batch_stats: Any, images: jax.Array, labels: jax.Array
-) -> jax.Array:
-    """int `[members]`: correct argmax predictions of each member's classifier `params` on
-    `images`."""
-    return over_members(task._member_correct, task.num_members, in_axes=(0, 0, None, None))(
-        params, batch_stats, images, labels
-    )
 
 
 @functools.partial(jax.jit, static_argnums=0)

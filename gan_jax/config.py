@@ -524,6 +524,9 @@ class SGANConfig(SupervisedConfig):
       num_samples: fixed noise vectors for the per-epoch sample grid (first data seed's generator).
       entropy_weight: weight of the classifier's conditional entropy on the unlabeled batch, added
         to its loss (Bad GAN's term; 0: none, the recipes').
+      balance_weight: weight of the class-balance loss on the unlabeled batch (KL from uniform to
+        the batch's mean class distribution, CatGAN's term), added to the classifier's loss; it
+        keeps one class from taking the images of others (0: none, the recipes').
       unlabeled: more unlabeled images (a dataset as for `dataset`, e.g. folder:PATH of a flat
         folder, shaped the same way): they join the dataset's training images as the real images
         the discriminator sees; labels are still picked from the dataset alone.
@@ -538,6 +541,7 @@ class SGANConfig(SupervisedConfig):
     num_samples: int = 16
     fm_after_noise: bool = True
     entropy_weight: float = 0.0
+    balance_weight: float = 0.0
     unlabeled: str | None = None
 
     def __post_init__(self):
@@ -548,11 +552,11 @@ class SGANConfig(SupervisedConfig):
             require_positive(name, getattr(self, name))
         if not isinstance(self.fm_after_noise, bool):
             raise ConfigError(f"fm_after_noise must be True or False, got {self.fm_after_noise!r}")
-        if not self.entropy_weight >= 0:
-            raise ConfigError(
-                f"entropy_weight must be >= 0, got {self.entropy_weight!r}; pass e.g. 1, or 0 for "
-                "none"
-            )
+        for name in ("entropy_weight", "balance_weight"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(
+                    f"{name} must be >= 0, got {getattr(self, name)!r}; pass e.g. 1, or 0 for none"
+                )
         if not self.unlabeled_weight >= 0:
             raise ConfigError(
                 f"unlabeled_weight must be >= 0, got {self.unlabeled_weight!r}; pass e.g. 1"

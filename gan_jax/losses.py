@@ -155,6 +155,21 @@ def conditional_entropy(class_logits: jax.Array) -> jax.Array:
     return -jnp.mean(jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1))
 
 
+def class_balance_loss(class_logits: jax.Array) -> jax.Array:
+    """KL divergence from the uniform distribution to the batch's mean class distribution, in
+    [0, log K]: `log K - H(mean_b softmax(logits_b))` for logits `[B, K]`, from log-softmax and
+    logsumexp (no log of 0).
+
+    Minimized on unlabeled images it spreads the batch's decisions over the K classes, so that no
+    class takes the images of another (CatGAN's marginal-entropy term, Springenberg 2016). It is 0
+    when the batch's mean prediction is uniform, whatever each image's own confidence.
+    """
+    log_probs = jax.nn.log_softmax(class_logits, axis=-1)
+    num_classes = class_logits.shape[-1]
+    log_mean = jax.nn.logsumexp(log_probs, axis=0) - jnp.log(class_logits.shape[0])
+    return jnp.log(num_classes) + jnp.sum(jnp.exp(log_mean) * log_mean)
+
+
 def unsupervised_loss(real_class_logits: jax.Array, fake_class_logits: jax.Array) -> jax.Array:
     """Improved GAN's real/fake loss: half the BCE of D(x) = sigmoid(logsumexp(logits)).
 

@@ -193,6 +193,8 @@ API_CASES = [
     ("sgan labels", lambda: SGANConfig(labels=15), ConfigError, "labels must be a positive multiple of 10"),
     ("sgan no data seeds", lambda: SGANConfig(data_seeds=()), ConfigError, "data_seeds must be one or more"),
     ("sgan g loss", lambda: SGANConfig(g_loss="hinge"), ConfigError, "g_loss must be one of"),
+    ("sgan balance weight", lambda: SGANConfig(balance_weight=-0.5), ConfigError,
+     "balance_weight must be >= 0, got -0.5; pass e.g. 1, or 0 for none"),
     ("sgan ema decay", lambda: SGANConfig(ema_decay=1.0), ConfigError, "ema_decay must be in [0, 1)"),
     ("recipe model", lambda: SupervisedConfig.recipe("resnet"), ConfigError, "model must be one of mlp, conv"),
     ("subset too large", lambda: labeled_subset(np.repeat(np.arange(10), 3), 40, 0, 10),

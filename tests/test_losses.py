@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax.losses import (conditional_entropy, cross_entropy, discriminator_loss, feature_matching_l1_loss, feature_matching_loss,
+from gan_jax.losses import (class_balance_loss, conditional_entropy, cross_entropy, discriminator_loss, feature_matching_l1_loss, feature_matching_loss,
                             generator_loss, real_fake_logit, sgan_generator_loss, unsupervised_loss)
 
 
@@ -168,3 +168,16 @@ def test_conditional_entropy_matches_hand_computation_and_its_bounds():
     np.testing.assert_allclose(conditional_entropy(jnp.zeros((4, 10))), np.log(10), rtol=1e-6)
     grads = jax.grad(lambda x: conditional_entropy(x))(jnp.array([[2.0, 0.0]]))
     assert grads[0, 0] < 0 < grads[0, 1]  # lowering it sharpens the more likely class
+
+
+def test_class_balance_loss_matches_hand_computation_and_its_bounds():
+    # mean of (0.5, 0.5) and (0.25, 0.75) is (0.375, 0.625): KL to uniform = log 2 + Σ p̄ log p̄
+    logits = jnp.array([[1.0, 1.0], [0.0, np.log(3.0)]])
+    expected = np.log(2) + 0.375 * np.log(0.375) + 0.625 * np.log(0.625)
+    np.testing.assert_allclose(class_balance_loss(logits), expected, rtol=1e-5)  # float32: log 2 − 0.66
+    certain_and_balanced = jnp.array([[0.0, -1e4], [-1e4, 0.0]])
+    np.testing.assert_allclose(class_balance_loss(certain_and_balanced), 0.0, atol=1e-7)  # no NaN
+    one_class = jnp.tile(jnp.array([[0.0, -1e4, -1e4]]), (4, 1))
+    np.testing.assert_allclose(class_balance_loss(one_class), np.log(3), rtol=1e-6)  # the maximum
+    grads = jax.grad(class_balance_loss)(jnp.array([[2.0, 0.0], [1.0, 0.0]]))
+    assert np.all(grads[:, 0] > 0) and np.all(grads[:, 1] < 0)  # lowering it moves mass off class 0

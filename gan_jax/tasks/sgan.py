@@ -31,6 +31,7 @@ import optax
 from gan_jax import data as data_lib
 from gan_jax.config import SGANConfig, SupervisedConfig
 from gan_jax.losses import (
+    class_balance_loss,
     conditional_entropy,
     cross_entropy,
     feature_matching_l1_loss,
@@ -451,6 +452,8 @@ class SGANTask(SupervisedTask, GenerativeTask):
             loss = sup + self.config.unlabeled_weight * unsup
             if self.config.entropy_weight:
                 loss = loss + self.config.entropy_weight * conditional_entropy(unl)
+            if self.config.balance_weight:
+                loss = loss + self.config.balance_weight * class_balance_loss(unl)
             return loss, (stats, (sup, unsup))
 
         c, (_, (sup, unsup)) = self._update_classifier(c, classifier_loss)

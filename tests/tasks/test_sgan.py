@@ -153,12 +153,13 @@ def test_sgan_step_updates_both_models_and_metrics_are_sane(digits):
     assert jax.tree.leaves(after.models["classifier"].ema)  # the EMA is kept
 
 
-def test_the_entropy_term_changes_the_step(digits):
+@pytest.mark.parametrize("term", ["entropy_weight", "balance_weight"])
+def test_an_extra_unlabeled_term_changes_the_step(digits, term):
     plain, _, _ = _run(SGANTask(SGANConfig(**SMALL)), digits, 1)
-    with_entropy, metrics, finite = _run(SGANTask(SGANConfig(**SMALL, entropy_weight=1.0)), digits, 1)
+    with_term, metrics, finite = _run(SGANTask(SGANConfig(**SMALL, **{term: 1.0})), digits, 1)
     assert finite and set(metrics) == {"sup_loss", "unsup_loss", "g_loss"}
     differ = lambda name: not all(np.array_equal(a, b) for a, b in zip(
-        jax.tree.leaves(plain.models[name].params), jax.tree.leaves(with_entropy.models[name].params)))
+        jax.tree.leaves(plain.models[name].params), jax.tree.leaves(with_term.models[name].params)))
     assert differ("classifier")
     assert differ("generator")  # through the updated classifier: the term reaches it only so
 

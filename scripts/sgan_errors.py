@@ -37,19 +37,26 @@ from gan_jax import data as data_lib  # noqa: E402
 TOP_PAIRS = 5
 
 
-def members(workdirs: list[pathlib.Path], raw: bool):
-    """Per member: identity, predictions int `[N]` on the test split, labeled images `[L, H, W, C]`
-    and their labels; and the test split (the same for every workdir: checked)."""
-    found, test = [], None
+def runs(workdirs: list[pathlib.Path]):
+    """Per workdir: `(workdir, task, state, test split, train split, labeled indices [members, L])`,
+    from its newest intact checkpoint; every run must be scored on the same test split."""
+    test = None
     for workdir in workdirs:
         task, state = api.load_run(workdir)
         split = task.test_split(None)
         if test is not None and not np.array_equal(split.labels, test.labels):
             raise SystemExit(f"error: {workdir} is scored on another test split; give runs of one dataset")
         test = split
-        predictions = task.predict(state, split.images, raw=raw)
         train = data_lib.load_for(task.config, "train")
-        chosen = task.labeled_indices(task.host_labels(train, unlabeled_ok=True))
+        yield workdir, task, state, split, train, task.labeled_indices(task.host_labels(train, unlabeled_ok=True))
+
+
+def members(workdirs: list[pathlib.Path], raw: bool):
+    """Per member: identity, predictions int `[N]` on the test split, labeled images `[L, H, W, C]`
+    and their labels; and the test split (the same for every workdir: checked)."""
+    found, test = [], None
+    for workdir, task, state, test, train, chosen in runs(workdirs):
+        predictions = task.predict(state, test.images, raw=raw)
         for d, data_seed in enumerate(task.config.data_seeds):
             found.append({
                 "workdir": str(workdir), "task": task.config.task, "seed": task.config.seed,

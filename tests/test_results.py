@@ -112,3 +112,19 @@ def test_sgan_errors_finds_each_members_own_errors_and_the_overlap_by_subset():
     assert result["error_overlap_jaccard"]["same_subset"] == {"pairs": 1, "mean": 0.5, "min": 0.5, "max": 0.5}
     assert result["error_overlap_jaccard"]["different_subset"]["max"] == 0.0
     assert result["errors_of_every_member"] == 0
+
+
+def test_sgan_probe_scores_features_by_their_labeled_centroids_and_by_a_linear_probe():
+    import numpy as np
+
+    from scripts.sgan_probe import centroid_accuracy, probe_accuracy
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 40)
+    features = np.eye(3)[y] * 5 + rng.normal(size=(120, 3))  # three well separated clusters
+    labeled, labeled_y = features[[0, 40, 80]], np.array([0, 1, 2])
+    assert centroid_accuracy(labeled, labeled_y, features, y, 3) > 0.95
+    assert centroid_accuracy(labeled, np.array([1, 2, 0]), features, y, 3) < 0.05  # labels misplaced
+    assert probe_accuracy(features[::2], y[::2], features[1::2], y[1::2], 3) > 0.95
+    shuffled = rng.permutation(y)  # labels unrelated to the features: near chance on held-out images
+    assert probe_accuracy(features[::2], shuffled[::2], features[1::2], shuffled[1::2], 3) < 0.6

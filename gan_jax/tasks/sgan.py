@@ -379,18 +379,33 @@ class SupervisedTask(SeededTask):
             state, jnp.asarray(data_lib.check_images(images, self.image_shape)), raw
         )
 
+    def embed(self, state: TrainState, images: np.ndarray, raw: bool = False) -> np.ndarray:
+        """float32 `[members, N, F]`: each member's features of `images` (uint8 `[N, H, W, C]`), the
+        layer the output layer reads (the one feature matching compares), noise off, with the
+        evaluation parameters or, with `raw`, the current ones."""
+        c = state.models["classifier"]
+        params = c.params if raw else self.eval_params(state)
+        on_device = jnp.asarray(data_lib.check_images(images, self.image_shape))
+        return np.asarray(_embed(self, params, c.batch_stats, on_device), np.float32)
+
     def _predict(self, state: TrainState, images: jax.Array, raw: bool) -> np.ndarray:
         c = state.models["classifier"]
         params = c.params if raw else self.eval_params(state)
         return np.asarray(_predict(self, params, c.batch_stats, images), np.int32)
 
-    def _member_predictions(self, params, batch_stats, images):
-        logits = map_in_chunks(
-            lambda x: self.classify(params, batch_stats, self.pixels(x), None, train=False)[0],
+    def _member_outputs(self, params, batch_stats, images):
+        """`(class_logits [N, K], features [N, F])` of uint8 `images`, noise off, in chunks."""
+        return map_in_chunks(
+            lambda x: self.classify(params, batch_stats, self.pixels(x), None, train=False)[:2],
             images,
             EVAL_CHUNK,
         )
-        return jnp.argmax(logits, axis=-1)
+
+    def _member_predictions(self, params, batch_stats, images):
+        return jnp.argmax(self._member_outputs(params, batch_stats, images)[0], axis=-1)
+
+    def _member_features(self, params, batch_stats, images):
+        return self._member_outputs(params, batch_stats, images)[1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -496,5 +511,13 @@ def _plan(task: SupervisedTask, epoch: jax.Array, num_examples: int) -> dict[str
 def _predict(task: SupervisedTask, params: Any, batch_stats: Any, images: jax.Array) -> jax.Array:
     """int `[members, N]`: each member's argmax prediction of `images`."""
     return over_members(task._member_predictions, task.num_members, in_axes=(0, 0, None))(
+        params, batch_stats, images
+    )
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _embed(task: SupervisedTask, params: Any, batch_stats: Any, images: jax.Array) -> jax.Array:
+    """float `[members, N, F]`: each member's features of `images`."""
+    return over_members(task._member_features, task.num_members, in_axes=(0, 0, None))(
         params, batch_stats, images
     )

@@ -204,7 +204,7 @@ def test_evaluate_reports_the_average_and_the_raw_parameters(digits):
     assert set(result) == {"test_accuracy", "test_accuracy_raw"} and result["test_accuracy_raw"] == raw
 
 
-def test_predict_gives_each_members_classes_and_agrees_with_evaluate(digits):
+def test_predict_and_embed_give_each_members_classes_and_features(digits):
     task = SGANTask(SGANConfig(**{**SMALL, "data_seeds": (0, 3)}, ema_decay=0.5))
     state, _, _ = _run(task, digits, 3)
     test = Split(digits.images[:123], digits.labels[:123])
@@ -215,8 +215,12 @@ def test_predict_gives_each_members_classes_and_agrees_with_evaluate(digits):
     assert list(np.mean(averaged == test.labels, axis=1)) == pytest.approx(result["test_accuracy"])
     assert list(np.mean(raw == test.labels, axis=1)) == pytest.approx(result["test_accuracy_raw"])
     params = jax.tree.map(lambda x: x[1], state.models["classifier"].params)  # member 1, raw
-    logits, _, _ = task.classify(params, {}, task.pixels(jnp.asarray(test.images)), None, train=False)
+    logits, features, _ = task.classify(params, {}, task.pixels(jnp.asarray(test.images)), None, train=False)
     np.testing.assert_array_equal(raw[1], np.argmax(logits, -1))
+    embedded = task.embed(state, test.images, raw=True)
+    assert embedded.shape == (2, 123, features.shape[-1]) and embedded.dtype == np.float32
+    np.testing.assert_allclose(embedded[1], features, rtol=1e-4, atol=1e-5)  # vmapped, jitted: float reorder
+    assert not np.allclose(task.embed(state, test.images)[1], embedded[1])  # the average differs
 
 
 # ---- the loop, resume, evaluate

@@ -1,0 +1,124 @@
+"""Whether a few-label classifier's errors are in its features or in how its labels name them.
+
+    python -m scripts.sgan_probe WORKDIR [WORKDIR ...] [--raw] [--train-images 20000] [--name NAME --out DIR]
+
+For every member (data seed) of each workdir's newest intact checkpoint, test accuracy three ways,
+all on the classifier's own features (`task.embed`: the layer its output layer reads, noise off):
+
+- `classifier`: the classifier itself (argmax of its logits);
+- `labeled_centroids`: the nearest class mean (cosine) of its L labeled images' features, what
+  its labels give with these features and nothing trained on them;
+- `probe_all_labels`: a softmax regression on the features of `--train-images` training images
+  with all their labels, how well the features separate the classes at all.
+
+A high probe with a low classifier means the features separate the digits and the few labels put
+the class boundaries in the wrong places; a low probe means the features themselves merge classes.
+Prints a markdown table; with `--name`, writes NAME.json into `--out`, else prints the JSON too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from scripts.sgan_errors import runs
+
+PROBE_STEPS = 500
+PROBE_LEARNING_RATE = 0.05
+
+
+def centroid_accuracy(
+    labeled: np.ndarray, labeled_y: np.ndarray, test: np.ndarray, test_y: np.ndarray, num_classes: int
+) -> float:
+    """Accuracy of the nearest class mean by cosine similarity: features `[L, F]` with int labels
+    `[L]` (every class present) against `[N, F]` and `[N]`."""
+    unit = lambda x: x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    means = unit(np.stack([unit(labeled[labeled_y == k]).mean(0) for k in range(num_classes)]))
+    return float(np.mean(np.argmax(unit(test) @ means.T, axis=-1) == test_y))
+
+
+def probe_accuracy(
+    train: np.ndarray, train_y: np.ndarray, test: np.ndarray, test_y: np.ndarray, num_classes: int
+) -> float:
+    """Test accuracy of a softmax regression on standardized features: `[M, F]`, int `[M]` to fit
+    (full batch, Adam, `PROBE_STEPS` steps from zero weights), `[N, F]`, `[N]` to score."""
+    mean, std = train.mean(0), train.std(0) + 1e-6
+    x, x_test = jnp.asarray((train - mean) / std), jnp.asarray((test - mean) / std)
+    params = (jnp.zeros((train.shape[1], num_classes)), jnp.zeros(num_classes))
+    tx = optax.adam(PROBE_LEARNING_RATE)
+
+    def loss(p):
+        logits = x @ p[0] + p[1]
+        return optax.softmax_cross_entropy_with_integer_labels(logits, jnp.asarray(train_y)).mean()
+
+    @jax.jit
+    def fit(p):
+        def step(carry, _):
+            p, opt = carry
+            updates, opt = tx.update(jax.grad(loss)(p), opt)
+            return (optax.apply_updates(p, updates), opt), None
+
+        return jax.lax.scan(step, (p, tx.init(p)), length=PROBE_STEPS)[0][0]
+
+    w, b = fit(params)
+    return float(np.mean(np.argmax(np.asarray(x_test @ w + b), -1) == test_y))
+
+
+def probe(workdirs: list[pathlib.Path], raw: bool, train_images: int) -> list[dict]:
+    """One row per member: identity and its three test accuracies (see the module docstring)."""
+    rows = []
+    for workdir, task, state, test, train, chosen in runs(workdirs):
+        pick = np.random.default_rng(0).permutation(len(train.images))[:train_images]
+        predictions = task.predict(state, test.images, raw=raw)
+        test_f, train_f = task.embed(state, test.images, raw), task.embed(state, train.images[pick], raw)
+        for d, data_seed in enumerate(task.config.data_seeds):
+            labeled_f = task.embed(state, train.images[chosen[d]], raw)[d]
+            k = task.num_classes
+            rows.append({
+                "workdir": str(workdir), "seed": task.config.seed, "data_seed": int(data_seed),
+                "step": int(state.step), "labels": len(chosen[d]), "features": int(test_f.shape[-1]),
+                "classifier": float(np.mean(predictions[d] == test.labels)),
+                "labeled_centroids": centroid_accuracy(labeled_f, train.labels[chosen[d]], test_f[d], test.labels, k),
+                "probe_all_labels": probe_accuracy(train_f[d], train.labels[pick], test_f[d], test.labels, k),
+            })
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| workdir | --seed | data seed | step | classifier % | labeled centroids % | probe, all labels % |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {pathlib.Path(r['workdir']).name} | {r['seed']} | {r['data_seed']} | {r['step']} | "
+                     f"{100 * r['classifier']:.2f} | {100 * r['labeled_centroids']:.2f} | {100 * r['probe_all_labels']:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("workdirs", nargs="+", type=pathlib.Path)
+    parser.add_argument("--raw", action="store_true", help="the current parameters, not the average")
+    parser.add_argument("--train-images", type=int, default=20000, help="training images the probe fits")
+    parser.add_argument("--name", help="write NAME.json into --out")
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("."))
+    args = parser.parse_args()
+    if args.train_images < 100:
+        raise SystemExit(f"error: --train-images must be >= 100, got {args.train_images}; pass e.g. 20000")
+    rows = probe(args.workdirs, args.raw, args.train_images)
+    print(table(rows))
+    result = {"parameters": "raw" if args.raw else "evaluation average", "train_images": args.train_images,
+              "probe_steps": PROBE_STEPS, "rows": rows}
+    if args.name:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    else:
+        print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,7 @@
 """Whether a few-label classifier's errors are in its features or in how its labels name them.
 
-    python -m scripts.sgan_probe WORKDIR [WORKDIR ...] [--raw] [--train-images 20000] [--name NAME --out DIR]
+    python -m scripts.sgan_probe WORKDIR [WORKDIR ...] [--raw] [--train-images 20000]
+        [--name NAME --out DIR]
 
 For every member (data seed) of each workdir's newest intact checkpoint, test accuracy three ways,
 all on the classifier's own features (`task.embed`: the layer its output layer reads, noise off):
@@ -34,7 +35,11 @@ PROBE_LEARNING_RATE = 0.05
 
 
 def centroid_accuracy(
-    labeled: np.ndarray, labeled_y: np.ndarray, test: np.ndarray, test_y: np.ndarray, num_classes: int
+    labeled: np.ndarray,
+    labeled_y: np.ndarray,
+    test: np.ndarray,
+    test_y: np.ndarray,
+    num_classes: int,
 ) -> float:
     """Accuracy of the nearest class mean by cosine similarity: features `[L, F]` with int labels
     `[L]` (every class present) against `[N, F]` and `[N]`."""
@@ -76,43 +81,71 @@ def probe(workdirs: list[pathlib.Path], raw: bool, train_images: int) -> list[di
     for workdir, task, state, test, train, chosen in runs(workdirs):
         pick = np.random.default_rng(0).permutation(len(train.images))[:train_images]
         predictions = task.predict(state, test.images, raw=raw)
-        test_f, train_f = task.embed(state, test.images, raw), task.embed(state, train.images[pick], raw)
+        test_f, train_f = (
+            task.embed(state, test.images, raw),
+            task.embed(state, train.images[pick], raw),
+        )
         for d, data_seed in enumerate(task.config.data_seeds):
             labeled_f = task.embed(state, train.images[chosen[d]], raw)[d]
             k = task.num_classes
-            rows.append({
-                "workdir": str(workdir), "seed": task.config.seed, "data_seed": int(data_seed),
-                "step": int(state.step), "labels": len(chosen[d]), "features": int(test_f.shape[-1]),
-                "classifier": float(np.mean(predictions[d] == test.labels)),
-                "labeled_centroids": centroid_accuracy(labeled_f, train.labels[chosen[d]], test_f[d], test.labels, k),
-                "probe_all_labels": probe_accuracy(train_f[d], train.labels[pick], test_f[d], test.labels, k),
-            })
+            rows.append(
+                {
+                    "workdir": str(workdir),
+                    "seed": task.config.seed,
+                    "data_seed": int(data_seed),
+                    "step": int(state.step),
+                    "labels": len(chosen[d]),
+                    "features": int(test_f.shape[-1]),
+                    "classifier": float(np.mean(predictions[d] == test.labels)),
+                    "labeled_centroids": centroid_accuracy(
+                        labeled_f, train.labels[chosen[d]], test_f[d], test.labels, k
+                    ),
+                    "probe_all_labels": probe_accuracy(
+                        train_f[d], train.labels[pick], test_f[d], test.labels, k
+                    ),
+                }
+            )
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| workdir | --seed | data seed | step | classifier % | labeled centroids % | probe, all labels % |",
-             "|---|---|---|---|---|---|---|"]
+    columns = ("classifier", "labeled_centroids", "probe_all_labels")
+    lines = [
+        "| workdir | --seed | data seed | step | classifier % | labeled centroids % | "
+        "probe, all labels % |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {pathlib.Path(r['workdir']).name} | {r['seed']} | {r['data_seed']} | {r['step']} | "
-                     f"{100 * r['classifier']:.2f} | {100 * r['labeled_centroids']:.2f} | {100 * r['probe_all_labels']:.2f} |")
+        scores = " | ".join(f"{100 * r[c]:.2f}" for c in columns)
+        name = pathlib.Path(r["workdir"]).name
+        lines.append(f"| {name} | {r['seed']} | {r['data_seed']} | {r['step']} | {scores} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workdirs", nargs="+", type=pathlib.Path)
-    parser.add_argument("--raw", action="store_true", help="the current parameters, not the average")
-    parser.add_argument("--train-images", type=int, default=20000, help="training images the probe fits")
+    parser.add_argument(
+        "--raw", action="store_true", help="the current parameters, not the average"
+    )
+    parser.add_argument(
+        "--train-images", type=int, default=20000, help="training images the probe fits"
+    )
     parser.add_argument("--name", help="write NAME.json into --out")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("."))
     args = parser.parse_args()
     if args.train_images < 100:
-        raise SystemExit(f"error: --train-images must be >= 100, got {args.train_images}; pass e.g. 20000")
+        raise SystemExit(
+            f"error: --train-images must be >= 100, got {args.train_images}; pass e.g. 20000"
+        )
     rows = probe(args.workdirs, args.raw, args.train_images)
     print(table(rows))
-    result = {"parameters": "raw" if args.raw else "evaluation average", "train_images": args.train_images,
-              "probe_steps": PROBE_STEPS, "rows": rows}
+    result = {
+        "parameters": "raw" if args.raw else "evaluation average",
+        "train_images": args.train_images,
+        "probe_steps": PROBE_STEPS,
+        "rows": rows,
+    }
     if args.name:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")

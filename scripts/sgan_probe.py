@@ -3,12 +3,14 @@
     python -m scripts.sgan_probe WORKDIR [WORKDIR ...] [--raw] [--train-images 20000]
         [--name NAME --out DIR]
 
-For every member (data seed) of each workdir's newest intact checkpoint, test accuracy three ways,
+For every member (data seed) of each workdir's newest intact checkpoint, four scores of test images,
 all on the classifier's own features (`task.embed`: the layer its output layer reads, noise off):
 
 - `classifier`: the classifier itself (argmax of its logits);
 - `labeled_centroids`: the nearest class mean (cosine) of its L labeled images' features, what
   its labels give with these features and nothing trained on them;
+- `kmeans_purity`: k-means (k = K, cosine) on the test features, each cluster named by its most
+  common true label: whether the features fall into one cluster per class without any labels;
 - `probe_all_labels`: a softmax regression on the features of `--train-images` training images
   with all their labels, how well the features separate the classes at all.
 
@@ -46,6 +48,32 @@ def centroid_accuracy(
     unit = lambda x: x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
     means = unit(np.stack([unit(labeled[labeled_y == k]).mean(0) for k in range(num_classes)]))
     return float(np.mean(np.argmax(unit(test) @ means.T, axis=-1) == test_y))
+
+
+def kmeans_purity(
+    features: np.ndarray, labels: np.ndarray, num_classes: int, iters: int = 50
+) -> float:
+    """Share of `[N, F]` features whose k-means cluster (k = `num_classes`, cosine, k-means++
+    seeding from seed 0) has their label as its most common one: how well the features fall into
+    one cluster per class, with no labels used to form the clusters."""
+    rng = np.random.default_rng(0)
+    x = features / np.maximum(np.linalg.norm(features, axis=-1, keepdims=True), 1e-12)
+    centers = x[[rng.integers(len(x))]]
+    while len(centers) < num_classes:  # k-means++: far points more likely
+        gap = np.maximum(1 - np.max(x @ centers.T, axis=1), 0)
+        centers = np.vstack([centers, x[rng.choice(len(x), p=gap / gap.sum())]])
+    for _ in range(iters):
+        assign = np.argmax(x @ centers.T, axis=1)
+        centers = np.stack(
+            [
+                x[assign == j].mean(0) if np.any(assign == j) else centers[j]
+                for j in range(num_classes)
+            ]
+        )
+        centers /= np.maximum(np.linalg.norm(centers, axis=-1, keepdims=True), 1e-12)
+    assign = np.argmax(x @ centers.T, axis=1)
+    majority = sum(np.bincount(labels[assign == j]).max() for j in np.unique(assign))
+    return float(majority / len(labels))
 
 
 def probe_accuracy(
@@ -100,6 +128,7 @@ def probe(workdirs: list[pathlib.Path], raw: bool, train_images: int) -> list[di
                     "labeled_centroids": centroid_accuracy(
                         labeled_f, train.labels[chosen[d]], test_f[d], test.labels, k
                     ),
+                    "kmeans_purity": kmeans_purity(test_f[d], test.labels, k),
                     "probe_all_labels": probe_accuracy(
                         train_f[d], train.labels[pick], test_f[d], test.labels, k
                     ),
@@ -109,11 +138,11 @@ def probe(workdirs: list[pathlib.Path], raw: bool, train_images: int) -> list[di
 
 
 def table(rows: list[dict]) -> str:
-    columns = ("classifier", "labeled_centroids", "probe_all_labels")
+    columns = ("classifier", "labeled_centroids", "kmeans_purity", "probe_all_labels")
     lines = [
         "| workdir | --seed | data seed | step | classifier % | labeled centroids % | "
-        "probe, all labels % |",
-        "|---|---|---|---|---|---|---|",
+        "k-means purity % | probe, all labels % |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         scores = " | ".join(f"{100 * r[c]:.2f}" for c in columns)

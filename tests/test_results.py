@@ -117,7 +117,7 @@ def test_sgan_errors_finds_each_members_own_errors_and_the_overlap_by_subset():
 def test_sgan_probe_scores_features_by_their_labeled_centroids_and_by_a_linear_probe():
     import numpy as np
 
-    from scripts.sgan_probe import centroid_accuracy, probe_accuracy
+    from scripts.sgan_probe import centroid_accuracy, kmeans_purity, probe_accuracy
 
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 40)
@@ -126,5 +126,7 @@ def test_sgan_probe_scores_features_by_their_labeled_centroids_and_by_a_linear_p
     assert centroid_accuracy(labeled, labeled_y, features, y, 3) > 0.95
     assert centroid_accuracy(labeled, np.array([1, 2, 0]), features, y, 3) < 0.05  # labels misplaced
     assert probe_accuracy(features[::2], y[::2], features[1::2], y[1::2], 3) > 0.95
+    assert kmeans_purity(features, y, 3) > 0.95
+    assert kmeans_purity(np.eye(3)[y % 2] * 5 + rng.normal(size=(120, 3)), y, 3) < 0.75  # 2 merged
     shuffled = rng.permutation(y)  # labels unrelated to the features: near chance on held-out images
     assert probe_accuracy(features[::2], shuffled[::2], features[1::2], shuffled[1::2], 3) < 0.6

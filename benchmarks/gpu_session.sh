@@ -16,10 +16,15 @@
 # carried MNIST cache), PHASE1_MAX and PHASE2_END (seconds), SMOKE=1 (a few steps of everything,
 # to check this script on a CPU). What runs: TIMINGS=0 skips phase 1; CONV5_LABELS (default
 # "50 100 1000"), MLP_LABELS (default "100") and MLP_METHODS (default "sgan supervised") pick
-# phase 2's sweeps, one process per label count and method (empty: none); RESUME_TEST=0 skips the
-# test. The next session's call (the 300-epoch mlp runs still missing, issue 27 item 6):
+# phase 2's sweeps, one process per label count and method (empty: none); MLP_ARGS adds options
+# to the mlp sweeps and MLP_TAG to their folder names; RESUME_TEST=0 skips the test. The next
+# session's calls (the 300-epoch mlp runs still missing, issue 27 item 6; then CatGAN's pair at 20
+# labels, which led at 30 epochs on the CPU: sgan_labels20_cpu.md):
 #
 #   TIMINGS=0 CONV5_LABELS= MLP_LABELS="20 50 1000" RESUME_TEST=0 PHASE2_END=560 \
+#     bash benchmarks/gpu_session.sh
+#   TIMINGS=0 CONV5_LABELS= MLP_LABELS="20 100" MLP_METHODS=sgan MLP_TAG=_catgan \
+#     MLP_ARGS="--entropy-weight 1 --balance-weight 1" RESUME_TEST=0 PHASE2_END=560 \
 #     bash benchmarks/gpu_session.sh
 set -u
 start=$(date +%s)
@@ -82,8 +87,8 @@ for n in ${CONV5_LABELS-50 100 1000}; do
 done
 for n in ${MLP_LABELS-100}; do
   for m in ${MLP_METHODS-sgan supervised}; do
-    bg mlp300_${m}_$n $GJ sweep --labels $n --data-seeds 0,1,2,3,4 --methods $m \
-      --out "$R/mlp300_${m}_$n" --no-progress $QUICK
+    bg mlp300_${m}_$n${MLP_TAG-} $GJ sweep --labels $n --data-seeds 0,1,2,3,4 --methods $m \
+      --out "$R/mlp300_${m}_$n${MLP_TAG-}" --no-progress $QUICK ${MLP_ARGS-}
   done
 done
 if [ "${RESUME_TEST:-1}" = 1 ]; then

@@ -526,7 +526,9 @@ class SGANConfig(SupervisedConfig):
         to its loss (Bad GAN's term; 0: none, the recipes').
       balance_weight: weight of the class-balance loss on the unlabeled batch (KL from uniform to
         the batch's mean class distribution, CatGAN's term), added to the classifier's loss; it
-        keeps one class from taking the images of others (0: none, the recipes').
+        keeps one class from taking the images of others. Alone it is met by a near-uniform
+        prediction for every image: pair it with entropy_weight, as CatGAN does (0: none, the
+        recipes').
       unlabeled: more unlabeled images (a dataset as for `dataset`, e.g. folder:PATH of a flat
         folder, shaped the same way): they join the dataset's training images as the real images
         the discriminator sees; labels are still picked from the dataset alone.

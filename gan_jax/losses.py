@@ -162,7 +162,9 @@ def class_balance_loss(class_logits: jax.Array) -> jax.Array:
 
     Minimized on unlabeled images it spreads the batch's decisions over the K classes, so that no
     class takes the images of another (CatGAN's marginal-entropy term, Springenberg 2016). It is 0
-    when the batch's mean prediction is uniform, whatever each image's own confidence.
+    when the batch's mean prediction is uniform, whatever each image's own confidence: a uniform
+    prediction for every image meets it too, which is why CatGAN pairs it with
+    `conditional_entropy`.
     """
     log_probs = jax.nn.log_softmax(class_logits, axis=-1)
     num_classes = class_logits.shape[-1]

@@ -62,14 +62,21 @@ def markdown(summaries: list[dict]) -> str:
 
 
 def plot(summaries: list[dict], path: pathlib.Path) -> None:
+    """Accuracy and real/fake loss per epoch; one color per workdir when there are several (its
+    data seeds share it), one per data seed otherwise."""
     fig, (acc, unsup) = plt.subplots(1, 2, figsize=(11, 4))
-    for s in summaries:
-        for seed, rows in s["all_epochs"].items():
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, s in enumerate(summaries):
+        for j, (seed, rows) in enumerate(s["all_epochs"].items()):
             epochs = [r["epoch"] for r in rows]
-            label = f"{s['task']} {s['config']['labels']} labels, data seed {seed}"
-            acc.plot(epochs, [100 * r["test_accuracy"] for r in rows], label=label)
+            if len(summaries) > 1:
+                name = f"{pathlib.Path(s['workdir']).name} ({s['config']['labels']} labels, seeds {','.join(map(str, s['all_epochs']))})"
+                style = {"color": colors[i % len(colors)], "label": name if j == 0 else None}
+            else:
+                style = {"label": f"{s['task']} {s['config']['labels']} labels, data seed {seed}"}
+            acc.plot(epochs, [100 * r["test_accuracy"] for r in rows], **style)
             if "unsup_loss" in rows[0]:
-                unsup.plot(epochs, [r["unsup_loss"] for r in rows], label=label)
+                unsup.plot(epochs, [r["unsup_loss"] for r in rows], **style)
     acc.set(xlabel="epoch", ylabel="test accuracy % (parameter average)", title="accuracy")
     unsup.set(xlabel="epoch", ylabel="unsup_loss", title="real/fake loss (0 = discriminator has won)", ylim=(0, None))
     acc.legend(fontsize=7)

@@ -79,8 +79,8 @@ def kmeans_purity(
     def tightness(assign):
         return sum(np.linalg.norm(x[assign == j].sum(0)) for j in np.unique(assign))
 
-    runs = [kmeans(x, num_classes, np.random.default_rng(seed)) for seed in range(restarts)]
-    assign = max(runs, key=tightness)
+    clusterings = [kmeans(x, num_classes, np.random.default_rng(s)) for s in range(restarts)]
+    assign = max(clusterings, key=tightness)
     majority = sum(np.bincount(labels[assign == j]).max() for j in np.unique(assign))
     return float(majority / len(labels))
 
@@ -113,7 +113,7 @@ def probe_accuracy(
 
 
 def probe(workdirs: list[pathlib.Path], raw: bool, train_images: int) -> list[dict]:
-    """One row per member: identity and its three test accuracies (see the module docstring)."""
+    """One row per member: identity and its four scores (see the module docstring)."""
     rows = []
     for workdir, task, state, test, train, chosen in runs(workdirs):
         pick = np.random.default_rng(0).permutation(len(train.images))[:train_images]

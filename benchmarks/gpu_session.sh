@@ -23,8 +23,8 @@
 #
 #   TIMINGS=0 CONV5_LABELS= MLP_LABELS="20 50 1000" RESUME_TEST=0 PHASE2_END=560 \
 #     bash benchmarks/gpu_session.sh
-#   TIMINGS=0 CONV5_LABELS= MLP_LABELS="20 100" MLP_METHODS=sgan MLP_TAG=_catgan \
-#     MLP_ARGS="--entropy-weight 1 --balance-weight 1" RESUME_TEST=0 PHASE2_END=560 \
+#   TIMINGS=0 CONV5_LABELS= MLP_LABELS="20 100" MLP_METHODS=sgan MLP_TAG=_catgan03 \
+#     MLP_ARGS="--entropy-weight 0.3 --balance-weight 0.3" RESUME_TEST=0 PHASE2_END=560 \
 #     bash benchmarks/gpu_session.sh
 set -u
 start=$(date +%s)

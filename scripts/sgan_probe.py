@@ -23,6 +23,7 @@ Prints a markdown table; with `--name`, writes NAME.json into `--out`, else prin
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import pathlib
 
@@ -91,25 +92,27 @@ def probe_accuracy(
     """Test accuracy of a softmax regression on standardized features: `[M, F]`, int `[M]` to fit
     (full batch, Adam, `PROBE_STEPS` steps from zero weights), `[N, F]`, `[N]` to score."""
     mean, std = train.mean(0), train.std(0) + 1e-6
-    x, x_test = jnp.asarray((train - mean) / std), jnp.asarray((test - mean) / std)
-    params = (jnp.zeros((train.shape[1], num_classes)), jnp.zeros(num_classes))
+    w, b = _fit_softmax_regression(
+        jnp.asarray((train - mean) / std), jnp.asarray(train_y), num_classes
+    )
+    logits = np.asarray(jnp.asarray((test - mean) / std) @ w + b)
+    return float(np.mean(np.argmax(logits, -1) == test_y))
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _fit_softmax_regression(x: jax.Array, y: jax.Array, num_classes: int):
+    """`(w [F, K], b [K])` fitted to standardized `x` `[M, F]` and int `y` `[M]` (compiled once
+    per shape, not per member)."""
     tx = optax.adam(PROBE_LEARNING_RATE)
+    loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(x @ p[0] + p[1], y).mean()
 
-    def loss(p):
-        logits = x @ p[0] + p[1]
-        return optax.softmax_cross_entropy_with_integer_labels(logits, jnp.asarray(train_y)).mean()
+    def step(carry, _):
+        p, opt = carry
+        updates, opt = tx.update(jax.grad(loss)(p), opt)
+        return (optax.apply_updates(p, updates), opt), None
 
-    @jax.jit
-    def fit(p):
-        def step(carry, _):
-            p, opt = carry
-            updates, opt = tx.update(jax.grad(loss)(p), opt)
-            return (optax.apply_updates(p, updates), opt), None
-
-        return jax.lax.scan(step, (p, tx.init(p)), length=PROBE_STEPS)[0][0]
-
-    w, b = fit(params)
-    return float(np.mean(np.argmax(np.asarray(x_test @ w + b), -1) == test_y))
+    params = (jnp.zeros((x.shape[1], num_classes)), jnp.zeros(num_classes))
+    return jax.lax.scan(step, (params, tx.init(params)), length=PROBE_STEPS)[0][0]
 
 
 def probe(workdirs: list[pathlib.Path], raw: bool, train_images: int) -> list[dict]:
@@ -122,8 +125,9 @@ def probe(workdirs: list[pathlib.Path], raw: bool, train_images: int) -> list[di
             task.embed(state, test.images, raw),
             task.embed(state, train.images[pick], raw),
         )
+        every_labeled = task.embed(state, train.images[chosen.ravel()], raw)  # once, all members
         for d, data_seed in enumerate(task.config.data_seeds):
-            labeled_f = task.embed(state, train.images[chosen[d]], raw)[d]
+            labeled_f = every_labeled[d].reshape(*chosen.shape, -1)[d]  # member d's own images
             k = task.num_classes
             rows.append(
                 {

@@ -18,13 +18,13 @@
 # "50 100 1000"), MLP_LABELS (default "100") and MLP_METHODS (default "sgan supervised") pick
 # phase 2's sweeps, one process per label count and method (empty: none); MLP_ARGS adds options
 # to the mlp sweeps and MLP_TAG to their folder names; RESUME_TEST=0 skips the test. The next
-# session's calls (the 300-epoch mlp runs still missing, issue 27 item 6; then CatGAN's pair at 20
-# labels, which led at 30 epochs on the CPU: sgan_labels20_cpu.md):
+# session's calls (the 300-epoch mlp runs still missing, issue 27 item 6; then CatGAN's pair at weight
+# 0.1, which led at 20 and 50 labels at 30 epochs on the CPU and was level at 100: sgan_labels20_cpu.md):
 #
 #   TIMINGS=0 CONV5_LABELS= MLP_LABELS="20 50 1000" RESUME_TEST=0 PHASE2_END=560 \
 #     bash benchmarks/gpu_session.sh
-#   TIMINGS=0 CONV5_LABELS= MLP_LABELS="20 100" MLP_METHODS=sgan MLP_TAG=_catgan03 \
-#     MLP_ARGS="--entropy-weight 0.3 --balance-weight 0.3" RESUME_TEST=0 PHASE2_END=560 \
+#   TIMINGS=0 CONV5_LABELS= MLP_LABELS="20 50 100 1000" MLP_METHODS=sgan MLP_TAG=_catgan01 \
+#     MLP_ARGS="--entropy-weight 0.1 --balance-weight 0.1" RESUME_TEST=0 PHASE2_END=560 \
 #     bash benchmarks/gpu_session.sh
 set -u
 start=$(date +%s)

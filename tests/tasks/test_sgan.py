@@ -36,6 +36,27 @@ def test_same_data_seed_gives_same_images_for_every_model(digits):
     np.testing.assert_array_equal(*subsets)
 
 
+@pytest.mark.parametrize("batch_size", [10, 20, 40])
+def test_labeled_batches_are_the_subset_tiled_and_reshuffled_per_copy(digits, batch_size):
+    """An epoch's labeled order is whole permutations of the L labeled images, a fresh one per copy;
+    so when B is a multiple of L every batch holds each labeled image exactly B / L times (the
+    labelled term is the whole subset's loss at every step, as in Improved GAN's script)."""
+    config = SupervisedConfig(**{**SMALL, "batch_size": batch_size}, data_seeds=(0, 3))
+    task = SupervisedTask(config)
+    order = np.asarray(task.epoch_plan(0, len(digits.images))["labeled"])
+    assert order.shape == (2, 200)  # [members, steps · B]
+    for member in order:
+        copies = member.reshape(-1, 20)
+        np.testing.assert_array_equal(np.sort(copies, axis=1), np.tile(np.arange(20), (10, 1)))
+        assert len({tuple(c) for c in copies}) == 10  # each copy shuffled afresh
+        if batch_size % 20 == 0:
+            for batch in member.reshape(-1, batch_size):
+                np.testing.assert_array_equal(np.bincount(batch, minlength=20), batch_size // 20)
+    assert not np.array_equal(order[0], order[1])  # each data seed its own order
+    later = np.asarray(task.epoch_plan(1, len(digits.images))["labeled"])
+    assert not np.array_equal(order, later)  # and a new order each epoch
+
+
 # ---- models
 
 def test_mlp_optimizer_is_the_improved_gan_scripts_adam():

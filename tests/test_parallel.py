@@ -29,12 +29,18 @@ def test_runs_on_eight_devices_with_replicated_states(report):
         assert "'data': 8" in report[name]["sharding"] and "spec=P()" in report[name]["sharding"]
 
 
-@pytest.mark.parametrize("name, tolerance", [("gan", 1e-5), ("sgan", 3e-5)])
-def test_eight_devices_match_one_device(report, name, tolerance):
-    # sgan's tolerance is its lr (1e-5) times its 3 steps: Adam's bound on a summation-order difference.
+@pytest.mark.parametrize("name", ["gan", "sgan"])
+def test_eight_devices_match_one_device(report, name):
+    # The 8-device program sums each batch in another order. Losses are continuous in the
+    # parameters, which stay within Adam's step bound of each other (tests/numerics.py: the only
+    # bound on them that holds across a ReLU kink), so the per-epoch mean losses agree closely.
+    # Their first steps start from one state on one batch: every gradient-made leaf (Adam's
+    # moments, batch statistics) agrees to rounding.
     result = report[name]
-    np.testing.assert_allclose(result["losses_n"], result["losses_1"], rtol=1e-5)
-    assert result["max_param_difference"] < tolerance
+    np.testing.assert_allclose(result["losses_n"], result["losses_1"], rtol=1e-4)
+    assert result["max_param_difference"] <= result["adam_bound"]
+    ratio, path = result["first_step_excess"]
+    assert ratio <= 1, f"{path}: {ratio:.3g} times what one step's rounding allows"
 
 
 def test_sharded_checkpoint_resumes_exactly(report):

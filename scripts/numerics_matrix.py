@@ -40,7 +40,9 @@ VARIANTS = {
 
 def cpu_model() -> str:
     try:
-        found = re.search(r"Model name:\s*(.+)", subprocess.run(["lscpu"], capture_output=True, text=True).stdout)
+        found = re.search(
+            r"Model name:\s*(.+)", subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        )
     except OSError:
         found = None
     return found.group(1).strip() if found else platform.processor()
@@ -48,17 +50,32 @@ def cpu_model() -> str:
 
 def run(name: str, flags: str) -> dict:
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS],
-                          env={**os.environ, "XLA_FLAGS": flags}, capture_output=True, text=True)
-    counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|error)", done.stdout.splitlines()[-1])}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS],
+        env={**os.environ, "XLA_FLAGS": flags},
+        capture_output=True,
+        text=True,
+    )
+    counts = {
+        k: int(n)
+        for n, k in re.findall(r"(\d+) (passed|failed|error)", done.stdout.splitlines()[-1])
+    }
     failed = [line.split(" ")[1] for line in done.stdout.splitlines() if line.startswith("FAILED")]
-    return {"variant": name, "xla_flags": flags, **counts, "failed_tests": failed,
-            "seconds": round(time.monotonic() - start), "cpu": cpu_model()}
+    return {
+        "variant": name,
+        "xla_flags": flags,
+        **counts,
+        "failed_tests": failed,
+        "seconds": round(time.monotonic() - start),
+        "cpu": cpu_model(),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names (default: all)")
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help="comma-separated names (default: all)"
+    )
     args = parser.parse_args()
     for name in args.variants.split(","):
         print(json.dumps(run(name, VARIANTS[name])), flush=True)

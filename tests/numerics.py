@@ -57,14 +57,21 @@ def _pairs(a, b, field: str):
         right = jax.tree.leaves(getattr(b[name], field))
         for (path, x), y in zip(left, right, strict=True):
             if np.size(x) and np.issubdtype(np.asarray(x).dtype, np.floating):
-                yield (f"{name}.{field}{jax.tree_util.keystr(path)}", np.asarray(x, np.float64),
-                       np.asarray(y, np.float64))
+                yield (
+                    f"{name}.{field}{jax.tree_util.keystr(path)}",
+                    np.asarray(x, np.float64),
+                    np.asarray(y, np.float64),
+                )
 
 
 def max_params_difference(a, b) -> float:
     """The largest element difference between two runs' `params` and parameter averages."""
     return max(
-        (float(np.max(np.abs(x - y))) for field in ("params", "ema") for _, x, y in _pairs(a, b, field)),
+        (
+            float(np.max(np.abs(x - y)))
+            for field in ("params", "ema")
+            for _, x, y in _pairs(a, b, field)
+        ),
         default=0.0,
     )
 
@@ -76,7 +83,9 @@ def assert_params_within_adam(a, b, lr: float, steps: int, b1: float, b2: float 
     for field in ("params", "ema"):
         for path, x, y in _pairs(a, b, field):
             worst = float(np.max(np.abs(x - y)))
-            assert worst <= bound, f"{path}: parameters differ by {worst:.3g} > Adam's bound {bound:.3g}"
+            assert worst <= bound, (
+                f"{path}: parameters differ by {worst:.3g} > Adam's bound {bound:.3g}"
+            )
 
 
 def one_step_excess(a, b, lr: float, b1: float, b2: float = 0.999) -> tuple[float, str]:

@@ -17,10 +17,11 @@ Importing it changes nothing process-wide; `gan_jax.setup_process()` turns on wh
     # two data seeds, one vmapped program:
     sgan = SGANTask(SGANConfig(labels=100, data_seeds=(0, 1)))
     train(sgan.config, "runs/sgan100"); evaluate_run("runs/sgan100")["test_accuracy"]
+    predict("runs/sgan100", images_uint8)["classes"]     # or "folder:scans/"; export_classifier
 """
 
 from gan_jax import logs, tasks
-from gan_jax.api import evaluate_run, load_run, sample_images
+from gan_jax.api import evaluate_run, export_classifier, load_run, predict, sample_images
 from gan_jax.config import CGANConfig, FeatureNetConfig, GANConfig, SGANConfig, SupervisedConfig
 from gan_jax.data import Split, load
 from gan_jax.errors import CheckpointError, ConfigError, DataError, UserError
@@ -50,10 +51,12 @@ __all__ = [
     "TrainState",
     "UserError",
     "evaluate_run",
+    "export_classifier",
     "load",
     "load_run",
     "logs",
     "make_runner",
+    "predict",
     "sample_images",
     "setup_process",
     "tasks",

@@ -171,3 +171,48 @@ def train_feature_network(
             config, folder, state.models["classifier"].params, train_split, test_split
         )
     return features.load_feature_network(config, trained_here=True)
+
+
+def predict(
+    workdir: str | os.PathLike, images: Any, member: int | None = None, split: str = "test"
+) -> dict[str, Any]:
+    """Classifies images with a trained `sgan` or `supervised` workdir's latest checkpoint.
+
+    Args:
+      workdir: the trained run.
+      images: uint8 `[N, H, W, C]` shaped as the run trained, or a dataset spec: `folder:PATH`
+        (every PNG/JPEG under it), an image file, or a `gan_jax.data.load` name (its `split`).
+      member: one data seed's classifier (0-based index into its `data_seeds`); None: the mean of
+        their probabilities.
+    Returns:
+      `ids` (file paths, or indices), `class_names` `[K]`, `probabilities` float32 `[N, K]`,
+      `classes` (each image's most probable class name) and `confidence` float32 `[N]`.
+    """
+    from gan_jax import classify
+
+    task, state = load_run(workdir)
+    classify.probabilities_fn(task, state, member)  # a GAN workdir or a bad member: one line
+    if isinstance(images, str | os.PathLike):
+        ids, images = classify.read_images(task, str(images), split)
+    else:
+        ids = [str(i) for i in range(len(images))]
+    probs = classify.probabilities(task, state, np.asarray(images), member)
+    names = classify.class_names(task)
+    return {
+        "ids": ids,
+        "class_names": list(names),
+        "probabilities": probs,
+        "classes": [names[k] for k in np.argmax(probs, axis=1)],
+        "confidence": np.max(probs, axis=1),
+    }
+
+
+def export_classifier(
+    workdir: str | os.PathLike, out: str | os.PathLike, member: int | None = None
+) -> dict[str, Any]:
+    """Writes a trained classifier's `jax.export` artifact to `out` and its description to
+    `out.json` (`gan_jax.classify.export`); returns the description."""
+    from gan_jax import classify
+
+    task, state = load_run(workdir)
+    return classify.export(task, state, out, member)

@@ -26,7 +26,7 @@ from gan_jax.cli_options import (
 )
 from gan_jax.config import DATA_SOURCES, MODELS, SGANConfig
 from gan_jax.data import DATASETS
-from gan_jax.errors import TrainingStopped, UserError
+from gan_jax.errors import ConfigError, TrainingStopped, UserError
 from gan_jax.process import setup_process
 from gan_jax.tasks import TASKS
 
@@ -322,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
         "argv", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="e.g. -- train gan ..."
     )
 
+    _add_classifier_commands(commands)
     commands.add_parser(
         "devices",
         help="print the devices JAX runs on as JSON (and whether a GPU/TPU goes unused)",
@@ -330,6 +331,95 @@ def build_parser() -> argparse.ArgumentParser:
         "is present but JAX runs on CPU (with the install command that fixes it).",
     )
     return parser
+
+
+def _add_classifier_commands(commands) -> None:
+    """`predict` and `export`: a trained sgan/supervised classifier put to use."""
+    workdir = dict(
+        required=True, type=pathlib.Path, metavar="DIR", help="a trained sgan or supervised workdir"
+    )
+    member = dict(
+        type=_non_negative_int,
+        default=None,
+        metavar="K",
+        help="one data seed's classifier (0-based, in --data-seeds order; default: the mean of "
+        "all members' probabilities)",
+    )
+    predict = commands.add_parser(
+        "predict",
+        help="classify images with a trained classifier: a CSV row per image",
+        description="Classify images with DIR's latest checkpoint and write CSV rows `id, class, "
+        "confidence, p_<class>...` (id: the file path, or the index in the dataset's split). "
+        "Images are shaped as the run trained (size, channels).",
+    )
+    predict.add_argument("--workdir", **workdir)
+    predict.add_argument(
+        "--dataset",
+        required=True,
+        metavar="SPEC",
+        help="folder:PATH (every PNG/JPEG under it), an image file, or a dataset: mnist, "
+        "npz:PATH, ... (its --split)",
+    )
+    predict.add_argument(
+        "--split",
+        choices=("train", "test"),
+        default="test",
+        help="a dataset's split (default test)",
+    )
+    predict.add_argument("--member", **member)
+    predict.add_argument(
+        "--out",
+        type=pathlib.Path,
+        default=None,
+        metavar="FILE.csv",
+        help="CSV file to write (default: standard output)",
+    )
+    export = commands.add_parser(
+        "export",
+        help="write a trained classifier as a jax.export file that runs without gan_jax",
+        description="Serialize DIR's classifier with jax.export: uint8 images [batch, H, W, C] "
+        "of any batch size in, float32 class probabilities out, for CPU and CUDA. FILE.json "
+        "beside it holds the class names and the input shape; `jax.export.deserialize(open(FILE, "
+        "'rb').read()).call(images)` runs it.",
+    )
+    export.add_argument("--workdir", **workdir)
+    export.add_argument(
+        "--out", required=True, type=pathlib.Path, metavar="FILE", help="the file to write"
+    )
+    export.add_argument("--member", **member)
+
+
+def _predict(args) -> None:
+    from gan_jax.api import load_run
+    from gan_jax.classify import probabilities, probabilities_fn, read_images, write_predictions
+
+    task, state = load_run(args.workdir)
+    probabilities_fn(task, state, args.member)  # a GAN workdir or a bad member: one line, first
+    ids, images = read_images(task, args.dataset, args.split)
+    probs = probabilities(task, state, images, args.member)
+    try:
+        write_predictions(task, ids, probs, args.out)
+    except OSError as err:
+        raise ConfigError(
+            f"cannot write {args.out} ({err.strerror}); pass --out FILE.csv in a writable folder"
+        ) from None
+    if args.out:
+        print(f"wrote {len(ids)} predictions to {args.out}", file=sys.stderr)
+
+
+def _export(args) -> None:
+    from gan_jax.api import export_classifier
+
+    try:
+        info = export_classifier(args.workdir, args.out, args.member)
+    except OSError as err:
+        raise ConfigError(
+            f"cannot write {args.out} ({err.strerror}); pass --out FILE in a writable folder"
+        ) from None
+    print(
+        f"wrote {args.out} and {args.out}.json: {len(info['class_names'])} classes, images "
+        f"{'×'.join(map(str, info['input_shape'][1:]))} uint8"
+    )
 
 
 def _method_list(text: str) -> tuple[str, ...]:
@@ -526,6 +616,8 @@ def _run(args) -> int:
             "features": _features,
             "bench": _bench,
             "devices": _devices,
+            "predict": _predict,
+            "export": _export,
         }[args.command](args)
     except UserError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

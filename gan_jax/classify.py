@@ -58,7 +58,7 @@ def probabilities_fn(task, state: TrainState, member: int | None = None) -> Call
         return jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
 
     def mean_probabilities(images: jax.Array) -> jax.Array:
-        return sum(member_probabilities(k, images) for k in chosen) / len(chosen)
+        return jnp.mean(jnp.stack([member_probabilities(k, images) for k in chosen]), axis=0)
 
     return mean_probabilities
 

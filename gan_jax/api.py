@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pathlib
 import time
 from typing import Any
 
@@ -126,7 +127,9 @@ def evaluate_run(
 
     - A classifier (`sgan`, `supervised`): test accuracy on `test` (default: the test split of its
       dataset): a number for one data seed; a list in data-seed order, with mean and std, for
-      several.
+      several; and under `predict`, `gan_jax.metrics.classification_report` of what `predict`
+      gives (the members' mean probability): per-class accuracy, macro-F1, the confusion matrix
+      (also drawn to `workdir/confusion.png`) and, for two classes, ROC AUC.
     - A generator (`gan`, `cgan`): `gan_jax.evaluate.sample_quality` of `num_samples` generated
       images against the test images (`fd`, `fd_floor`, `inception_score`, `confident`, and the
       cGAN's `digit_accuracy`, and `fd_network`), with the packaged feature network.
@@ -137,12 +140,21 @@ def evaluate_run(
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
         raise ConfigError(f"num_samples must be an integer >= 2, got {num_samples!r}")
     task, state = load_run(workdir)
-    return {
-        "workdir": str(workdir),
-        "task": task.config.task,
-        "step": int(state.step),
-        **task.report(state, test, num_samples),
-    }
+    result = {"workdir": str(workdir), "task": task.config.task, "step": int(state.step)}
+    if not hasattr(task, "eval_params"):  # a generator
+        return {**result, **task.report(state, test, num_samples)}
+    from gan_jax import classify, metrics, plots
+
+    test = task.test_split(test)
+    names = list(classify.class_names(task))
+    report = metrics.classification_report(
+        test.labels, classify.probabilities(task, state, test.images), names
+    )
+    try:
+        plots.save_confusion(pathlib.Path(workdir) / "confusion.png", report["confusion"], names)
+    except OSError as err:  # a read-only workdir still gets its numbers
+        log.warning("confusion.png not written (%s)", err)
+    return {**result, **task.report(state, test, num_samples), "predict": report}
 
 
 def train_feature_network(

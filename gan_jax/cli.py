@@ -341,7 +341,7 @@ def _add_classifier_commands(commands) -> None:
     member = dict(
         type=_non_negative_int,
         default=None,
-        metavar="K",
+        metavar="N",
         help="one data seed's classifier (0-based, in --data-seeds order; default: the mean of "
         "all members' probabilities)",
     )
@@ -356,7 +356,7 @@ def _add_classifier_commands(commands) -> None:
     predict.add_argument(
         "--dataset",
         required=True,
-        metavar="SPEC",
+        metavar="DATASET",
         help="folder:PATH (every PNG/JPEG under it), an image file, or a dataset: mnist, "
         "npz:PATH, ... (its --split)",
     )
@@ -371,20 +371,20 @@ def _add_classifier_commands(commands) -> None:
         "--out",
         type=pathlib.Path,
         default=None,
-        metavar="FILE.csv",
+        metavar="PATH",
         help="CSV file to write (default: standard output)",
     )
     export = commands.add_parser(
         "export",
         help="write a trained classifier as a jax.export file that runs without gan_jax",
         description="Serialize DIR's classifier with jax.export: uint8 images [batch, H, W, C] "
-        "of any batch size in, float32 class probabilities out, for CPU and CUDA. FILE.json "
-        "beside it holds the class names and the input shape; `jax.export.deserialize(open(FILE, "
+        "of any batch size in, float32 class probabilities out, for CPU and CUDA. PATH.json "
+        "beside it holds the class names and the input shape; `jax.export.deserialize(open(PATH, "
         "'rb').read()).call(images)` runs it.",
     )
     export.add_argument("--workdir", **workdir)
     export.add_argument(
-        "--out", required=True, type=pathlib.Path, metavar="FILE", help="the file to write"
+        "--out", required=True, type=pathlib.Path, metavar="PATH", help="the file to write"
     )
     export.add_argument("--member", **member)
 

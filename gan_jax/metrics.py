@@ -72,3 +72,33 @@ def confident_share(logits: np.ndarray, threshold: float = 0.9) -> float:
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     """Share of rows of `logits` `[N, K]` whose argmax equals `labels` `[N]`."""
     return float(np.mean(np.argmax(logits, axis=-1) == np.asarray(labels)))
+
+
+def classification_report(
+    labels: np.ndarray, probabilities: np.ndarray, class_names: list[str]
+) -> dict:
+    """What users of a classifier report, from true labels int `[N]` and class probabilities
+    `[N, K]` (scikit-learn's definitions): `accuracy`; `per_class_accuracy` `[K]` (each class's
+    recall; None for a class absent from `labels`); `macro_f1`; `confusion` `[K, K]` (rows: true
+    class, columns: predicted); and, for two classes, `roc_auc` of class 1's probability."""
+    from sklearn import metrics as sk
+
+    labels = np.asarray(labels)
+    classes = list(range(len(class_names)))
+    predicted = np.argmax(probabilities, axis=1)
+    confusion = sk.confusion_matrix(labels, predicted, labels=classes)
+    totals = confusion.sum(axis=1)
+    report = {
+        "class_names": list(class_names),
+        "accuracy": float(np.mean(predicted == labels)),
+        "per_class_accuracy": [
+            float(confusion[k, k] / totals[k]) if totals[k] else None for k in classes
+        ],
+        "macro_f1": float(
+            sk.f1_score(labels, predicted, labels=classes, average="macro", zero_division=0)
+        ),
+        "confusion": confusion.tolist(),
+    }
+    if len(classes) == 2 and len(np.unique(labels)) == 2:
+        report["roc_auc"] = float(sk.roc_auc_score(labels, probabilities[:, 1]))
+    return report

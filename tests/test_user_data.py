@@ -246,7 +246,7 @@ BAD_CASES = [
     ("y of the wrong length", ["cgan", "--dataset", "npz:BAD/short_y.npz"], "y has shape (3,) for 4 images"),
     ("labels out of range", ["cgan", "--dataset", "npz:BAD/bad_y.npz"], "y has labels -1..1 out of range"),
     ("float pixels", ["gan", "--dataset", "npz:BAD/float_x.npz"], "give uint8 pixels 0..255"),
-    ("npz without x", ["gan", "--dataset", "npz:BAD/no_x.npz"], "it needs x (images [N, H, W, C] uint8)"),
+    ("npz without x", ["gan", "--dataset", "npz:BAD/no_x.npz"], "which match no layout it reads"),
     ("missing npz", ["gan", "--dataset", "npz:BAD/nowhere.npz"], "does not exist"),
     ("unknown dataset kind", ["gan", "--dataset", "s3:bucket"], "dataset must be one of mnist"),
     ("image size too small", ["gan", "--image-size", "4"], "--image-size must be an integer in 8..256"),

@@ -93,8 +93,10 @@ def spec_of(name: str, arrays: Arrays) -> DatasetSpec:
 
 def _folder(path: str, image_size, channels, data_dir) -> Arrays:
     root = pathlib.Path(path).expanduser()
-    files = [f for d in folder.split_folders(root).values() for f in folder.image_files(d)[0]]
-    digest = folder.content_key(files, root)
+    folders = folder.split_folders(root).values()
+    files = [f for d in folders for f in folder.image_files(d)[0]]
+    label_files = [d / folder.LABELS_CSV for d in folders if (d / folder.LABELS_CSV).is_file()]
+    digest = folder.content_key(files + label_files, root)
     cached = cache_path("folder", digest, image_size, channels)
     arrays = read_verified_npz(cached, f"decoded {root}")
     if arrays is None:

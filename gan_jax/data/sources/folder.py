@@ -2,7 +2,9 @@
 
 Layouts (torchvision's and TFDS's `ImageFolder` convention):
 - `PATH/<class>/*.png`: one subfolder per class gives labels, classes in sorted name order;
-- `PATH/*.png`: a flat folder is unlabeled;
+- `PATH/*.png`: a flat folder is unlabeled, unless `PATH/labels.csv` (`filename,label` rows,
+  the usual form of medical sets) labels every image: labels are class names, or integers
+  0..K-1 (classes in sorted name order, or by number);
 - `PATH/train/...` and `PATH/test/...`, each laid out as above: a training and a test split
   (otherwise there is a training split only).
 Inside a class folder images may sit in further subfolders. Hidden files (`.DS_Store`) are
@@ -13,6 +15,7 @@ without `--channels`. Each error names the file and the fix.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import pathlib
 
@@ -26,6 +29,7 @@ from gan_jax.errors import DataError
 SUFFIXES = (".png", ".jpg", ".jpeg")
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 READER_VERSION = "1"  # part of the cache key: bump when decoding changes
+LABELS_CSV = "labels.csv"
 
 
 def split_folders(root: pathlib.Path) -> dict[str, pathlib.Path]:
@@ -49,12 +53,20 @@ def image_files(folder: pathlib.Path) -> tuple[list[pathlib.Path], list[str] | N
     Returns:
       (files, classes): with classes, `files` are grouped by class in `classes` order.
     Raises:
-      DataError: no images, an empty class folder, a non-image file, or images beside class
-        folders.
+      DataError: no images, an empty class folder, a non-image file, images beside class
+        folders, or a labels.csv that does not label exactly the folder's images.
     """
+    files, classes, _ = labeled_files(folder)
+    return files, classes
+
+
+def labeled_files(
+    folder: pathlib.Path,
+) -> tuple[list[pathlib.Path], list[str] | None, np.ndarray | None]:
+    """`image_files` with each file's label, int32 `[N]` (None: unlabeled)."""
     entries = _visible(folder.iterdir())
     subfolders = [e for e in entries if e.is_dir()]
-    files = [e for e in entries if not e.is_dir()]
+    files = [e for e in entries if not e.is_dir() and e.name != LABELS_CSV]
     for file in files:
         _require_image_name(file)
     if subfolders and files:
@@ -68,16 +80,54 @@ def image_files(folder: pathlib.Path) -> tuple[list[pathlib.Path], list[str] | N
                 f"{folder} has no PNG or JPEG images; add images (one subfolder per class for "
                 "labels)"
             )
-        return files, None
+        if (folder / LABELS_CSV).is_file():
+            return _csv_labeled(folder, files)
+        return files, None, None
     grouped: list[pathlib.Path] = []
-    for sub in subfolders:
+    labels: list[int] = []
+    for k, sub in enumerate(subfolders):
         inside = _visible(p for p in sub.rglob("*") if not p.is_dir())
         if not inside:
             raise DataError(f"class folder {sub} has no images; add images to it or remove it")
         for file in inside:
             _require_image_name(file)
         grouped += inside
-    return grouped, [sub.name for sub in subfolders]
+        labels += [k] * len(inside)
+    return grouped, [sub.name for sub in subfolders], np.asarray(labels, np.int32)
+
+
+def _csv_labeled(
+    folder: pathlib.Path, files: list[pathlib.Path]
+) -> tuple[list[pathlib.Path], list[str], np.ndarray]:
+    """A flat folder's images labelled by its labels.csv, grouped by class."""
+    where = folder / LABELS_CSV
+    with where.open(newline="", encoding="utf-8-sig") as stream:
+        reader = csv.DictReader(stream)
+        if not {"filename", "label"} <= set(reader.fieldnames or ()):
+            raise DataError(
+                f"{where} has columns {reader.fieldnames}; give a header row filename,label"
+            )
+        rows = {row["filename"].strip(): row["label"].strip() for row in reader}
+    names = {file.name for file in files}
+    unlabeled = sorted(names - set(rows))
+    missing = sorted(set(rows) - names)
+    if unlabeled or missing:
+        problem = (
+            f"has no row for {unlabeled[0]} ({len(unlabeled)} images without one)"
+            if unlabeled
+            else f"names {missing[0]}, which is not in {folder} ({len(missing)} such rows)"
+        )
+        raise DataError(f"{where} {problem}; give one filename,label row per image")
+    given = [rows[file.name] for file in files]
+    if all(label.isdigit() for label in given):
+        classes = [str(k) for k in range(max(int(label) for label in given) + 1)]
+        index = {name: int(name) for name in set(given)}
+    else:
+        classes = sorted(set(given))
+        index = {name: k for k, name in enumerate(classes)}
+    labels = np.asarray([index[label] for label in given], np.int32)
+    order = np.argsort(labels, kind="stable")
+    return [files[i] for i in order], classes, labels[order]
 
 
 def content_key(files: list[pathlib.Path], root: pathlib.Path) -> str:
@@ -123,7 +173,7 @@ def read(root: pathlib.Path, image_size: int | None, channels: int | None) -> Ar
     arrays: Arrays = {}
     classes: list[str] | None = None
     for split, folder in split_folders(root).items():
-        files, names = image_files(folder)
+        files, names, labels = labeled_files(folder)
         if split == "train":
             classes = names
         elif (names is None) != (classes is None) or (names and set(names) - set(classes or ())):
@@ -132,11 +182,9 @@ def read(root: pathlib.Path, image_size: int | None, channels: int | None) -> Ar
                 f"{classes or 'none'}; give the test split the same class subfolders"
             )
         arrays[f"{split}_images"] = decode(files, image_size, channels)
-        if classes is not None and names is not None:
-            index = {name: i for i, name in enumerate(classes)}
-            arrays[f"{split}_labels"] = np.asarray(
-                [index[file.relative_to(folder).parts[0]] for file in files], np.int32
-            )
+        if classes is not None and names is not None and labels is not None:
+            index = np.asarray([classes.index(name) for name in names], np.int32)
+            arrays[f"{split}_labels"] = index[labels]
     if classes is not None:
         arrays["class_names"] = np.asarray(classes)
     return arrays

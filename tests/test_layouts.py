@@ -1,0 +1,137 @@
+"""The data layouts people have (issue 35 item 3) and a two-class classifier end to end (item 7):
+Keras's and MedMNIST's .npz, a flat folder labelled by labels.csv, and the metrics users report."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gan_jax import data as data_lib
+from gan_jax.cli import main
+from gan_jax.errors import DataError
+from gan_jax.metrics import classification_report
+
+
+def run_cli(argv):
+    try:
+        return main([str(a) for a in argv])
+    except SystemExit as exc:
+        return exc.code
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAN_JAX_DATA", str(tmp_path / "cache"))
+
+
+def _images(n, seed=0, size=28):
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size), np.uint8)
+
+
+def test_keras_npz_layout_reads_as_train_and_test(tmp_path):
+    path = tmp_path / "mnist.npz"  # as ~/.keras/datasets/mnist.npz: [N, 28, 28] uint8, labels [N]
+    np.savez(path, x_train=_images(12), y_train=np.arange(12, dtype=np.uint8) % 3,
+             x_test=_images(6, 1), y_test=np.arange(6, dtype=np.uint8) % 3)
+    train = data_lib.load(f"npz:{path}", "train")
+    test = data_lib.load(f"npz:{path}", "test")
+    assert train.images.shape == (12, 28, 28, 1) and test.images.shape == (6, 28, 28, 1)
+    np.testing.assert_array_equal(train.labels, np.arange(12) % 3)
+    np.testing.assert_array_equal(test.images[..., 0], _images(6, 1))
+
+
+def test_medmnist_npz_layout_flattens_n_by_1_labels_and_keeps_val(tmp_path):
+    path = tmp_path / "pneumoniamnist.npz"
+    np.savez(path, train_images=_images(10), train_labels=(np.arange(10) % 2)[:, None],
+             val_images=_images(4, 1), val_labels=np.array([[0], [1], [1], [0]]),
+             test_images=_images(6, 2), test_labels=(np.arange(6) % 2)[:, None])
+    train = data_lib.load(f"npz:{path}", "train")
+    np.testing.assert_array_equal(train.labels, np.arange(10) % 2)
+    assert train.labels.dtype == np.int32
+    np.testing.assert_array_equal(data_lib.load(f"npz:{path}", "test").labels, np.arange(6) % 2)
+    from gan_jax.data.sources import npz
+
+    arrays = npz.read(path)
+    np.testing.assert_array_equal(arrays["val_labels"], [0, 1, 1, 0])
+    assert arrays["val_images"].shape == (4, 28, 28, 1)
+
+
+def test_an_npz_in_no_known_layout_is_one_line_naming_the_layouts(tmp_path):
+    path = tmp_path / "odd.npz"
+    np.savez(path, images=_images(2))
+    with pytest.raises(DataError, match=r"has arrays \['images'\], which match no layout it reads "
+                                        r"\(gan_jax: x, y, .*; Keras: x_train, y_train, x_test, y_test; "
+                                        r"MedMNIST: train_images, .*\); rename them"):
+        data_lib.load(f"npz:{path}", "train")
+
+
+def _csv_folder(root, labels):
+    root.mkdir()
+    for i, _ in enumerate(labels):
+        Image.fromarray(_images(1, i)[0]).save(root / f"scan_{i:02d}.png")
+    with (root / "labels.csv").open("w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["filename", "label"])
+        writer.writerows([f"scan_{i:02d}.png", label] for i, label in enumerate(labels))
+    return root
+
+
+def test_flat_folder_with_labels_csv_takes_names_or_integers(tmp_path):
+    names = ["normal", "pneumonia", "normal", "normal", "pneumonia", "normal"]
+    named = data_lib.load(f"folder:{_csv_folder(tmp_path / 'named', names)}", "train")
+    # classes in sorted name order; images grouped by class
+    np.testing.assert_array_equal(named.labels, [0, 0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(named.images[4, ..., 0], _images(1, 1)[0])  # scan_01: pneumonia
+    assert data_lib.describe(f"folder:{tmp_path / 'named'}").class_names == ("normal", "pneumonia")
+    numbered = data_lib.load(f"folder:{_csv_folder(tmp_path / 'numbered', [2, 0, 1, 2])}", "train")
+    np.testing.assert_array_equal(numbered.labels, [0, 1, 2, 2])
+    np.testing.assert_array_equal(numbered.images[0, ..., 0], _images(1, 1)[0])  # scan_01: class 0
+
+
+def test_labels_csv_that_misses_an_image_is_one_line(tmp_path):
+    root = _csv_folder(tmp_path / "scans", ["a", "b"])
+    Image.fromarray(_images(1, 9)[0]).save(root / "extra.png")
+    with pytest.raises(DataError, match=r"labels.csv has no row for extra.png \(1 images without one\); "
+                                        "give one filename,label row per image"):
+        data_lib.load(f"folder:{root}", "train")
+
+
+def test_classification_report_matches_hand_counts():
+    labels = np.array([0, 0, 1, 1, 1])
+    probs = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.7, 0.3], [0.1, 0.9]])
+    report = classification_report(labels, probs, ["neg", "pos"])
+    assert report["confusion"] == [[1, 1], [1, 2]]
+    assert report["accuracy"] == pytest.approx(3 / 5)
+    assert report["per_class_accuracy"] == pytest.approx([1 / 2, 2 / 3])
+    # F1 per class: neg 2·(1/2·1/2)/(1/2+1/2) = 1/2; pos precision 2/3, recall 2/3 → 2/3
+    assert report["macro_f1"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    # AUC: of the 6 (pos, neg) pairs, pos scores above neg in 5 (0.8, 0.9 beat both; 0.3 beats 0.1)
+    assert report["roc_auc"] == pytest.approx(5 / 6)
+
+
+def test_two_class_medmnist_layout_trains_evaluates_predicts_and_exports(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    labels = np.arange(80) % 2
+    images = rng.integers(0, 120, (80, 28, 28), np.uint8) + (labels * 100)[:, None, None].astype(np.uint8)
+    path = tmp_path / "twoclass.npz"
+    np.savez(path, train_images=images[:60], train_labels=labels[:60, None], test_images=images[60:],
+             test_labels=labels[60:, None])
+    workdir = tmp_path / "run"
+    assert run_cli(["train", "supervised", "--dataset", f"npz:{path}", "--labels", "20", "--model", "mlp",
+                    "--batch-size", "10", "--steps", "12", "--workdir", workdir, "--no-progress",
+                    "--no-tensorboard"]) == 0
+    capsys.readouterr()
+    assert run_cli(["evaluate", "--workdir", workdir]) == 0
+    report = json.loads(capsys.readouterr().out)["predict"]
+    assert report["class_names"] == ["0", "1"] and len(report["confusion"]) == 2
+    assert sum(map(sum, report["confusion"])) == 20 and 0.0 <= report["roc_auc"] <= 1.0
+    assert report["accuracy"] > 0.9  # bright against dark images: separable in a few steps
+    assert (workdir / "confusion.png").stat().st_size > 0
+    out = tmp_path / "predictions.csv"
+    assert run_cli(["predict", "--workdir", workdir, "--dataset", f"npz:{path}", "--out", out]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 20 and list(rows[0])[3:] == ["p_0", "p_1"]
+    assert np.mean([row["class"] == str(y) for row, y in zip(rows, labels[60:], strict=True)]) == report["accuracy"]
+    assert run_cli(["export", "--workdir", workdir, "--out", tmp_path / "clf.jax"]) == 0
+    assert json.loads((tmp_path / "clf.jax.json").read_text())["class_names"] == ["0", "1"]

@@ -84,7 +84,9 @@ def read_images(task, spec: str, split: str = "test") -> tuple[list[str], np.nda
     if spec.startswith("folder:") or path.suffix.lower() in folder.SUFFIXES:
         files = [path] if path.is_file() else _image_files(path)
         return [str(f) for f in files], folder.decode(files, c.image_size, c.channels)
-    data = data_lib.load(spec, split, image_size=c.image_size, channels=c.channels)
+    data = data_lib.load(
+        spec, split, image_size=c.image_size, channels=c.channels, test_fraction=c.test_fraction
+    )
     return [str(i) for i in range(len(data.images))], data.images
 
 

@@ -84,6 +84,8 @@ class RunConfig:
       image_size: crop each image to a centred square and resize it to this many pixels a side
         (e.g. 28, 32 or 64), once, when the dataset is first read; not set (None): as stored.
       channels: 1 (grey) or 3 (colour), converting the images; not set (None): as stored.
+      test_fraction: share of a labelled dataset of your own held out as its test split when it
+        has none: stratified by class and always the same images (0 < F < 1).
       checkpoint_every: also checkpoint every this many steps; not set (None): at epoch ends only.
     """
 
@@ -98,6 +100,7 @@ class RunConfig:
     dataset: str = "mnist"
     image_size: int | None = None
     channels: int | None = None
+    test_fraction: float = 0.1
     checkpoint_every: int | None = None
 
     # Fields whose value is one of a few names (checked here, offered as `choices` by the CLI).
@@ -133,6 +136,10 @@ class RunConfig:
             )
         check_name(self.dataset)
         check_shape_request(self.image_size, self.channels)
+        if isinstance(self.test_fraction, bool) or not 0 < self.test_fraction < 1:
+            raise ConfigError(
+                f"test_fraction must be between 0 and 1, got {self.test_fraction!r}; pass e.g. 0.1"
+            )
         for name, choices in self.CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ConfigError(

@@ -99,7 +99,9 @@ class FeatureNetwork:
 
 def network_module(config: FeatureNetConfig) -> FeatureNet:
     """The linen module of a feature network config, with its dataset's classes."""
-    classes = data_lib.describe(config.dataset, config.image_size, config.channels).num_classes
+    classes = data_lib.describe(
+        config.dataset, config.image_size, config.channels, test_fraction=config.test_fraction
+    ).num_classes
     return FeatureNet(classes, tuple(config.widths), config.hidden)
 
 

@@ -96,7 +96,9 @@ def run_sweep(
     out = check_workdir(out)
     first = next(iter(configs.values()))
     train_split = load_for(first, "train")
-    num_classes = describe(first.dataset, first.image_size, first.channels).num_classes
+    num_classes = describe(
+        first.dataset, first.image_size, first.channels, test_fraction=first.test_fraction
+    ).num_classes
     if train_split.labels is None:
         raise DataError(f"{first.dataset} has no labels; a sweep needs a labeled dataset")
     for labels in label_counts:  # every subset is checked before anything trains or is written

@@ -135,3 +135,26 @@ def test_two_class_medmnist_layout_trains_evaluates_predicts_and_exports(tmp_pat
     assert np.mean([row["class"] == str(y) for row, y in zip(rows, labels[60:], strict=True)]) == report["accuracy"]
     assert run_cli(["export", "--workdir", workdir, "--out", tmp_path / "clf.jax"]) == 0
     assert json.loads((tmp_path / "clf.jax.json").read_text())["class_names"] == ["0", "1"]
+
+
+def test_a_labelled_pool_without_test_split_gets_a_fixed_stratified_one(tmp_path, caplog):
+    from gan_jax import SGANConfig, evaluate_run, train
+
+    caplog.set_level("INFO", logger="gan_jax")
+    path = tmp_path / "pool.npz"
+    images = np.stack([np.full((28, 28), i, np.uint8) for i in range(100)])  # image i has pixel value i
+    np.savez(path, x=images, y=np.arange(100) % 5)
+    name = f"npz:{path}"
+    train_split, test_split = (data_lib.load(name, s, test_fraction=0.2) for s in ("train", "test"))
+    held = sorted(test_split.images[:, 0, 0, 0].tolist())
+    assert len(held) == 20 and np.bincount(test_split.labels).tolist() == [4] * 5  # 20 % of each class
+    assert sorted(held + train_split.images[:, 0, 0, 0].tolist()) == list(range(100))
+    assert "held out 20 of its 100 labelled images as one (--test-fraction 0.2" in caplog.text
+    from gan_jax.data import user
+
+    user._READ.clear()  # read again, as another process would: the same images
+    assert sorted(data_lib.load(name, "test", test_fraction=0.2).images[:, 0, 0, 0].tolist()) == held
+    assert len(data_lib.load(name, "test").images) == 10  # the default, 0.1
+    config = SGANConfig(dataset=name, labels=10, batch_size=10, steps=1, test_fraction=0.2)
+    train(config, tmp_path / "run", progress=False)
+    assert evaluate_run(tmp_path / "run")["num_test"] == 20  # evaluate reuses the run's split

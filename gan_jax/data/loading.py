@@ -53,6 +53,7 @@ def describe(
     channels: int | None = None,
     *,
     data_dir: str | os.PathLike | None = None,
+    test_fraction: float = user.TEST_FRACTION,
 ) -> DatasetSpec:
     """The spec of dataset `name` as shaped by `image_size`/`channels`: its image shape
     `(H, W, C)`, classes (0: unlabeled) and splits. A table dataset's comes from the table; a user
@@ -62,7 +63,7 @@ def describe(
     if (name, image_size, channels) in _REMEMBERED:
         return _REMEMBERED[(name, image_size, channels)]
     if user.is_user_dataset(name):
-        return user.read(name, image_size, channels, data_dir)[0]
+        return user.read(name, image_size, channels, data_dir, test_fraction)[0]
     spec = dataset(name)
     return dataclasses.replace(spec, shape=shaped_shape(spec.shape, image_size, channels))
 
@@ -82,7 +83,15 @@ def load_for(config: Any, split: str) -> Split:
       DataError: the data is missing, malformed, or has no such split (the message says the fix).
     """
     image_size, channels = config.image_size, config.channels
-    data = load(config.dataset, split, config.data_source, image_size=image_size, channels=channels)
+    fraction = getattr(config, "test_fraction", user.TEST_FRACTION)
+    data = load(
+        config.dataset,
+        split,
+        config.data_source,
+        image_size=image_size,
+        channels=channels,
+        test_fraction=fraction,
+    )
     extra = getattr(config, "unlabeled", None)
     if split != "train" or extra is None:
         return data
@@ -113,6 +122,7 @@ def load(
     data_dir: str | os.PathLike | None = None,
     image_size: int | None = None,
     channels: int | None = None,
+    test_fraction: float = user.TEST_FRACTION,
 ) -> Split:
     """Loads one split of dataset `name` and logs which route served it.
 
@@ -126,6 +136,8 @@ def load(
       data_dir: TFDS data folder for the tfds route (default: TFDS's own, `$TFDS_DATA_DIR`).
       image_size: crop to a square and resize to this many pixels a side (None: as stored).
       channels: 1 (grey) or 3 (colour), converting (None: as stored).
+      test_fraction: a labelled user dataset without a test split gets one of this share of its
+        images (`gan_jax.data.user.hold_out_test`).
 
     Returns:
       `Split`: images uint8 `[N, H, W, C]` 0..255, labels int32 `[N]` 0..classes-1 (None for an
@@ -140,7 +152,7 @@ def load(
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
     if user.is_user_dataset(name):
-        return _user_split(name, split, image_size, channels, data_dir)
+        return _user_split(name, split, image_size, channels, data_dir, test_fraction)
     spec = dataset(name)
     if source not in ("auto", "tfds", "offline"):
         raise ConfigError(f"source must be 'auto', 'tfds' or 'offline', got {source!r}")
@@ -158,9 +170,9 @@ def load(
 
 
 def _user_split(
-    name: str, split: str, image_size: int | None, channels: int | None, data_dir
+    name: str, split: str, image_size: int | None, channels: int | None, data_dir, test_fraction
 ) -> Split:
-    spec, arrays = user.read(name, image_size, channels, data_dir)
+    spec, arrays = user.read(name, image_size, channels, data_dir, test_fraction)
     if split not in spec.splits:
         raise DataError(
             f"{name} has no {split} split; give a folder with train/ and test/ subfolders, or "

@@ -29,7 +29,9 @@ log = logging.getLogger("gan_jax")
 
 KINDS = ("folder", "npz", "tfds")
 SPELLINGS = "folder:PATH, npz:PATH or tfds:NAME[:SPLIT]"
-_READ: dict[tuple[str, int | None, int | None], tuple[DatasetSpec, Arrays]] = {}
+TEST_FRACTION = 0.1  # the default share held out as a test split where a dataset has none
+HOLD_OUT_SEED = 0  # the held-out images are a function of the data and the fraction alone
+_READ: dict[tuple[str, int | None, int | None, float], tuple[DatasetSpec, Arrays]] = {}
 
 
 def is_user_dataset(name: str) -> bool:
@@ -50,20 +52,55 @@ def read(
     image_size: int | None,
     channels: int | None,
     data_dir: str | os.PathLike | None = None,
+    test_fraction: float = TEST_FRACTION,
 ) -> tuple[DatasetSpec, Arrays]:
     """The spec and arrays (`{split}_images` uint8 `[N, H, W, C]`, `{split}_labels` int32 `[N]`
-    where labeled) of user dataset `name`, shaped as asked; memoized per process.
+    where labeled) of user dataset `name`, shaped as asked, a labelled one without a test split
+    given one (`hold_out_test`); memoized per process.
 
     Raises:
       DataError: the data is missing or malformed (the message names the file and the fix).
     """
-    key = (name, image_size, channels)
+    key = (name, image_size, channels, test_fraction)
     if key not in _READ:
         kind, _, rest = name.partition(":")
         reader = {"folder": _folder, "npz": _npz, "tfds": _tfds}[kind]
         arrays = reader(rest, image_size, channels, data_dir)
+        if "test_images" not in arrays and "train_labels" in arrays:
+            arrays = hold_out_test(arrays, test_fraction, name)
         _READ[key] = (spec_of(name, arrays), arrays)
     return _READ[key]
+
+
+def hold_out_test(arrays: Arrays, fraction: float, name: str) -> Arrays:
+    """`arrays` with `round(fraction · n_k)` images of each class k (at least one where the class
+    has two or more) moved from the training split to a new test split, chosen by a fixed seed:
+    the same data and fraction always give the same split."""
+    labels = arrays["train_labels"]
+    rng = np.random.default_rng(HOLD_OUT_SEED)
+    held = []
+    for k in np.unique(labels):
+        members = np.flatnonzero(labels == k)
+        count = min(max(round(fraction * len(members)), 1), len(members) - 1)
+        held.append(rng.permutation(members)[:count])
+    test = np.sort(np.concatenate(held))
+    train = np.setdiff1d(np.arange(len(labels)), test)
+    log.info(
+        "%s has no test split: held out %d of its %d labelled images as one (--test-fraction %g, "
+        "stratified by class); training on the other %d",
+        name,
+        len(test),
+        len(labels),
+        fraction,
+        len(train),
+    )
+    split = {
+        "train_images": arrays["train_images"][train],
+        "train_labels": labels[train],
+        "test_images": arrays["train_images"][test],
+        "test_labels": labels[test],
+    }
+    return {**arrays, **split}
 
 
 def spec_of(name: str, arrays: Arrays) -> DatasetSpec:

@@ -151,7 +151,7 @@ class SeededTask:
         """The config's dataset as shaped by its `image_size` and `channels`
         (`gan_jax.data.describe`)."""
         c = self.config
-        return data_lib.describe(c.dataset, c.image_size, c.channels)
+        return data_lib.describe(c.dataset, c.image_size, c.channels, test_fraction=c.test_fraction)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

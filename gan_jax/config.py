@@ -85,7 +85,8 @@ class RunConfig:
         (e.g. 28, 32 or 64), once, when the dataset is first read; not set (None): as stored.
       channels: 1 (grey) or 3 (colour), converting the images; not set (None): as stored.
       test_fraction: share of a labelled dataset of your own held out as its test split when it
-        has none: stratified by class and always the same images (0 < F < 1).
+        has none: stratified by class and always the same images (0 < F < 1); not set (None): no
+        split is made (the default of generators, which need no test split; classifiers: 0.1).
       checkpoint_every: also checkpoint every this many steps; not set (None): at epoch ends only.
     """
 
@@ -100,7 +101,7 @@ class RunConfig:
     dataset: str = "mnist"
     image_size: int | None = None
     channels: int | None = None
-    test_fraction: float = 0.1
+    test_fraction: float | None = None
     checkpoint_every: int | None = None
 
     # Fields whose value is one of a few names (checked here, offered as `choices` by the CLI).
@@ -136,7 +137,8 @@ class RunConfig:
             )
         check_name(self.dataset)
         check_shape_request(self.image_size, self.channels)
-        if isinstance(self.test_fraction, bool) or not 0 < self.test_fraction < 1:
+        fraction = self.test_fraction
+        if fraction is not None and (isinstance(fraction, bool) or not 0 < fraction < 1):
             raise ConfigError(
                 f"test_fraction must be between 0 and 1, got {self.test_fraction!r}; pass e.g. 0.1"
             )
@@ -356,6 +358,7 @@ class FeatureNetConfig(RunConfig):
     task: ClassVar[str] = "features"
 
     epochs: int = 5
+    test_fraction: float | None = 0.1
     halving_steps: int = 1000
     max_shift: int = 2
     widths: tuple[int, ...] = (32, 64)
@@ -463,6 +466,7 @@ class SupervisedConfig(RunConfig):
     labels: int = 100
     data_seeds: tuple[int, ...] = (0,)
     model: str = "mlp"
+    test_fraction: float | None = 0.1
     epochs: int = 300
     batch_size: int = 100
     learning_rate: float = 3e-3

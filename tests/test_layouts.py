@@ -154,7 +154,8 @@ def test_a_labelled_pool_without_test_split_gets_a_fixed_stratified_one(tmp_path
 
     user._READ.clear()  # read again, as another process would: the same images
     assert sorted(data_lib.load(name, "test", test_fraction=0.2).images[:, 0, 0, 0].tolist()) == held
-    assert len(data_lib.load(name, "test").images) == 10  # the default, 0.1
+    assert len(data_lib.load(name, "test", test_fraction=0.1).images) == 10
+    assert SGANConfig().test_fraction == 0.1  # a classifier's default; generators hold out none
     config = SGANConfig(dataset=name, labels=10, batch_size=10, steps=1, test_fraction=0.2)
     train(config, tmp_path / "run", progress=False)
     assert evaluate_run(tmp_path / "run")["num_test"] == 20  # evaluate reuses the run's split

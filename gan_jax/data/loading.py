@@ -53,7 +53,7 @@ def describe(
     channels: int | None = None,
     *,
     data_dir: str | os.PathLike | None = None,
-    test_fraction: float = user.TEST_FRACTION,
+    test_fraction: float | None = user.TEST_FRACTION,
 ) -> DatasetSpec:
     """The spec of dataset `name` as shaped by `image_size`/`channels`: its image shape
     `(H, W, C)`, classes (0: unlabeled) and splits. A table dataset's comes from the table; a user
@@ -122,7 +122,7 @@ def load(
     data_dir: str | os.PathLike | None = None,
     image_size: int | None = None,
     channels: int | None = None,
-    test_fraction: float = user.TEST_FRACTION,
+    test_fraction: float | None = user.TEST_FRACTION,
 ) -> Split:
     """Loads one split of dataset `name` and logs which route served it.
 
@@ -137,7 +137,7 @@ def load(
       image_size: crop to a square and resize to this many pixels a side (None: as stored).
       channels: 1 (grey) or 3 (colour), converting (None: as stored).
       test_fraction: a labelled user dataset without a test split gets one of this share of its
-        images (`gan_jax.data.user.hold_out_test`).
+        images (`gan_jax.data.user.hold_out_test`); None: it has none.
 
     Returns:
       `Split`: images uint8 `[N, H, W, C]` 0..255, labels int32 `[N]` 0..classes-1 (None for an

@@ -29,9 +29,9 @@ log = logging.getLogger("gan_jax")
 
 KINDS = ("folder", "npz", "tfds")
 SPELLINGS = "folder:PATH, npz:PATH or tfds:NAME[:SPLIT]"
-TEST_FRACTION = 0.1  # the default share held out as a test split where a dataset has none
+TEST_FRACTION: float | None = None  # share held out as a test split where there is none (None: no)
 HOLD_OUT_SEED = 0  # the held-out images are a function of the data and the fraction alone
-_READ: dict[tuple[str, int | None, int | None, float], tuple[DatasetSpec, Arrays]] = {}
+_READ: dict[tuple[str, int | None, int | None, float | None], tuple[DatasetSpec, Arrays]] = {}
 
 
 def is_user_dataset(name: str) -> bool:
@@ -52,11 +52,12 @@ def read(
     image_size: int | None,
     channels: int | None,
     data_dir: str | os.PathLike | None = None,
-    test_fraction: float = TEST_FRACTION,
+    test_fraction: float | None = TEST_FRACTION,
 ) -> tuple[DatasetSpec, Arrays]:
     """The spec and arrays (`{split}_images` uint8 `[N, H, W, C]`, `{split}_labels` int32 `[N]`
     where labeled) of user dataset `name`, shaped as asked, a labelled one without a test split
-    given one (`hold_out_test`); memoized per process.
+    given one of `test_fraction` of its images (`hold_out_test`; None: none); memoized per
+    process.
 
     Raises:
       DataError: the data is missing or malformed (the message names the file and the fix).
@@ -66,7 +67,7 @@ def read(
         kind, _, rest = name.partition(":")
         reader = {"folder": _folder, "npz": _npz, "tfds": _tfds}[kind]
         arrays = reader(rest, image_size, channels, data_dir)
-        if "test_images" not in arrays and "train_labels" in arrays:
+        if test_fraction and "test_images" not in arrays and "train_labels" in arrays:
             arrays = hold_out_test(arrays, test_fraction, name)
         _READ[key] = (spec_of(name, arrays), arrays)
     return _READ[key]

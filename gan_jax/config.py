@@ -88,6 +88,8 @@ class RunConfig:
         has none: stratified by class and always the same images (0 < F < 1); not set (None): no
         split is made (the default of generators, which need no test split; classifiers: 0.1).
       checkpoint_every: also checkpoint every this many steps; not set (None): at epoch ends only.
+      allow_rare_classes: train even when a class has no training images or fewer than a
+        twentieth of the median class's (refused by default: usually a stray or missing label).
     """
 
     task: ClassVar[str]
@@ -103,6 +105,7 @@ class RunConfig:
     channels: int | None = None
     test_fraction: float | None = None
     checkpoint_every: int | None = None
+    allow_rare_classes: bool = False
 
     # Fields whose value is one of a few names (checked here, offered as `choices` by the CLI).
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"data_source": DATA_SOURCES}
@@ -119,6 +122,7 @@ class RunConfig:
         "steps_per_call",
         "data_source",
         "checkpoint_every",
+        "allow_rare_classes",
     )
 
     def _check_common(self) -> None:

@@ -113,8 +113,9 @@ class Placement:
         size = _size(self.data_bytes)
         if self.memory_bytes is None:
             return (
-                f"training data ({size}) on the device (its memory is unknown, as on a CPU; "
-                f"{SHARE_ENV}=0.25 streams data above a quarter of host memory)"
+                f"training data ({size}) held whole in memory for the compiled steps (this device "
+                f"does not report its memory; {SHARE_ENV}=0.25 streams data larger than a quarter "
+                "of host memory instead)"
             )
         whose = "device" if self.device_memory else "host"
         limit = (

@@ -104,13 +104,14 @@ def run_sweep(
     for labels in label_counts:  # every subset is checked before anything trains or is written
         labeled_subset(train_split.labels, labels, data_seeds[0], num_classes)
     test_split = load_for(first, "test")
-    rows, started = [], time.time()
+    rows, seconds = [], 0.0
     for (method, labels), config in configs.items():
         workdir = out / "runs" / f"{method}_labels{labels}"
         steps_per_epoch = len(train_split.images) // config.batch_size
         run_start = time.time()
         log.info("sweep: %s with %d labels, data seeds %s", method, labels, list(data_seeds))
         train(config, workdir, data=train_split, test_data=test_split, progress=progress)
+        seconds += _add_training_seconds(workdir, time.time() - run_start)
         result = evaluate_run(workdir, test_split)
         accuracies = np.atleast_1d(result["test_accuracy"]).tolist()
         for seed, accuracy in zip(config.data_seeds, accuracies, strict=False):
@@ -133,10 +134,17 @@ def run_sweep(
             np.mean(accuracies),
             time.time() - run_start,
         )
-    write_reports(
-        rows, out, seconds=time.time() - started, configs=configs, num_test=len(test_split.images)
-    )
+    write_reports(rows, out, seconds=seconds, configs=configs, num_test=len(test_split.images))
     return rows
+
+
+def _add_training_seconds(workdir: pathlib.Path, seconds: float) -> float:
+    """Adds this invocation's `seconds` to the run's `sweep_seconds.json` and returns the run's
+    total over every invocation (a resumed sweep counts each run's earlier time too)."""
+    path = workdir / "sweep_seconds.json"
+    total = seconds + (json.loads(path.read_text())["seconds"] if path.exists() else 0.0)
+    path.write_text(json.dumps({"seconds": round(total, 1)}) + "\n")
+    return total
 
 
 def summarize(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
@@ -238,7 +246,8 @@ def write_reports(
     (out / "results.md").write_text(
         f"Test accuracy on the {num_test:,} {dataset} test images (final parameters), mean ± std "
         f"over data seeds.\n\n{markdown_table(rows, dataset)}\nMachine: {machine['device']} "
-        f"({machine['platform']}), jax {machine['jax']}; sweep wall time {seconds / 60:.1f} min.\n"
+        f"({machine['platform']}), jax {machine['jax']}; the runs trained for "
+        f"{seconds / 60:.1f} min (every invocation's time, resumes included).\n"
     )
     stats = summarize(rows)
     summary = {f"{m}/{n}": v for (m, n), v in stats.items()}

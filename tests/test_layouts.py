@@ -159,3 +159,27 @@ def test_a_labelled_pool_without_test_split_gets_a_fixed_stratified_one(tmp_path
     config = SGANConfig(dataset=name, labels=10, batch_size=10, steps=1, test_fraction=0.2)
     train(config, tmp_path / "run", progress=False)
     assert evaluate_run(tmp_path / "run")["num_test"] == 20  # evaluate reuses the run's split
+
+
+def test_a_stray_label_or_a_gap_is_refused_with_the_counts_unless_allowed(tmp_path, capsys):
+    from gan_jax import SupervisedConfig, train
+
+    y = np.arange(500) % 10
+    y[7] = 10  # one image labelled 10 in a 0-9 set, no class_names: an 11th class of one image
+    stray, gap = tmp_path / "stray.npz", tmp_path / "gap.npz"
+    np.savez(stray, x=_images(500), y=y)
+    np.savez(gap, x=_images(500), y=np.where(np.arange(500) % 10 == 3, 4, np.arange(500) % 10))
+    args = ["--batch-size", "10", "--steps", "1", "--no-progress", "--no-tensorboard"]
+    for path, labels, message in (
+        (stray, 11, "class 10 has 1 image(s) against a median of 45 (training images per class 0..10: "
+                "45 45 45 45 45 45 45 44 45 45 1); a stray or missing label? Fix the labels, give "
+                "class_names, or pass --allow-rare-classes to train on them as they are"),
+        (gap, 20, "class 3 has no images (training images per class 0..9: 45 45 45 0 90 45 45 45 45 45)"),
+    ):
+        workdir = tmp_path / path.stem
+        assert run_cli(["train", "supervised", "--dataset", f"npz:{path}", "--labels", labels, *args,
+                        "--workdir", workdir]) == 2
+        assert message in capsys.readouterr().err.strip().splitlines()[-1]
+        assert not workdir.exists()
+    config = SupervisedConfig(dataset=f"npz:{stray}", labels=11, batch_size=10, steps=1, allow_rare_classes=True)
+    assert int(train(config, tmp_path / "allowed", progress=False).step) == 1

@@ -74,13 +74,18 @@ def remember(spec: DatasetSpec, image_size: int | None, channels: int | None) ->
     _REMEMBERED[(spec.name, image_size, channels)] = spec
 
 
+RARE_CLASS_RATIO = 20  # a class with fewer than median / 20 training images is refused
+
+
 def load_for(config: Any, split: str) -> Split:
     """The split a run trains (`'train'`) or evaluates (`'test'`) on: `config.dataset` shaped by
     its `image_size`/`channels`; an SGAN's training split also holds the images of
     `config.unlabeled`, labeled -1.
 
     Raises:
-      DataError: the data is missing, malformed, or has no such split (the message says the fix).
+      DataError: the data is missing, malformed, or has no such split, or (unless
+        `config.allow_rare_classes`) a training class is empty or rare (`check_class_counts`); the
+        message says the fix.
     """
     image_size, channels = config.image_size, config.channels
     fraction = getattr(config, "test_fraction", user.TEST_FRACTION)
@@ -92,6 +97,13 @@ def load_for(config: Any, split: str) -> Split:
         channels=channels,
         test_fraction=fraction,
     )
+    if (
+        split == "train"
+        and data.labels is not None
+        and not getattr(config, "allow_rare_classes", 0)
+    ):
+        num_classes = describe(config.dataset, image_size, channels, test_fraction=fraction)
+        check_class_counts(data.labels, num_classes.num_classes, config.dataset)
     extra = getattr(config, "unlabeled", None)
     if split != "train" or extra is None:
         return data
@@ -103,6 +115,24 @@ def load_for(config: Any, split: str) -> Split:
         )
     labels = np.concatenate([_labels_of(data, config.dataset), np.full(len(more.images), -1)])
     return Split(np.concatenate([data.images, more.images]), labels.astype(np.int32))
+
+
+def check_class_counts(labels: np.ndarray, num_classes: int, name: str) -> None:
+    """DataError, naming the counts and the fix, when a class has no training images or fewer than
+    a twentieth of the median class's: a gap in the labels, or a stray label that would make a
+    class of its own."""
+    counts = np.bincount(labels[labels >= 0], minlength=num_classes)
+    median = float(np.median(counts))
+    rare = [k for k, n in enumerate(counts) if n == 0 or n * RARE_CLASS_RATIO < median]
+    if not rare:
+        return
+    k = rare[0]
+    what = "no images" if counts[k] == 0 else f"{counts[k]} image(s) against a median of {median:g}"
+    raise DataError(
+        f"{name}: class {k} has {what} (training images per class 0..{num_classes - 1}: "
+        f"{' '.join(map(str, counts))}); a stray or missing label? Fix the labels, give "
+        "class_names, or pass --allow-rare-classes to train on them as they are"
+    )
 
 
 def _labels_of(data: Split, name: str) -> np.ndarray:

@@ -138,9 +138,11 @@ def _folder(path: str, image_size, channels, data_dir) -> Arrays:
     cached = cache_path("folder", digest, image_size, channels)
     arrays = read_verified_npz(cached, f"decoded {root}")
     if arrays is None:
-        log.info("reading %d images of %s (once; cached as %s)", len(files), root, cached)
         arrays = folder.read(root, image_size, channels)
         cache_npz(cached, arrays)
+        log.info(
+            "read %d images of %s once; later runs read the cache %s", len(files), root, cached
+        )
     return arrays
 
 

@@ -265,12 +265,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=_non_negative_int, default=0, metavar="N", help="noise seed (default 0)"
     )
     sample.add_argument(
+        "--class",
+        dest="class_name",
+        default=None,
+        metavar="NAME",
+        help="cgan only: draw only this class, by its name (a dataset's class names, e.g. a "
+        "class folder's) or its index 0..classes-1 (default: a cgan cycles through the classes in "
+        "columns)",
+    )
+    sample.add_argument(
         "--digit",
         type=_non_negative_int,
         default=None,
         metavar="N",
-        help="cgan only: draw only this class, 0..classes-1 of the run's dataset "
-        "(default: a cgan cycles through the classes in columns)",
+        help="the same as --class N, for digits",
     )
 
     bench = commands.add_parser(
@@ -478,6 +486,8 @@ def _sample(args) -> None:
     if out is not None and out.suffix.lower() != ".png":
         raise ConfigError(f"--out must name a .png file, got {out}")
     task, state = load_run(args.workdir)
+    if args.class_name is not None:
+        args.digit = _class_index(task, args.class_name)
     if args.digit is not None and args.digit >= task.num_classes:
         raise ConfigError(
             f"argument --digit: expected a digit 0..{task.num_classes - 1}, got {args.digit}"
@@ -500,8 +510,24 @@ def _sample(args) -> None:
             f"cannot write {err.filename or out} ({err.strerror}); pass --out PATH.png in a "
             "writable folder"
         ) from err
-    what = "samples" if args.digit is None else f"samples of digit {args.digit}"
+    what = "samples" if args.digit is None else f"samples of class {args.class_name or args.digit}"
     print(f"wrote {args.num} {what} from step {int(state.step)} to {out}")
+
+
+def _class_index(task, name: str) -> int:
+    """The index of class `name`: one of the dataset's class names, or an index 0..classes-1."""
+    from gan_jax.classify import class_names
+
+    names = class_names(task)
+    if name in names:
+        return names.index(name)
+    if name.isdigit() and int(name) < len(names):
+        return int(name)
+    shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+    raise ConfigError(
+        f"argument --class: this run's classes are {shown} (or their indices 0..{len(names) - 1}), "
+        f"got {name!r}"
+    )
 
 
 def _evaluate(args) -> None:

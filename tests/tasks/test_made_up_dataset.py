@@ -73,6 +73,11 @@ def test_every_task_trains_and_evaluates_on_a_three_class_dataset(three, tmp_pat
     out = str(tmp_path / "x.png")
     assert main(["sample", "--workdir", str(tmp_path / "cgan"), "--digit", "3", "--out", out]) == 2
     assert "expected a digit 0..2, got 3" in capsys.readouterr().err
+    assert main(["sample", "--workdir", str(tmp_path / "cgan"), "--class", "2", "--out", out]) == 0
+    assert "wrote 64 samples of class 2" in capsys.readouterr().out
+    assert main(["sample", "--workdir", str(tmp_path / "cgan"), "--class", "giraffe", "--out", out]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "gan-jax: error: argument --class: this run's classes are 0, 1, 2 (or their indices 0..2), got 'giraffe'")
 
     # the SGAN (mlp) and the baseline (conv): three class logits, accuracy on the test split
     for config in (SGANConfig(dataset="three", labels=6, batch_size=6, steps=2, noise_dim=8,

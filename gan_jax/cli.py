@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import pathlib
 import sys
 from typing import Any
@@ -604,9 +605,28 @@ def _info(args) -> None:
     print(json.dumps(run_info(args.workdir)))
 
 
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """`argv` parsed; an unknown option is reported by the (sub)command that was given, with the
+    closest option it has."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        command = parser
+        for name in (args.command, getattr(args, "task", None)):
+            actions = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+            if name is None or not actions:
+                break
+            command = actions[0].choices[name]
+        options = [o for a in command._actions for o in a.option_strings]
+        close = difflib.get_close_matches(unknown[0].split("=")[0], options, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     folder = getattr(args, "workdir", None) or getattr(args, "out", None)
     try:
         if args.command == "launch":

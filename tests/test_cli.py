@@ -225,3 +225,10 @@ def test_steps_per_call_help_states_the_per_platform_rule():
     assert default_steps_per_call(600, "cpu", convolutions=False) == 100
     assert default_steps_per_call(600, "cpu", convolutions=True) == 1
     assert default_steps_per_call(600, "gpu", convolutions=False) == 600
+
+
+def test_a_mistyped_option_is_named_by_its_subcommand_with_the_closest_option(capsys):
+    assert run_cli(["train", "sgan", "--labels", "100", "--batchsize", "3", "--workdir", "unused"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "gan-jax train sgan: error: unrecognized arguments: --batchsize 3; did you mean --batch-size? "
+        "(see `gan-jax train sgan --help`)")

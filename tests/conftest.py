@@ -47,6 +47,16 @@ def pytest_configure(config):
         load("mnist", "train", source="offline")
 
 
+def run_cli(argv):
+    """`gan_jax.cli.main(argv)` → its exit code, whether argparse exits or main returns."""
+    from gan_jax.cli import main
+
+    try:
+        return main([str(a) for a in argv])
+    except SystemExit as exc:
+        return exc.code
+
+
 TINY = dict(batch_size=8, noise_dim=8, g_features=(8, 4, 4), d_features=(4, 8), num_samples=4)
 
 

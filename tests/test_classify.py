@@ -11,15 +11,7 @@ from PIL import Image
 
 from gan_jax import GANConfig, SGANConfig, Split, predict, train
 from gan_jax.api import export_classifier, load_run
-from gan_jax.cli import main
-from tests.conftest import TINY
-
-
-def run_cli(argv):
-    try:
-        return main([str(a) for a in argv])
-    except SystemExit as exc:
-        return exc.code
+from tests.conftest import TINY, run_cli
 
 
 @pytest.fixture(scope="module")

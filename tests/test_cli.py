@@ -6,16 +6,8 @@ import pytest
 from PIL import Image
 
 from gan_jax.checkpoint import CheckpointStore
-from gan_jax.cli import main
 from gan_jax.workdir import read_rows
-
-
-def run_cli(argv):
-    """main(argv) → exit code, whether argparse exits or main returns."""
-    try:
-        return main([str(a) for a in argv])
-    except SystemExit as exc:
-        return exc.code
+from tests.conftest import run_cli
 
 
 @pytest.fixture(scope="module")

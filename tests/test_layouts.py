@@ -9,16 +9,9 @@ import pytest
 from PIL import Image
 
 from gan_jax import data as data_lib
-from gan_jax.cli import main
 from gan_jax.errors import DataError
 from gan_jax.metrics import classification_report
-
-
-def run_cli(argv):
-    try:
-        return main([str(a) for a in argv])
-    except SystemExit as exc:
-        return exc.code
+from tests.conftest import run_cli
 
 
 @pytest.fixture(autouse=True)

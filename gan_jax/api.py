@@ -12,8 +12,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from gan_jax import best, features
 from gan_jax import data as data_lib
-from gan_jax import features
 from gan_jax.checkpoint import CheckpointStore, params_fingerprint
 from gan_jax.config import FeatureNetConfig
 from gan_jax.errors import CheckpointError, ConfigError
@@ -28,8 +28,10 @@ log = logging.getLogger("gan_jax")
 READ_TRIES = 5  # reads of a workdir in training, whose saves may delete what is being read
 
 
-def load_run(workdir: str | os.PathLike) -> tuple[Any, TrainState]:
-    """The task and the newest intact checkpointed state of a workdir (read-only).
+def load_run(workdir: str | os.PathLike, checkpoint: str = "latest") -> tuple[Any, TrainState]:
+    """The task and the newest intact checkpointed state of a workdir (read-only); with
+    `checkpoint="best"`, its classifier replaced by the one with the best validation accuracy
+    (`gan_jax.best`).
 
     Beside a training, whose saves delete checkpoints beyond its --keep-checkpoints, perhaps the
     one being read, a failed read is tried again; every state returned matched its checksum.
@@ -45,7 +47,12 @@ def load_run(workdir: str | os.PathLike) -> tuple[Any, TrainState]:
                 "saved at an epoch's end (or after --checkpoint-every steps): try again then"
             )
         try:
-            return _load_run(workdir)
+            task, state = _load_run(workdir)
+            if checkpoint == "best":
+                state = best.restore(pathlib.Path(workdir), state)
+            elif checkpoint != "latest":
+                raise ConfigError(f"checkpoint must be 'latest' or 'best', got {checkpoint!r}")
+            return task, state
         except (CheckpointError, OSError) as err:
             if owner is None and training_owner(workdir) is None:
                 raise
@@ -120,7 +127,10 @@ def run_info(workdir: str | os.PathLike) -> dict[str, Any]:
 
 
 def evaluate_run(
-    workdir: str | os.PathLike, test: Any = None, num_samples: int = 10_000
+    workdir: str | os.PathLike,
+    test: Any = None,
+    num_samples: int = 10_000,
+    checkpoint: str = "latest",
 ) -> dict[str, Any]:
     """Evaluates a workdir's latest checkpoint (its final parameters, the EMA when kept): the task's
     `report`, with the workdir, task and step.
@@ -139,7 +149,7 @@ def evaluate_run(
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
         raise ConfigError(f"num_samples must be an integer >= 2, got {num_samples!r}")
-    task, state = load_run(workdir)
+    task, state = load_run(workdir, checkpoint)
     result = {"workdir": str(workdir), "task": task.config.task, "step": int(state.step)}
     if not hasattr(task, "eval_params"):  # a generator
         return {**result, **task.report(state, test, num_samples)}
@@ -186,7 +196,11 @@ def train_feature_network(
 
 
 def predict(
-    workdir: str | os.PathLike, images: Any, member: int | None = None, split: str = "test"
+    workdir: str | os.PathLike,
+    images: Any,
+    member: int | None = None,
+    split: str = "test",
+    checkpoint: str = "latest",
 ) -> dict[str, Any]:
     """Classifies images with a trained `sgan` or `supervised` workdir's latest checkpoint.
 
@@ -196,13 +210,14 @@ def predict(
         (every PNG/JPEG under it), an image file, or a `gan_jax.data.load` name (its `split`).
       member: one data seed's classifier (0-based index into its `data_seeds`); None: the mean of
         their probabilities.
+      checkpoint: "latest", or "best" (the best validation accuracy's classifier).
     Returns:
       `ids` (file paths, or indices), `class_names` `[K]`, `probabilities` float32 `[N, K]`,
       `classes` (each image's most probable class name) and `confidence` float32 `[N]`.
     """
     from gan_jax import classify
 
-    task, state = load_run(workdir)
+    task, state = load_run(workdir, checkpoint)
     classify.probabilities_fn(task, state, member)  # a GAN workdir or a bad member: one line
     if isinstance(images, str | os.PathLike):
         ids, images = classify.read_images(task, str(images), split)
@@ -220,11 +235,14 @@ def predict(
 
 
 def export_classifier(
-    workdir: str | os.PathLike, out: str | os.PathLike, member: int | None = None
+    workdir: str | os.PathLike,
+    out: str | os.PathLike,
+    member: int | None = None,
+    checkpoint: str = "latest",
 ) -> dict[str, Any]:
     """Writes a trained classifier's `jax.export` artifact to `out` and its description to
     `out.json` (`gan_jax.classify.export`); returns the description."""
     from gan_jax import classify
 
-    task, state = load_run(workdir)
+    task, state = load_run(workdir, checkpoint)
     return classify.export(task, state, out, member)

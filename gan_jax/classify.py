@@ -85,7 +85,12 @@ def read_images(task, spec: str, split: str = "test") -> tuple[list[str], np.nda
         files = [path] if path.is_file() else _image_files(path)
         return [str(f) for f in files], folder.decode(files, c.image_size, c.channels)
     data = data_lib.load(
-        spec, split, image_size=c.image_size, channels=c.channels, test_fraction=c.test_fraction
+        spec,
+        split,
+        image_size=c.image_size,
+        channels=c.channels,
+        test_fraction=c.test_fraction,
+        val_fraction=c.val_fraction,
     )
     return [str(i) for i in range(len(data.images))], data.images
 

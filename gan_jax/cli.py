@@ -46,6 +46,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+CHECKPOINT_OPTION: dict[str, Any] = dict(
+    choices=("latest", "best"),
+    default="latest",
+    help="sgan/supervised: the latest checkpoint, or the classifier with the best validation "
+    "accuracy (kept when the run had a validation split: --val-fraction) (default latest)",
+)
 _positive_int = bounded(int, lambda v: v > 0, "a positive integer")
 _non_negative_int = bounded(int, lambda v: v >= 0, "a non-negative integer")
 
@@ -153,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="generated images to score (gan/cgan; default 10000)",
     )
+    evaluate.add_argument("--checkpoint", **CHECKPOINT_OPTION)
 
     features = commands.add_parser(
         "features",
@@ -371,11 +378,12 @@ def _add_classifier_commands(commands) -> None:
     )
     predict.add_argument(
         "--split",
-        choices=("train", "test"),
+        choices=("train", "val", "test"),
         default="test",
         help="a dataset's split (default test)",
     )
     predict.add_argument("--member", **member)
+    predict.add_argument("--checkpoint", **CHECKPOINT_OPTION)
     predict.add_argument(
         "--out",
         type=pathlib.Path,
@@ -396,13 +404,14 @@ def _add_classifier_commands(commands) -> None:
         "--out", required=True, type=pathlib.Path, metavar="PATH", help="the file to write"
     )
     export.add_argument("--member", **member)
+    export.add_argument("--checkpoint", **CHECKPOINT_OPTION)
 
 
 def _predict(args) -> None:
     from gan_jax.api import load_run
     from gan_jax.classify import probabilities, probabilities_fn, read_images, write_predictions
 
-    task, state = load_run(args.workdir)
+    task, state = load_run(args.workdir, args.checkpoint)
     probabilities_fn(task, state, args.member)  # a GAN workdir or a bad member: one line, first
     ids, images = read_images(task, args.dataset, args.split)
     probs = probabilities(task, state, images, args.member)
@@ -420,7 +429,7 @@ def _export(args) -> None:
     from gan_jax.api import export_classifier
 
     try:
-        info = export_classifier(args.workdir, args.out, args.member)
+        info = export_classifier(args.workdir, args.out, args.member, args.checkpoint)
     except OSError as err:
         raise ConfigError(
             f"cannot write {args.out} ({err.strerror}); pass --out FILE in a writable folder"
@@ -536,7 +545,8 @@ def _evaluate(args) -> None:
 
     from gan_jax.api import evaluate_run
 
-    print(json.dumps(evaluate_run(args.workdir, num_samples=args.samples)))
+    report = evaluate_run(args.workdir, num_samples=args.samples, checkpoint=args.checkpoint)
+    print(json.dumps(report))
 
 
 def _features(args) -> None:

@@ -87,6 +87,10 @@ class RunConfig:
       test_fraction: share of a labelled dataset of your own held out as its test split when it
         has none: stratified by class and always the same images (0 < F < 1); not set (None): no
         split is made (the default of generators, which need no test split; classifiers: 0.1).
+      val_fraction: share of a labelled dataset of your own held out (like test_fraction's) as a
+        validation split when it has none; a classifier scores it every epoch (`val_accuracy`)
+        and keeps its best state for `--checkpoint best`. Not set (None): none is made (MedMNIST's
+        own val split is scored all the same).
       checkpoint_every: also checkpoint every this many steps; not set (None): at epoch ends only.
       allow_rare_classes: train even when a class has no training images or fewer than a
         twentieth of the median class's (refused by default: usually a stray or missing label).
@@ -104,6 +108,7 @@ class RunConfig:
     image_size: int | None = None
     channels: int | None = None
     test_fraction: float | None = None
+    val_fraction: float | None = None
     checkpoint_every: int | None = None
     allow_rare_classes: bool = False
 
@@ -141,11 +146,12 @@ class RunConfig:
             )
         check_name(self.dataset)
         check_shape_request(self.image_size, self.channels)
-        fraction = self.test_fraction
-        if fraction is not None and (isinstance(fraction, bool) or not 0 < fraction < 1):
-            raise ConfigError(
-                f"test_fraction must be between 0 and 1, got {self.test_fraction!r}; pass e.g. 0.1"
-            )
+        for name in ("test_fraction", "val_fraction"):
+            fraction = getattr(self, name)
+            if fraction is not None and (isinstance(fraction, bool) or not 0 < fraction < 1):
+                raise ConfigError(
+                    f"{name} must be between 0 and 1, got {fraction!r}; pass e.g. 0.1"
+                )
         for name, choices in self.CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ConfigError(

@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import autonotebook, std
 from tqdm.auto import tqdm
 
-from gan_jax import collapse, parallel, plots
+from gan_jax import best, collapse, parallel, plots
 from gan_jax.checkpoint import CheckpointStore
 from gan_jax.errors import Diverged, Preempted
 from gan_jax.tasks import Task
@@ -388,6 +388,7 @@ class RunContext:
     workdir: pathlib.Path
     writer: MetricWriter
     test_data: Any
+    val_data: Any = None  # a classifier's validation split: scored each epoch, its best kept
 
 
 class EpochOutputs:
@@ -441,6 +442,12 @@ def write_epoch_outputs(
     sample grid, TensorBoard. Returns its seconds of evaluation and of the rest."""
     task, started = run.task, time.perf_counter()
     evaluation = task.evaluate(state, run.test_data)
+    if run.val_data is not None:
+        scores = task.evaluate(state, run.val_data)
+        evaluation.update({k.replace("test_", "val_", 1): v for k, v in scores.items()})
+        if run.writer.enabled and call.completes_epoch:
+            mean = float(np.mean(evaluation["val_accuracy"]))
+            best.record(run.workdir, state, mean, call.epoch + 1)
     eval_seconds = time.perf_counter() - started
     partial = {} if call.completes_epoch else {"partial": True}
     rows = []

@@ -31,7 +31,7 @@ import numpy as np
 from gan_jax import hooks, parallel, plots
 from gan_jax.checkpoint import WRITE_ERRNOS, CheckpointStore, write_failure
 from gan_jax.config import TrainingConfig, require_positive
-from gan_jax.data import Split, check_images, load_for, to_unit_range
+from gan_jax.data import Split, check_images, has_val_split, load_for, to_unit_range
 from gan_jax.data.user import is_user_dataset
 from gan_jax.devices import warn_once_if_accelerator_unused
 from gan_jax.errors import CheckpointError, ConfigError
@@ -98,6 +98,7 @@ class Run:
     total_steps: int
     writer: MetricWriter
     feed: HostFeed | None = None
+    val_data: Split | None = None
 
 
 def train(
@@ -216,7 +217,10 @@ def make_hooks(
     background = hooks.Background(run.mesh)
     sums = hooks.EpochSums(task, counters)
     outputs = hooks.EpochOutputs(
-        hooks.RunContext(task, workdir, writer, run.test_data), sums, background, events
+        hooks.RunContext(task, workdir, writer, run.test_data, run.val_data),
+        sums,
+        background,
+        events,
     )
     checkpoints = hooks.Checkpoints(
         store,
@@ -321,6 +325,7 @@ def _prepare(
     device_data = None if feed is not None else parallel.replicate(task.device_data(data), mesh)
     if task.needs_test_split and test_data is None:  # after the data's labels were checked
         test_data = load_for(config, "test")
+    val_data = load_for(config, "val") if task.needs_test_split and has_val_split(config) else None
     writer = MetricWriter(
         workdir, (hooks.METRICS_FILE, hooks.TIMING_FILE, hooks.LOSSES_FILE), parallel.is_writer()
     )
@@ -337,6 +342,7 @@ def _prepare(
         total_steps,
         writer,
         feed,
+        val_data,
     )
 
 

@@ -176,3 +176,39 @@ def test_a_stray_label_or_a_gap_is_refused_with_the_counts_unless_allowed(tmp_pa
         assert not workdir.exists()
     config = SupervisedConfig(dataset=f"npz:{stray}", labels=11, batch_size=10, steps=1, allow_rare_classes=True)
     assert int(train(config, tmp_path / "allowed", progress=False).step) == 1
+
+
+def test_a_validation_split_is_scored_each_epoch_and_its_best_classifier_kept(tmp_path, capsys):
+    from gan_jax import best
+    from gan_jax.workdir import read_rows
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(300) % 3
+    images = rng.integers(0, 100, (300, 28, 28), np.uint8) + (labels * 70)[:, None, None].astype(np.uint8)
+    path = tmp_path / "pool.npz"
+    np.savez(path, x=images, y=labels)
+    workdir = tmp_path / "run"
+    assert run_cli(["train", "supervised", "--dataset", f"npz:{path}", "--labels", "9", "--model", "mlp",
+                    "--batch-size", "30", "--epochs", "3", "--val-fraction", "0.2", "--learning-rate", "0.01",
+                    "--workdir", workdir, "--no-progress", "--no-tensorboard"]) == 0
+    rows = read_rows(workdir)
+    assert [row["epoch"] for row in rows] == [1, 2, 3] and all(0 <= row["val_accuracy"] <= 1 for row in rows)
+    kept = best.read_record(workdir)
+    best_row = max(rows, key=lambda row: row["val_accuracy"])  # the first of equals is kept
+    assert kept["val_accuracy"] == best_row["val_accuracy"] and kept["epoch"] == best_row["epoch"]
+    capsys.readouterr()
+    assert run_cli(["evaluate", "--workdir", workdir, "--checkpoint", "best"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["step"] == kept["step"] and report["test_accuracy"] == best_row["test_accuracy"]
+    # 300 images: 30 held out for test (0.1), then 54 of the other 270 for validation (0.2)
+    assert report["num_test"] == 30 and len(data_lib.load(f"npz:{path}", "val", test_fraction=0.1,
+                                                           val_fraction=0.2).images) == 54
+    plain = tmp_path / "plain"
+    assert run_cli(["train", "supervised", "--dataset", f"npz:{path}", "--labels", "9", "--model", "mlp",
+                    "--batch-size", "30", "--steps", "1", "--workdir", plain, "--no-progress",
+                    "--no-tensorboard"]) == 0
+    capsys.readouterr()
+    assert run_cli(["predict", "--workdir", plain, "--dataset", f"npz:{path}", "--checkpoint", "best"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"gan-jax: error: {plain} has no best checkpoint: one is kept only when a classifier trains with a "
+        "validation split (--val-fraction F, or a dataset's own val split); use the latest")

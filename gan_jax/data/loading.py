@@ -96,6 +96,7 @@ def load_for(config: Any, split: str) -> Split:
         image_size=image_size,
         channels=channels,
         test_fraction=fraction,
+        val_fraction=getattr(config, "val_fraction", None),
     )
     if (
         split == "train"
@@ -135,6 +136,16 @@ def check_class_counts(labels: np.ndarray, num_classes: int, name: str) -> None:
     )
 
 
+def has_val_split(config: Any) -> bool:
+    """Whether `config`'s dataset has a validation split: a user dataset's own (MedMNIST's `val`)
+    or one `config.val_fraction` holds out."""
+    if not user.is_user_dataset(config.dataset):
+        return False
+    fractions = (getattr(config, "test_fraction", None), getattr(config, "val_fraction", None))
+    arrays = user.read(config.dataset, config.image_size, config.channels, None, *fractions)[1]
+    return "val_images" in arrays
+
+
 def _labels_of(data: Split, name: str) -> np.ndarray:
     if data.labels is None:
         raise DataError(
@@ -153,21 +164,23 @@ def load(
     image_size: int | None = None,
     channels: int | None = None,
     test_fraction: float | None = user.TEST_FRACTION,
+    val_fraction: float | None = None,
 ) -> Split:
     """Loads one split of dataset `name` and logs which route served it.
 
     Args:
       name: 'mnist', 'fashion_mnist', 'cifar10' (`gan_jax.data.DATASETS`), or the user's own
         `folder:PATH`, `npz:PATH`, `tfds:NAME[:SPLIT]` (`gan_jax.data.user`).
-      split: 'train' or 'test' (MNIST: 60,000 or 10,000 images `[N, 28, 28, 1]`).
+      split: 'train' or 'test' (MNIST: 60,000 or 10,000 images `[N, 28, 28, 1]`); 'val' for a
+        user dataset with a validation split (MedMNIST's, or `val_fraction`'s).
       source: for a table dataset, 'tfds' (prepared TFDS data, preparing it if TensorFlow can),
         'offline' (the registry cache), or 'auto': TFDS where the dataset is already prepared,
         else offline. User datasets ignore it.
       data_dir: TFDS data folder for the tfds route (default: TFDS's own, `$TFDS_DATA_DIR`).
       image_size: crop to a square and resize to this many pixels a side (None: as stored).
       channels: 1 (grey) or 3 (colour), converting (None: as stored).
-      test_fraction: a labelled user dataset without a test split gets one of this share of its
-        images (`gan_jax.data.user.hold_out_test`); None: it has none.
+      test_fraction, val_fraction: a labelled user dataset without a test (validation) split gets
+        one of this share of its training images (`gan_jax.data.user.hold_out`); None: none.
 
     Returns:
       `Split`: images uint8 `[N, H, W, C]` 0..255, labels int32 `[N]` 0..classes-1 (None for an
@@ -179,10 +192,13 @@ def load(
     """
     check_name(name)
     check_shape_request(image_size, channels)
-    if split not in SPLITS:
-        raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
+    if split not in (*SPLITS, "val"):
+        raise ConfigError(f"split must be one of {SPLITS} or 'val', got {split!r}")
     if user.is_user_dataset(name):
-        return _user_split(name, split, image_size, channels, data_dir, test_fraction)
+        fractions = (test_fraction, val_fraction)
+        return _user_split(name, split, image_size, channels, data_dir, fractions)
+    if split == "val":
+        raise DataError(f"{name} has no val split; a validation split is made of your own images")
     spec = dataset(name)
     if source not in ("auto", "tfds", "offline"):
         raise ConfigError(f"source must be 'auto', 'tfds' or 'offline', got {source!r}")
@@ -200,10 +216,14 @@ def load(
 
 
 def _user_split(
-    name: str, split: str, image_size: int | None, channels: int | None, data_dir, test_fraction
+    name: str, split: str, image_size: int | None, channels: int | None, data_dir, fractions
 ) -> Split:
-    spec, arrays = user.read(name, image_size, channels, data_dir, test_fraction)
-    if split not in spec.splits:
+    spec, arrays = user.read(name, image_size, channels, data_dir, *fractions)
+    if split == "val" and "val_images" not in arrays:
+        raise DataError(
+            f"{name} has no val split; pass --val-fraction F to hold one out of the training split"
+        )
+    if split != "val" and split not in spec.splits:
         raise DataError(
             f"{name} has no {split} split; give a folder with train/ and test/ subfolders, or "
             "x_test (and y_test) in the .npz"

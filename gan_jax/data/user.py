@@ -31,7 +31,7 @@ KINDS = ("folder", "npz", "tfds")
 SPELLINGS = "folder:PATH, npz:PATH or tfds:NAME[:SPLIT]"
 TEST_FRACTION: float | None = None  # share held out as a test split where there is none (None: no)
 HOLD_OUT_SEED = 0  # the held-out images are a function of the data and the fraction alone
-_READ: dict[tuple[str, int | None, int | None, float | None], tuple[DatasetSpec, Arrays]] = {}
+_READ: dict[tuple, tuple[DatasetSpec, Arrays]] = {}  # (name, size, channels, fractions) → read
 
 
 def is_user_dataset(name: str) -> bool:
@@ -53,32 +53,34 @@ def read(
     channels: int | None,
     data_dir: str | os.PathLike | None = None,
     test_fraction: float | None = TEST_FRACTION,
+    val_fraction: float | None = None,
 ) -> tuple[DatasetSpec, Arrays]:
     """The spec and arrays (`{split}_images` uint8 `[N, H, W, C]`, `{split}_labels` int32 `[N]`
-    where labeled) of user dataset `name`, shaped as asked, a labelled one without a test split
-    given one of `test_fraction` of its images (`hold_out_test`; None: none); memoized per
-    process.
+    where labeled) of user dataset `name`, shaped as asked; a labelled one without a test (or
+    validation) split is given one of `test_fraction` (`val_fraction`) of its training images
+    (`hold_out`; None: none); memoized per process.
 
     Raises:
       DataError: the data is missing or malformed (the message names the file and the fix).
     """
-    key = (name, image_size, channels, test_fraction)
+    key = (name, image_size, channels, test_fraction, val_fraction)
     if key not in _READ:
         kind, _, rest = name.partition(":")
         reader = {"folder": _folder, "npz": _npz, "tfds": _tfds}[kind]
         arrays = reader(rest, image_size, channels, data_dir)
-        if test_fraction and "test_images" not in arrays and "train_labels" in arrays:
-            arrays = hold_out_test(arrays, test_fraction, name)
+        for split, fraction in (("test", test_fraction), ("val", val_fraction)):
+            if fraction and f"{split}_images" not in arrays and "train_labels" in arrays:
+                arrays = hold_out(arrays, split, fraction, name)
         _READ[key] = (spec_of(name, arrays), arrays)
     return _READ[key]
 
 
-def hold_out_test(arrays: Arrays, fraction: float, name: str) -> Arrays:
+def hold_out(arrays: Arrays, split: str, fraction: float, name: str) -> Arrays:
     """`arrays` with `round(fraction · n_k)` images of each class k (at least one where the class
-    has two or more) moved from the training split to a new test split, chosen by a fixed seed:
-    the same data and fraction always give the same split."""
+    has two or more) moved from the training split to a new `split` ('test' or 'val'), chosen by
+    a fixed seed per split: the same data and fraction always give the same split."""
     labels = arrays["train_labels"]
-    rng = np.random.default_rng(HOLD_OUT_SEED)
+    rng = np.random.default_rng([HOLD_OUT_SEED, SPLITS.index(split) if split in SPLITS else 2])
     held = []
     for k in np.unique(labels):
         members = np.flatnonzero(labels == k)
@@ -87,21 +89,23 @@ def hold_out_test(arrays: Arrays, fraction: float, name: str) -> Arrays:
     test = np.sort(np.concatenate(held))
     train = np.setdiff1d(np.arange(len(labels)), test)
     log.info(
-        "%s has no test split: held out %d of its %d labelled images as one (--test-fraction %g, "
-        "stratified by class); training on the other %d",
+        "%s has no %s split: held out %d of its %d labelled training images as one "
+        "(--%s-fraction %g, stratified by class); training on the other %d",
         name,
+        split,
         len(test),
         len(labels),
+        split,
         fraction,
         len(train),
     )
-    split = {
+    parts = {
         "train_images": arrays["train_images"][train],
         "train_labels": labels[train],
-        "test_images": arrays["train_images"][test],
-        "test_labels": labels[test],
+        f"{split}_images": arrays["train_images"][test],
+        f"{split}_labels": labels[test],
     }
-    return {**arrays, **split}
+    return {**arrays, **parts}
 
 
 def spec_of(name: str, arrays: Arrays) -> DatasetSpec:

@@ -142,7 +142,7 @@ def test_a_labelled_pool_without_test_split_gets_a_fixed_stratified_one(tmp_path
     held = sorted(test_split.images[:, 0, 0, 0].tolist())
     assert len(held) == 20 and np.bincount(test_split.labels).tolist() == [4] * 5  # 20 % of each class
     assert sorted(held + train_split.images[:, 0, 0, 0].tolist()) == list(range(100))
-    assert "held out 20 of its 100 labelled images as one (--test-fraction 0.2" in caplog.text
+    assert "held out 20 of its 100 labelled training images as one (--test-fraction 0.2" in caplog.text
     from gan_jax.data import user
 
     user._READ.clear()  # read again, as another process would: the same images

@@ -80,7 +80,7 @@ def read_images(task, spec: str, split: str = "test") -> tuple[list[str], np.nda
     """`(ids, images)` to classify: every PNG/JPEG under a folder or a single image file (ids:
     their paths), or a dataset's `split` (ids: indices), shaped as the run trained."""
     c = task.config
-    path = pathlib.Path(spec.removeprefix("folder:"))
+    path = pathlib.Path(spec.removeprefix("folder:")).expanduser()
     if spec.startswith("folder:") or path.suffix.lower() in folder.SUFFIXES:
         files = [path] if path.is_file() else _image_files(path)
         return [str(f) for f in files], folder.decode(files, c.image_size, c.channels)

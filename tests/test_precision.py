@@ -13,17 +13,18 @@ from gan_jax.data import epoch_permutation
 from gan_jax.errors import ConfigError
 from gan_jax.models import Discriminator, Generator, MLPClassifier
 from gan_jax.steps import make_runner
-from tests.numerics import assert_params_within_adam
+from tests.numerics import assert_one_step_close, assert_params_within_adam
 
 
 def _run_steps(task, images, steps=3):
     perm = epoch_permutation(task.data_key(), 0, len(images))
     run = make_runner(task.step, len(images) // task.config.batch_size, 1)
-    state, losses = task.init(), []
+    state, losses, first = task.init(), [], None
     for _ in range(steps):
         state, metrics, _ = run(state, images, perm)
+        first = jax.tree.map(np.asarray, state) if first is None else first  # the runner donates
         losses.append([float(metrics["d_loss"][0]), float(metrics["g_loss"][0])])
-    return state, np.asarray(losses)
+    return state, np.asarray(losses), first
 
 
 # 32 channels reach the sub-pixel forms (layers._SUBPIXEL_MIN_FEATURES) on CPU; 4 and 8 do not.
@@ -31,11 +32,12 @@ def _run_steps(task, images, steps=3):
 def test_fast_conv_step_equals_plain_autodiff_step(tiny_config, tiny_data, features):
     config = dataclasses.replace(tiny_config, **features)
     images = jnp.asarray(tiny_data.images)
-    fast, fast_losses = _run_steps(GANTask(config, fast_grad=True), images)
-    plain, plain_losses = _run_steps(GANTask(config, fast_grad=False), images)
-    # the first step starts from one state: its losses differ by rounding only; after it, the
-    # parameters are bounded by Adam's step bound (tests/numerics.py)
+    fast, fast_losses, fast_first = _run_steps(GANTask(config, fast_grad=True), images)
+    plain, plain_losses, plain_first = _run_steps(GANTask(config, fast_grad=False), images)
+    # The first step starts from one state: its losses and gradients (Adam's moments) agree to
+    # rounding. After it only Adam's step bound ties the parameters (tests/numerics.py).
     np.testing.assert_allclose(fast_losses[0], plain_losses[0], rtol=1e-5)
+    assert_one_step_close(fast_first.models, plain_first.models, config.learning_rate, config.beta1)
     assert_params_within_adam(fast.models, plain.models, config.learning_rate, 3, config.beta1)
 
 
@@ -67,8 +69,8 @@ def test_bfloat16_mlp_classifier_accumulates_in_float32():
 
 def test_bfloat16_gan_step_trains_float32_state(tiny_config, tiny_data):
     images = jnp.asarray(tiny_data.images)
-    state, losses = _run_steps(GANTask(dataclasses.replace(tiny_config, compute_dtype="bfloat16")), images)
-    _, losses32 = _run_steps(GANTask(tiny_config), images)
+    state, losses, _ = _run_steps(GANTask(dataclasses.replace(tiny_config, compute_dtype="bfloat16")), images)
+    _, losses32, _ = _run_steps(GANTask(tiny_config), images)
     assert {x.dtype for x in jax.tree.leaves(state.models)} <= {jnp.dtype("float32"), jnp.dtype("int32")}
     np.testing.assert_allclose(losses, losses32, rtol=0.05)
 

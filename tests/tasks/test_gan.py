@@ -167,10 +167,13 @@ def test_fused_step_equals_discriminator_then_generator_update(tiny_config, loss
     g = models["generator"]
     fakes, _ = task._generate_train(g, z)
     step1, d_loss = task.discriminator_update(models, real_u8 / 127.5 - 1.0, fakes, d_key)
-    step2, g_loss = task.generator_update(step1, z, g_key)
+    # G's reference update starts from the fused step's D: one step from one state (the D
+    # updates themselves may differ by Adam's ±lr on near-zero gradients)
+    step2, g_loss = task.generator_update({**step1, "discriminator": fused["discriminator"]}, z, g_key)
     np.testing.assert_allclose(metrics["d_loss"], d_loss, rtol=1e-5)
     np.testing.assert_allclose(metrics["g_loss"], g_loss, rtol=1e-5)
-    assert_one_step_close(fused, step2, task.config.learning_rate, task.config.beta1)  # jit vs op by op
+    expected = {"discriminator": step1["discriminator"], "generator": step2["generator"]}
+    assert_one_step_close(fused, expected, task.config.learning_rate, task.config.beta1)  # jit vs op by op
 
 
 def test_same_seed_gives_identical_states_and_other_seeds_differ(tiny_config, tiny_data):

@@ -15,7 +15,7 @@ from gan_jax import (SGANConfig, SGANTask, Split, SupervisedConfig, SupervisedTa
 from gan_jax.api import run_info
 from gan_jax.models import MLPClassifier, WeightNormDense, data_dependent_init
 from gan_jax.steps import make_runner
-from tests.numerics import assert_params_within_adam
+from tests.numerics import assert_one_step_close, assert_params_within_adam
 
 SMALL = dict(labels=20, batch_size=10, epochs=1)
 
@@ -140,21 +140,36 @@ def _run(task, data, steps):
     return jax.tree.map(np.asarray, state), jax.tree.map(np.asarray, metrics), bool(finite)
 
 
+def _run_calls(task, data, calls):
+    """`calls` compiled calls of one step each: (the state after the first, the last state, each
+    call's metrics stacked)."""
+    device = task.device_data(data)
+    state = task.init(device)
+    run = make_runner(task.step, task.steps_per_epoch(len(data.images)), 1)
+    plan, first, metrics = task.epoch_plan(0, len(data.images)), None, []
+    for _ in range(calls):
+        state, step_metrics, finite = run(state, device, plan)
+        assert bool(finite)
+        first = jax.tree.map(np.asarray, state) if first is None else first  # the runner donates
+        metrics.append(jax.tree.map(np.asarray, step_metrics))
+    return first, jax.tree.map(np.asarray, state), jax.tree.map(lambda *m: np.concatenate(m), *metrics)
+
+
 @pytest.mark.parametrize("kind", ["sgan", "supervised"])
 def test_vmapped_seeds_equal_seed_by_seed_runs(kind, digits):
     config_type, task_type = (SGANConfig, SGANTask) if kind == "sgan" else (SupervisedConfig, SupervisedTask)
-    together, metrics, finite = _run(task_type(config_type(**SMALL, data_seeds=(0, 3))), digits, 3)
-    assert finite
+    first, together, metrics = _run_calls(task_type(config_type(**SMALL, data_seeds=(0, 3))), digits, 3)
+    config = task_type(config_type(**SMALL)).config
+    lr, b1 = config.learning_rate, config.beta1
     for member, seed in ((1, 3),):  # the second member: an indexing mistake would show there (one compile less)
-        alone, alone_metrics, _ = _run(task_type(config_type(**SMALL, data_seeds=(seed,))), digits, 3)
+        alone_first, alone, alone_metrics = _run_calls(task_type(config_type(**SMALL, data_seeds=(seed,))), digits, 3)
         # The batched matrix products sum in another order: the first step (one state, one batch)
         # differs by rounding, later steps only within Adam's bound (tests/numerics.py).
         for key in metrics:
             np.testing.assert_allclose(metrics[key][0, member], alone_metrics[key][0, 0], rtol=2e-5)
-        member_models = jax.tree.map(lambda x: x[member], together.models)
-        alone_models = jax.tree.map(lambda x: x[0], alone.models)
-        config = task_type(config_type(**SMALL)).config
-        assert_params_within_adam(member_models, alone_models, config.learning_rate, 3, config.beta1)
+        member_of = lambda tree, k: jax.tree.map(lambda x: x[k], tree.models)
+        assert_one_step_close(member_of(first, member), member_of(alone_first, 0), lr, b1)
+        assert_params_within_adam(member_of(together, member), member_of(alone, 0), lr, 3, b1)
     first = jax.tree.leaves(together.models["classifier"].params)[0]
     assert not np.allclose(first[0], first[1])  # the members really differ
 

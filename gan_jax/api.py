@@ -39,6 +39,8 @@ def load_run(workdir: str | os.PathLike, checkpoint: str = "latest") -> tuple[An
       CheckpointError: no checkpoint (saying so, and whether a training is running there) or none
         intact.
     """
+    if checkpoint not in ("latest", "best"):
+        raise ConfigError(f"checkpoint must be 'latest' or 'best', got {checkpoint!r}")
     for attempt in range(READ_TRIES):
         owner = training_owner(workdir)
         if owner is not None and CheckpointStore.latest_in(workdir) is None:
@@ -48,11 +50,6 @@ def load_run(workdir: str | os.PathLike, checkpoint: str = "latest") -> tuple[An
             )
         try:
             task, state = _load_run(workdir)
-            if checkpoint == "best":
-                state = best.restore(pathlib.Path(workdir), state)
-            elif checkpoint != "latest":
-                raise ConfigError(f"checkpoint must be 'latest' or 'best', got {checkpoint!r}")
-            return task, state
         except (CheckpointError, OSError) as err:
             if owner is None and training_owner(workdir) is None:
                 raise
@@ -63,6 +60,10 @@ def load_run(workdir: str | os.PathLike, checkpoint: str = "latest") -> tuple[An
                     "training ends"
                 ) from err
             time.sleep(0.1)
+            continue
+        if checkpoint == "best":
+            state = best.restore(pathlib.Path(workdir), state)
+        return task, state
     raise AssertionError("unreachable")
 
 
@@ -132,14 +133,16 @@ def evaluate_run(
     num_samples: int = 10_000,
     checkpoint: str = "latest",
 ) -> dict[str, Any]:
-    """Evaluates a workdir's latest checkpoint (its final parameters, the EMA when kept): the task's
-    `report`, with the workdir, task and step.
+    """Evaluates a workdir's latest checkpoint (its final parameters, the EMA when kept), or with
+    `checkpoint="best"` its best-validation classifier: the task's `report`, with the workdir,
+    task and step.
 
     - A classifier (`sgan`, `supervised`): test accuracy on `test` (default: the test split of its
       dataset): a number for one data seed; a list in data-seed order, with mean and std, for
       several; and under `predict`, `gan_jax.metrics.classification_report` of what `predict`
       gives (the members' mean probability): per-class accuracy, macro-F1, the confusion matrix
-      (also drawn to `workdir/confusion.png`) and, for two classes, ROC AUC.
+      (also drawn to `workdir/confusion.png`, `confusion_best.png` for the best checkpoint) and,
+      for two classes, ROC AUC.
     - A generator (`gan`, `cgan`): `gan_jax.evaluate.sample_quality` of `num_samples` generated
       images against the test images (`fd`, `fd_floor`, `inception_score`, `confident`, and the
       cGAN's `digit_accuracy`, and `fd_network`), with the packaged feature network.
@@ -161,7 +164,8 @@ def evaluate_run(
         test.labels, classify.probabilities(task, state, test.images), names
     )
     try:
-        plots.save_confusion(pathlib.Path(workdir) / "confusion.png", report["confusion"], names)
+        name = "confusion.png" if checkpoint == "latest" else f"confusion_{checkpoint}.png"
+        plots.save_confusion(pathlib.Path(workdir) / name, report["confusion"], names)
     except OSError as err:  # a read-only workdir still gets its numbers
         log.warning("confusion.png not written (%s)", err)
     return {**result, **task.report(state, test, num_samples), "predict": report}
@@ -199,15 +203,16 @@ def predict(
     workdir: str | os.PathLike,
     images: Any,
     member: int | None = None,
-    split: str = "test",
+    split: str | None = None,
     checkpoint: str = "latest",
 ) -> dict[str, Any]:
-    """Classifies images with a trained `sgan` or `supervised` workdir's latest checkpoint.
+    """Classifies images with a trained `sgan` or `supervised` workdir's classifier.
 
     Args:
       workdir: the trained run.
       images: uint8 `[N, H, W, C]` shaped as the run trained, or a dataset spec: `folder:PATH`
-        (every PNG/JPEG under it), an image file, or a `gan_jax.data.load` name (its `split`).
+        (every PNG/JPEG under it), an image file, or a `gan_jax.data.load` name (its `split`;
+        see `gan_jax.classify.read_images`).
       member: one data seed's classifier (0-based index into its `data_seeds`); None: the mean of
         their probabilities.
       checkpoint: "latest", or "best" (the best validation accuracy's classifier).

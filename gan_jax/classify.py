@@ -10,6 +10,7 @@ what `predict` gives.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import pathlib
@@ -76,38 +77,41 @@ def probabilities(task, state: TrainState, images: np.ndarray, member: int | Non
     return np.concatenate(out)
 
 
-def read_images(task, spec: str, split: str = "test") -> tuple[list[str], np.ndarray]:
-    """`(ids, images)` to classify: every PNG/JPEG under a folder or a single image file (ids:
-    their paths), or a dataset's `split` (ids: indices), shaped as the run trained."""
+def read_images(task, spec: str, split: str | None = None) -> tuple[list[str], np.ndarray]:
+    """`(ids, images)` to classify, shaped as the run trained: every PNG/JPEG under a folder or a
+    single image file (ids: their paths), or a dataset's `split` (ids: positions in it). The run's
+    own dataset is split as in training (its held-out test and val splits); any other is read
+    whole. `split` None: 'test' where the dataset has one, else 'train' (all its images)."""
     c = task.config
     path = pathlib.Path(spec.removeprefix("folder:")).expanduser()
     if spec.startswith("folder:") or path.suffix.lower() in folder.SUFFIXES:
         files = [path] if path.is_file() else _image_files(path)
         return [str(f) for f in files], folder.decode(files, c.image_size, c.channels)
+    fractions = (c.test_fraction, c.val_fraction) if spec == c.dataset else (None, None)
+    shape = dict(image_size=c.image_size, channels=c.channels)
+    if split is None:
+        splits = data_lib.describe(spec, **shape, test_fraction=fractions[0]).splits
+        split = "test" if "test" in splits else "train"
     data = data_lib.load(
-        spec,
-        split,
-        image_size=c.image_size,
-        channels=c.channels,
-        test_fraction=c.test_fraction,
-        val_fraction=c.val_fraction,
+        spec, split, **shape, test_fraction=fractions[0], val_fraction=fractions[1]
     )
     return [str(i) for i in range(len(data.images))], data.images
 
 
 def write_predictions(task, ids: list[str], probs: np.ndarray, out: str | os.PathLike | None):
-    """CSV rows `id, class, confidence, p_<class>…` to `out` (None: standard output)."""
+    """CSV rows `id, class, confidence, p_<class>…` to `out` (written whole, then renamed over
+    it), or to standard output."""
     names = class_names(task)
-    stream = open(out, "w", newline="") if out else sys.stdout  # noqa: SIM115
-    try:
-        writer = csv.writer(stream)
-        writer.writerow(["id", "class", "confidence", *(f"p_{name}" for name in names)])
-        for image_id, row in zip(ids, probs, strict=True):
-            best = int(np.argmax(row))
-            writer.writerow([image_id, names[best], f"{row[best]:.6f}", *(f"{p:.6f}" for p in row)])
-    finally:
-        if out:
-            stream.close()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["id", "class", "confidence", *(f"p_{name}" for name in names)])
+    for image_id, row in zip(ids, probs, strict=True):
+        top = int(np.argmax(row))
+        writer.writerow([image_id, names[top], f"{row[top]:.6f}", *(f"{p:.6f}" for p in row)])
+    if out is None:
+        sys.stdout.write(buffer.getvalue())
+    else:
+        _write_atomically(pathlib.Path(out), buffer.getvalue().encode())
 
 
 def export(task, state: TrainState, out: str | os.PathLike, member: int | None = None) -> dict:
@@ -127,7 +131,7 @@ def export(task, state: TrainState, out: str | os.PathLike, member: int | None =
         "input_dtype": "uint8",
         "output": "float32 class probabilities [batch, num_classes]",
         "class_names": list(class_names(task)),
-        "members": task.num_members if member is None else [member],
+        "members": list(range(task.num_members)) if member is None else [member],
         "step": int(state.step),
         "platforms": list(exported.platforms),
     }

@@ -364,8 +364,8 @@ def _add_classifier_commands(commands) -> None:
     predict = commands.add_parser(
         "predict",
         help="classify images with a trained classifier: a CSV row per image",
-        description="Classify images with DIR's latest checkpoint and write CSV rows `id, class, "
-        "confidence, p_<class>...` (id: the file path, or the index in the dataset's split). "
+        description="Classify images with DIR's classifier (--checkpoint) and write CSV rows "
+        "`id, class, confidence, p_<class>...` (id: the file path, or the index in the split). "
         "Images are shaped as the run trained (size, channels).",
     )
     predict.add_argument("--workdir", **workdir)
@@ -379,8 +379,9 @@ def _add_classifier_commands(commands) -> None:
     predict.add_argument(
         "--split",
         choices=("train", "val", "test"),
-        default="test",
-        help="a dataset's split (default test)",
+        default=None,
+        help="a dataset's split (default: test where it has one, else all its images); the run's "
+        "own dataset is split as in training",
     )
     predict.add_argument("--member", **member)
     predict.add_argument("--checkpoint", **CHECKPOINT_OPTION)

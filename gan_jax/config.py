@@ -87,10 +87,10 @@ class RunConfig:
       test_fraction: share of a labelled dataset of your own held out as its test split when it
         has none: stratified by class and always the same images (0 < F < 1); not set (None): no
         split is made (the default of generators, which need no test split; classifiers: 0.1).
-      val_fraction: share of a labelled dataset of your own held out (like test_fraction's) as a
-        validation split when it has none; a classifier scores it every epoch (`val_accuracy`)
-        and keeps its best state for `--checkpoint best`. Not set (None): none is made (MedMNIST's
-        own val split is scored all the same).
+      val_fraction: share of a labelled dataset's training images (what the test split leaves)
+        held out, like test_fraction's, as a validation split when it has none; a classifier
+        scores it every epoch (`val_accuracy`) and keeps its best state for `--checkpoint best`.
+        Not set (None): none is made (MedMNIST's own val split is scored all the same).
       checkpoint_every: also checkpoint every this many steps; not set (None): at epoch ends only.
       allow_rare_classes: train even when a class has no training images or fewer than a
         twentieth of the median class's (refused by default: usually a stray or missing label).

@@ -79,7 +79,8 @@ def classification_report(
 ) -> dict:
     """What users of a classifier report, from true labels int `[N]` and class probabilities
     `[N, K]` (scikit-learn's definitions): `accuracy`; `per_class_accuracy` `[K]` (each class's
-    recall; None for a class absent from `labels`); `macro_f1`; `confusion` `[K, K]` (rows: true
+    recall; None for a class absent from `labels`); `macro_f1` (over the classes that occur in
+    `labels` or the predictions); `confusion` `[K, K]` (rows: true
     class, columns: predicted); and, for two classes, `roc_auc` of class 1's probability."""
     from sklearn import metrics as sk
 
@@ -94,8 +95,8 @@ def classification_report(
         "per_class_accuracy": [
             float(confusion[k, k] / totals[k]) if totals[k] else None for k in classes
         ],
-        "macro_f1": float(
-            sk.f1_score(labels, predicted, labels=classes, average="macro", zero_division=0)
+        "macro_f1": float(  # over the classes present in the labels or the predictions
+            sk.f1_score(labels, predicted, average="macro", zero_division=0)
         ),
         "confusion": confusion.tolist(),
     }

@@ -143,7 +143,9 @@ def _add_training_seconds(workdir: pathlib.Path, seconds: float) -> float:
     total over every invocation (a resumed sweep counts each run's earlier time too)."""
     path = workdir / "sweep_seconds.json"
     total = seconds + (json.loads(path.read_text())["seconds"] if path.exists() else 0.0)
-    path.write_text(json.dumps({"seconds": round(total, 1)}) + "\n")
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps({"seconds": round(total, 1)}) + "\n")
+    temporary.replace(path)
     return total
 
 

@@ -165,8 +165,8 @@ def test_a_stray_label_or_a_gap_is_refused_with_the_counts_unless_allowed(tmp_pa
     args = ["--batch-size", "10", "--steps", "1", "--no-progress", "--no-tensorboard"]
     for path, labels, message in (
         (stray, 11, "class 10 has 1 image(s) against a median of 45 (training images per class 0..10: "
-                "45 45 45 45 45 45 45 44 45 45 1); a stray or missing label? Fix the labels, give "
-                "class_names, or pass --allow-rare-classes to train on them as they are"),
+                "45 45 45 45 45 45 45 44 45 45 1); a stray or missing label? Fix the labels (or the "
+                "class names), or pass --allow-rare-classes to train on them as they are"),
         (gap, 20, "class 3 has no images (training images per class 0..9: 45 45 45 0 90 45 45 45 45 45)"),
     ):
         workdir = tmp_path / path.stem
@@ -210,5 +210,28 @@ def test_a_validation_split_is_scored_each_epoch_and_its_best_classifier_kept(tm
     capsys.readouterr()
     assert run_cli(["predict", "--workdir", plain, "--dataset", f"npz:{path}", "--checkpoint", "best"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"gan-jax: error: {plain} has no best checkpoint: one is kept only when a classifier trains with a "
-        "validation split (--val-fraction F, or a dataset's own val split); use the latest")
+        f"gan-jax: error: {plain} has no best checkpoint: one is kept at each complete epoch's end when a "
+        "classifier trains with a validation split (--val-fraction F, or a dataset's own val split); use the latest")
+
+
+def test_best_keeps_a_better_classifier_only_and_restores_it_with_its_step(tmp_path):
+    import jax
+
+    from gan_jax import SupervisedConfig, best, train
+
+    rng = np.random.default_rng(0)
+    state = train(SupervisedConfig(labels=10, batch_size=10, steps=2, model="mlp"), tmp_path / "run",
+                  data=data_lib.Split(rng.integers(0, 256, (40, 28, 28, 1), np.uint8), np.arange(40) % 10),
+                  test_data=data_lib.Split(rng.integers(0, 256, (10, 28, 28, 1), np.uint8), np.arange(10)),
+                  progress=False)
+    shifted = jax.tree.map(lambda x: x + 1.0, state.models["classifier"].params)
+    earlier = state.replace(step=jax.numpy.asarray(1, jax.numpy.int32),
+                            models={"classifier": state.models["classifier"].replace(params=shifted)})
+    assert best.record(tmp_path, earlier, 0.9, epoch=1)
+    assert not best.record(tmp_path, state, 0.5, epoch=2)  # worse: the earlier one stays
+    assert best.read_record(tmp_path) == {"step": 1, "epoch": 1, "val_accuracy": 0.9}
+    restored = best.restore(tmp_path, state)
+    assert int(restored.step) == 1
+    for a, b in zip(jax.tree.leaves(restored.models["classifier"].params), jax.tree.leaves(shifted), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert best.record(tmp_path, state, 0.95, epoch=2) and best.read_record(tmp_path)["step"] == 2

@@ -98,10 +98,12 @@ def load_for(config: Any, split: str) -> Split:
         test_fraction=fraction,
         val_fraction=getattr(config, "val_fraction", None),
     )
+    uses_labels = getattr(config, "task", "") != "gan"  # an unconditional GAN ignores them
     if (
         split == "train"
         and data.labels is not None
-        and not getattr(config, "allow_rare_classes", 0)
+        and uses_labels
+        and not getattr(config, "allow_rare_classes", False)
     ):
         num_classes = describe(config.dataset, image_size, channels, test_fraction=fraction)
         check_class_counts(data.labels, num_classes.num_classes, config.dataset)
@@ -131,8 +133,8 @@ def check_class_counts(labels: np.ndarray, num_classes: int, name: str) -> None:
     what = "no images" if counts[k] == 0 else f"{counts[k]} image(s) against a median of {median:g}"
     raise DataError(
         f"{name}: class {k} has {what} (training images per class 0..{num_classes - 1}: "
-        f"{' '.join(map(str, counts))}); a stray or missing label? Fix the labels, give "
-        "class_names, or pass --allow-rare-classes to train on them as they are"
+        f"{' '.join(map(str, counts))}); a stray or missing label? Fix the labels (or the class "
+        "names), or pass --allow-rare-classes to train on them as they are"
     )
 
 

@@ -31,7 +31,8 @@ KINDS = ("folder", "npz", "tfds")
 SPELLINGS = "folder:PATH, npz:PATH or tfds:NAME[:SPLIT]"
 TEST_FRACTION: float | None = None  # share held out as a test split where there is none (None: no)
 HOLD_OUT_SEED = 0  # the held-out images are a function of the data and the fraction alone
-_READ: dict[tuple, tuple[DatasetSpec, Arrays]] = {}  # (name, size, channels, fractions) → read
+# (name, size, channels) → the arrays as read; with the two fractions after → (spec, split arrays)
+_READ: dict[tuple, Any] = {}
 
 
 def is_user_dataset(name: str) -> bool:
@@ -63,11 +64,16 @@ def read(
     Raises:
       DataError: the data is missing or malformed (the message names the file and the fix).
     """
-    key = (name, image_size, channels, test_fraction, val_fraction)
+    raw, key = (
+        (name, image_size, channels),
+        (name, image_size, channels, test_fraction, val_fraction),
+    )
     if key not in _READ:
-        kind, _, rest = name.partition(":")
-        reader = {"folder": _folder, "npz": _npz, "tfds": _tfds}[kind]
-        arrays = reader(rest, image_size, channels, data_dir)
+        if raw not in _READ:
+            kind, _, rest = name.partition(":")
+            reader = {"folder": _folder, "npz": _npz, "tfds": _tfds}[kind]
+            _READ[raw] = reader(rest, image_size, channels, data_dir)
+        arrays = _READ[raw]
         for split, fraction in (("test", test_fraction), ("val", val_fraction)):
             if fraction and f"{split}_images" not in arrays and "train_labels" in arrays:
                 arrays = hold_out(arrays, split, fraction, name)
@@ -87,6 +93,11 @@ def hold_out(arrays: Arrays, split: str, fraction: float, name: str) -> Arrays:
         count = min(max(round(fraction * len(members)), 1), len(members) - 1)
         held.append(rng.permutation(members)[:count])
     test = np.sort(np.concatenate(held))
+    if len(test) == 0:
+        raise DataError(
+            f"{name} has too few images per class to hold out a {split} split; give one (a "
+            f"{split}/ folder or {split} arrays) or add images"
+        )
     train = np.setdiff1d(np.arange(len(labels)), test)
     log.info(
         "%s has no %s split: held out %d of its %d labelled training images as one "

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import pathlib
+from collections import Counter
 
 import numpy as np
 from PIL import Image
@@ -107,7 +108,11 @@ def _csv_labeled(
             raise DataError(
                 f"{where} has columns {reader.fieldnames}; give a header row filename,label"
             )
-        rows = {row["filename"].strip(): row["label"].strip() for row in reader}
+        pairs = [(row["filename"].strip(), row["label"].strip()) for row in reader]
+    rows = dict(pairs)
+    if len(rows) != len(pairs):
+        twice = next(n for n, count in Counter(n for n, _ in pairs).items() if count > 1)
+        raise DataError(f"{where} has two rows for {twice}; give one filename,label row per image")
     names = {file.name for file in files}
     unlabeled = sorted(names - set(rows))
     missing = sorted(set(rows) - names)

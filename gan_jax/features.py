@@ -257,6 +257,11 @@ def _config_json(config: FeatureNetConfig) -> str:
     for name in ("image_size", "channels"):
         if fields[name] is None:
             del fields[name]
+    # ... and before these: at their defaults they are left out, so those networks still match
+    defaults = FeatureNetConfig()
+    for name in ("test_fraction", "val_fraction", "allow_rare_classes"):
+        if fields.get(name) == getattr(defaults, name):
+            fields.pop(name, None)
     return json.dumps(fields, sort_keys=True)
 
 

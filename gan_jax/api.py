@@ -132,6 +132,7 @@ def evaluate_run(
     test: Any = None,
     num_samples: int = 10_000,
     checkpoint: str = "latest",
+    classification_metrics: bool = True,
 ) -> dict[str, Any]:
     """Evaluates a workdir's latest checkpoint (its final parameters, the EMA when kept), or with
     `checkpoint="best"` its best-validation classifier: the task's `report`, with the workdir,
@@ -142,7 +143,7 @@ def evaluate_run(
       several; and under `predict`, `gan_jax.metrics.classification_report` of what `predict`
       gives (the members' mean probability): per-class accuracy, macro-F1, the confusion matrix
       (also drawn to `workdir/confusion.png`, `confusion_best.png` for the best checkpoint) and,
-      for two classes, ROC AUC.
+      for two classes, ROC AUC (`classification_metrics=False` leaves them out).
     - A generator (`gan`, `cgan`): `gan_jax.evaluate.sample_quality` of `num_samples` generated
       images against the test images (`fd`, `fd_floor`, `inception_score`, `confident`, and the
       cGAN's `digit_accuracy`, and `fd_network`), with the packaged feature network.
@@ -154,7 +155,7 @@ def evaluate_run(
         raise ConfigError(f"num_samples must be an integer >= 2, got {num_samples!r}")
     task, state = load_run(workdir, checkpoint)
     result = {"workdir": str(workdir), "task": task.config.task, "step": int(state.step)}
-    if not hasattr(task, "eval_params"):  # a generator
+    if not hasattr(task, "eval_params") or not classification_metrics:  # a generator, or asked
         return {**result, **task.report(state, test, num_samples)}
     from gan_jax import classify, metrics, plots
 

@@ -112,7 +112,7 @@ def run_sweep(
         log.info("sweep: %s with %d labels, data seeds %s", method, labels, list(data_seeds))
         train(config, workdir, data=train_split, test_data=test_split, progress=progress)
         seconds += _add_training_seconds(workdir, time.time() - run_start)
-        result = evaluate_run(workdir, test_split)
+        result = evaluate_run(workdir, test_split, classification_metrics=False)
         accuracies = np.atleast_1d(result["test_accuracy"]).tolist()
         for seed, accuracy in zip(config.data_seeds, accuracies, strict=False):
             rows.append(

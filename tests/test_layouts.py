@@ -131,7 +131,7 @@ def test_two_class_medmnist_layout_trains_evaluates_predicts_and_exports(tmp_pat
 
 
 def test_a_labelled_pool_without_test_split_gets_a_fixed_stratified_one(tmp_path, caplog):
-    from gan_jax import SGANConfig, evaluate_run, train
+    from gan_jax import SGANConfig, SupervisedConfig, evaluate_run, train
 
     caplog.set_level("INFO", logger="gan_jax")
     path = tmp_path / "pool.npz"
@@ -149,7 +149,7 @@ def test_a_labelled_pool_without_test_split_gets_a_fixed_stratified_one(tmp_path
     assert sorted(data_lib.load(name, "test", test_fraction=0.2).images[:, 0, 0, 0].tolist()) == held
     assert len(data_lib.load(name, "test", test_fraction=0.1).images) == 10
     assert SGANConfig().test_fraction == 0.1  # a classifier's default; generators hold out none
-    config = SGANConfig(dataset=name, labels=10, batch_size=10, steps=1, test_fraction=0.2)
+    config = SupervisedConfig(dataset=name, labels=10, batch_size=10, steps=1, test_fraction=0.2)
     train(config, tmp_path / "run", progress=False)
     assert evaluate_run(tmp_path / "run")["num_test"] == 20  # evaluate reuses the run's split
 

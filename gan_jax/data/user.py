@@ -31,7 +31,8 @@ KINDS = ("folder", "npz", "tfds")
 SPELLINGS = "folder:PATH, npz:PATH or tfds:NAME[:SPLIT]"
 TEST_FRACTION: float | None = None  # share held out as a test split where there is none (None: no)
 HOLD_OUT_SEED = 0  # the held-out images are a function of the data and the fraction alone
-# (name, size, channels) → the arrays as read; with the two fractions after → (spec, split arrays)
+# (name, size, channels) → the arrays as read; then + test fraction, + val fraction → the arrays
+# with those splits held out; + "spec" → their spec
 _READ: dict[tuple, Any] = {}
 
 
@@ -64,21 +65,20 @@ def read(
     Raises:
       DataError: the data is missing or malformed (the message names the file and the fix).
     """
-    raw, key = (
-        (name, image_size, channels),
-        (name, image_size, channels, test_fraction, val_fraction),
-    )
+    key: tuple = (name, image_size, channels)
     if key not in _READ:
-        if raw not in _READ:
-            kind, _, rest = name.partition(":")
-            reader = {"folder": _folder, "npz": _npz, "tfds": _tfds}[kind]
-            _READ[raw] = reader(rest, image_size, channels, data_dir)
-        arrays = _READ[raw]
-        for split, fraction in (("test", test_fraction), ("val", val_fraction)):
+        kind, _, rest = name.partition(":")
+        reader = {"folder": _folder, "npz": _npz, "tfds": _tfds}[kind]
+        _READ[key] = reader(rest, image_size, channels, data_dir)
+    for split, fraction in (("test", test_fraction), ("val", val_fraction)):
+        arrays, key = _READ[key], (*key, fraction)  # each hold-out made once, on the one before
+        if key not in _READ:
             if fraction and f"{split}_images" not in arrays and "train_labels" in arrays:
                 arrays = hold_out(arrays, split, fraction, name)
-        _READ[key] = (spec_of(name, arrays), arrays)
-    return _READ[key]
+            _READ[key] = arrays
+    if (*key, "spec") not in _READ:
+        _READ[(*key, "spec")] = spec_of(name, _READ[key])
+    return _READ[(*key, "spec")], _READ[key]
 
 
 def hold_out(arrays: Arrays, split: str, fraction: float, name: str) -> Arrays:

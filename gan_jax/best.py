@@ -9,7 +9,7 @@ parameters, average and statistics, with its step, epoch and accuracy, are writt
 
 from __future__ import annotations
 
-import os
+import io
 import pathlib
 from typing import Any
 
@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.errors import CheckpointError
+from gan_jax.workdir import write_atomically
 
 FOLDER = "best"
 FILE = "classifier.npz"
@@ -45,9 +46,9 @@ def record(workdir: pathlib.Path, state: Any, val_accuracy: float, epoch: int) -
     folder.mkdir(exist_ok=True)
     info = {"step": int(state.step), "epoch": epoch, "val_accuracy": val_accuracy}
     arrays = {**_leaves(state.models["classifier"]), **{k: np.asarray(v) for k, v in info.items()}}
-    temporary = folder / f".classifier.{os.getpid()}.tmp.npz"
-    np.savez(temporary, **arrays)  # type: ignore[arg-type]
-    os.replace(temporary, folder / FILE)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    write_atomically(folder / FILE, buffer.getvalue())
     return True
 
 

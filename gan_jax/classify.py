@@ -25,9 +25,10 @@ import numpy as np
 from gan_jax import data as data_lib
 from gan_jax.data.sources import folder
 from gan_jax.errors import ConfigError, DataError
-from gan_jax.steps import TrainState
+from gan_jax.steps import TrainState, map_in_chunks
+from gan_jax.workdir import write_atomically
 
-CHUNK = 512  # images per compiled call of `predict` (the last chunk is padded)
+CHUNK = 512  # images per chunk of `probabilities` (the last one zero-padded)
 EXPORT_FORMAT = 1  # the sidecar JSON's `format`: bump when its fields change
 
 
@@ -66,15 +67,10 @@ def probabilities_fn(task, state: TrainState, member: int | None = None) -> Call
 
 def probabilities(task, state: TrainState, images: np.ndarray, member: int | None = None):
     """float32 `[N, K]` class probabilities of uint8 `images` `[N, H, W, C]` (see
-    `probabilities_fn`), `CHUNK` images per compiled call."""
+    `probabilities_fn`), `CHUNK` images at a time on the device."""
     images = _shaped_as_trained(task, images)
-    fn = jax.jit(probabilities_fn(task, state, member))
-    out = []
-    for start in range(0, len(images), CHUNK):
-        chunk = images[start : start + CHUNK]
-        padded = np.concatenate([chunk, np.zeros((CHUNK - len(chunk), *chunk.shape[1:]), np.uint8)])
-        out.append(np.asarray(fn(padded))[: len(chunk)])
-    return np.concatenate(out)
+    fn = probabilities_fn(task, state, member)
+    return np.asarray(jax.jit(lambda x: map_in_chunks(fn, x, CHUNK))(images))
 
 
 def read_images(task, spec: str, split: str | None = None) -> tuple[list[str], np.ndarray]:
@@ -98,10 +94,11 @@ def read_images(task, spec: str, split: str | None = None) -> tuple[list[str], n
     return [str(i) for i in range(len(data.images))], data.images
 
 
-def write_predictions(task, ids: list[str], probs: np.ndarray, out: str | os.PathLike | None):
-    """CSV rows `id, class, confidence, p_<class>…` to `out` (written whole, then renamed over
-    it), or to standard output."""
-    names = class_names(task)
+def write_predictions(
+    names: list[str], ids: list[str], probs: np.ndarray, out: str | os.PathLike | None
+) -> None:
+    """CSV rows `id, class, confidence, p_<class>…` (classes `names`) to `out` (written whole,
+    then renamed over it), or to standard output."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["id", "class", "confidence", *(f"p_{name}" for name in names)])
@@ -111,7 +108,7 @@ def write_predictions(task, ids: list[str], probs: np.ndarray, out: str | os.Pat
     if out is None:
         sys.stdout.write(buffer.getvalue())
     else:
-        _write_atomically(pathlib.Path(out), buffer.getvalue().encode())
+        write_atomically(pathlib.Path(out), buffer.getvalue().encode())
 
 
 def export(task, state: TrainState, out: str | os.PathLike, member: int | None = None) -> dict:
@@ -136,8 +133,8 @@ def export(task, state: TrainState, out: str | os.PathLike, member: int | None =
         "platforms": list(exported.platforms),
     }
     out = pathlib.Path(out)
-    _write_atomically(out, bytes(exported.serialize()))
-    _write_atomically(
+    write_atomically(out, bytes(exported.serialize()))
+    write_atomically(
         out.with_name(out.name + ".json"), (json.dumps(info, indent=1) + "\n").encode()
     )
     return info
@@ -164,9 +161,3 @@ def _image_files(root: pathlib.Path) -> list[pathlib.Path]:
     if not files:
         raise DataError(f"{root} has no PNG or JPEG images; pass a folder of images to classify")
     return files
-
-
-def _write_atomically(path: pathlib.Path, content: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(content)
-    os.replace(temporary, path)

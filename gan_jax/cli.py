@@ -409,21 +409,18 @@ def _add_classifier_commands(commands) -> None:
 
 
 def _predict(args) -> None:
-    from gan_jax.api import load_run
-    from gan_jax.classify import probabilities, probabilities_fn, read_images, write_predictions
+    from gan_jax.api import predict
+    from gan_jax.classify import write_predictions
 
-    task, state = load_run(args.workdir, args.checkpoint)
-    probabilities_fn(task, state, args.member)  # a GAN workdir or a bad member: one line, first
-    ids, images = read_images(task, args.dataset, args.split)
-    probs = probabilities(task, state, images, args.member)
+    result = predict(args.workdir, args.dataset, args.member, args.split, args.checkpoint)
     try:
-        write_predictions(task, ids, probs, args.out)
+        write_predictions(result["class_names"], result["ids"], result["probabilities"], args.out)
     except OSError as err:
         raise ConfigError(
             f"cannot write {args.out} ({err.strerror}); pass --out FILE.csv in a writable folder"
         ) from None
     if args.out:
-        print(f"wrote {len(ids)} predictions to {args.out}", file=sys.stderr)
+        print(f"wrote {len(result['ids'])} predictions to {args.out}", file=sys.stderr)
 
 
 def _export(args) -> None:

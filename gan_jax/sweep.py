@@ -27,7 +27,7 @@ from gan_jax.data import describe, labeled_subset, load_for
 from gan_jax.errors import DataError
 from gan_jax.loop import train
 from gan_jax.tasks import TASKS
-from gan_jax.workdir import check_workdir
+from gan_jax.workdir import check_workdir, write_atomically
 
 log = logging.getLogger("gan_jax")
 
@@ -143,9 +143,7 @@ def _add_training_seconds(workdir: pathlib.Path, seconds: float) -> float:
     total over every invocation (a resumed sweep counts each run's earlier time too)."""
     path = workdir / "sweep_seconds.json"
     total = seconds + (json.loads(path.read_text())["seconds"] if path.exists() else 0.0)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps({"seconds": round(total, 1)}) + "\n")
-    temporary.replace(path)
+    write_atomically(path, (json.dumps({"seconds": round(total, 1)}) + "\n").encode())
     return total
 
 

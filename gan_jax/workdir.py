@@ -59,8 +59,14 @@ def record_dataset(workdir: pathlib.Path, spec: dict[str, Any]) -> None:
                 f"from {path}); restore the data, or pass a different --workdir"
             )
         return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(spec, indent=1) + "\n")
+    write_atomically(path, (json.dumps(spec, indent=1) + "\n").encode())
+
+
+def write_atomically(path: pathlib.Path, content: bytes) -> None:
+    """Writes `content` to a temporary file beside `path`, then renames it over `path`: a reader
+    sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(content)
     os.replace(tmp, path)
 
 
@@ -172,9 +178,8 @@ def keep_rows(workdir: pathlib.Path, name: str, keep) -> None:
     text = (workdir / name).read_text() if (workdir / name).exists() else ""
     cut = text != "" and not text.endswith("\n")  # its last line was cut by a kill
     if len(kept) != len(rows) or cut:
-        tmp = workdir / (name + ".tmp")
-        tmp.write_text("".join(json.dumps(row) + "\n" for row in kept))
-        os.replace(tmp, workdir / name)
+        text = "".join(json.dumps(row) + "\n" for row in kept)
+        write_atomically(workdir / name, text.encode())
 
 
 class MetricWriter:

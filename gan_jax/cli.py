@@ -676,8 +676,11 @@ def _run(args) -> int:
     except UserError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
-    except TrainingStopped as err:
-        print(f"{PROG}: {err}", file=sys.stderr)
+    except TrainingStopped as err:  # every process stops at the same step: process 0 says so
+        import jax
+
+        if jax.process_index() == 0:
+            print(f"{PROG}: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print(

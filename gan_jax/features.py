@@ -192,7 +192,8 @@ def _load_cached(config: FeatureNetConfig, folder: pathlib.Path) -> FeatureNetwo
 def read_cached(config: FeatureNetConfig, folder: pathlib.Path) -> dict[str, np.ndarray] | None:
     """The cached arrays of `config`'s network in `folder`, or None when missing, damaged or of
     another config."""
-    arrays = data_lib.read_verified_npz(folder / FILE, "feature network cache")
+    with data_lib.cache_lock(folder / FILE):
+        arrays = data_lib.read_verified_npz(folder / FILE, "feature network cache")
     return None if arrays is None or str(arrays["config"]) != _config_json(config) else arrays
 
 
@@ -221,7 +222,9 @@ def write_cached(
         "test_sigma": test_sigma,
         "fd_floor": np.asarray(frechet_distance(train_mu, train_sigma, test_mu, test_sigma)),
     }
-    data_lib.write_verified_npz(folder / FILE, arrays)
+    folder.mkdir(parents=True, exist_ok=True)
+    with data_lib.cache_lock(folder / FILE):
+        data_lib.write_verified_npz(folder / FILE, arrays)
     _load_cached.cache_clear()
     log.info(
         "feature network cached in %s (test accuracy %.4f, FD floor %.3f)",

@@ -572,14 +572,20 @@ class SaveCadence:
 
 class StopOnSignal:
     """Turns the first SIGINT/SIGTERM into a request to stop after the current compiled call
-    (`Checkpoints` saves, then `after` raises `Preempted`). A second signal raises
-    KeyboardInterrupt at once. Handlers are installed only in the main thread (elsewhere Python
-    forbids it) and restored on exit."""
+    (`Checkpoints` saves, then `after` raises `Preempted`). A second SIGINT (Ctrl-C again) raises
+    KeyboardInterrupt at once; a repeated SIGTERM changes nothing (a scheduler may signal both a
+    supervisor and its worker, and it follows a SIGTERM with SIGKILL when it means it).
+
+    In a multi-host run the processes agree after every call whether any of them was signalled
+    (one tiny all-gather), so all of them save the same step and stop together, wherever the
+    signal arrived first. Handlers are installed only in the main thread (elsewhere Python forbids
+    it) and restored on exit."""
 
     def __init__(self, workdir: pathlib.Path | None = None):
         self.workdir = workdir
-        self.signum: int | None = None
+        self.signum: int | None = None  # the signal this process received
         self._previous: dict[int, Any] = {}
+        self._agreed: tuple[int, int] | None = None  # (call.end, signal of any process or 0)
 
     def __enter__(self) -> StopOnSignal:
         if threading.current_thread() is threading.main_thread():
@@ -589,7 +595,9 @@ class StopOnSignal:
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is not None:
-            raise KeyboardInterrupt
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
         self.signum = signum
         log.warning(
             "%s received: finishing the current step and saving a checkpoint "
@@ -602,12 +610,25 @@ class StopOnSignal:
             signal.signal(signum, handler)
         return False
 
+    def requested(self, call: Call) -> int:
+        """The signal that stops the run after `call` (0: none): this process's, or in a
+        multi-host run any process's (the same answer in every process)."""
+        if self._agreed is None or self._agreed[0] != call.end:
+            signum = self.signum or 0
+            if jax.process_count() > 1:
+                from jax.experimental import multihost_utils
+
+                signum = int(np.max(multihost_utils.process_allgather(np.int32(signum))))
+            self._agreed = (call.end, signum)
+        return self._agreed[1]
+
     def after(self, call: Call, state: Any, result: CallResult) -> None:
-        if self.signum is not None and not call.is_last:
+        signum = self.requested(call)
+        if signum and not call.is_last:
             raise Preempted(
-                f"stopped by {signal.Signals(self.signum).name} at step {call.end}; "
+                f"stopped by {signal.Signals(signum).name} at step {call.end}; "
                 f"checkpoint saved in {self.workdir}; run the same command to resume",
-                self.signum,
+                signum,
             )
 
 
@@ -631,7 +652,7 @@ class Checkpoints:
         self.blocked_seconds = 0.0  # in the loop's thread, all saves so far
 
     def due(self, call: Call) -> bool:
-        if self.stop.signum is not None or every(call.end, self.checkpoint_every):
+        if self.stop.requested(call) or every(call.end, self.checkpoint_every):
             return True
         return call.ends_epoch and (call.is_last or self.cadence.due())
 
@@ -643,7 +664,7 @@ class Checkpoints:
         saving = time.perf_counter()  # the cadence weighs the save alone
         self.store.save(call.end, device_copy(state), self.config, self.sums.counters)
         self.cadence.saved(saving)
-        if self.stop.signum is not None:
+        if self.stop.requested(call):
             self.store.wait()
         self.blocked_seconds += time.perf_counter() - started
 

@@ -202,9 +202,9 @@ def make_hooks(
     """The hooks of a run, in the order they run after each call; their contexts join `stack`
     (exits in reverse: background outputs first, then timing rows, events, signals, the bar)."""
     task, workdir, writer = run.task, run.workdir, run.writer
-    bar = stack.enter_context(
-        hooks.progress_bar(max(run.total_steps, start), start, run.outputs.progress)
-    )
+    # One voice per job: of a multi-host run's processes, process 0 alone shows the bar.
+    shown = run.outputs.progress and parallel.is_writer()
+    bar = stack.enter_context(hooks.progress_bar(max(run.total_steps, start), start, shown))
     stop = stack.enter_context(hooks.StopOnSignal(workdir))
     events = None
     if run.outputs.tensorboard and writer.enabled and start < run.total_steps:

@@ -77,8 +77,8 @@ def initialize_distributed() -> bool:
         jax.device_count(),
         f"; library output in {where}" if where else "",
     )
-    if jax.process_index() != 0:  # process 0 prints the run's lines
-        log.setLevel(logging.WARNING)
+    if jax.process_index() != 0:  # one voice: process 0 prints the run's lines and warnings
+        log.setLevel(logging.ERROR)
     return True
 
 

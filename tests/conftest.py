@@ -48,6 +48,17 @@ def pytest_configure(config):
         load("mnist", "train", source="offline")
 
 
+# Longest files first: pytest-xdist hands out files in collection order, so the long ones overlap
+# with the many short ones instead of ending the run alone (test_slurm.py mostly waits on SLURM's
+# 30-second clock).
+LONGEST_FIRST = ("test_slurm.py", "test_sweep.py", "test_multiprocess.py", "test_parallel.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))  # stable: files stay whole
+
+
 def run_cli(argv):
     """`gan_jax.cli.main(argv)` → its exit code, whether argparse exits or main returns."""
     from gan_jax.cli import main

@@ -117,9 +117,11 @@ def test_a_stop_request_raises_after_the_save_with_the_resume_command(tmp_path):
     stop = StopOnSignal(tmp_path)
     stop.after(Call(0, 0, 1, 4, 8), None, result([[0, 0]], [[0, 0]]))  # nothing asked: goes on
     stop.signum = signal.SIGTERM
-    with pytest.raises(Preempted, match=f"stopped by SIGTERM at step 1; checkpoint saved in "
+    # decided once per call (Checkpoints asked first): a signal during a call's hooks stops the next
+    stop.after(Call(0, 0, 1, 4, 8), None, result([[0, 0]], [[0, 0]]))
+    with pytest.raises(Preempted, match=f"stopped by SIGTERM at step 2; checkpoint saved in "
                                         f"{tmp_path}; run the same command") as err:
-        stop.after(Call(0, 0, 1, 4, 8), None, result([[0, 0]], [[0, 0]]))
+        stop.after(Call(0, 1, 1, 4, 8), None, result([[0, 0]], [[0, 0]]))
     assert err.value.exit_code == 128 + signal.SIGTERM
     stop.after(Call(1, 4, 4, 4, 8), None, result([[0, 0]], [[0, 0]]))  # the last call: it ends
 

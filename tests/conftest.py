@@ -48,10 +48,19 @@ def pytest_configure(config):
         load("mnist", "train", source="offline")
 
 
-# Longest files first: pytest-xdist hands out files in collection order, so the long ones overlap
-# with the many short ones instead of ending the run alone (test_slurm.py mostly waits on SLURM's
-# 30-second clock).
-LONGEST_FIRST = ("test_slurm.py", "test_sweep.py", "test_multiprocess.py", "test_parallel.py")
+# Longest files first (pytest-xdist keeps this order with --no-loadscope-reorder, see pyproject),
+# so they overlap with the many short ones instead of ending the run alone; test_slurm.py mostly
+# waits on SLURM's 30-second clock.
+LONGEST_FIRST = (
+    "test_slurm.py",
+    "test_parallel.py",
+    "test_sgan.py",
+    "test_multiprocess.py",
+    "test_sweep.py",
+    "test_layouts.py",
+    "test_robustness.py",
+    "test_classify.py",
+)
 
 
 def pytest_collection_modifyitems(items):

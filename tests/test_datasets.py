@@ -90,7 +90,7 @@ def test_fashion_mnist_offline_route_reads_the_debian_package(tmp_path, monkeypa
 
 
 def test_without_apt_get_a_deb_fetched_elsewhere_and_put_into_the_cache_is_used(tmp_path, monkeypatch):
-    """The README's route for macOS and non-Debian machines: the .deb from any Debian machine or
+    """docs/datasets.md's route for macOS and non-Debian machines: the .deb from any Debian machine or
     container, put into the cache folder as dataset-fashion-mnist.deb, is verified and read; a
     damaged one is refused, naming where the file goes."""
     arrays = _fake_fashion(tmp_path, monkeypatch)

@@ -1,14 +1,14 @@
-"""Statements of README.md that the code decides, checked against it so they cannot drift."""
+"""Statements of the documentation that the code decides, checked against it so they cannot drift."""
 
 import argparse
 import dataclasses
 import pathlib
 
-README = pathlib.Path(__file__).parent.parent / "README.md"
+RELIABILITY = pathlib.Path(__file__).parent.parent / "docs" / "reliability.md"  # the resume section
 
 
-def _readme() -> str:
-    return " ".join(README.read_text().split())
+def _reliability() -> str:
+    return " ".join(RELIABILITY.read_text().split())
 
 
 def _listed(options) -> str:
@@ -31,7 +31,7 @@ def test_the_resume_section_lists_exactly_the_options_that_may_change_between_ru
             extras.setdefault(extra, []).append(name)
     stored = "every task: " + _listed(map(option, common)) + "".join(
         f"; {', '.join(names)} also: {_listed(map(option, extra))}" for extra, names in extras.items()) + "."
-    assert stored in _readme(), stored
+    assert stored in _reliability(), stored
 
     parsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     tasks = next(a for a in parsers.choices["train"]._actions if isinstance(a, argparse._SubParsersAction))
@@ -39,4 +39,4 @@ def test_the_resume_section_lists_exactly_the_options_that_may_change_between_ru
         fields = {f.name for f in dataclasses.fields(task.config_type)} | {"workdir", "recipe", "help"}
         unstored = [a.option_strings[0] for a in tasks.choices[name]._actions if a.dest not in fields]
         sentence = "The options that are not stored may change too: " + _listed(unstored) + "."
-        assert sentence in _readme(), sentence
+        assert sentence in _reliability(), sentence

@@ -1,5 +1,6 @@
 """`gan-jax launch --processes N [--port P] -- COMMAND`: a multi-host run's N processes on this
-machine, for testing (on a cluster, start one `gan-jax COMMAND` per host instead: README).
+machine, for testing (on a cluster, start one `gan-jax COMMAND` per host instead:
+docs/multihost.md).
 
 Each process is a supervised worker (`gan_jax.multihost`) with `JAX_COORDINATOR_ADDRESS`
 (127.0.0.1 and a free port), `JAX_NUM_PROCESSES` and `JAX_PROCESS_ID` set; its library output

@@ -9,6 +9,7 @@ from gan_jax import bench
 from gan_jax.cli import main
 
 
+@pytest.mark.slow
 def test_bench_prints_one_json_line_per_configuration(capsys):
     code = main(["bench", "--models", "dcgan,sgan", "--batch-sizes", "4", "--steps", "1", "--sgan-steps", "2",
                  "--sgan-members", "2", "--steps-per-call", "1"])

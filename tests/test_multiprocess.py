@@ -17,6 +17,8 @@ import pytest
 from gan_jax.api import run_info
 from scripts.kill_resume_check import TINY
 
+pytestmark = pytest.mark.slow  # real processes: `pytest -m "not slow"` leaves them out
+
 ROOT = pathlib.Path(__file__).parent.parent
 PEER_TIMEOUT = 10
 ENV = {

@@ -23,6 +23,7 @@ def report():
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_runs_on_eight_devices_with_replicated_states(report):
     assert report["device_count"] == 8
     for name in ("gan", "sgan"):

@@ -31,6 +31,7 @@ def train_cmd(workdir, *extra):
     return [sys.executable, "-m", "gan_jax.cli", "train", "gan", "--workdir", str(workdir), *TINY, *map(str, extra)]
 
 
+@pytest.mark.slow
 def test_sigkill_storm_inside_async_saves_resumes_from_intact_checkpoints_bit_exactly(mnist_train, tmp_path):
     # One run killed 3 times (scripts/kill_storm.py): at least one kill inside an Orbax save.
     result = storm(kills=3, steps=8, seed=1, root=tmp_path)

@@ -26,6 +26,8 @@ from gan_jax.data import cache_dir
 from scripts import slurm_cluster
 from tests.test_multiprocess import ENV, PEER_TIMEOUT, SGAN, TINY, finish, one_process, quiet, sha
 
+pytestmark = pytest.mark.slow  # real processes: `pytest -m "not slow"` leaves them out
+
 ROOT = pathlib.Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "slurm" / "train.sbatch"
 ONE_NODE = ["--nodes=1", "--ntasks-per-node=2"]  # the example's 4 nodes, as 2 tasks on this one

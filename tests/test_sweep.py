@@ -4,12 +4,14 @@ import csv
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from gan_jax.cli import main
 from gan_jax.sweep import markdown_table, summarize
 
 
+@pytest.mark.slow
 def test_tiny_sweep_writes_csv_table_json_and_figures(mnist_train, tmp_path, capsys):
     out = tmp_path / "sweep"
     argv = ["sweep", "--labels", "10,20", "--data-seeds", "0,1", "--out", str(out), "--steps", "2",

@@ -43,6 +43,7 @@ def three(monkeypatch, tmp_path):
     return splits
 
 
+@pytest.mark.slow
 def test_every_task_trains_and_evaluates_on_a_three_class_dataset(three, tmp_path, capsys):
     train_split, test_split = three["train"], three["test"]
 

@@ -210,6 +210,7 @@ def test_ema_is_the_bias_corrected_average():
     np.testing.assert_allclose(ema_params(state, 0.5, 0)["w"], 2.0)
 
 
+@pytest.mark.slow
 def test_conv_family_trains_and_evaluates(digits):
     task = SGANTask(SGANConfig.recipe("conv", **SMALL))
     state, metrics, finite = _run(task, digits, 2)
@@ -260,6 +261,7 @@ def test_predict_and_embed_give_each_members_classes_and_features(digits):
 
 # ---- the loop, resume, evaluate
 
+@pytest.mark.slow
 def test_sgan_resume_is_bit_identical(digits, tmp_path):
     config = SGANConfig(**{**SMALL, "epochs": 2}, steps_per_call=2)
     test = Split(digits.images[:50], digits.labels[:50])

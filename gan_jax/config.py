@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Protocol
 from gan_jax.data import DATASETS, check_name, require_label_count
 from gan_jax.data.shaping import check_shape_request
 from gan_jax.errors import ConfigError
-from gan_jax.losses import GAN_LOSSES
+from gan_jax.losses import GAN_LOSSES, SGAN_GENERATOR_LOSSES
 
 DATA_SOURCES = ("auto", "tfds", "offline")
 COMPUTE_DTYPES = ("float32", "bfloat16")
@@ -392,7 +392,7 @@ class FeatureNetConfig(RunConfig):
             require_positive("each of widths", width)
 
 
-G_LOSSES = ("feature_matching_l1", "feature_matching", "non_saturating")
+G_LOSSES = tuple(SGAN_GENERATOR_LOSSES)  # the SGAN generator objectives, the default first
 
 # Per-model recipes: `mlp` is Improved GAN's (Salimans et al. 2016, the public script
 # train_mnist_feature_matching.py) made stable; `conv` the seed's SGAN of "GANs in Action" ch. 7

@@ -6,7 +6,7 @@ of adversarial objectives a GAN config chooses from (`GANConfig.loss`).
 """
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -213,3 +213,29 @@ def feature_matching_l1_loss(fake_features: jax.Array, real_features: jax.Array)
 def sgan_generator_loss(fake_class_logits: jax.Array) -> jax.Array:
     """Non-saturating generator loss through D(x) = sigmoid(logsumexp(logits)): fake → real."""
     return generator_loss(real_fake_logit(fake_class_logits))
+
+
+class SGANGeneratorLoss(NamedTuple):
+    """One generator objective of `SGAN_GENERATOR_LOSSES`.
+
+    Attributes:
+      loss: `(fake_class_logits [B, K], fake_features [B, F], real_features [B', F] or None)
+        -> scalar` the generator minimizes, through the classifier just updated.
+      real_features: it reads `real_features`: the step then embeds a second unlabeled batch.
+    """
+
+    loss: Callable[[jax.Array, jax.Array, Any], jax.Array]  # real features: an array or None
+    real_features: bool
+
+
+SGAN_GENERATOR_LOSSES: dict[str, SGANGeneratorLoss] = {
+    "feature_matching_l1": SGANGeneratorLoss(
+        lambda logits, fake, real: feature_matching_l1_loss(fake, real), real_features=True
+    ),
+    "feature_matching": SGANGeneratorLoss(
+        lambda logits, fake, real: feature_matching_loss(fake, real), real_features=True
+    ),
+    "non_saturating": SGANGeneratorLoss(
+        lambda logits, fake, real: sgan_generator_loss(logits), real_features=False
+    ),
+}

@@ -181,3 +181,19 @@ def test_class_balance_loss_matches_hand_computation_and_its_bounds():
     np.testing.assert_allclose(class_balance_loss(one_class), np.log(3), rtol=1e-6)  # the maximum
     grads = jax.grad(class_balance_loss)(jnp.array([[2.0, 0.0], [1.0, 0.0]]))
     assert np.all(grads[:, 0] > 0) and np.all(grads[:, 1] < 0)  # lowering it moves mass off class 0
+
+
+def test_sgan_generator_losses_table_gives_the_hand_values_and_the_config_choices():
+    from gan_jax.config import G_LOSSES, SGANConfig
+    from gan_jax.losses import SGAN_GENERATOR_LOSSES as table
+
+    logits = jnp.array([[0.5, -1.0], [2.0, 0.0]])
+    fake = jnp.array([[1.0, 2.0], [3.0, 4.0]])  # batch means [2, 3]
+    real = jnp.array([[0.0, 0.0], [2.0, 2.0]])  # batch means [1, 1]
+    np.testing.assert_allclose(table["feature_matching_l1"].loss(logits, fake, real), 1.5)  # (1+2)/2
+    np.testing.assert_allclose(table["feature_matching"].loss(logits, fake, real), 2.5)  # (1+4)/2
+    lse = np.log(np.exp([0.5, -1.0]).sum()), np.log(np.exp([2.0, 0.0]).sum())
+    expected = np.mean([np.log1p(np.exp(-v)) for v in lse])  # -log sigmoid(logsumexp): fake → real
+    np.testing.assert_allclose(table["non_saturating"].loss(logits, fake, None), expected, rtol=1e-6)
+    assert [name for name, row in table.items() if row.real_features] == ["feature_matching_l1", "feature_matching"]
+    assert G_LOSSES == tuple(table) and G_LOSSES[0] == SGANConfig().g_loss

@@ -31,12 +31,10 @@ import optax
 from gan_jax import data as data_lib
 from gan_jax.config import SGANConfig, SupervisedConfig
 from gan_jax.losses import (
+    SGAN_GENERATOR_LOSSES,
     class_balance_loss,
     conditional_entropy,
     cross_entropy,
-    feature_matching_l1_loss,
-    feature_matching_loss,
-    sgan_generator_loss,
     unsupervised_loss,
 )
 from gan_jax.models import (
@@ -61,10 +59,6 @@ from gan_jax.steps import (
 )
 from gan_jax.tasks.base import GenerativeTask, SeededTask, Stream
 
-FEATURE_MATCHING = {
-    "feature_matching": feature_matching_loss,
-    "feature_matching_l1": feature_matching_l1_loss,
-}
 DDI_EXAMPLES = 500  # training images of the data-dependent initialization (Improved GAN's count)
 EVAL_CHUNK = 500
 
@@ -473,8 +467,9 @@ class SGANTask(SupervisedTask, GenerativeTask):
 
         c, (_, (sup, unsup)) = self._update_classifier(c, classifier_loss)
 
-        matching_loss = FEATURE_MATCHING.get(self.config.g_loss)
-        if matching_loss:
+        objective = SGAN_GENERATOR_LOSSES[self.config.g_loss]
+        real_features = None
+        if objective.real_features:
             _, real_features, _ = self.classify(
                 c.params, c.batch_stats, batch["unlabeled_g"], keys[4]
             )
@@ -484,12 +479,7 @@ class SGANTask(SupervisedTask, GenerativeTask):
             z = shard_batch(self.noise(keys[5], batch_size))
             fakes, stats = self._generate_train(g, z, params=params)
             logits, features, _ = self.classify(c.params, c.batch_stats, fakes, keys[6])
-            loss = (
-                matching_loss(features, real_features)
-                if matching_loss
-                else sgan_generator_loss(logits)
-            )
-            return loss, stats
+            return objective.loss(logits, features, real_features), stats
 
         (g_loss, g_stats), grads = jax.value_and_grad(generator_loss, has_aux=True)(g.params)
         g = apply_gradients(g, grads, self.tx, batch_stats=g_stats)

@@ -22,8 +22,12 @@ TRAIN = textwrap.dedent("""
 
 
 def run(tmp_path, mode):
-    result = subprocess.run([sys.executable, "-c", TRAIN, mode, str(tmp_path / mode)], capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", TRAIN, mode, str(tmp_path / mode)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     return result.stderr
 
@@ -33,13 +37,22 @@ def test_train_from_python_prints_labelled_epoch_lines_above_the_bar(tmp_path):
     # tqdm redraws its bar with carriage returns; what a terminal shows of a line is its last segment.
     shown = [line.split("\r")[-1] for line in err.split("\n")]
     epoch_lines = [line for line in shown if line.startswith("epoch ")]
-    assert [line.split(":")[0] for line in epoch_lines] == ["epoch 1 step 5", "epoch 1", "epoch 2 step 10", "epoch 2"]
+    assert [line.split(":")[0] for line in epoch_lines] == [
+        "epoch 1 step 5",
+        "epoch 1",
+        "epoch 2 step 10",
+        "epoch 2",
+    ]
     assert "d_loss" in epoch_lines[0] and "g_loss" in epoch_lines[0]
     assert "steps/s" in epoch_lines[1] and " s (" in epoch_lines[1]
-    for line in err.split("\n"):  # no log text glued to a bar: a line holding a bar's rate holds no message
+    for line in err.split(
+        "\n"
+    ):  # no log text glued to a bar: a line holding a bar's rate holds no message
         if "step/s]" in line or "s/step]" in line:
             assert "epoch" not in line.split("\r")[-1] and "training" not in line, line
-    assert not any(line.strip().endswith("steps/s") and not line.startswith("epoch") for line in shown)
+    assert not any(
+        line.strip().endswith("steps/s") and not line.startswith("epoch") for line in shown
+    )
 
 
 def test_the_caller_can_quiet_the_logger(tmp_path):
@@ -57,5 +70,7 @@ def test_importing_leaves_the_process_alone_and_setup_quiets_the_stores_echoes_o
         assert sys.unraisablehook.keywords["previous"] is hook
         assert len(logging.getLogger("absl").filters) == len(logging.getLogger("asyncio").filters) == 1
     """)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr

@@ -91,7 +91,8 @@ def main() -> None:
             "losses_n": rows[jax.device_count()],
             "sharding": str(jax.tree.leaves(many.models)[0].sharding),
         }
-    # Orbax: a sharded (replicated) state saved after epoch 1 and resumed gives the uninterrupted result.
+    # Orbax: a sharded (replicated) state saved after epoch 1 and resumed
+    # gives the uninterrupted result.
     workdir = f"{root}/gan_resumed"
     train(dataclasses.replace(gan, epochs=1), workdir, data=data, progress=False)
     resumed = train(gan, workdir, data=data, progress=False)

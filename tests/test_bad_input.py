@@ -1,4 +1,4 @@
-"""Every bad input gets one error line naming the problem and the fix, exit code 2, and changes nothing.
+"""A bad input gets one error line naming the problem and the fix, exit code 2, and changes nothing.
 
 CLI_CASES is the table of command-line cases; API_CASES the Python entry points with the
 documented exception type. Each CLI case runs against a snapshot of a trained workdir (`TRAINED`)

@@ -1,4 +1,4 @@
-"""`gan-jax bench` prints one well-formed JSON line per configuration (speed itself is never asserted)."""
+"""`gan-jax bench` prints one well-formed JSON line per configuration (speed is never asserted)."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Checkpoints: round trip, the device-side checksum, legacy fingerprints, asynchronous save failures."""
+"""Checkpoints: round trip, device-side checksum, legacy fingerprints, failed asynchronous saves."""
 
 import errno
 import json
@@ -26,19 +26,17 @@ def test_checkpoint_round_trip_restores_identical_state(tiny_config, tiny_data, 
     store.save(1, state, tiny_config.to_dict(), {"note": "x"})
     restored, loop = store.restore(task.init())
     assert loop == {"note": "x"}
-    assert store.read_config() == tiny_config.to_dict() and tiny_config.to_dict()["g_features"] == [
-        8,
-        4,
-        4,
-    ]
+    assert store.read_config() == tiny_config.to_dict()
+    assert tiny_config.to_dict()["g_features"] == [8, 4, 4]
     assert jax.tree.structure(restored) == jax.tree.structure(expected)
-    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(expected)):
+    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(expected), strict=True):
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)
 
 
 def _reference_words(array: np.ndarray) -> np.ndarray:
-    """`checkpoint._leaf_checksum` in numpy's wrapping uint64 arithmetic, reduced mod 2**32 by hand."""
+    """`checkpoint._leaf_checksum` in numpy's wrapping uint64 arithmetic,
+    reduced mod 2**32 by hand."""
     bits = array.reshape(-1).view(f"<u{array.dtype.itemsize}").astype(np.uint64)
     mask = np.uint64(2**32 - 1)
     h = (bits * _MIX[0] + np.arange(bits.size, dtype=np.uint64) * _MIX[1]) & mask

@@ -124,6 +124,7 @@ def test_cli_predict_refuses_other_image_shapes_gan_workdirs_and_missing_members
         progress=False,
     )
     assert error_line(["export", "--workdir", gan_dir, "--out", tmp_path / "gan.jax"]) == (
-        "gan-jax: error: a gan workdir has no classifier; predict and export take an sgan or supervised workdir"
+        "gan-jax: error: a gan workdir has no classifier; "
+        "predict and export take an sgan or supervised workdir"
     )
     assert not (tmp_path / "gan.jax").exists()

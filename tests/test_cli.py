@@ -290,6 +290,6 @@ def test_a_mistyped_option_is_named_by_its_subcommand_with_the_closest_option(ca
         == 2
     )
     assert capsys.readouterr().err.strip() == (
-        "gan-jax train sgan: error: unrecognized arguments: --batchsize 3; did you mean --batch-size? "
-        "(see `gan-jax train sgan --help`)"
+        "gan-jax train sgan: error: unrecognized arguments: --batchsize 3; "
+        "did you mean --batch-size? (see `gan-jax train sgan --help`)"
     )

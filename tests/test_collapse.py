@@ -96,7 +96,7 @@ def test_loop_warns_once_naming_epoch_data_seed_and_both_losses(caplog):
     caplog.clear()
     rows = rows[:-1] + [
         {"epoch": 5, "step": 3000, "data_seed": s, "unsup_loss": d, "g_loss": g}
-        for s, d, g in zip((0, 3), fifth["unsup_loss"], fifth["g_loss"])
+        for s, d, g in zip((0, 3), fifth["unsup_loss"], fifth["g_loss"], strict=True)
     ]
     with caplog.at_level(logging.WARNING, logger="gan_jax"):  # still collapsing: not repeated
         _epoch_end(task, rows, 5, {"unsup_loss": [0.3, 0.0], "g_loss": [0.4, 200.0]})

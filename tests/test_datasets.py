@@ -49,10 +49,10 @@ def test_idx_files_decode_and_bad_ones_are_refused():
 
 
 def _fake_fashion(tmp_path, monkeypatch, per_class=(3, 2)):
-    """A made-up .deb laid out like Debian's dataset-fashion-mnist, with the checksums it implies."""
+    """A fake .deb laid out like Debian's dataset-fashion-mnist, with the checksums it implies."""
     rng = np.random.default_rng(0)
     files, arrays, pinned = {}, {}, {}
-    for split, n in zip(("train", "test"), per_class):
+    for split, n in zip(("train", "test"), per_class, strict=True):
         labels = np.repeat(np.arange(10), n).astype(np.uint8)
         images = rng.integers(0, 256, (10 * n, 28, 28), dtype=np.uint8)
         (images_name, _), (labels_name, _) = DATASETS["fashion_mnist"].offline.files[split]
@@ -86,7 +86,7 @@ def _fake_fashion(tmp_path, monkeypatch, per_class=(3, 2)):
     offline = dataclasses.replace(
         spec.offline, sha256=hashlib.sha256(deb).hexdigest(), files=pinned
     )
-    counts = {split: (n,) * 10 for split, n in zip(("train", "test"), per_class)}
+    counts = {split: (n,) * 10 for split, n in zip(("train", "test"), per_class, strict=True)}
     spec = dataclasses.replace(spec, offline=offline, class_counts=counts)
     monkeypatch.setitem(DATASETS, "fashion_mnist", spec)
     return arrays
@@ -105,8 +105,8 @@ def test_fashion_mnist_offline_route_reads_the_debian_package(tmp_path, monkeypa
 def test_without_apt_get_a_deb_fetched_elsewhere_and_put_into_the_cache_is_used(
     tmp_path, monkeypatch
 ):
-    """docs/datasets.md's route for macOS and non-Debian machines: the .deb from any Debian machine or
-    container, put into the cache folder as dataset-fashion-mnist.deb, is verified and read; a
+    """docs/datasets.md's route for macOS and non-Debian machines: the .deb from any Debian machine
+    or container, put into the cache folder as dataset-fashion-mnist.deb, is verified and read; a
     damaged one is refused, naming where the file goes."""
     arrays = _fake_fashion(tmp_path, monkeypatch)
     monkeypatch.setenv("PATH", str(tmp_path / "no-tools-here"))  # no apt-get (nor anything else)

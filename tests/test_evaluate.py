@@ -1,5 +1,5 @@
-"""`gan_jax.evaluate`: sample quality of a GAN's samples, per-epoch evaluation, and the `evaluate` and `sample`
-commands on a conditional GAN's workdir."""
+"""`gan_jax.evaluate`: sample quality of a GAN's samples, per-epoch evaluation, and the `evaluate`
+and `sample` commands on a conditional GAN's workdir."""
 
 import json
 

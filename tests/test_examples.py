@@ -15,7 +15,9 @@ import pytest
 
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
 TINY = {
-    "quickstart.ipynb": "EPOCHS = 1\nBATCH_SIZE = 8\nSTEPS = 3\nEVAL_SAMPLES = 50\nWORKDIR = 'runs/notebook_gan'\n"
+    "quickstart.ipynb": (
+        "EPOCHS = 1\nBATCH_SIZE = 8\nSTEPS = 3\nEVAL_SAMPLES = 50\nWORKDIR = 'runs/notebook_gan'\n"
+    )
 }
 
 

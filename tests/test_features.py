@@ -1,5 +1,5 @@
-"""`gan_jax.features`: the Fréchet-distance feature network: its cache and checksums, the packaged network,
-and deterministic training."""
+"""`gan_jax.features`: the Fréchet-distance feature network: its cache and checksums, the packaged
+network, and deterministic training."""
 
 import jax
 import numpy as np
@@ -18,8 +18,9 @@ def test_feature_network_is_cached_verified_and_rebuilt_without_retraining(
     assert 0.1 < net.test_accuracy <= 1 and net.fd_floor > 0
     logits, feats = net.logits_and_features(np.zeros((3, 28, 28, 1), np.uint8))
     assert logits.shape == (3, 10) and feats.shape == (3, 8) and (feats >= 0).all()
-    # A damaged cache file fails its checksum: loading (what an evaluation does) refuses it, naming the fix,
-    # and never trains; `train_feature_network` rebuilds it from the finished checkpoints without training again.
+    # A damaged cache file fails its checksum: loading (what an evaluation does) refuses it, naming
+    # the fix, and never trains; `train_feature_network` rebuilds it from the finished checkpoints
+    # without training again.
     net.path.write_bytes(net.path.read_bytes()[:-10])
     features._load_cached.cache_clear()
     monkeypatch.setattr("gan_jax.steps.make_runner", lambda *a: pytest.fail("trained again"))

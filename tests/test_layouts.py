@@ -341,8 +341,9 @@ def test_a_validation_split_is_scored_each_epoch_and_its_best_classifier_kept(tm
         == 2
     )
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"gan-jax: error: {plain} has no best checkpoint: one is kept at each complete epoch's end when a "
-        "classifier trains with a validation split (--val-fraction F, or a dataset's own val split); use the latest"
+        f"gan-jax: error: {plain} has no best checkpoint: one is kept at each complete epoch's end "
+        "when a classifier trains with a validation split (--val-fraction F, or a dataset's own "
+        "val split); use the latest"
     )
 
 

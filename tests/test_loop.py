@@ -28,7 +28,7 @@ def test_resumed_run_equals_uninterrupted_run(tiny_config, tiny_data, tmp_path):
     )
 
     assert int(resumed.step) == 7
-    for a, b in zip(_leaves(resumed), expected):
+    for a, b in zip(_leaves(resumed), expected, strict=True):
         np.testing.assert_array_equal(a, b)
     # The partial row of the first, capped run is superseded: both files are byte-identical.
     for name in ("metrics.jsonl", "losses.jsonl"):
@@ -84,7 +84,7 @@ def test_rerun_of_a_finished_run_trains_nothing_more(tiny_config, tiny_data, tmp
     first = _leaves(train(tiny_config, tmp_path, data=tiny_data, progress=False))
     again = train(tiny_config, tmp_path, data=tiny_data, progress=False)
     assert int(again.step) == 5
-    for a, b in zip(_leaves(again), first):
+    for a, b in zip(_leaves(again), first, strict=True):
         np.testing.assert_array_equal(a, b)
     assert len(read_rows(tmp_path)) == 1
 
@@ -182,7 +182,8 @@ def test_a_failure_in_the_background_outputs_surfaces_and_keeps_earlier_rows(
         return {}
 
     monkeypatch.setattr(GANTask, "evaluate", evaluate)
-    # A disk error is the user's to fix: one line naming the workdir (gan_jax.checkpoint.write_failure).
+    # A disk error is the user's to fix: one line naming the workdir
+    # (gan_jax.checkpoint.write_failure).
     with pytest.raises(
         CheckpointError, match=f"in {tmp_path} \\(No space left on device\\); free space"
     ):

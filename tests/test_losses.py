@@ -189,7 +189,8 @@ def test_l1_feature_matching_hand_value_and_bounded_gradient():
     np.testing.assert_allclose(
         feature_matching_l1_loss(fake, real), (2.0 + 1.0 + 1.0) / 3, rtol=1e-6
     )
-    # d/dfake[b, f] = sign(gap_f) / (F · B): bounded however large the gap, unlike the square's 2·gap_f / (F · B)
+    # d/dfake[b, f] = sign(gap_f) / (F · B): bounded however large the gap,
+    # unlike the square's 2·gap_f / (F · B)
     grads = jax.grad(feature_matching_l1_loss)(fake + jnp.array([1000.0, -1000.0, 1000.0]), real)
     np.testing.assert_allclose(grads, np.tile([[1 / 6, -1 / 6, 1 / 6]], (2, 1)), atol=1e-7)
     grads_sq = jax.grad(feature_matching_loss)(fake, real)
@@ -197,7 +198,8 @@ def test_l1_feature_matching_hand_value_and_bounded_gradient():
 
 
 def test_conditional_entropy_matches_hand_computation_and_its_bounds():
-    # p = (0.5, 0.5): entropy log 2; p = softmax(0, log 3) = (0.25, 0.75): -(0.25 log 0.25 + 0.75 log 0.75)
+    # p = (0.5, 0.5): entropy log 2;
+    # p = softmax(0, log 3) = (0.25, 0.75): -(0.25 log 0.25 + 0.75 log 0.75)
     logits = jnp.array([[1.0, 1.0], [0.0, np.log(3.0)]])
     expected = 0.5 * (np.log(2) - (0.25 * np.log(0.25) + 0.75 * np.log(0.75)))
     np.testing.assert_allclose(conditional_entropy(logits), expected, rtol=1e-6)

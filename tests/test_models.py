@@ -80,7 +80,7 @@ def test_fast_conv_transpose_gradients_equal_autodiff(stride):
 
     fast = jax.grad(loss, argnums=(0, 1))(x, k, True)
     plain = jax.grad(loss, argnums=(0, 1))(x, k, False)
-    for a, b in zip(fast, plain):
+    for a, b in zip(fast, plain, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(b))))
 
 
@@ -129,7 +129,7 @@ def test_fast_conv_gradients_equal_autodiff(channels, size, strides):
     )
     fast = jax.grad(loss, argnums=(0, 1))(y, k, True)
     plain = jax.grad(loss, argnums=(0, 1))(y, k, False)
-    for a, b in zip(fast, plain):
+    for a, b in zip(fast, plain, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * float(jnp.max(jnp.abs(b))))
     subpixel = channels >= 32 and size % strides == 0
     grad_y = lambda y: jax.grad(loss)(y, k, True)

@@ -1,4 +1,4 @@
-"""Data parallelism: 8 forced CPU devices compute what 1 device computes; sharded checkpoints resume."""
+"""Data parallelism: 8 forced CPU devices compute what 1 device does; sharded checkpoints resume."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-"""Statements of the documentation that the code decides, checked against it so they cannot drift."""
+"""Statements of the documentation that the code decides, checked against it so they never drift."""
 
 import argparse
 import dataclasses

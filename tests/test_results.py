@@ -1,4 +1,4 @@
-"""The committed SGAN sweep's tables regenerate from its per-run JSON, and the README quotes them."""
+"""The committed SGAN sweep's tables regenerate from its per-run JSON; the README quotes them."""
 
 import json
 import pathlib
@@ -29,7 +29,9 @@ def _quoted_rows(section: str) -> list[tuple[int, str, str, str, str]]:
 def _assert_quotes(quoted, results_json):
     stats = summarize(json.loads((RESULTS / results_json).read_text())["rows"])
     for labels, *numbers in quoted:
-        for method, (mean, std) in zip(("sgan", "supervised"), (numbers[:2], numbers[2:])):
+        for method, (mean, std) in zip(
+            ("sgan", "supervised"), (numbers[:2], numbers[2:]), strict=True
+        ):
             expected = stats[(method, labels)]
             assert (mean, std) == (f"{expected['mean']:.2f}", f"{expected['std']:.2f}"), (
                 results_json,

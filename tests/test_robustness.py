@@ -219,7 +219,7 @@ def test_same_seed_same_machine_gives_identical_metrics_and_parameters(
         tmp_path / "b" / "metrics.jsonl"
     ).read_text()
     assert params_fingerprint(a) == params_fingerprint(b)
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_array_equal(x, y)
 
 

@@ -1,4 +1,4 @@
-"""`gan_jax.steps`: the scan runner, steps per call by platform, the compilation cache and map_in_chunks."""
+"""`gan_jax.steps`: scan runner, steps per call by platform, compilation cache and map_in_chunks."""
 
 import dataclasses
 
@@ -24,7 +24,7 @@ def test_scan_runner_equals_one_step_calls(tiny_config, tiny_data):
         losses.append(float(m["d_loss"][0]))
     assert int(scanned.step) == int(state.step) == 3
     np.testing.assert_allclose(scan_metrics["d_loss"], losses, rtol=1e-4)
-    for a, b in zip(jax.tree.leaves(scanned), jax.tree.leaves(state)):
+    for a, b in zip(jax.tree.leaves(scanned), jax.tree.leaves(state), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 

@@ -1,4 +1,4 @@
-"""The label sweep end to end (tiny: two label counts, two data seeds, two steps) and its reports."""
+"""The label sweep end to end (tiny: 2 label counts, 2 data seeds, 2 steps) and its reports."""
 
 import csv
 import json

@@ -49,8 +49,8 @@ def _imports(path: pathlib.Path) -> set[str]:
 
 
 def test_tasks_evaluation_and_features_never_import_the_loop_or_the_api():
-    """The old circle loop → tasks → gan → evaluate → features → loop is gone: an evaluation loads the
-    feature network and never trains one, so nothing below the loop reaches back up to it."""
+    """The old circle loop → tasks → gan → evaluate → features → loop is gone: an evaluation loads
+    the feature network and never trains one, so nothing below the loop reaches back up to it."""
     root = pathlib.Path(gan_jax.__file__).parent
     below = [
         *root.glob("tasks/*.py"),

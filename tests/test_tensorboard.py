@@ -1,4 +1,4 @@
-"""TensorBoard event files: the epoch's scalars equal metrics.jsonl, the sample grid, members, resume."""
+"""TensorBoard events: the epoch's scalars equal metrics.jsonl, the sample grid, members, resume."""
 
 import io
 import struct
@@ -12,7 +12,7 @@ from gan_jax.workdir import read_rows
 
 
 def read_events(folder):
-    """Every Event in `folder`'s event files (TFRecord framing: u64 length, u32 crc, data, u32 crc)."""
+    """Every Event in `folder`'s event files (TFRecord: u64 length, u32 crc, data, u32 crc)."""
     from tensorboardX.proto import event_pb2
 
     events = []

@@ -1,4 +1,5 @@
-"""The formatter, linter and type checker pass over gan_jax/ (settings in pyproject.toml)."""
+"""The formatter and linter pass over gan_jax/ and tests/, the type checker over gan_jax/ (settings
+in pyproject.toml)."""
 
 import pathlib
 import subprocess
@@ -10,13 +11,17 @@ ROOT = pathlib.Path(__file__).parent.parent
 
 
 @pytest.mark.parametrize(
-    "tool",
-    [["ruff", "format", "--check"], ["ruff", "check"], ["mypy"]],
-    ids=lambda tool: " ".join(tool),
+    "tool, paths",
+    [
+        (["ruff", "format", "--check"], ["gan_jax", "tests"]),
+        (["ruff", "check"], ["gan_jax", "tests"]),
+        (["mypy"], ["gan_jax"]),
+    ],
+    ids=["ruff format --check", "ruff check", "mypy"],
 )
-def test_gan_jax_is_clean(tool):
+def test_the_code_is_clean(tool, paths):
     done = subprocess.run(
-        [sys.executable, "-m", *tool, "gan_jax"],
+        [sys.executable, "-m", *tool, *paths],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -54,7 +54,7 @@ def digits(tmp_path_factory):
     y = found.target.astype(np.int64)
     splits = {"train": (x[:1500], y[:1500]), "test": (x[1500:], y[1500:])}
     for split, (images, labels) in splits.items():
-        for i, (image, label) in enumerate(zip(images, labels)):
+        for i, (image, label) in enumerate(zip(images, labels, strict=True)):
             place = root / "tree" / split / str(label)
             place.mkdir(parents=True, exist_ok=True)
             Image.fromarray(image).save(place / f"{i:04d}.png")

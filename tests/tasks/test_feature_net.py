@@ -1,4 +1,4 @@
-"""`gan_jax.tasks.feature_net`: the feature network's training task (its augmentation, random_shift)."""
+"""`gan_jax.tasks.feature_net`: the feature network's training task (augmentation: random_shift)."""
 
 import jax
 import jax.numpy as jnp

@@ -1,5 +1,6 @@
-"""`gan_jax.tasks.gan`: the GAN and cGAN tasks' discriminator and generator updates and steps, the loss
-table (hinge, WGAN-GP, n critic steps per generator step), seeding, sampling and the generator EMA."""
+"""`gan_jax.tasks.gan`: the GAN and cGAN tasks' discriminator and generator updates and steps,
+the loss table (hinge, WGAN-GP, n critic steps per generator step), seeding, sampling and the
+generator EMA."""
 
 import dataclasses
 
@@ -86,7 +87,7 @@ def test_train_with_another_loss_gives_finite_losses_and_resumes(
     train(dataclasses.replace(config, steps=1), tmp_path / "b", data=tiny_data, progress=False)
     resumed = train(config, tmp_path / "b", data=tiny_data, progress=False)
     assert int(resumed.step) == 2 and CheckpointStore(tmp_path / "b").latest_step() == 2
-    for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
+    for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed), strict=True):
         np.testing.assert_array_equal(a, b)
     rows = read_rows(tmp_path / "b")
     assert rows[-1]["step"] == 2 and all(np.isfinite(rows[-1][k]) for k in ("d_loss", "g_loss"))
@@ -219,10 +220,10 @@ def test_same_seed_gives_identical_states_and_other_seeds_differ(tiny_config, ti
         return jax.tree.leaves(state)
 
     a, b = two_steps(tiny_config), two_steps(tiny_config)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
     other = two_steps(tiny_config.__class__(**{**tiny_config.__dict__, "seed": 1}))
-    assert any(not np.array_equal(x, y) for x, y in zip(a, other))
+    assert any(not np.array_equal(x, y) for x, y in zip(a, other, strict=True))
 
 
 def test_sample_uses_running_statistics(tiny_config):

@@ -82,7 +82,8 @@ def test_every_task_trains_and_evaluates_on_a_three_class_dataset(three, tmp_pat
         == 2
     )
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "gan-jax: error: argument --class: this run's classes are 0, 1, 2 (or their indices 0..2), got 'giraffe'"
+        "gan-jax: error: argument --class: this run's classes are 0, 1, 2 (or their indices 0..2), "
+        "got 'giraffe'"
     )
 
     # the SGAN (mlp) and the baseline (conv): three class logits, accuracy on the test split

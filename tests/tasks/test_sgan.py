@@ -1,5 +1,5 @@
-"""`gan_jax.tasks.sgan`: the semi-supervised GAN and its supervised baseline: labeled subsets per task,
-models, optimizer, steps, evaluation, resume (their losses are in test_losses.py)."""
+"""`gan_jax.tasks.sgan`: the semi-supervised GAN and its supervised baseline: labeled subsets per
+task, models, optimizer, steps, evaluation, resume (their losses are in test_losses.py)."""
 
 import dataclasses
 import json
@@ -76,7 +76,8 @@ def test_labeled_batches_are_the_subset_tiled_and_reshuffled_per_copy(digits, ba
 
 
 def test_mlp_optimizer_is_the_improved_gan_scripts_adam():
-    """m̂ / sqrt(v̂ + 1e-8) (Lasagne's Adam in the script: epsilon inside the root), lr 3e-3, β 0.5/0.999."""
+    """m̂ / sqrt(v̂ + 1e-8) (Lasagne's Adam in the script: epsilon inside the root),
+    lr 3e-3, β 0.5/0.999."""
     tx = SGANTask(SGANConfig()).tx
     params = jnp.array([0.5, -0.2, 0.0])
     grads = [
@@ -219,10 +220,8 @@ def test_sgan_step_updates_both_models_and_metrics_are_sane(digits):
     before = task.init(task.device_data(digits))
     after, metrics, finite = _run(task, digits, 2)
     assert finite and int(after.step) == 2
-    assert set(metrics) == {"sup_loss", "unsup_loss", "g_loss"} and metrics["sup_loss"].shape == (
-        2,
-        1,
-    )
+    assert set(metrics) == {"sup_loss", "unsup_loss", "g_loss"}
+    assert metrics["sup_loss"].shape == (2, 1)
     assert (
         metrics["sup_loss"][0, 0] > 0
         and metrics["unsup_loss"][0, 0] > 0
@@ -234,6 +233,7 @@ def test_sgan_step_updates_both_models_and_metrics_are_sane(digits):
             for a, b in zip(
                 jax.tree.leaves(before.models[name].params),
                 jax.tree.leaves(after.models[name].params),
+                strict=True,
             )
         ]
         assert any(changed), name
@@ -251,6 +251,7 @@ def test_an_extra_unlabeled_term_changes_the_step(digits, term):
             for a, b in zip(
                 jax.tree.leaves(plain.models[name].params),
                 jax.tree.leaves(with_term.models[name].params),
+                strict=True,
             )
         )
     )

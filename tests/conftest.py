@@ -66,7 +66,8 @@ LONGEST_FIRST = (
 
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))  # stable: files stay whole
+    # stable: files stay whole
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))
 
 
 def run_cli(argv):
@@ -125,6 +126,11 @@ def tiny_features(tmp_path_factory, mnist_train):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GAN_JAX_FEATURES", str(tmp_path_factory.mktemp("features")))
-        patch.setattr(features, "FEATURE_NET", FeatureNetConfig(epochs=1, steps=30, batch_size=32, widths=(4,),
-                                                                hidden=8, data_source="offline"))
+        patch.setattr(
+            features,
+            "FEATURE_NET",
+            FeatureNetConfig(
+                epochs=1, steps=30, batch_size=32, widths=(4,), hidden=8, data_source="offline"
+            ),
+        )
         yield train_feature_network(progress=False)

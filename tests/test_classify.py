@@ -17,7 +17,9 @@ from tests.conftest import TINY, run_cli
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(3)
-    return Split(rng.integers(0, 256, (60, 28, 28, 1), np.uint8), np.tile(np.arange(10, dtype=np.int32), 6))
+    return Split(
+        rng.integers(0, 256, (60, 28, 28, 1), np.uint8), np.tile(np.arange(10, dtype=np.int32), 6)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,9 @@ def test_exported_classifier_runs_without_gan_jax_and_equals_predict(sgan_dir, d
     out = tmp_path / "classifier.jax"
     info = export_classifier(sgan_dir, out)
     assert json.loads((tmp_path / "classifier.jax.json").read_text()) == info
-    assert info["input_shape"] == ["batch", 28, 28, 1] and info["class_names"] == [str(k) for k in range(10)]
+    assert info["input_shape"] == ["batch", 28, 28, 1] and info["class_names"] == [
+        str(k) for k in range(10)
+    ]
     np.save(tmp_path / "images.npy", data.images[:7])  # a batch size the export never saw
     plain_jax = f"""
 import json, sys
@@ -62,10 +66,14 @@ probs = np.asarray(classifier.call(np.load({str(tmp_path / "images.npy")!r})))
 assert "gan_jax" not in sys.modules
 print(json.dumps(probs.tolist()))
 """
-    done = subprocess.run([sys.executable, "-c", plain_jax], capture_output=True, text=True, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", plain_jax], capture_output=True, text=True, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     exported = np.asarray(json.loads(done.stdout))
-    np.testing.assert_allclose(exported, predict(sgan_dir, data.images[:7])["probabilities"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        exported, predict(sgan_dir, data.images[:7])["probabilities"], rtol=1e-5, atol=1e-6
+    )
 
 
 def test_cli_predict_writes_a_row_per_image_file(sgan_dir, data, tmp_path, capsys):
@@ -75,32 +83,48 @@ def test_cli_predict_writes_a_row_per_image_file(sgan_dir, data, tmp_path, capsy
     for path, image in zip(paths, data.images[:2], strict=True):
         Image.fromarray(image[..., 0]).save(path)
     out = tmp_path / "predictions.csv"
-    assert run_cli(["predict", "--workdir", sgan_dir, "--dataset", f"folder:{folder}", "--out", out]) == 0
+    assert (
+        run_cli(["predict", "--workdir", sgan_dir, "--dataset", f"folder:{folder}", "--out", out])
+        == 0
+    )
     rows = list(csv.DictReader(out.open()))
     assert [row["id"] for row in rows] == [str(p) for p in paths]
     expected = predict(sgan_dir, data.images[:2])["probabilities"]
     for row, probs in zip(rows, expected, strict=True):
-        assert row["class"] == str(int(probs.argmax())) and float(row["confidence"]) == pytest.approx(probs.max(), abs=1e-6)
+        assert row["class"] == str(int(probs.argmax())) and float(
+            row["confidence"]
+        ) == pytest.approx(probs.max(), abs=1e-6)
         assert [float(row[f"p_{k}"]) for k in range(10)] == pytest.approx(probs.tolist(), abs=1e-6)
 
 
-def test_cli_predict_refuses_other_image_shapes_gan_workdirs_and_missing_members(sgan_dir, tmp_path, capsys):
+def test_cli_predict_refuses_other_image_shapes_gan_workdirs_and_missing_members(
+    sgan_dir, tmp_path, capsys
+):
     odd = tmp_path / "odd"
     odd.mkdir()
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(odd / "big.png")
+
     def error_line(argv):
         assert run_cli(argv) == 2
         return capsys.readouterr().err.strip().splitlines()[-1]
 
     assert error_line(["predict", "--workdir", sgan_dir, "--dataset", f"folder:{odd}"]) == (
         "gan-jax: error: images are 32×32×1, this classifier was trained on 28×28×1 images; "
-        "give 28×28×1 images (the same --image-size and --channels as its training)")
-    assert error_line(["predict", "--workdir", sgan_dir, "--dataset", "mnist", "--member", "2"]) == (
-        "gan-jax: error: member must be in 0..1 (this run's data seeds), got 2")
+        "give 28×28×1 images (the same --image-size and --channels as its training)"
+    )
+    assert error_line(
+        ["predict", "--workdir", sgan_dir, "--dataset", "mnist", "--member", "2"]
+    ) == ("gan-jax: error: member must be in 0..1 (this run's data seeds), got 2")
     gan_dir = tmp_path / "gan"
     rng = np.random.default_rng(0)
-    train(GANConfig(epochs=1, steps=1, **TINY), gan_dir, data=Split(rng.integers(0, 256, (8, 28, 28, 1), np.uint8), None),
-          progress=False)
+    train(
+        GANConfig(epochs=1, steps=1, **TINY),
+        gan_dir,
+        data=Split(rng.integers(0, 256, (8, 28, 28, 1), np.uint8), None),
+        progress=False,
+    )
     assert error_line(["export", "--workdir", gan_dir, "--out", tmp_path / "gan.jax"]) == (
-        "gan-jax: error: a gan workdir has no classifier; predict and export take an sgan or supervised workdir")
+        "gan-jax: error: a gan workdir has no classifier; "
+        "predict and export take an sgan or supervised workdir"
+    )
     assert not (tmp_path / "gan.jax").exists()

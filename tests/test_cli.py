@@ -15,7 +15,12 @@ def trained(tmp_path_factory, request):
     """A real-MNIST workdir trained for 2 steps of the tutorial DCGAN at batch 8."""
     request.getfixturevalue("mnist_train")  # the data cache exists before the CLI runs
     workdir = tmp_path_factory.mktemp("cli") / "run"
-    assert run_cli(["train", "gan", "--workdir", workdir, "--steps", 2, "--batch-size", 8, "--no-progress"]) == 0
+    assert (
+        run_cli(
+            ["train", "gan", "--workdir", workdir, "--steps", 2, "--batch-size", 8, "--no-progress"]
+        )
+        == 0
+    )
     return workdir
 
 
@@ -32,7 +37,8 @@ def test_cli_sample_writes_a_grid(trained, tmp_path):
     out = tmp_path / "grid.png"
     assert run_cli(["sample", "--workdir", trained, "--num", 9, "--out", out]) == 0
     grid = np.asarray(Image.open(out))
-    assert grid.shape == ((3 * 30 + 2) * 3, (3 * 30 + 2) * 3)  # 3x3 cells of 28 px + 2 px padding, x3
+    # 3x3 cells of 28 px + 2 px padding, x3
+    assert grid.shape == ((3 * 30 + 2) * 3, (3 * 30 + 2) * 3)
     assert grid.std() > 0
 
 
@@ -45,13 +51,22 @@ def test_cli_sample_without_out_writes_into_the_workdir_and_prints_the_path(trai
 
 
 def test_cli_resume_with_same_command_continues(trained):
-    assert run_cli(["train", "gan", "--workdir", trained, "--steps", 3, "--batch-size", 8, "--no-progress"]) == 0
+    assert (
+        run_cli(
+            ["train", "gan", "--workdir", trained, "--steps", 3, "--batch-size", 8, "--no-progress"]
+        )
+        == 0
+    )
     assert CheckpointStore(trained).latest_step() == 3
 
 
 def test_console_script_help():
-    result = subprocess.run([sys.executable, "-m", "gan_jax.cli", "train", "gan", "--help"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "gan_jax.cli", "train", "gan", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     for option in ("--workdir", "--epochs", "--steps", "--batch-size", "--seed"):
         assert option in result.stdout
 
@@ -65,7 +80,9 @@ def test_cli_loss_options_reach_the_config(monkeypatch, tmp_path):
     assert run_cli([*base, "--loss", "wgan_gp", "--critic-steps", 5, "--gp-weight", 2.5]) == 0
     assert run_cli(base) == 0
     assert [(c.task, c.loss, c.critic_steps, c.gp_weight) for c in configs] == [
-        ("cgan", "wgan_gp", 5, 2.5), ("cgan", "non_saturating", 1, 10.0)]
+        ("cgan", "wgan_gp", 5, 2.5),
+        ("cgan", "non_saturating", 1, 10.0),
+    ]
 
 
 def test_every_config_field_of_every_task_is_an_option_with_its_doc():
@@ -76,7 +93,9 @@ def test_every_config_field_of_every_task_is_an_option_with_its_doc():
     from gan_jax.config import field_docs
     from gan_jax.tasks import TASKS
 
-    train = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
+    train = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices["train"]
     commands = next(a for a in train._actions if isinstance(a, argparse._SubParsersAction)).choices
     assert set(commands) == set(TASKS)
     for name, task in TASKS.items():
@@ -84,7 +103,9 @@ def test_every_config_field_of_every_task_is_an_option_with_its_doc():
         docs = field_docs(task.config_type)
         for field in dataclasses.fields(task.config_type):
             assert field.name in options, (name, field.name)
-            assert options[field.name].help.startswith(docs[field.name].rstrip(".")[:40].replace("%", "%%")), field.name
+            assert options[field.name].help.startswith(
+                docs[field.name].rstrip(".")[:40].replace("%", "%%")
+            ), field.name
             assert options[field.name].default is None  # None = the recipe's value
 
 
@@ -111,10 +132,13 @@ def test_a_new_documented_field_needs_no_cli_edit():
 
     parser = _Parser(prog="t")
     add_config_options(parser, WarmupConfig)
-    assert "steps of linear learning-rate warm-up (default 0)." in parser.format_help().replace("\n", " ").replace(
-        "  ", " ")
-    config = make_config(WarmupConfig, parser.parse_args(["--warmup-steps", "7", "--schedule", "cosine",
-                                                          "--recipe", "improved"]))
+    assert "steps of linear learning-rate warm-up (default 0)." in parser.format_help().replace(
+        "\n", " "
+    ).replace("  ", " ")
+    config = make_config(
+        WarmupConfig,
+        parser.parse_args(["--warmup-steps", "7", "--schedule", "cosine", "--recipe", "improved"]),
+    )
     assert (config.warmup_steps, config.schedule, config.beta1) == (7, "cosine", 0.5)
     with pytest.raises(SystemExit):
         parser.parse_args(["--schedule", "linear"])
@@ -123,8 +147,12 @@ def test_a_new_documented_field_needs_no_cli_edit():
 def test_recipe_defaults_show_in_help_and_options_override_them(monkeypatch, tmp_path):
     import gan_jax.cli
 
-    help_text = subprocess.run([sys.executable, "-m", "gan_jax.cli", "train", "sgan", "--help"],
-                               capture_output=True, text=True, check=True).stdout.replace("\n", " ")
+    help_text = subprocess.run(
+        [sys.executable, "-m", "gan_jax.cli", "train", "sgan", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.replace("\n", " ")
     assert "(default: mlp 300, conv 5)" in " ".join(help_text.split())
     configs = []
     monkeypatch.setattr(gan_jax.cli, "_run_training", lambda config, args: configs.append(config))
@@ -132,19 +160,40 @@ def test_recipe_defaults_show_in_help_and_options_override_them(monkeypatch, tmp
     assert run_cli([*base, "--model", "conv", "--epochs", 2, "--data-seed", 3]) == 0
     assert run_cli([*base, "--data-seeds", "1,2", "--no-fm-after-noise"]) == 0
     assert [(c.model, c.epochs, c.batch_size, c.data_seeds, c.fm_after_noise) for c in configs] == [
-        ("conv", 2, 32, (3,), False), ("mlp", 300, 100, (1, 2), False)]
+        ("conv", 2, 32, (3,), False),
+        ("mlp", 300, 100, (1, 2), False),
+    ]
 
 
-def test_every_registered_task_is_a_train_command_even_the_feature_network(tmp_path, capsys, request):
+def test_every_registered_task_is_a_train_command_even_the_feature_network(
+    tmp_path, capsys, request
+):
     import json
 
     request.getfixturevalue("mnist_train")
     workdir = tmp_path / "features"
-    assert run_cli(["train", "features", "--workdir", workdir, "--steps", 2, "--batch-size", 8, "--no-progress"]) == 0
+    assert (
+        run_cli(
+            [
+                "train",
+                "features",
+                "--workdir",
+                workdir,
+                "--steps",
+                2,
+                "--batch-size",
+                8,
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert run_cli(["evaluate", "--workdir", workdir]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["task"] == "features" and report["step"] == 2 and 0 <= report["test_accuracy"] <= 1
+    assert (
+        report["task"] == "features" and report["step"] == 2 and 0 <= report["test_accuracy"] <= 1
+    )
 
 
 def test_a_field_without_a_docstring_line_or_with_an_unknown_type_is_named():
@@ -170,9 +219,13 @@ def test_a_field_without_a_docstring_line_or_with_an_unknown_type_is_named():
 
         rates: tuple[float, ...] = (1.0,)
 
-    with pytest.raises(TypeError, match="Undocumented.warmup_steps has no line in the class docstring"):
+    with pytest.raises(
+        TypeError, match="Undocumented.warmup_steps has no line in the class docstring"
+    ):
         add_config_options(_Parser(prog="t"), Undocumented)
-    with pytest.raises(TypeError, match=r"Rates.rates: the CLI has no option type for tuple\[float, ...\]"):
+    with pytest.raises(
+        TypeError, match=r"Rates.rates: the CLI has no option type for tuple\[float, ...\]"
+    ):
         add_config_options(_Parser(prog="t"), Rates)
 
 
@@ -196,11 +249,23 @@ def test_every_option_value_is_shown_as_n_x_dir_path_or_a_list_and_has_no_alias(
             assert len(names) <= 1 or names == ["-h", "--help"], names  # no aliases
             if action.option_strings and action.nargs != 0 and action.choices is None:
                 shown.add((action.option_strings[0], action.metavar))  # None: the dest in capitals
-    assert {metavar for _, metavar in shown} <= {"N", "X", "DIR", "PATH", "DATASET", "N,N,...",
-                                                      "NAME", "NAME,..."}, shown
+    assert {metavar for _, metavar in shown} <= {
+        "N",
+        "X",
+        "DIR",
+        "PATH",
+        "DATASET",
+        "N,N,...",
+        "NAME",
+        "NAME,...",
+    }, shown
     assert ("--keep-checkpoints", "N") in shown and ("--devices", "N") in shown
-    help_text = subprocess.run([sys.executable, "-m", "gan_jax.cli", "train", "gan", "--help"],
-                               capture_output=True, text=True, check=True).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "gan_jax.cli", "train", "gan", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "--every-epoch" not in help_text.replace("-eval-every-epoch", "")
 
 
@@ -220,7 +285,11 @@ def test_steps_per_call_help_states_the_per_platform_rule():
 
 
 def test_a_mistyped_option_is_named_by_its_subcommand_with_the_closest_option(capsys):
-    assert run_cli(["train", "sgan", "--labels", "100", "--batchsize", "3", "--workdir", "unused"]) == 2
+    assert (
+        run_cli(["train", "sgan", "--labels", "100", "--batchsize", "3", "--workdir", "unused"])
+        == 2
+    )
     assert capsys.readouterr().err.strip() == (
-        "gan-jax train sgan: error: unrecognized arguments: --batchsize 3; did you mean --batch-size? "
-        "(see `gan-jax train sgan --help`)")
+        "gan-jax train sgan: error: unrecognized arguments: --batchsize 3; "
+        "did you mean --batch-size? (see `gan-jax train sgan --help`)"
+    )

@@ -3,7 +3,6 @@
 import logging
 
 import numpy as np
-
 import pytest
 
 from gan_jax import SGANConfig, SGANTask, SupervisedConfig, SupervisedTask, collapse
@@ -20,14 +19,17 @@ HEALTHY_G = [0.8, 0.5, 0.45, 0.41, 0.43, 0.40, 0.39]
 def test_fires_when_the_discriminator_has_won_and_the_generator_loss_climbs():
     assert collapse.collapsing(COLLAPSED_D, COLLAPSED_G)
     # first epoch at which 3 epochs in a row are below 0.05 with a rising generator loss: epoch 5
-    assert [collapse.newly_collapsing(COLLAPSED_D[:n], COLLAPSED_G[:n]) for n in range(1, 8)] == [
-        False, False, False, False, True, False, False]
+    assert [collapse.newly_collapsing(COLLAPSED_D[:n], COLLAPSED_G[:n]) for n in range(1, 8)] == (
+        [False, False, False, False, True, False, False]
+    )
 
 
 def test_silent_on_a_healthy_run_and_on_each_half_of_the_pattern():
     assert not any(collapse.collapsing(HEALTHY_D[:n], HEALTHY_G[:n]) for n in range(1, 8))
-    assert not collapse.collapsing([0.01, 0.01, 0.01], [5.0, 4.0, 3.0])  # D wins, but G is catching up
-    assert not collapse.collapsing([0.3, 0.3, 0.3], [1.0, 2.0, 3.0])  # G rising alone is no collapse
+    # D wins, but G is catching up
+    assert not collapse.collapsing([0.01, 0.01, 0.01], [5.0, 4.0, 3.0])
+    # G rising alone is no collapse
+    assert not collapse.collapsing([0.3, 0.3, 0.3], [1.0, 2.0, 3.0])
     assert not collapse.collapsing([0.01, 0.2, 0.01], [1.0, 2.0, 3.0])  # not near 0 for 3 epochs
     assert not collapse.collapsing([0.01, 0.01], [1.0, 2.0])  # too few epochs
 
@@ -54,12 +56,35 @@ def test_loop_warns_once_naming_epoch_data_seed_and_both_losses(caplog):
     task = SGANTask(SGANConfig(data_seeds=(0, 3)))
     rows = []
     for epoch in range(4):  # seed 3 collapses (the pattern completes at epoch 5); seed 0 is healthy
-        rows.append({"epoch": epoch + 1, "step": 600 * (epoch + 1), "data_seed": 0,
-                     "unsup_loss": HEALTHY_D[epoch], "g_loss": HEALTHY_G[epoch]})
-        rows.append({"epoch": epoch + 1, "step": 600 * (epoch + 1), "data_seed": 3,
-                     "unsup_loss": COLLAPSED_D[epoch], "g_loss": COLLAPSED_G[epoch]})
-    rows.append({"epoch": 5, "step": 2700, "data_seed": 3, "unsup_loss": 0.0, "g_loss": 1e6,
-                 "partial": True})  # a partial row is no epoch of the history
+        rows.append(
+            {
+                "epoch": epoch + 1,
+                "step": 600 * (epoch + 1),
+                "data_seed": 0,
+                "unsup_loss": HEALTHY_D[epoch],
+                "g_loss": HEALTHY_G[epoch],
+            }
+        )
+        rows.append(
+            {
+                "epoch": epoch + 1,
+                "step": 600 * (epoch + 1),
+                "data_seed": 3,
+                "unsup_loss": COLLAPSED_D[epoch],
+                "g_loss": COLLAPSED_G[epoch],
+            }
+        )
+    # a partial row is no epoch of the history
+    rows.append(
+        {
+            "epoch": 5,
+            "step": 2700,
+            "data_seed": 3,
+            "unsup_loss": 0.0,
+            "g_loss": 1e6,
+            "partial": True,
+        }
+    )
     fifth = {"unsup_loss": [HEALTHY_D[4], COLLAPSED_D[4]], "g_loss": [HEALTHY_G[4], COLLAPSED_G[4]]}
     with caplog.at_level(logging.WARNING, logger="gan_jax"):
         _epoch_end(task, rows, 4, fifth)
@@ -69,8 +94,10 @@ def test_loop_warns_once_naming_epoch_data_seed_and_both_losses(caplog):
     assert "g_loss rose 27 -> 150" in messages[0]
 
     caplog.clear()
-    rows = rows[:-1] + [{"epoch": 5, "step": 3000, "data_seed": s, "unsup_loss": d, "g_loss": g}
-                        for s, d, g in zip((0, 3), fifth["unsup_loss"], fifth["g_loss"])]
+    rows = rows[:-1] + [
+        {"epoch": 5, "step": 3000, "data_seed": s, "unsup_loss": d, "g_loss": g}
+        for s, d, g in zip((0, 3), fifth["unsup_loss"], fifth["g_loss"], strict=True)
+    ]
     with caplog.at_level(logging.WARNING, logger="gan_jax"):  # still collapsing: not repeated
         _epoch_end(task, rows, 5, {"unsup_loss": [0.3, 0.0], "g_loss": [0.4, 200.0]})
     assert caplog.records == []

@@ -5,10 +5,22 @@ import pytest
 from gan_jax import ConfigError, GANConfig
 
 
-@pytest.mark.parametrize("bad", [dict(batch_size=0), dict(epochs=-1), dict(dropout=1.0), dict(seed=-2),
-                                 dict(g_features=(8, 4)), dict(learning_rate=0.0), dict(data_source="web"),
-                                 dict(loss="wasserstein"), dict(critic_steps=0), dict(gp_weight=-1.0),
-                                 dict(dataset="svhn")])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(batch_size=0),
+        dict(epochs=-1),
+        dict(dropout=1.0),
+        dict(seed=-2),
+        dict(g_features=(8, 4)),
+        dict(learning_rate=0.0),
+        dict(data_source="web"),
+        dict(loss="wasserstein"),
+        dict(critic_steps=0),
+        dict(gp_weight=-1.0),
+        dict(dataset="svhn"),
+    ],
+)
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ConfigError):
         GANConfig(**bad)

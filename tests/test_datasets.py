@@ -28,7 +28,9 @@ def test_every_dataset_spec_is_consistent():
         assert spec.offline is not None or spec.offline_hint
     assert DATASETS["mnist"].cache_file == "mnist.npz"  # the cache MNIST always had
     assert DATASETS["fashion_mnist"].cache_file == "fashion_mnist.npz"
-    with pytest.raises(ConfigError, match="dataset must be one of mnist, fashion_mnist, cifar10, got 'svhn'"):
+    with pytest.raises(
+        ConfigError, match="dataset must be one of mnist, fashion_mnist, cifar10, got 'svhn'"
+    ):
         dataset("svhn")
 
 
@@ -47,16 +49,18 @@ def test_idx_files_decode_and_bad_ones_are_refused():
 
 
 def _fake_fashion(tmp_path, monkeypatch, per_class=(3, 2)):
-    """A made-up .deb laid out like Debian's dataset-fashion-mnist, with the checksums it implies."""
+    """A fake .deb laid out like Debian's dataset-fashion-mnist, with the checksums it implies."""
     rng = np.random.default_rng(0)
     files, arrays, pinned = {}, {}, {}
-    for split, n in zip(("train", "test"), per_class):
+    for split, n in zip(("train", "test"), per_class, strict=True):
         labels = np.repeat(np.arange(10), n).astype(np.uint8)
         images = rng.integers(0, 256, (10 * n, 28, 28), dtype=np.uint8)
         (images_name, _), (labels_name, _) = DATASETS["fashion_mnist"].offline.files[split]
         for name, array in ((images_name, images), (labels_name, labels)):
             files[name] = gzip.compress(_idx(array), mtime=0)
-        pinned[split] = tuple((name, hashlib.sha256(files[name]).hexdigest()) for name in (images_name, labels_name))
+        pinned[split] = tuple(
+            (name, hashlib.sha256(files[name]).hexdigest()) for name in (images_name, labels_name)
+        )
         arrays[split] = (images, labels)
     tar_bytes = io.BytesIO()
     with tarfile.open(fileobj=tar_bytes, mode="w:xz") as tar:
@@ -64,16 +68,25 @@ def _fake_fashion(tmp_path, monkeypatch, per_class=(3, 2)):
             info = tarfile.TarInfo(DATASETS["fashion_mnist"].offline.folder + name)
             info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload))
-    members = {"debian-binary": b"2.0\n", "control.tar.xz": b"", "data.tar.xz": tar_bytes.getvalue()}
-    deb = b"!<arch>\n" + b"".join(f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(body):<10}`\n".encode() + body
-                                  + (b"\n" if len(body) % 2 else b"") for name, body in members.items())
+    members = {
+        "debian-binary": b"2.0\n",
+        "control.tar.xz": b"",
+        "data.tar.xz": tar_bytes.getvalue(),
+    }
+    deb = b"!<arch>\n" + b"".join(
+        f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(body):<10}`\n".encode()
+        + body
+        + (b"\n" if len(body) % 2 else b"")
+        for name, body in members.items()
+    )
     (tmp_path / "dataset-fashion-mnist.deb").write_bytes(deb)
     monkeypatch.setenv("GAN_JAX_DATA", str(tmp_path))
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
     spec = DATASETS["fashion_mnist"]
-    offline = dataclasses.replace(spec.offline, sha256=hashlib.sha256(deb).hexdigest(),
-                                  files=pinned)
-    counts = {split: (n,) * 10 for split, n in zip(("train", "test"), per_class)}
+    offline = dataclasses.replace(
+        spec.offline, sha256=hashlib.sha256(deb).hexdigest(), files=pinned
+    )
+    counts = {split: (n,) * 10 for split, n in zip(("train", "test"), per_class, strict=True)}
     spec = dataclasses.replace(spec, offline=offline, class_counts=counts)
     monkeypatch.setitem(DATASETS, "fashion_mnist", spec)
     return arrays
@@ -89,9 +102,11 @@ def test_fashion_mnist_offline_route_reads_the_debian_package(tmp_path, monkeypa
     assert len(data_lib.load("fashion_mnist", "test", "auto").labels) == 20
 
 
-def test_without_apt_get_a_deb_fetched_elsewhere_and_put_into_the_cache_is_used(tmp_path, monkeypatch):
-    """docs/datasets.md's route for macOS and non-Debian machines: the .deb from any Debian machine or
-    container, put into the cache folder as dataset-fashion-mnist.deb, is verified and read; a
+def test_without_apt_get_a_deb_fetched_elsewhere_and_put_into_the_cache_is_used(
+    tmp_path, monkeypatch
+):
+    """docs/datasets.md's route for macOS and non-Debian machines: the .deb from any Debian machine
+    or container, put into the cache folder as dataset-fashion-mnist.deb, is verified and read; a
     damaged one is refused, naming where the file goes."""
     arrays = _fake_fashion(tmp_path, monkeypatch)
     monkeypatch.setenv("PATH", str(tmp_path / "no-tools-here"))  # no apt-get (nor anything else)
@@ -101,7 +116,9 @@ def test_without_apt_get_a_deb_fetched_elsewhere_and_put_into_the_cache_is_used(
     with pytest.raises(DataError, match=f"apt-get not found.* put the .deb into {deb}"):
         data_lib.load("fashion_mnist", "test", "offline")
     deb.write_bytes(good)
-    np.testing.assert_array_equal(data_lib.load("fashion_mnist", "test", "offline").labels, arrays["test"][1])
+    np.testing.assert_array_equal(
+        data_lib.load("fashion_mnist", "test", "offline").labels, arrays["test"][1]
+    )
 
 
 def test_a_damaged_file_inside_the_package_is_refused(tmp_path, monkeypatch):
@@ -119,7 +136,9 @@ def test_a_damaged_file_inside_the_package_is_refused(tmp_path, monkeypatch):
 
 def test_without_apt_get_fashion_mnist_names_every_route(tmp_path, monkeypatch):
     monkeypatch.setenv("GAN_JAX_DATA", str(tmp_path))
-    failed = subprocess.CompletedProcess([], 100, "", "E: Unable to locate package dataset-fashion-mnist")
+    failed = subprocess.CompletedProcess(
+        [], 100, "", "E: Unable to locate package dataset-fashion-mnist"
+    )
     monkeypatch.setattr(download.subprocess, "run", lambda *a, **k: failed)
     with pytest.raises(DataError) as err:
         data_lib.load("fashion_mnist", "train", "offline")
@@ -132,7 +151,11 @@ def test_cifar10_comes_through_tfds_and_says_why_there_is_no_offline_route(tmp_p
     tfds = pytest.importorskip("tensorflow_datasets")
     with tfds.testing.mock_data(num_examples=6):
         split = data_lib.load("cifar10", "train", "tfds")
-    assert split.images.shape == (6, 32, 32, 3) and split.images.dtype == np.uint8 and split.labels.dtype == np.int32
+    assert (
+        split.images.shape == (6, 32, 32, 3)
+        and split.images.dtype == np.uint8
+        and split.labels.dtype == np.int32
+    )
     monkeypatch.setenv("GAN_JAX_DATA", str(tmp_path))
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
     with pytest.raises(DataError, match="no package registry ships CIFAR-10.*--data-source tfds"):
@@ -141,10 +164,18 @@ def test_cifar10_comes_through_tfds_and_says_why_there_is_no_offline_route(tmp_p
 
 def test_a_gan_on_32x32_rgb_images_trains_and_writes_colour_grids(tmp_path):
     rng = np.random.default_rng(0)
-    split = Split(rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8),
-                  (np.arange(16) % 10).astype(np.int32))
-    config = GANConfig(dataset="cifar10", epochs=1, batch_size=8, noise_dim=8, g_features=(8, 4, 4),
-                       d_features=(4, 8), num_samples=4)
+    split = Split(
+        rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8), (np.arange(16) % 10).astype(np.int32)
+    )
+    config = GANConfig(
+        dataset="cifar10",
+        epochs=1,
+        batch_size=8,
+        noise_dim=8,
+        g_features=(8, 4, 4),
+        d_features=(4, 8),
+        num_samples=4,
+    )
     state = train(config, tmp_path, data=split, progress=False, tensorboard=False)
     from PIL import Image
 
@@ -152,7 +183,9 @@ def test_a_gan_on_32x32_rgb_images_trains_and_writes_colour_grids(tmp_path):
 
     assert make_task(config).sample_grid(state).shape == (4, 32, 32, 3)
     assert Image.open(tmp_path / "samples" / "epoch_0001.png").mode == "RGB"
-    with pytest.raises(DataError, match=r"images must have shape \[N, 32, 32, 3\], got \(16, 28, 28, 1\)"):
+    with pytest.raises(
+        DataError, match=r"images must have shape \[N, 32, 32, 3\], got \(16, 28, 28, 1\)"
+    ):
         grey = Split(split.images[:, :28, :28, :1], split.labels)
         train(config, tmp_path / "grey", data=grey, progress=False)
 
@@ -169,15 +202,21 @@ def test_classifiers_are_sized_from_the_dataset_and_old_configs_read_as_mnist():
     for kind in (SGANConfig, SupervisedConfig):
         task = make_task(kind.recipe("conv", dataset="cifar10", labels=100))
         assert task.image_shape == (32, 32, 3) and task.num_classes == 10
-        shaped = make_task(kind.recipe("conv", dataset="mnist", image_size=32, channels=3, labels=100))
+        shaped = make_task(
+            kind.recipe("conv", dataset="mnist", image_size=32, channels=3, labels=100)
+        )
         assert shaped.image_shape == (32, 32, 3)
     stored = json.loads(json.dumps(GANConfig().to_dict()))
     del stored["dataset"]  # a run stored before datasets existed
-    assert GANConfig.from_dict(stored).dataset == "mnist" and GANConfig().conflicts_with(stored) == []
+    assert (
+        GANConfig.from_dict(stored).dataset == "mnist" and GANConfig().conflicts_with(stored) == []
+    )
     assert GANConfig(dataset="fashion_mnist").conflicts_with(stored) == ["dataset"]
 
 
-def test_a_feature_network_for_another_dataset_is_never_trained_by_an_evaluation(tmp_path, monkeypatch):
+def test_a_feature_network_for_another_dataset_is_never_trained_by_an_evaluation(
+    tmp_path, monkeypatch
+):
     from gan_jax import features
 
     monkeypatch.setenv("GAN_JAX_FEATURES", str(tmp_path))  # CIFAR-10: no packaged network
@@ -186,11 +225,21 @@ def test_a_feature_network_for_another_dataset_is_never_trained_by_an_evaluation
     assert list(tmp_path.iterdir()) == []
 
 
-def test_per_epoch_evaluation_without_a_feature_network_fails_before_training(tmp_path, monkeypatch):
+def test_per_epoch_evaluation_without_a_feature_network_fails_before_training(
+    tmp_path, monkeypatch
+):
     monkeypatch.setenv("GAN_JAX_FEATURES", str(tmp_path / "features"))
     split = Split(np.zeros((16, 32, 32, 3), np.uint8), (np.arange(16) % 10).astype(np.int32))
-    config = GANConfig(dataset="cifar10", eval_every_epoch=True, epochs=1, batch_size=8, noise_dim=8,
-                       g_features=(8, 4, 4), d_features=(4, 8), num_samples=4)
+    config = GANConfig(
+        dataset="cifar10",
+        eval_every_epoch=True,
+        epochs=1,
+        batch_size=8,
+        noise_dim=8,
+        g_features=(8, 4, 4),
+        d_features=(4, 8),
+        num_samples=4,
+    )
     with pytest.raises(DataError, match="--retrain --dataset cifar10"):
         train(config, tmp_path / "run", data=split, progress=False)
     assert not (tmp_path / "run" / "checkpoints").exists()

@@ -181,9 +181,8 @@ def test_4x4_stride_2_layers_pad_as_pytorchs_padding_1():
     dims = ("NHWC", "HWIO", "NHWC")
     torch_conv = lax.conv_general_dilated(x, k, (2, 2), [(1, 1), (1, 1)], dimension_numbers=dims)
     np.testing.assert_allclose(conv(x, k, (2, 2)), torch_conv, rtol=1e-5, atol=1e-5)
-    kt = jax.random.normal(
-        jax.random.PRNGKey(2), (4, 4, 40, 5)
-    )  # [kh, kw, C_out, C_in], C_out ≥ 32
+    # [kh, kw, C_out, C_in], C_out ≥ 32
+    kt = jax.random.normal(jax.random.PRNGKey(2), (4, 4, 40, 5))
     # ConvTranspose2d(p=1): the input dilated by 2, padded by k - 1 - p = 2, the flipped kernel
     torch_t = lax.conv_transpose(
         x, kt, (2, 2), [(2, 2), (2, 2)], dimension_numbers=dims, transpose_kernel=True
@@ -299,14 +298,17 @@ def test_fused_step_at_64px_equals_discriminator_then_generator_update():
     step1, d_loss = task.discriminator_update(models, real_u8 / 127.5 - 1.0, fakes, d_key)
     # G's reference update starts from the fused step's D: one step from one state (the D
     # updates themselves may differ by Adam's ±lr on near-zero gradients)
-    step2, g_loss = task.generator_update({**step1, "discriminator": fused["discriminator"]}, z, g_key)
+    step2, g_loss = task.generator_update(
+        {**step1, "discriminator": fused["discriminator"]}, z, g_key
+    )
     # G's pass through D leaves D (its statistics included) as the D update left it
     assert step2["discriminator"] is fused["discriminator"]
     np.testing.assert_allclose(metrics["d_loss"], d_loss, rtol=1e-5)
     np.testing.assert_allclose(metrics["g_loss"], g_loss, rtol=1e-5)
     # jit vs op by op: the same maths summed in another order (see tests/numerics.py)
     expected = {"discriminator": step1["discriminator"], "generator": step2["generator"]}
-    assert_one_step_close(fused, expected, task.config.learning_rate, task.config.beta1)  # jit vs op by op
+    # jit vs op by op
+    assert_one_step_close(fused, expected, task.config.learning_rate, task.config.beta1)
 
 
 def test_cgan_and_wgan_gp_at_64px_step_with_finite_losses():

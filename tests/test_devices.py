@@ -2,11 +2,11 @@
 
 import json
 import logging
-
-import jax
-import tomllib
 import pathlib
 import re
+import tomllib
+
+import jax
 
 from gan_jax import devices, train
 from gan_jax.cli import main
@@ -15,13 +15,19 @@ from gan_jax.cli import main
 def test_devices_command_prints_jax_backend_as_json(capsys):
     assert main(["devices"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["backend"] == jax.default_backend() and report["device_count"] == len(report["devices"]) >= 1
+    assert (
+        report["backend"] == jax.default_backend()
+        and report["device_count"] == len(report["devices"]) >= 1
+    )
     assert report["devices"][0].startswith(f"{jax.devices()[0].platform}:0")
 
 
 def test_warning_names_an_install_extra_that_pyproject_defines(monkeypatch):
-    monkeypatch.setattr(devices.jax, "default_backend", lambda: "cpu")  # as on a machine with CPU-only jaxlib
-    extras = tomllib.loads(pathlib.Path("pyproject.toml").read_text())["project"]["optional-dependencies"]
+    # as on a machine with CPU-only jaxlib
+    monkeypatch.setattr(devices.jax, "default_backend", lambda: "cpu")
+    extras = tomllib.loads(pathlib.Path("pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
     for platform in ("gpu", "tpu"):
         monkeypatch.setattr(devices, "accelerators_present", lambda p=platform: [p])
         warning = devices.unused_accelerator_warning()
@@ -33,14 +39,17 @@ def test_warning_names_an_install_extra_that_pyproject_defines(monkeypatch):
     assert devices.unused_accelerator_warning() is None
 
 
-def test_train_warns_once_when_a_gpu_is_present_but_unused(tiny_config, tiny_data, tmp_path, monkeypatch, caplog):
+def test_train_warns_once_when_a_gpu_is_present_but_unused(
+    tiny_config, tiny_data, tmp_path, monkeypatch, caplog
+):
     monkeypatch.setattr(devices.jax, "default_backend", lambda: "cpu")
     monkeypatch.setattr(devices, "accelerators_present", lambda: ["gpu"])
     monkeypatch.setattr(devices, "_warned", set())
     config = tiny_config.from_dict({**tiny_config.to_dict(), "steps": 1})
     with caplog.at_level(logging.WARNING, logger="gan_jax"):
         train(config, tmp_path / "a", data=tiny_data, progress=False)
-        train(config, tmp_path / "b", data=tiny_data, progress=False)  # e.g. the next run of a sweep
+        # e.g. the next run of a sweep
+        train(config, tmp_path / "b", data=tiny_data, progress=False)
     assert len([r for r in caplog.records if "JAX runs on CPU" in r.getMessage()]) == 1
 
 
@@ -50,7 +59,10 @@ def test_report_names_a_backend_that_fails_to_start(monkeypatch):
 
     monkeypatch.setattr(devices.jax, "devices", broken)
     report = devices.report()
-    assert report["backend"] is None and report["error"] == "Unable to initialize backend 'cuda': no CUDA-capable device"
+    assert (
+        report["backend"] is None
+        and report["error"] == "Unable to initialize backend 'cuda': no CUDA-capable device"
+    )
 
 
 def _flags_after_setup(env_value, xla_flags="--xla_force_host_platform_device_count=2"):
@@ -64,11 +76,14 @@ def _flags_after_setup(env_value, xla_flags="--xla_force_host_platform_device_co
     env.pop("GAN_JAX_DETERMINISTIC", None)
     if env_value is not None:
         env["GAN_JAX_DETERMINISTIC"] = env_value
-    code = ("import os, logging, jax, gan_jax; print(os.environ['XLA_FLAGS']); "
-            "print(len(logging.getLogger('gan_jax').handlers)); gan_jax.setup_process(); "
-            "print(os.environ['XLA_FLAGS']); print(len(jax.devices()))")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import os, logging, jax, gan_jax; print(os.environ['XLA_FLAGS']); "
+        "print(len(logging.getLogger('gan_jax').handlers)); gan_jax.setup_process(); "
+        "print(os.environ['XLA_FLAGS']); print(len(jax.devices()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
     imported, handlers, flags, count = out.splitlines()
     assert imported == xla_flags and handlers == "0"  # importing changes nothing process-wide
     return flags.split(), int(count)

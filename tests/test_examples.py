@@ -14,7 +14,11 @@ import sys
 import pytest
 
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
-TINY = {"quickstart.ipynb": "EPOCHS = 1\nBATCH_SIZE = 8\nSTEPS = 3\nEVAL_SAMPLES = 50\nWORKDIR = 'runs/notebook_gan'\n"}
+TINY = {
+    "quickstart.ipynb": (
+        "EPOCHS = 1\nBATCH_SIZE = 8\nSTEPS = 3\nEVAL_SAMPLES = 50\nWORKDIR = 'runs/notebook_gan'\n"
+    )
+}
 
 
 def script(notebook: pathlib.Path, overrides: str) -> str:
@@ -24,8 +28,9 @@ def script(notebook: pathlib.Path, overrides: str) -> str:
         if cell["cell_type"] != "code":
             continue
         source = "".join(cell["source"])
-        assert not any(line.lstrip().startswith(("%", "!")) for line in source.splitlines()), \
+        assert not any(line.lstrip().startswith(("%", "!")) for line in source.splitlines()), (
             "magics would not run outside IPython"
+        )
         parts.append(source)
         if "parameters" in cell["metadata"].get("tags", []):
             parts.append(overrides)
@@ -41,10 +46,17 @@ def test_every_example_has_tiny_settings():
 def test_notebook_runs(name, tmp_path, mnist_train):
     code = script(EXAMPLES / name, TINY[name])
     env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(EXAMPLES.parent)}
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "epoch 1 step 3 (partial): d_loss" in result.stderr  # the epoch line, as the CLI prints it
-    quality = json.loads(result.stdout[result.stdout.index("{"):result.stdout.rindex("}") + 1])
+    # the epoch line, as the CLI prints it
+    assert "epoch 1 step 3 (partial): d_loss" in result.stderr
+    quality = json.loads(result.stdout[result.stdout.index("{") : result.stdout.rindex("}") + 1])
     assert quality["fd"] > quality["fd_floor"] > 0 and len(quality["fd_network"]) == 16
     assert (tmp_path / "runs" / "notebook_gan" / "metrics.jsonl").exists()

@@ -1,5 +1,5 @@
-"""`gan_jax.features`: the Fréchet-distance feature network: its cache and checksums, the packaged network,
-and deterministic training."""
+"""`gan_jax.features`: the Fréchet-distance feature network: its cache and checksums, the packaged
+network, and deterministic training."""
 
 import jax
 import numpy as np
@@ -8,7 +8,9 @@ import pytest
 from gan_jax import features
 
 
-def test_feature_network_is_cached_verified_and_rebuilt_without_retraining(tiny_features, monkeypatch):
+def test_feature_network_is_cached_verified_and_rebuilt_without_retraining(
+    tiny_features, monkeypatch
+):
     from gan_jax.api import train_feature_network
 
     net = tiny_features
@@ -16,12 +18,16 @@ def test_feature_network_is_cached_verified_and_rebuilt_without_retraining(tiny_
     assert 0.1 < net.test_accuracy <= 1 and net.fd_floor > 0
     logits, feats = net.logits_and_features(np.zeros((3, 28, 28, 1), np.uint8))
     assert logits.shape == (3, 10) and feats.shape == (3, 8) and (feats >= 0).all()
-    # A damaged cache file fails its checksum: loading (what an evaluation does) refuses it, naming the fix,
-    # and never trains; `train_feature_network` rebuilds it from the finished checkpoints without training again.
+    # A damaged cache file fails its checksum: loading (what an evaluation does) refuses it, naming
+    # the fix, and never trains; `train_feature_network` rebuilds it from the finished checkpoints
+    # without training again.
     net.path.write_bytes(net.path.read_bytes()[:-10])
     features._load_cached.cache_clear()
     monkeypatch.setattr("gan_jax.steps.make_runner", lambda *a: pytest.fail("trained again"))
-    with pytest.raises(features.DataError, match="no intact feature network .* `gan-jax features --retrain --dataset mnist`"):
+    with pytest.raises(
+        features.DataError,
+        match="no intact feature network .* `gan-jax features --retrain --dataset mnist`",
+    ):
         features.load_feature_network()
     rebuilt = train_feature_network(progress=False)
     assert rebuilt.fd_floor == net.fd_floor
@@ -38,12 +44,17 @@ def mnist_test():
 def test_packaged_network_is_verified_and_reproduces_its_stored_accuracy_and_statistics(mnist_test):
     from gan_jax.metrics import feature_statistics
 
-    net = features.load_feature_network(features.PACKAGED_CONFIG)  # the packaged file, never trained here
+    # the packaged file, never trained here
+    net = features.load_feature_network(features.PACKAGED_CONFIG)
     assert net.packaged and net.path == features.PACKAGED and net.sha256 == features.PACKAGED_SHA256
     assert net.test_accuracy > 0.99 and 1.0 < net.fd_floor < 2.0
     logits, feats = net.logits_and_features(mnist_test.images)
-    assert np.mean(np.argmax(logits, -1) == mnist_test.labels) == pytest.approx(net.test_accuracy, abs=5e-4)  # 5 of 10,000 may flip across CPUs
-    mu, sigma = feature_statistics(feats)  # the stored statistics are this code's features of the test split
+    # 5 of 10,000 may flip across CPUs
+    assert np.mean(np.argmax(logits, -1) == mnist_test.labels) == pytest.approx(
+        net.test_accuracy, abs=5e-4
+    )
+    # the stored statistics are this code's features of the test split
+    mu, sigma = feature_statistics(feats)
     np.testing.assert_allclose(mu, net.test_stats[0], rtol=1e-4, atol=1e-4 * np.abs(mu).max())
     np.testing.assert_allclose(sigma, net.test_stats[1], rtol=1e-3, atol=1e-4 * np.abs(sigma).max())
 
@@ -65,7 +76,9 @@ def test_fashion_mnist_has_its_own_packaged_network_and_evaluations_use_it(tmp_p
     except DataError as err:  # a machine without apt-get (or its index) cannot fetch the data
         pytest.skip(f"no Fashion-MNIST here: {err}")
     logits, feats = net.logits_and_features(test.images)
-    assert np.mean(np.argmax(logits, -1) == test.labels) == pytest.approx(net.test_accuracy, abs=5e-4)
+    assert np.mean(np.argmax(logits, -1) == test.labels) == pytest.approx(
+        net.test_accuracy, abs=5e-4
+    )
     mu, _ = feature_statistics(feats)
     np.testing.assert_allclose(mu, net.test_stats[0], rtol=1e-4, atol=1e-4 * np.abs(mu).max())
 
@@ -75,8 +88,10 @@ def test_damaged_packaged_network_is_refused_naming_the_fix(tmp_path, monkeypatc
     data = bytearray(features.PACKAGED.read_bytes())
     data[len(data) // 2] ^= 1
     damaged.write_bytes(bytes(data))
-    with pytest.raises(features.DataError, match="fails its checksum .* reinstall gan_jax, or use `gan-jax "
-                                                 "features --retrain`"):
+    with pytest.raises(
+        features.DataError,
+        match="fails its checksum .* reinstall gan_jax, or use `gan-jax features --retrain`",
+    ):
         features._load_packaged(damaged)
     fashion, _ = features.PACKAGED_FILES["fashion_mnist"]
     damaged.write_bytes(fashion.read_bytes()[:-1])

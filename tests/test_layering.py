@@ -43,10 +43,12 @@ def import_graph(root: pathlib.Path) -> dict[str, set[str]]:
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:  # relative: `from . import x`, `from ..p import x`
-                    parent = own.split(".")[:len(own.split(".")) - node.level + 1]
+                    parent = own.split(".")[: len(own.split(".")) - node.level + 1]
                     base = ".".join(parent + ([base] if base else []))
-                imported.update(f"{base}.{alias.name}" if f"{base}.{alias.name}" in paths else base
-                                for alias in node.names)
+                imported.update(
+                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in paths else base
+                    for alias in node.names
+                )
         inside = _packages(name) | {own}
         for module in set(imported):
             imported |= _packages(module) - inside
@@ -62,7 +64,7 @@ def import_cycle(root: pathlib.Path) -> list[str] | None:
         stack.append(name)
         for module in sorted(graph[name]):
             if module in stack:
-                return stack[stack.index(module):] + [module]
+                return stack[stack.index(module) :] + [module]
             if module not in done and (cycle := visit(module)):
                 return cycle
         done.add(stack.pop())

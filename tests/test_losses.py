@@ -7,8 +7,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax.losses import (class_balance_loss, conditional_entropy, cross_entropy, discriminator_loss, feature_matching_l1_loss, feature_matching_loss,
-                            generator_loss, real_fake_logit, sgan_generator_loss, unsupervised_loss)
+from gan_jax.losses import (
+    class_balance_loss,
+    conditional_entropy,
+    cross_entropy,
+    discriminator_loss,
+    feature_matching_l1_loss,
+    feature_matching_loss,
+    generator_loss,
+    real_fake_logit,
+    sgan_generator_loss,
+    unsupervised_loss,
+)
 
 
 def test_losses_at_zero_logits_are_log_two_per_term():
@@ -20,7 +30,9 @@ def test_losses_at_zero_logits_are_log_two_per_term():
 def test_discriminator_loss_against_hand_computed_bce():
     real, fake = jnp.array([2.0, -1.0]), jnp.array([0.5, -3.0])
     sig = lambda v: 1 / (1 + math.exp(-v))
-    expected = (-math.log(sig(2.0)) - math.log(sig(-1.0))) / 2 + (-math.log(1 - sig(0.5)) - math.log(1 - sig(-3.0))) / 2
+    expected = (-math.log(sig(2.0)) - math.log(sig(-1.0))) / 2 + (
+        -math.log(1 - sig(0.5)) - math.log(1 - sig(-3.0))
+    ) / 2
     np.testing.assert_allclose(discriminator_loss(real, fake), expected, rtol=1e-6)
 
 
@@ -36,13 +48,19 @@ def test_generator_loss_is_non_saturating_bce_with_target_one():
 def test_losses_stay_finite_at_extreme_logits():
     big = jnp.array([1000.0, -1000.0])
     assert np.isfinite(discriminator_loss(big, big))
-    np.testing.assert_allclose(discriminator_loss(jnp.array([1000.0]), jnp.array([-1000.0])), 0.0, atol=1e-6)
+    np.testing.assert_allclose(
+        discriminator_loss(jnp.array([1000.0]), jnp.array([-1000.0])), 0.0, atol=1e-6
+    )
     np.testing.assert_allclose(generator_loss(jnp.array([-1000.0])), 1000.0, rtol=1e-6)
     assert np.all(np.isfinite(jax.grad(discriminator_loss, argnums=(0, 1))(big, big)))
 
 
 def test_hinge_and_wasserstein_losses_against_hand_computed_values():
-    from gan_jax.losses import critic_generator_loss, hinge_discriminator_loss, wasserstein_critic_loss
+    from gan_jax.losses import (
+        critic_generator_loss,
+        hinge_discriminator_loss,
+        wasserstein_critic_loss,
+    )
 
     real, fake = jnp.array([2.0, 0.5, -1.0]), jnp.array([-2.0, 0.0, 0.5])
     # relu(1 - real) = (0, 0.5, 2), relu(1 + fake) = (0, 1, 1.5): means 2.5/3 each
@@ -57,8 +75,9 @@ def test_least_squares_losses_against_hand_computed_values():
 
     real, fake = jnp.array([2.0, 0.5, -1.0]), jnp.array([-2.0, 0.0, 0.5])
     # (real - 1)² = (1, 0.25, 4): mean 1.75; fake² = (4, 0, 0.25): mean 1.41666…
-    np.testing.assert_allclose(least_squares_discriminator_loss(real, fake),
-                               0.5 * 1.75 + 0.5 * 4.25 / 3, rtol=1e-6)
+    np.testing.assert_allclose(
+        least_squares_discriminator_loss(real, fake), 0.5 * 1.75 + 0.5 * 4.25 / 3, rtol=1e-6
+    )
     np.testing.assert_allclose(least_squares_discriminator_loss(jnp.ones(2), jnp.zeros(2)), 0.0)
     # (fake - 1)² = (9, 1, 0.25): mean 10.25 / 3
     np.testing.assert_allclose(least_squares_generator_loss(fake), 0.5 * 10.25 / 3, rtol=1e-6)
@@ -77,9 +96,13 @@ def test_gradient_penalty_of_a_linear_critic_is_its_norm_minus_one_squared():
     real = jax.random.normal(key, (4, 2, 3, 1))
     fake = jax.random.normal(jax.random.PRNGKey(1), (4, 2, 3, 1))
     unit = jnp.full(6, 1 / math.sqrt(6))  # ‖w‖ = 1: the gradient everywhere has norm 1
-    np.testing.assert_allclose(gradient_penalty(_linear_critic(unit), real, fake, key), 0.0, atol=1e-10)
+    np.testing.assert_allclose(
+        gradient_penalty(_linear_critic(unit), real, fake, key), 0.0, atol=1e-10
+    )
     w = jnp.array([3.0, 0.0, 4.0, 0.0, 0.0, 0.0])  # ‖w‖ = 5
-    np.testing.assert_allclose(gradient_penalty(_linear_critic(w), real, fake, key), (5 - 1) ** 2, rtol=1e-6)
+    np.testing.assert_allclose(
+        gradient_penalty(_linear_critic(w), real, fake, key), (5 - 1) ** 2, rtol=1e-6
+    )
     # the gradient of the penalty in the critic's weights: d/dw (‖w‖ - 1)² = 2 (‖w‖ - 1) w / ‖w‖
     grad = jax.grad(lambda v: gradient_penalty(_linear_critic(v), real, fake, key))(w)
     np.testing.assert_allclose(grad, 2 * 4 * w / 5, rtol=1e-5)
@@ -91,7 +114,9 @@ def test_gradient_penalty_reads_the_interpolates():
     # critic x ↦ ½‖x‖²: its gradient at x̂ is x̂; with real = fake = x every interpolate is x
     x = jnp.stack([jnp.full((2, 2, 1), 0.5), jnp.full((2, 2, 1), 1.0)])  # norms 1 and 2
     square = lambda v: 0.5 * jnp.sum(jnp.square(v.reshape(v.shape[0], -1)), axis=-1)
-    np.testing.assert_allclose(gradient_penalty(square, x, x, jax.random.PRNGKey(0)), (0 + 1) / 2, rtol=1e-6)
+    np.testing.assert_allclose(
+        gradient_penalty(square, x, x, jax.random.PRNGKey(0)), (0 + 1) / 2, rtol=1e-6
+    )
 
 
 def test_gan_losses_table():
@@ -105,6 +130,7 @@ def test_gan_losses_table():
 
 
 # ---- the semi-supervised GAN's losses
+
 
 def test_cross_entropy_matches_hand_computation():
     logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
@@ -123,14 +149,22 @@ def test_unsupervised_loss_matches_hand_computation():
 @pytest.mark.parametrize("value", [1000.0, -1000.0])
 def test_sgan_losses_stay_finite_at_extreme_logits(value):
     logits = jnp.full((4, 10), value)
-    for loss in (unsupervised_loss(logits, logits), sgan_generator_loss(logits), cross_entropy(logits, jnp.zeros(4, int))):
+    for loss in (
+        unsupervised_loss(logits, logits),
+        sgan_generator_loss(logits),
+        cross_entropy(logits, jnp.zeros(4, int)),
+    ):
         assert np.isfinite(float(loss))
     grads = jax.grad(unsupervised_loss, argnums=(0, 1))(logits, logits)
     assert all(np.all(np.isfinite(g)) for g in grads)
     # lse = value + log 10: a confident "real" costs nothing on real data and ~lse on fake data
     expected_fake = 0.5 * max(value + np.log(10.0), 0.0)
-    np.testing.assert_allclose(unsupervised_loss(jnp.full((1, 10), 1000.0), logits[:1]),
-                               expected_fake, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        unsupervised_loss(jnp.full((1, 10), 1000.0), logits[:1]),
+        expected_fake,
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_unsupervised_loss_pushes_real_up_and_fake_down():
@@ -150,9 +184,13 @@ def test_feature_matching_and_generator_loss_hand_values():
 
 def test_l1_feature_matching_hand_value_and_bounded_gradient():
     fake = jnp.array([[1.0, 2.0, -1.0], [3.0, 2.0, -1.0]])  # batch means (2, 2, -1)
-    real = jnp.array([[0.0, 5.0, -2.0], [0.0, 1.0, -2.0]])  # batch means (0, 3, -2): gaps (2, -1, 1)
-    np.testing.assert_allclose(feature_matching_l1_loss(fake, real), (2.0 + 1.0 + 1.0) / 3, rtol=1e-6)
-    # d/dfake[b, f] = sign(gap_f) / (F · B): bounded however large the gap, unlike the square's 2·gap_f / (F · B)
+    # batch means (0, 3, -2): gaps (2, -1, 1)
+    real = jnp.array([[0.0, 5.0, -2.0], [0.0, 1.0, -2.0]])
+    np.testing.assert_allclose(
+        feature_matching_l1_loss(fake, real), (2.0 + 1.0 + 1.0) / 3, rtol=1e-6
+    )
+    # d/dfake[b, f] = sign(gap_f) / (F · B): bounded however large the gap,
+    # unlike the square's 2·gap_f / (F · B)
     grads = jax.grad(feature_matching_l1_loss)(fake + jnp.array([1000.0, -1000.0, 1000.0]), real)
     np.testing.assert_allclose(grads, np.tile([[1 / 6, -1 / 6, 1 / 6]], (2, 1)), atol=1e-7)
     grads_sq = jax.grad(feature_matching_loss)(fake, real)
@@ -160,7 +198,8 @@ def test_l1_feature_matching_hand_value_and_bounded_gradient():
 
 
 def test_conditional_entropy_matches_hand_computation_and_its_bounds():
-    # p = (0.5, 0.5): entropy log 2; p = softmax(0, log 3) = (0.25, 0.75): -(0.25 log 0.25 + 0.75 log 0.75)
+    # p = (0.5, 0.5): entropy log 2;
+    # p = softmax(0, log 3) = (0.25, 0.75): -(0.25 log 0.25 + 0.75 log 0.75)
     logits = jnp.array([[1.0, 1.0], [0.0, np.log(3.0)]])
     expected = 0.5 * (np.log(2) - (0.25 * np.log(0.25) + 0.75 * np.log(0.75)))
     np.testing.assert_allclose(conditional_entropy(logits), expected, rtol=1e-6)
@@ -174,7 +213,8 @@ def test_class_balance_loss_matches_hand_computation_and_its_bounds():
     # mean of (0.5, 0.5) and (0.25, 0.75) is (0.375, 0.625): KL to uniform = log 2 + Σ p̄ log p̄
     logits = jnp.array([[1.0, 1.0], [0.0, np.log(3.0)]])
     expected = np.log(2) + 0.375 * np.log(0.375) + 0.625 * np.log(0.625)
-    np.testing.assert_allclose(class_balance_loss(logits), expected, rtol=1e-5)  # float32: log 2 − 0.66
+    # float32: log 2 − 0.66
+    np.testing.assert_allclose(class_balance_loss(logits), expected, rtol=1e-5)
     certain_and_balanced = jnp.array([[0.0, -1e4], [-1e4, 0.0]])
     np.testing.assert_allclose(class_balance_loss(certain_and_balanced), 0.0, atol=1e-7)  # no NaN
     one_class = jnp.tile(jnp.array([[0.0, -1e4, -1e4]]), (4, 1))

@@ -1,10 +1,9 @@
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax import lax
-
-import flax.linen as nn
 
 from gan_jax.models import Conv, ConvTranspose, Discriminator, Generator, conv, conv_transpose
 
@@ -17,7 +16,9 @@ def test_generator_maps_noise_to_images_in_tanh_range():
     assert images.shape == (3, 28, 28, 1)
     assert float(jnp.max(jnp.abs(images))) <= 1.0
     assert set(variables) == {"params", "batch_stats"}
-    changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), variables["batch_stats"], updates["batch_stats"])
+    changed = jax.tree.map(
+        lambda a, b: bool(jnp.any(a != b)), variables["batch_stats"], updates["batch_stats"]
+    )
     assert all(jax.tree.leaves(changed)), "training mode must update every BatchNorm statistic"
 
 
@@ -55,8 +56,14 @@ def test_discriminator_gives_one_logit_per_image_and_dropout_needs_train():
 def test_conv_transpose_is_tensorflows_gradient_of_conv(stride):
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 7, 3))
     k = jax.random.normal(jax.random.PRNGKey(1), (5, 5, 4, 3))
-    expected = lax.conv_transpose(x, k, (stride, stride), "SAME",
-                                  dimension_numbers=("NHWC", "HWIO", "NHWC"), transpose_kernel=True)
+    expected = lax.conv_transpose(
+        x,
+        k,
+        (stride, stride),
+        "SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        transpose_kernel=True,
+    )
     out = conv_transpose(x, k, (stride, stride))
     assert out.shape == (2, 7 * stride, 7 * stride, 4)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
@@ -73,7 +80,7 @@ def test_fast_conv_transpose_gradients_equal_autodiff(stride):
 
     fast = jax.grad(loss, argnums=(0, 1))(x, k, True)
     plain = jax.grad(loss, argnums=(0, 1))(x, k, False)
-    for a, b in zip(fast, plain):
+    for a, b in zip(fast, plain, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(b))))
 
 
@@ -84,7 +91,12 @@ def _dilated_convolutions(fn, *args) -> int:
 
 
 # (input HW, kernel HW, strides): odd kernels, an even kernel, unequal strides, stride 3.
-SUBPIXEL_CASES = [((7, 7), (5, 5), (2, 2)), ((5, 6), (4, 3), (2, 3)), ((4, 4), (3, 3), (3, 3)), ((3, 5), (1, 2), (2, 2))]
+SUBPIXEL_CASES = [
+    ((7, 7), (5, 5), (2, 2)),
+    ((5, 6), (4, 3), (2, 3)),
+    ((4, 4), (3, 3), (3, 3)),
+    ((3, 5), (1, 2), (2, 2)),
+]
 
 
 @pytest.mark.parametrize("size,kernel_size,strides", SUBPIXEL_CASES)
@@ -98,8 +110,11 @@ def test_wide_conv_transpose_runs_in_subpixel_form_with_the_same_values(size, ke
     assert _dilated_convolutions(lambda x: conv_transpose(x, k, strides), x) == 0
 
 
-@pytest.mark.parametrize("channels,size,strides", [(32, 14, 2), (4, 14, 2), (32, 15, 2), (32, 9, 1)],
-                         ids=["subpixel", "narrow", "uneven", "stride1"])
+@pytest.mark.parametrize(
+    "channels,size,strides",
+    [(32, 14, 2), (4, 14, 2), (32, 15, 2), (32, 9, 1)],
+    ids=["subpixel", "narrow", "uneven", "stride1"],
+)
 def test_fast_conv_gradients_equal_autodiff(channels, size, strides):
     y = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, channels))
     k = jax.random.normal(jax.random.PRNGKey(1), (5, 5, channels, 6))
@@ -109,10 +124,12 @@ def test_fast_conv_gradients_equal_autodiff(channels, size, strides):
     def loss(y, k, fast):
         return jnp.sum(w * jnp.tanh(conv(y, k, (strides, strides), fast_grad=fast)))
 
-    np.testing.assert_array_equal(conv(y, k, (strides, strides)), conv(y, k, (strides, strides), fast_grad=False))
+    np.testing.assert_array_equal(
+        conv(y, k, (strides, strides)), conv(y, k, (strides, strides), fast_grad=False)
+    )
     fast = jax.grad(loss, argnums=(0, 1))(y, k, True)
     plain = jax.grad(loss, argnums=(0, 1))(y, k, False)
-    for a, b in zip(fast, plain):
+    for a, b in zip(fast, plain, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * float(jnp.max(jnp.abs(b))))
     subpixel = channels >= 32 and size % strides == 0
     grad_y = lambda y: jax.grad(loss)(y, k, True)
@@ -123,8 +140,12 @@ def test_conv_module_matches_linen_conv_with_the_same_variables():
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 14, 14, 3))
     ours, linen = Conv(8, strides=(2, 2)), nn.Conv(8, (5, 5), strides=(2, 2), padding="SAME")
     variables = linen.init(jax.random.PRNGKey(1), x)
-    assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == jax.tree.map(jnp.shape, variables)
-    np.testing.assert_allclose(ours.apply(variables, x), linen.apply(variables, x), rtol=1e-5, atol=1e-5)
+    assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == jax.tree.map(
+        jnp.shape, variables
+    )
+    np.testing.assert_allclose(
+        ours.apply(variables, x), linen.apply(variables, x), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_conv_transpose_module_kernel_layout_and_bias():

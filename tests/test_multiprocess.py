@@ -112,9 +112,8 @@ def test_two_processes_resume_in_either_topology_and_stop_cleanly_when_one_is_ki
         and "[1] process 1 of 2 joined" in done.stderr
     )
     assert "Rank 1 is connected" in (a / "logs" / "process_1.log").read_text()
-    assert (
-        len(list(a.glob("events.out.tfevents*"))) == 1
-    )  # process 0 alone writes rows, figures, events
+    # process 0 alone writes rows, figures, events
+    assert len(list(a.glob("events.out.tfevents*"))) == 1
     steps = [json.loads(row)["step"] for row in (a / "losses.jsonl").read_text().splitlines()]
     assert len(steps) == len(set(steps)) and done.stdout.count("trained;") == 1
     resumed_in_one = one_process("gan", a, *TINY, "--steps", 4)
@@ -190,8 +189,24 @@ def test_two_processes_and_two_independent_runs_build_one_empty_data_cache_at_on
     shutil.copy(wheels[0], data)
     env = {**ENV, "GAN_JAX_DATA": str(data)}
     runs = [
-        start("launch", "--processes", 2, "--", "train", "gan", "--workdir", tmp_path / "two", *TINY, "--steps", 1, env=env),
-        *(start("train", "gan", "--workdir", tmp_path / name, *TINY, "--steps", 1, env=env) for name in "ab"),
+        start(
+            "launch",
+            "--processes",
+            2,
+            "--",
+            "train",
+            "gan",
+            "--workdir",
+            tmp_path / "two",
+            *TINY,
+            "--steps",
+            1,
+            env=env,
+        ),
+        *(
+            start("train", "gan", "--workdir", tmp_path / name, *TINY, "--steps", 1, env=env)
+            for name in "ab"
+        ),
     ]
     done = finish(*runs)
     assert all(d.stdout.count("trained;") == 1 for d in done), [d.stderr[-2000:] for d in done]

@@ -23,14 +23,12 @@ def test_no_gradients_move_an_adam_parameter_beyond_lr_times_the_step_bound(b1, 
         updates, state = tx.update(jnp.asarray(grads[t - 1], jnp.float32), state)
         moves = np.abs(np.asarray(updates))
         assert np.max(moves) <= lr * adam_step_bound(t, b1) * 1.0001
-    assert moves[0] == pytest.approx(
-        lr * adam_step_bound(steps, b1), rel=1e-4
-    )  # the bound is tight
+    # the bound is tight
+    assert moves[0] == pytest.approx(lr * adam_step_bound(steps, b1), rel=1e-4)
 
 
 def test_the_first_step_moves_at_most_lr_and_later_steps_a_little_more():
     assert adam_step_bound(1, 0.5) == 1.0 and adam_step_bound(1, 0.9) == 1.0
-    assert adam_step_bound(3, 0.5) == pytest.approx(
-        1.1335, abs=1e-4
-    )  # hand: 4/7 · √2.997 · √1.3129
+    # hand: 4/7 · √2.997 · √1.3129
+    assert adam_step_bound(3, 0.5) == pytest.approx(1.1335, abs=1e-4)
     assert adam_bound(1e-5, 3, 0.5) == pytest.approx(2e-5 * (1 + 1.0539 + 1.1335) * 1.001, rel=1e-4)

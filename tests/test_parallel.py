@@ -1,4 +1,4 @@
-"""Data parallelism: 8 forced CPU devices compute what 1 device computes; sharded checkpoints resume."""
+"""Data parallelism: 8 forced CPU devices compute what 1 device does; sharded checkpoints resume."""
 
 import json
 import os
@@ -16,9 +16,19 @@ from gan_jax.errors import ConfigError
 
 @pytest.fixture(scope="module")
 def report():
-    env = {**os.environ, "XLA_FLAGS": os.environ["XLA_FLAGS"] + " --xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run([sys.executable, "-m", "tests.parallel_worker"], env=env, capture_output=True, text=True,
-                          timeout=600, cwd=os.path.dirname(os.path.dirname(__file__)))
+    env = {
+        **os.environ,
+        "XLA_FLAGS": os.environ["XLA_FLAGS"] + " --xla_force_host_platform_device_count=8",
+        "JAX_PLATFORMS": "cpu",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.parallel_worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -67,8 +77,14 @@ def test_bad_device_count_is_a_config_error():
 def fake_initialize(monkeypatch):
     """Records `jax.distributed.initialize`'s arguments instead of joining a cluster."""
     calls = []
-    for env in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "GAN_JAX_DISTRIBUTED",
-                "GAN_JAX_PEER_TIMEOUT", "GAN_JAX_WORKER"):
+    for env in (
+        "JAX_COORDINATOR_ADDRESS",
+        "JAX_NUM_PROCESSES",
+        "JAX_PROCESS_ID",
+        "GAN_JAX_DISTRIBUTED",
+        "GAN_JAX_PEER_TIMEOUT",
+        "GAN_JAX_WORKER",
+    ):
         monkeypatch.delenv(env, raising=False)
     monkeypatch.setattr(jax.distributed, "is_initialized", lambda: False)
     monkeypatch.setattr(jax.distributed, "initialize", lambda **kwargs: calls.append(kwargs))
@@ -81,8 +97,15 @@ def test_distributed_is_joined_only_when_the_environment_asks(fake_initialize, m
     monkeypatch.setenv("JAX_NUM_PROCESSES", "4")
     monkeypatch.setenv("JAX_PROCESS_ID", "2")
     assert parallel.initialize_distributed() is True
-    assert fake_initialize == [{"coordinator_address": "host0:1234", "num_processes": 4, "process_id": 2,
-                                "heartbeat_timeout_seconds": 30, "shutdown_timeout_seconds": 30}]
+    assert fake_initialize == [
+        {
+            "coordinator_address": "host0:1234",
+            "num_processes": 4,
+            "process_id": 2,
+            "heartbeat_timeout_seconds": 30,
+            "shutdown_timeout_seconds": 30,
+        }
+    ]
 
 
 def test_distributed_auto_lets_jax_detect_the_cluster(fake_initialize, monkeypatch):
@@ -95,6 +118,8 @@ def test_distributed_auto_lets_jax_detect_the_cluster(fake_initialize, monkeypat
 def test_distributed_rejects_a_non_integer_process_id(fake_initialize, monkeypatch):
     monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "host0:1234")
     monkeypatch.setenv("JAX_PROCESS_ID", "first")
-    with pytest.raises(ConfigError, match="JAX_PROCESS_ID must be a non-negative integer, got 'first'"):
+    with pytest.raises(
+        ConfigError, match="JAX_PROCESS_ID must be a non-negative integer, got 'first'"
+    ):
         parallel.initialize_distributed()
     assert fake_initialize == []

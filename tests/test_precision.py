@@ -28,7 +28,9 @@ def _run_steps(task, images, steps=3):
 
 
 # 32 channels reach the sub-pixel forms (layers._SUBPIXEL_MIN_FEATURES) on CPU; 4 and 8 do not.
-@pytest.mark.parametrize("features", [{}, {"g_features": (8, 8, 32), "d_features": (32, 8)}], ids=["narrow", "wide"])
+@pytest.mark.parametrize(
+    "features", [{}, {"g_features": (8, 8, 32), "d_features": (32, 8)}], ids=["narrow", "wide"]
+)
 def test_fast_conv_step_equals_plain_autodiff_step(tiny_config, tiny_data, features):
     config = dataclasses.replace(tiny_config, **features)
     images = jnp.asarray(tiny_data.images)
@@ -45,23 +47,33 @@ def test_bfloat16_models_keep_float32_parameters_and_outputs_close_to_float32():
     z = jax.random.normal(jax.random.PRNGKey(0), (4, 10))
     g32, g16 = Generator((8, 4, 4)), Generator((8, 4, 4), dtype=jnp.bfloat16)
     variables = g32.init(jax.random.PRNGKey(1), z, train=False)
-    assert {x.dtype for x in jax.tree.leaves(g16.init(jax.random.PRNGKey(1), z, train=False))} == {jnp.dtype("float32")}
+    assert {x.dtype for x in jax.tree.leaves(g16.init(jax.random.PRNGKey(1), z, train=False))} == {
+        jnp.dtype("float32")
+    }
     images32, images16 = g32.apply(variables, z, train=False), g16.apply(variables, z, train=False)
     assert images16.dtype == jnp.float32
     np.testing.assert_allclose(images16, images32, atol=0.05)
 
     d32, d16 = Discriminator((4, 8)), Discriminator((4, 8), dtype=jnp.bfloat16)
     d_vars = d32.init(jax.random.PRNGKey(2), images32, train=False)
-    logits32, logits16 = d32.apply(d_vars, images32, train=False), d16.apply(d_vars, images32, train=False)
+    logits32, logits16 = (
+        d32.apply(d_vars, images32, train=False),
+        d16.apply(d_vars, images32, train=False),
+    )
     assert logits16.dtype == jnp.float32
-    np.testing.assert_allclose(logits16, logits32, atol=0.05 * float(jnp.max(jnp.abs(logits32))) + 1e-3)
+    np.testing.assert_allclose(
+        logits16, logits32, atol=0.05 * float(jnp.max(jnp.abs(logits32))) + 1e-3
+    )
 
 
 def test_bfloat16_mlp_classifier_accumulates_in_float32():
     x = jax.random.uniform(jax.random.PRNGKey(0), (6, 28, 28, 1))
     c32, c16 = MLPClassifier(10), MLPClassifier(10, dtype=jnp.bfloat16)
     variables = c32.init(jax.random.PRNGKey(1), x, train=False)
-    (logits32, _), (logits16, feats16) = c32.apply(variables, x, train=False), c16.apply(variables, x, train=False)
+    (logits32, _), (logits16, feats16) = (
+        c32.apply(variables, x, train=False),
+        c16.apply(variables, x, train=False),
+    )
     assert logits16.dtype == feats16.dtype == jnp.float32
     assert not np.array_equal(logits16, logits32)  # bf16 inputs really were used
     np.testing.assert_allclose(logits16, logits32, rtol=0.05, atol=0.05)
@@ -69,9 +81,14 @@ def test_bfloat16_mlp_classifier_accumulates_in_float32():
 
 def test_bfloat16_gan_step_trains_float32_state(tiny_config, tiny_data):
     images = jnp.asarray(tiny_data.images)
-    state, losses, _ = _run_steps(GANTask(dataclasses.replace(tiny_config, compute_dtype="bfloat16")), images)
+    state, losses, _ = _run_steps(
+        GANTask(dataclasses.replace(tiny_config, compute_dtype="bfloat16")), images
+    )
     _, losses32, _ = _run_steps(GANTask(tiny_config), images)
-    assert {x.dtype for x in jax.tree.leaves(state.models)} <= {jnp.dtype("float32"), jnp.dtype("int32")}
+    assert {x.dtype for x in jax.tree.leaves(state.models)} <= {
+        jnp.dtype("float32"),
+        jnp.dtype("int32"),
+    }
     np.testing.assert_allclose(losses, losses32, rtol=0.05)
 
 

@@ -1,4 +1,4 @@
-"""The committed SGAN sweep's tables regenerate from its per-run JSON, and the README quotes them."""
+"""The committed SGAN sweep's tables regenerate from its per-run JSON; the README quotes them."""
 
 import json
 import pathlib
@@ -13,7 +13,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def test_the_sweep_table_and_csv_regenerate_from_the_committed_json(tmp_path):
     table = regenerate(RESULTS / "sgan_sweep20_cpu.json", tmp_path)
-    assert (tmp_path / "sgan_sweep20_cpu.csv").read_bytes() == (RESULTS / "sgan_sweep20_cpu.csv").read_bytes()
+    assert (tmp_path / "sgan_sweep20_cpu.csv").read_bytes() == (
+        RESULTS / "sgan_sweep20_cpu.csv"
+    ).read_bytes()
     assert table in (RESULTS / "sgan_sweep20_cpu.md").read_text()
     assert (tmp_path / "sgan_sweep20_cpu_accuracy_vs_labels.png").stat().st_size > 0
 
@@ -27,16 +29,24 @@ def _quoted_rows(section: str) -> list[tuple[int, str, str, str, str]]:
 def _assert_quotes(quoted, results_json):
     stats = summarize(json.loads((RESULTS / results_json).read_text())["rows"])
     for labels, *numbers in quoted:
-        for method, (mean, std) in zip(("sgan", "supervised"), (numbers[:2], numbers[2:])):
+        for method, (mean, std) in zip(
+            ("sgan", "supervised"), (numbers[:2], numbers[2:]), strict=True
+        ):
             expected = stats[(method, labels)]
-            assert (mean, std) == (f"{expected['mean']:.2f}", f"{expected['std']:.2f}"), (results_json, method, labels)
+            assert (mean, std) == (f"{expected['mean']:.2f}", f"{expected['std']:.2f}"), (
+                results_json,
+                method,
+                labels,
+            )
 
 
 def test_every_number_of_the_readmes_sgan_tables_is_a_committed_sweeps():
     readme = (ROOT / "README.md").read_text()
-    conv = readme[readme.index("**The seed's table: its own model"):readme.index("**The mlp recipe")]
+    conv = readme[
+        readme.index("**The seed's table: its own model") : readme.index("**The mlp recipe")
+    ]
     start = readme.index("**The mlp recipe")
-    mlp = readme[start:readme.index("\n## ", start)]  # to the section's end
+    mlp = readme[start : readme.index("\n## ", start)]  # to the section's end
     conv_rows, mlp_rows = _quoted_rows(conv), _quoted_rows(mlp)
     assert [row[0] for row in conv_rows] == [50, 100, 1000]
     assert [row[0] for row in mlp_rows] == [100, 20, 50, 100, 1000]
@@ -45,22 +55,46 @@ def test_every_number_of_the_readmes_sgan_tables_is_a_committed_sweeps():
     _assert_quotes(mlp_rows[1:], "sgan_sweep20_cpu.json")
 
 
-def test_a_stopped_runs_workdir_and_finished_sweeps_merge_into_one_regenerable_sweep(tmp_path, monkeypatch):
+def test_a_stopped_runs_workdir_and_finished_sweeps_merge_into_one_regenerable_sweep(
+    tmp_path, monkeypatch
+):
     import contextlib
 
     from scripts import sweep_report
 
     finished = tmp_path / "finished.json"
-    finished.write_text(json.dumps({"rows": [{"method": "supervised", "model": "mlp", "labels": 100, "data_seed": 0,
-                                              "test_accuracy": 0.8, "epochs_trained": 300.0}],
-                                    "configs": {"supervised/100": {"dataset": "mnist"}}, "machine": {"device": "X"}}))
+    finished.write_text(
+        json.dumps(
+            {
+                "rows": [
+                    {
+                        "method": "supervised",
+                        "model": "mlp",
+                        "labels": 100,
+                        "data_seed": 0,
+                        "test_accuracy": 0.8,
+                        "epochs_trained": 300.0,
+                    }
+                ],
+                "configs": {"supervised/100": {"dataset": "mnist"}},
+                "machine": {"device": "X"},
+            }
+        )
+    )
     stopped = tmp_path / "sgan_labels100"
     stopped.mkdir()
-    lines = [{"epoch": e, "step": 600 * e, "data_seed": s, "test_accuracy": 0.9 + e / 100 + s / 1000}
-             for e in (1, 2) for s in (0, 1)]
-    stopped.joinpath("metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines)
-                                                 + json.dumps({"epoch": 3, "step": 1700, "data_seed": 0,
-                                                               "test_accuracy": 0.5, "partial": True}) + "\n")
+    lines = [
+        {"epoch": e, "step": 600 * e, "data_seed": s, "test_accuracy": 0.9 + e / 100 + s / 1000}
+        for e in (1, 2)
+        for s in (0, 1)
+    ]
+    stopped.joinpath("metrics.jsonl").write_text(
+        "".join(json.dumps(x) + "\n" for x in lines)
+        + json.dumps(
+            {"epoch": 3, "step": 1700, "data_seed": 0, "test_accuracy": 0.5, "partial": True}
+        )
+        + "\n"
+    )
 
     class Store:
         def __init__(self, workdir, create):
@@ -69,16 +103,23 @@ def test_a_stopped_runs_workdir_and_finished_sweeps_merge_into_one_regenerable_s
         def read_config(self):
             return {"task": "sgan", "model": "mlp", "labels": 100, "dataset": "mnist"}
 
-    monkeypatch.setattr(sweep_report, "CheckpointStore", lambda w, create: contextlib.nullcontext(Store(w, create)))
+    monkeypatch.setattr(
+        sweep_report, "CheckpointStore", lambda w, create: contextlib.nullcontext(Store(w, create))
+    )
     merged = sweep_report.merge([stopped, finished])
     sgan = [r for r in merged["rows"] if r["method"] == "sgan"]
+    # the last complete epoch, never the partial row
     assert [(r["data_seed"], r["test_accuracy"], r["epochs_trained"], r["step"]) for r in sgan] == [
-        (0, 0.92, 2.0, 1200), (1, 0.921, 2.0, 1200)]  # the last complete epoch, never the partial row
+        (0, 0.92, 2.0, 1200),
+        (1, 0.921, 2.0, 1200),
+    ]
     assert merged["machine"] == {"device": "X"} and merged["summary"]["supervised/100"]["n"] == 1
     results = tmp_path / "merged.json"
     results.write_text(json.dumps(merged))
     table = regenerate(results, tmp_path)
-    assert "| 100 | 92.05 ± 0.07 (n=2, 2 epochs) | 80.00 ± 0.00 (n=1, 300 epochs) | 99.07 |" in table
+    assert (
+        "| 100 | 92.05 ± 0.07 (n=2, 2 epochs) | 80.00 ± 0.00 (n=1, 300 epochs) | 99.07 |" in table
+    )
 
 
 def test_the_gpu_tables_regenerate_from_their_committed_json(tmp_path):
@@ -95,12 +136,30 @@ def test_sgan_errors_finds_each_members_own_errors_and_the_overlap_by_subset():
 
     labels = np.array([0, 1, 2, 3, 4, 5])
     found = [  # members 0 and 1 share a labeled subset (data seed 7); member 2 has its own
-        {"workdir": "a", "task": "sgan", "seed": 0, "data_seed": 7, "step": 5,
-         "predictions": np.array([0, 1, 2, 3, 9, 9])},
-        {"workdir": "b", "task": "sgan", "seed": 1, "data_seed": 7, "step": 5,
-         "predictions": np.array([0, 1, 2, 3, 9, 5])},
-        {"workdir": "a", "task": "sgan", "seed": 0, "data_seed": 8, "step": 5,
-         "predictions": np.array([1, 1, 2, 3, 4, 5])},
+        {
+            "workdir": "a",
+            "task": "sgan",
+            "seed": 0,
+            "data_seed": 7,
+            "step": 5,
+            "predictions": np.array([0, 1, 2, 3, 9, 9]),
+        },
+        {
+            "workdir": "b",
+            "task": "sgan",
+            "seed": 1,
+            "data_seed": 7,
+            "step": 5,
+            "predictions": np.array([0, 1, 2, 3, 9, 5]),
+        },
+        {
+            "workdir": "a",
+            "task": "sgan",
+            "seed": 0,
+            "data_seed": 8,
+            "step": 5,
+            "predictions": np.array([1, 1, 2, 3, 4, 5]),
+        },
     ]
     result = analyse(found, labels, num_classes=10)
     first, second, third = result["members"]
@@ -110,7 +169,12 @@ def test_sgan_errors_finds_each_members_own_errors_and_the_overlap_by_subset():
     # image 4 is wrong for members 0 and 1: for member 0, half its others err there: not its own
     assert (first["own_errors"], first["own_top_pairs"]) == (1, [[5, 9, 1]])
     assert (second["own_errors"], third["own_errors"]) == (0, 1)
-    assert result["error_overlap_jaccard"]["same_subset"] == {"pairs": 1, "mean": 0.5, "min": 0.5, "max": 0.5}
+    assert result["error_overlap_jaccard"]["same_subset"] == {
+        "pairs": 1,
+        "mean": 0.5,
+        "min": 0.5,
+        "max": 0.5,
+    }
     assert result["error_overlap_jaccard"]["different_subset"]["max"] == 0.0
     assert result["errors_of_every_member"] == 0
 
@@ -125,9 +189,11 @@ def test_sgan_probe_scores_features_by_their_labeled_centroids_and_by_a_linear_p
     features = np.eye(3)[y] * 5 + rng.normal(size=(120, 3))  # three well separated clusters
     labeled, labeled_y = features[[0, 40, 80]], np.array([0, 1, 2])
     assert centroid_accuracy(labeled, labeled_y, features, y, 3) > 0.95
-    assert centroid_accuracy(labeled, np.array([1, 2, 0]), features, y, 3) < 0.05  # labels misplaced
+    # labels misplaced
+    assert centroid_accuracy(labeled, np.array([1, 2, 0]), features, y, 3) < 0.05
     assert probe_accuracy(features[::2], y[::2], features[1::2], y[1::2], 3) > 0.95
     assert kmeans_purity(features, y, 3) > 0.95
     assert kmeans_purity(np.eye(3)[y % 2] * 5 + rng.normal(size=(120, 3)), y, 3) < 0.75  # 2 merged
-    shuffled = rng.permutation(y)  # labels unrelated to the features: near chance on held-out images
+    # labels unrelated to the features: near chance on held-out images
+    shuffled = rng.permutation(y)
     assert probe_accuracy(features[::2], shuffled[::2], features[1::2], shuffled[1::2], 3) < 0.6

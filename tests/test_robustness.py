@@ -26,17 +26,30 @@ from scripts.kill_resume_check import TINY, latest_step
 from scripts.kill_storm import storm
 
 
-
 def train_cmd(workdir, *extra):
-    return [sys.executable, "-m", "gan_jax.cli", "train", "gan", "--workdir", str(workdir), *TINY, *map(str, extra)]
+    return [
+        sys.executable,
+        "-m",
+        "gan_jax.cli",
+        "train",
+        "gan",
+        "--workdir",
+        str(workdir),
+        *TINY,
+        *map(str, extra),
+    ]
 
 
 @pytest.mark.slow
-def test_sigkill_storm_inside_async_saves_resumes_from_intact_checkpoints_bit_exactly(mnist_train, tmp_path):
+def test_sigkill_storm_inside_async_saves_resumes_from_intact_checkpoints_bit_exactly(
+    mnist_train, tmp_path
+):
     # One run killed 3 times (scripts/kill_storm.py): at least one kill inside an Orbax save.
     result = storm(kills=3, steps=8, seed=1, root=tmp_path)
     assert result["ok"], result
-    assert result["kills_by_mode"]["in_save"] >= 1 and result["kills_leaving_a_tmp_folder"] >= 1, result
+    assert result["kills_by_mode"]["in_save"] >= 1 and result["kills_leaving_a_tmp_folder"] >= 1, (
+        result
+    )
 
 
 def test_sigterm_finishes_the_step_saves_and_says_how_to_resume(mnist_train, tmp_path):
@@ -53,14 +66,17 @@ def test_sigterm_finishes_the_step_saves_and_says_how_to_resume(mnist_train, tmp
     stopped_at = latest_step(tmp_path)
     assert stopped_at and stopped_at > 0
     assert f"step {stopped_at};" in err
-    resumed = subprocess.run(train_cmd(tmp_path, "--steps", stopped_at + 2), capture_output=True, text=True)
+    resumed = subprocess.run(
+        train_cmd(tmp_path, "--steps", stopped_at + 2), capture_output=True, text=True
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming {tmp_path} from step {stopped_at}" in resumed.stderr
     assert latest_step(tmp_path) == stopped_at + 2
 
 
 def test_second_signal_exits_at_once():
-    before = signal.getsignal(signal.SIGINT)  # default_int_handler, or SIG_IGN under nohup/background jobs
+    # default_int_handler, or SIG_IGN under nohup/background jobs
+    before = signal.getsignal(signal.SIGINT)
     with StopOnSignal() as stop:
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)
@@ -81,7 +97,9 @@ def test_a_repeated_sigterm_changes_nothing():
 
 
 def _damage_state_files(step_dir):
-    files = sorted(p for p in (step_dir / "state").rglob("*") if p.is_file() and p.stat().st_size > 64)
+    files = sorted(
+        p for p in (step_dir / "state").rglob("*") if p.is_file() and p.stat().st_size > 64
+    )
     assert files
     for path in files:
         raw = bytearray(path.read_bytes())
@@ -89,7 +107,9 @@ def _damage_state_files(step_dir):
         path.write_bytes(bytes(raw[: max(64, len(raw) - 16)]))
 
 
-def test_corrupted_latest_checkpoint_is_reported_skipped_and_redone(tiny_config, tiny_data, tmp_path, caplog):
+def test_corrupted_latest_checkpoint_is_reported_skipped_and_redone(
+    tiny_config, tiny_data, tmp_path, caplog
+):
     config = dataclasses.replace(tiny_config, epochs=2, checkpoint_every=3)
     expected = params_fingerprint(train(config, tmp_path / "clean", data=tiny_data, progress=False))
 
@@ -116,7 +136,19 @@ def test_all_checkpoints_damaged_is_an_error_not_a_fresh_start(tiny_config, tiny
 
 
 def test_nan_guard_cli_exits_3_with_the_step(mnist_train, tmp_path, capsys):
-    code = main(["train", "gan", "--workdir", str(tmp_path), *TINY, "--steps", "50", "--learning-rate", "1e30"])
+    code = main(
+        [
+            "train",
+            "gan",
+            "--workdir",
+            str(tmp_path),
+            *TINY,
+            "--steps",
+            "50",
+            "--learning-rate",
+            "1e30",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 3, err
     assert "became NaN/Inf by step 1;" in err and "no checkpoint was saved yet" in err
@@ -145,12 +177,16 @@ def test_nan_guard_keeps_the_last_good_checkpoint(tiny_config, tiny_data, tmp_pa
     with pytest.raises(Diverged) as err:
         train(config, tmp_path, data=tiny_data, progress=False)
     assert err.value.exit_code == 3
-    assert "g_loss became NaN/Inf by step 4" in str(err.value) and "last good checkpoint is step 3" in str(err.value)
+    assert "g_loss became NaN/Inf by step 4" in str(
+        err.value
+    ) and "last good checkpoint is step 3" in str(err.value)
     assert CheckpointStore(tmp_path).latest_step() == 3
     assert read_rows(tmp_path) == [] and not (tmp_path / "samples").exists()
 
 
-def test_full_disk_while_saving_keeps_older_checkpoints(tiny_config, tiny_data, tmp_path, monkeypatch):
+def test_full_disk_while_saving_keeps_older_checkpoints(
+    tiny_config, tiny_data, tmp_path, monkeypatch
+):
     config = dataclasses.replace(tiny_config, checkpoint_every=2)
     real_save = ocp.CheckpointManager.save
 
@@ -163,19 +199,27 @@ def test_full_disk_while_saving_keeps_older_checkpoints(tiny_config, tiny_data, 
     with pytest.raises(CheckpointError) as err:
         train(config, tmp_path, data=tiny_data, progress=False)
     message = str(err.value)
-    assert "step 4" in message and "No space left on device" in message and "resume from step 2" in message
+    assert (
+        "step 4" in message
+        and "No space left on device" in message
+        and "resume from step 2" in message
+    )
     monkeypatch.setattr(ocp.CheckpointManager, "save", real_save)
     assert CheckpointStore(tmp_path).latest_step() == 2
     assert run_info(tmp_path)["step"] == 2
 
 
-def test_same_seed_same_machine_gives_identical_metrics_and_parameters(tiny_config, tiny_data, tmp_path):
+def test_same_seed_same_machine_gives_identical_metrics_and_parameters(
+    tiny_config, tiny_data, tmp_path
+):
     config = dataclasses.replace(tiny_config, epochs=2)
     a = train(config, tmp_path / "a", data=tiny_data, progress=False)
     b = train(config, tmp_path / "b", data=tiny_data, progress=False)
-    assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "b" / "metrics.jsonl").read_text()
+    assert (tmp_path / "a" / "metrics.jsonl").read_text() == (
+        tmp_path / "b" / "metrics.jsonl"
+    ).read_text()
     assert params_fingerprint(a) == params_fingerprint(b)
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_array_equal(x, y)
 
 
@@ -190,7 +234,9 @@ def test_info_prints_one_json_line(tiny_config, tiny_data, tmp_path, capsys):
     assert got["params_sha256"] == params_fingerprint(state) and len(got["params_sha256"]) == 64
 
 
-def test_readers_leave_a_save_in_progress_alone_training_cleans_it(tiny_config, tiny_data, tmp_path):
+def test_readers_leave_a_save_in_progress_alone_training_cleans_it(
+    tiny_config, tiny_data, tmp_path
+):
     train(tiny_config, tmp_path, data=tiny_data, progress=False)
     in_progress = tmp_path / "checkpoints" / "7.orbax-checkpoint-tmp-1234567890"
     in_progress.mkdir()

@@ -130,9 +130,8 @@ def test_the_documented_srun_line_trains_gan_and_sgan_from_a_cold_cache_like_one
         text = done.stdout + done.stderr
         assert quiet(done) and "process 1 of 2 joined" in text and text.count("trained;") == 1, text
         steps = args[-1]
-        assert text.count("epoch 1 step") == 1 and text.count(f" 0/{steps} [") == 1, (
-            text
-        )  # one voice
+        # one voice
+        assert text.count("epoch 1 step") == 1 and text.count(f" 0/{steps} [") == 1, text
     assert {p.name for p in data.iterdir()} >= {"mnist.npz", "mnist.npz.sha256"}
     assert not list(data.glob("*.tmp*"))
     assert sha(tmp_path / "gan2") == sha(tmp_path / "gan1")

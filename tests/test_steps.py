@@ -1,6 +1,7 @@
-"""`gan_jax.steps`: the scan runner, steps per call by platform, the compilation cache and map_in_chunks."""
+"""`gan_jax.steps`: scan runner, steps per call by platform, compilation cache and map_in_chunks."""
 
 import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,7 +24,7 @@ def test_scan_runner_equals_one_step_calls(tiny_config, tiny_data):
         losses.append(float(m["d_loss"][0]))
     assert int(scanned.step) == int(state.step) == 3
     np.testing.assert_allclose(scan_metrics["d_loss"], losses, rtol=1e-4)
-    for a, b in zip(jax.tree.leaves(scanned), jax.tree.leaves(state)):
+    for a, b in zip(jax.tree.leaves(scanned), jax.tree.leaves(state), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
@@ -38,7 +39,8 @@ def test_default_steps_per_call_is_per_platform_and_model_kind():
 def test_compilation_cache_never_overrides_a_user_setting(monkeypatch, tmp_path):
     from gan_jax.steps import enable_compilation_cache
 
-    before = jax.config.jax_compilation_cache_dir  # set by conftest, like a user's JAX_COMPILATION_CACHE_DIR
+    # set by conftest, like a user's JAX_COMPILATION_CACHE_DIR
+    before = jax.config.jax_compilation_cache_dir
     assert before
     enable_compilation_cache(tmp_path)
     assert jax.config.jax_compilation_cache_dir == before
@@ -49,7 +51,8 @@ def test_map_in_chunks_equals_the_direct_computation_and_drops_the_padding():
     fn = lambda rows: (rows * 2, rows.sum(-1))  # a pytree out: a tuple of [chunk, 4] and [chunk]
     for mapped in (map_in_chunks(fn, x, 3), jax.jit(lambda x: map_in_chunks(fn, x, 3))(x)):
         doubled, sums = mapped
-        assert doubled.shape == (7, 4) and sums.shape == (7,)  # 7 rows → 3 chunks of 3, 2 padding rows dropped
+        # 7 rows → 3 chunks of 3, 2 padding rows dropped
+        assert doubled.shape == (7, 4) and sums.shape == (7,)
         np.testing.assert_array_equal(doubled, x * 2)
         np.testing.assert_array_equal(sums, x.sum(-1))
 

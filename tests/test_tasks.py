@@ -32,7 +32,9 @@ def test_tasks_without_a_generator_have_no_sample_grid(tiny_config):
 
 
 def test_unknown_tasks_are_refused_naming_the_known_ones():
-    with pytest.raises(ConfigError, match="unknown task 'vae'; known: gan, cgan, sgan, supervised, features"):
+    with pytest.raises(
+        ConfigError, match="unknown task 'vae'; known: gan, cgan, sgan, supervised, features"
+    ):
         config_from_dict({"task": "vae"})
 
 
@@ -47,11 +49,23 @@ def _imports(path: pathlib.Path) -> set[str]:
 
 
 def test_tasks_evaluation_and_features_never_import_the_loop_or_the_api():
-    """The old circle loop → tasks → gan → evaluate → features → loop is gone: an evaluation loads the
-    feature network and never trains one, so nothing below the loop reaches back up to it."""
+    """The old circle loop → tasks → gan → evaluate → features → loop is gone: an evaluation loads
+    the feature network and never trains one, so nothing below the loop reaches back up to it."""
     root = pathlib.Path(gan_jax.__file__).parent
-    below = [*root.glob("tasks/*.py"), root / "evaluate.py", root / "features.py",
-             *root.glob("data/**/*.py"), root / "steps.py", root / "losses.py", root / "metrics.py",
-             *root.glob("models/*.py")]
+    below = [
+        *root.glob("tasks/*.py"),
+        root / "evaluate.py",
+        root / "features.py",
+        *root.glob("data/**/*.py"),
+        root / "steps.py",
+        root / "losses.py",
+        root / "metrics.py",
+        *root.glob("models/*.py"),
+    ]
     for path in below:
-        assert not _imports(path) & {"gan_jax.loop", "gan_jax.api", "gan_jax.cli", "gan_jax.sweep"}, path
+        assert not _imports(path) & {
+            "gan_jax.loop",
+            "gan_jax.api",
+            "gan_jax.cli",
+            "gan_jax.sweep",
+        }, path

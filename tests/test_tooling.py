@@ -1,4 +1,5 @@
-"""The formatter, linter and type checker pass over gan_jax/ (settings in pyproject.toml)."""
+"""The formatter and linter pass over gan_jax/ and tests/, the type checker over gan_jax/ (settings
+in pyproject.toml)."""
 
 import pathlib
 import subprocess
@@ -9,9 +10,21 @@ import pytest
 ROOT = pathlib.Path(__file__).parent.parent
 
 
-@pytest.mark.parametrize("tool", [["ruff", "format", "--check"], ["ruff", "check"], ["mypy"]],
-                         ids=lambda tool: " ".join(tool))
-def test_gan_jax_is_clean(tool):
-    done = subprocess.run([sys.executable, "-m", *tool, "gan_jax"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
+@pytest.mark.parametrize(
+    "tool, paths",
+    [
+        (["ruff", "format", "--check"], ["gan_jax", "tests"]),
+        (["ruff", "check"], ["gan_jax", "tests"]),
+        (["mypy"], ["gan_jax"]),
+    ],
+    ids=["ruff format --check", "ruff check", "mypy"],
+)
+def test_the_code_is_clean(tool, paths):
+    done = subprocess.run(
+        [sys.executable, "-m", *tool, *paths],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]

@@ -21,8 +21,17 @@ from gan_jax.features import feature_net_config
 from gan_jax.tasks import make_task
 
 TINY = dict(batch_size=16, noise_dim=8, g_features=(8, 4, 4), d_features=(4, 8))
-TINY_ARGS = ["--batch-size", "16", "--noise-dim", "8", "--g-features", "8,4,4", "--d-features", "4,8",
-             "--no-progress"]
+TINY_ARGS = [
+    "--batch-size",
+    "16",
+    "--noise-dim",
+    "8",
+    "--g-features",
+    "8,4,4",
+    "--d-features",
+    "4,8",
+    "--no-progress",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +54,7 @@ def digits(tmp_path_factory):
     y = found.target.astype(np.int64)
     splits = {"train": (x[:1500], y[:1500]), "test": (x[1500:], y[1500:])}
     for split, (images, labels) in splits.items():
-        for i, (image, label) in enumerate(zip(images, labels)):
+        for i, (image, label) in enumerate(zip(images, labels, strict=True)):
             place = root / "tree" / split / str(label)
             place.mkdir(parents=True, exist_ok=True)
             Image.fromarray(image).save(place / f"{i:04d}.png")
@@ -122,7 +131,9 @@ def test_a_prepared_tfds_dataset_is_read_by_name():
 @pytest.mark.parametrize("source", ["folder", "npz"])
 def test_gan_and_cgan_train_on_the_digits(digits, tmp_path, kind, source):
     name = f"folder:{digits / 'tree'}" if source == "folder" else f"npz:{digits / 'digits.npz'}"
-    config = (GANConfig if kind == "gan" else CGANConfig)(dataset=name, image_size=28, steps=2, **TINY)
+    config = (GANConfig if kind == "gan" else CGANConfig)(
+        dataset=name, image_size=28, steps=2, **TINY
+    )
     state = train(config, tmp_path / "run", progress=False)
     assert int(state.step) == 2 and (tmp_path / "run" / "losses.png").exists()
     task, restored = load_run(tmp_path / "run")
@@ -144,28 +155,46 @@ def test_sampling_a_run_needs_no_data_and_a_changed_dataset_refuses_to_resume(di
     user._READ.clear()
     loading._REMEMBERED.clear()
     with pytest.raises(CheckpointError, match=r"changed since .* \(class_counts differ"):
-        train(GANConfig(dataset=f"folder:{tree}", image_size=28, steps=2, **TINY), tmp_path / "run",
-              progress=False)
+        train(
+            GANConfig(dataset=f"folder:{tree}", image_size=28, steps=2, **TINY),
+            tmp_path / "run",
+            progress=False,
+        )
 
 
 def test_the_sgan_learns_from_50_labeled_digits_and_the_rest_unlabeled(digits, tmp_path):
     config = SGANConfig.recipe(
-        "conv", dataset=f"folder:{digits / 'labeled'}", unlabeled=f"folder:{digits / 'unlabeled'}",
-        image_size=28, labels=50, steps=2, batch_size=16)
+        "conv",
+        dataset=f"folder:{digits / 'labeled'}",
+        unlabeled=f"folder:{digits / 'unlabeled'}",
+        image_size=28,
+        labels=50,
+        steps=2,
+        batch_size=16,
+    )
     train_split = data_lib.load_for(config, "train")
     assert len(train_split.images) == 1500 and np.sum(train_split.labels >= 0) == 50
     task = make_task(config)
     device = task.device_data(train_split)
     assert device["labeled_x"].shape == (1, 50, 28, 28, 1) and device["unlabeled"].shape[0] == 1500
-    np.testing.assert_array_equal(np.sort(np.asarray(device["labeled_y"])[0]), np.repeat(np.arange(10), 5))
+    np.testing.assert_array_equal(
+        np.sort(np.asarray(device["labeled_y"])[0]), np.repeat(np.arange(10), 5)
+    )
     state = train(config, tmp_path / "run", progress=False)
     result = task.report(state)
     assert result["num_test"] == 297 and 0 <= result["test_accuracy"] <= 1
 
 
 def test_the_sgan_trains_on_an_npz_picking_its_labels_from_it(digits, tmp_path):
-    config = SGANConfig.recipe("mlp", dataset=f"npz:{digits / 'digits.npz'}", image_size=28, labels=50,
-                               data_seeds=(0, 1), steps=2, batch_size=16)
+    config = SGANConfig.recipe(
+        "mlp",
+        dataset=f"npz:{digits / 'digits.npz'}",
+        image_size=28,
+        labels=50,
+        data_seeds=(0, 1),
+        steps=2,
+        batch_size=16,
+    )
     state = train(config, tmp_path / "run", progress=False)
     result = make_task(config).report(state)
     assert result["num_test"] == 297 and len(result["test_accuracy"]) == 2
@@ -174,10 +203,17 @@ def test_the_sgan_trains_on_an_npz_picking_its_labels_from_it(digits, tmp_path):
 def test_mnist_given_as_npz_trains_to_the_same_parameters_as_mnist(mnist_train, tmp_path):
     test = data_lib.load("mnist", "test")
     path = tmp_path / "mnist.npz"
-    np.savez(path, x=mnist_train.images, y=mnist_train.labels, x_test=test.images, y_test=test.labels)
-    states = [train(GANConfig(dataset=name, steps=2, **TINY), tmp_path / name.replace(":", "_").replace("/", "_"),
-                    progress=False)
-              for name in ("mnist", f"npz:{path}")]
+    np.savez(
+        path, x=mnist_train.images, y=mnist_train.labels, x_test=test.images, y_test=test.labels
+    )
+    states = [
+        train(
+            GANConfig(dataset=name, steps=2, **TINY),
+            tmp_path / name.replace(":", "_").replace("/", "_"),
+            progress=False,
+        )
+        for name in ("mnist", f"npz:{path}")
+    ]
     assert params_fingerprint(states[0]) == params_fingerprint(states[1])
 
 
@@ -185,16 +221,23 @@ def test_unlabeled_images_give_clear_errors_for_tasks_that_need_labels(digits, t
     flat = f"folder:{digits / 'unlabeled'}"
     assert data_lib.describe(flat, 28).num_classes == 0
     with pytest.raises(DataError, match="has no labels, and a cgan run needs them"):
-        train(CGANConfig(dataset=flat, image_size=28, steps=1, **TINY), tmp_path / "c", progress=False)
-    with pytest.raises(DataError, match="has no labels, so no feature network can be trained on it"):
+        train(
+            CGANConfig(dataset=flat, image_size=28, steps=1, **TINY), tmp_path / "c", progress=False
+        )
+    with pytest.raises(
+        DataError, match="has no labels, so no feature network can be trained on it"
+    ):
         feature_net_config(flat, 28)
     with pytest.raises(DataError, match="has no test split"):
         data_lib.load(flat, "test", image_size=28)
 
 
 def snapshot(*roots):
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for root in roots for p in sorted(pathlib.Path(root).rglob("*"))}
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for root in roots
+        for p in sorted(pathlib.Path(root).rglob("*"))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -232,33 +275,75 @@ def bad(digits, tmp_path_factory):
 
 
 BAD_CASES = [
-    ("missing folder", ["gan", "--dataset", "folder:BAD/nowhere"], "does not exist; pass an existing folder"),
+    (
+        "missing folder",
+        ["gan", "--dataset", "folder:BAD/nowhere"],
+        "does not exist; pass an existing folder",
+    ),
     ("empty folder", ["gan", "--dataset", "folder:BAD/empty"], "has no PNG or JPEG images"),
-    ("corrupt image", ["gan", "--dataset", "folder:BAD/corrupt"], "b.png is not a readable PNG/JPEG image"),
-    ("truncated image", ["gan", "--dataset", "folder:BAD/truncated"], "b.png is not a readable PNG/JPEG image"),
-    ("non-image file", ["gan", "--dataset", "folder:BAD/notes"], "notes.txt is not a PNG or JPEG image; remove it"),
+    (
+        "corrupt image",
+        ["gan", "--dataset", "folder:BAD/corrupt"],
+        "b.png is not a readable PNG/JPEG image",
+    ),
+    (
+        "truncated image",
+        ["gan", "--dataset", "folder:BAD/truncated"],
+        "b.png is not a readable PNG/JPEG image",
+    ),
+    (
+        "non-image file",
+        ["gan", "--dataset", "folder:BAD/notes"],
+        "notes.txt is not a PNG or JPEG image; remove it",
+    ),
     ("mixed sizes", ["gan", "--dataset", "folder:BAD/sizes"], "images differ in size"),
-    ("mixed grey and colour", ["gan", "--dataset", "folder:BAD/colours", "--image-size", "28"],
-     "pass --channels 1 or --channels 3"),
-    ("one class for a cgan", ["cgan", "--dataset", "folder:BAD/one_class", "--image-size", "28"],
-     "has one class; a conditional run needs two or more"),
-    ("images beside class folders", ["gan", "--dataset", "folder:BAD/mixed"], "mixes images (a.png) with class"),
-    ("y of the wrong length", ["cgan", "--dataset", "npz:BAD/short_y.npz"], "y has shape (3,) for 4 images"),
-    ("labels out of range", ["cgan", "--dataset", "npz:BAD/bad_y.npz"], "y has labels -1..1 out of range"),
+    (
+        "mixed grey and colour",
+        ["gan", "--dataset", "folder:BAD/colours", "--image-size", "28"],
+        "pass --channels 1 or --channels 3",
+    ),
+    (
+        "one class for a cgan",
+        ["cgan", "--dataset", "folder:BAD/one_class", "--image-size", "28"],
+        "has one class; a conditional run needs two or more",
+    ),
+    (
+        "images beside class folders",
+        ["gan", "--dataset", "folder:BAD/mixed"],
+        "mixes images (a.png) with class",
+    ),
+    (
+        "y of the wrong length",
+        ["cgan", "--dataset", "npz:BAD/short_y.npz"],
+        "y has shape (3,) for 4 images",
+    ),
+    (
+        "labels out of range",
+        ["cgan", "--dataset", "npz:BAD/bad_y.npz"],
+        "y has labels -1..1 out of range",
+    ),
     ("float pixels", ["gan", "--dataset", "npz:BAD/float_x.npz"], "give uint8 pixels 0..255"),
     ("npz without x", ["gan", "--dataset", "npz:BAD/no_x.npz"], "which match no layout it reads"),
     ("missing npz", ["gan", "--dataset", "npz:BAD/nowhere.npz"], "does not exist"),
     ("unknown dataset kind", ["gan", "--dataset", "s3:bucket"], "dataset must be one of mnist"),
-    ("image size too small", ["gan", "--image-size", "4"], "--image-size must be an integer in 8..256"),
+    (
+        "image size too small",
+        ["gan", "--image-size", "4"],
+        "--image-size must be an integer in 8..256",
+    ),
     ("two channels", ["gan", "--channels", "2"], "channels must be 1 (grey) or 3 (colour)"),
-    ("unlabeled dataset for an sgan", ["sgan", "--labels", "10", "--dataset", "folder:BAD/flat",
-                                       "--image-size", "28"], "has no labels, and a sgan run needs them"),
+    (
+        "unlabeled dataset for an sgan",
+        ["sgan", "--labels", "10", "--dataset", "folder:BAD/flat", "--image-size", "28"],
+        "has no labels, and a sgan run needs them",
+    ),
 ]
 
 
 @pytest.mark.parametrize("argv, message", [c[1:] for c in BAD_CASES], ids=[c[0] for c in BAD_CASES])
-def test_bad_datasets_get_one_line_and_exit_2_and_write_nothing(bad, argv, message, tmp_path, monkeypatch,
-                                                                capsys):
+def test_bad_datasets_get_one_line_and_exit_2_and_write_nothing(
+    bad, argv, message, tmp_path, monkeypatch, capsys
+):
     cache = tmp_path / "cache"
     monkeypatch.setenv("GAN_JAX_DATA", str(cache))
     argv = [a.replace("BAD", str(bad)) for a in argv]

@@ -23,11 +23,16 @@ def test_training_owner_names_the_process_only_while_it_holds_the_lock(tmp_path)
 def test_info_during_a_fresh_training_says_it_is_running(tmp_path, capsys):
     (tmp_path / "checkpoints").mkdir()  # what a training creates before its first save
     with exclusive_workdir(tmp_path):
-        with pytest.raises(CheckpointError, match="is being trained by process .* has no checkpoint yet"):
+        with pytest.raises(
+            CheckpointError, match="is being trained by process .* has no checkpoint yet"
+        ):
             load_run(tmp_path)
         assert main(["info", "--workdir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "has no checkpoint yet; the first is saved at an epoch's end" in err
+    assert (
+        err.count("\n") == 0
+        and "has no checkpoint yet; the first is saved at an epoch's end" in err
+    )
     assert main(["info", "--workdir", str(tmp_path)]) == 2  # no training: the usual message
     assert "no complete checkpoint in" in capsys.readouterr().err
 

@@ -5,17 +5,15 @@ import numpy as np
 import pytest
 
 from gan_jax import data as data_lib
-from gan_jax.data import loading
 from gan_jax import features
 from gan_jax.api import evaluate_run, load_run, sample_images, train_feature_network
 from gan_jax.cli import main
-from gan_jax.config import (CGANConfig, FeatureNetConfig, GANConfig, RunConfig, SGANConfig,
-                            SupervisedConfig)
-from gan_jax.data import DATASETS, DatasetSpec
+from gan_jax.config import CGANConfig, FeatureNetConfig, SGANConfig, SupervisedConfig
+from gan_jax.data import DATASETS, DatasetSpec, loading
 from gan_jax.errors import ConfigError, DataError
 from gan_jax.loop import train
-from gan_jax.workdir import read_rows
 from gan_jax.tasks import make_task
+from gan_jax.workdir import read_rows
 from tests.conftest import TINY
 
 SPEC = DatasetSpec("three", "Three", (28, 28, 1), 3, {"train": (16,) * 3, "test": (8,) * 3})
@@ -26,9 +24,12 @@ def three(monkeypatch, tmp_path):
     """The 'three' dataset registered for the test: 48 training and 24 test images of classes 0..2,
     served by `gan_jax.data.load`; its feature network is cached under `tmp_path`."""
     rng = np.random.default_rng(0)
-    splits = {split: data_lib.Split(rng.integers(0, 256, (n, 28, 28, 1), np.uint8),
-                                    np.arange(n, dtype=np.int32) % 3)
-              for split, n in (("train", 48), ("test", 24))}
+    splits = {
+        split: data_lib.Split(
+            rng.integers(0, 256, (n, 28, 28, 1), np.uint8), np.arange(n, dtype=np.int32) % 3
+        )
+        for split, n in (("train", 48), ("test", 24))
+    }
     monkeypatch.setitem(DATASETS, SPEC.name, SPEC)
     real_load = data_lib.load
 
@@ -76,15 +77,20 @@ def test_every_task_trains_and_evaluates_on_a_three_class_dataset(three, tmp_pat
     assert "expected a digit 0..2, got 3" in capsys.readouterr().err
     assert main(["sample", "--workdir", str(tmp_path / "cgan"), "--class", "2", "--out", out]) == 0
     assert "wrote 64 samples of class 2" in capsys.readouterr().out
-    assert main(["sample", "--workdir", str(tmp_path / "cgan"), "--class", "giraffe", "--out", out]) == 2
+    assert (
+        main(["sample", "--workdir", str(tmp_path / "cgan"), "--class", "giraffe", "--out", out])
+        == 2
+    )
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "gan-jax: error: argument --class: this run's classes are 0, 1, 2 (or their indices 0..2), got 'giraffe'")
+        "gan-jax: error: argument --class: this run's classes are 0, 1, 2 (or their indices 0..2), "
+        "got 'giraffe'"
+    )
 
     # the SGAN (mlp) and the baseline (conv): three class logits, accuracy on the test split
-    for config in (SGANConfig(dataset="three", labels=6, batch_size=6, steps=2, noise_dim=8,
-                              num_samples=4),
-                   SupervisedConfig.recipe("conv", dataset="three", labels=6, batch_size=6,
-                                           steps=2)):
+    for config in (
+        SGANConfig(dataset="three", labels=6, batch_size=6, steps=2, noise_dim=8, num_samples=4),
+        SupervisedConfig.recipe("conv", dataset="three", labels=6, batch_size=6, steps=2),
+    ):
         workdir = tmp_path / config.task
         state = train(config, workdir, data=train_split, test_data=test_split, progress=False)
         last = "WeightNormDense_5" if config.model == "mlp" else "Dense_0"
@@ -100,8 +106,14 @@ def test_label_checks_read_the_datasets_classes(three, tmp_path):
     with pytest.raises(ConfigError, match="labels must be a positive multiple of 3"):
         SGANConfig(dataset="three", labels=10)
     bad = data_lib.Split(three["train"].images, three["train"].labels + 1)  # classes 1..3
-    for config in (CGANConfig(dataset="three", **TINY), SupervisedConfig(dataset="three", labels=6),
-                   FeatureNetConfig(dataset="three")):
-        with pytest.raises(DataError, match=r"needs one label 0\.\.2 per training image; "
-                                            r"got shape \(48,\), values 1\.\.3"):
+    for config in (
+        CGANConfig(dataset="three", **TINY),
+        SupervisedConfig(dataset="three", labels=6),
+        FeatureNetConfig(dataset="three"),
+    ):
+        with pytest.raises(
+            DataError,
+            match=r"needs one label 0\.\.2 per training image; "
+            r"got shape \(48,\), values 1\.\.3",
+        ):
             make_task(config).device_data(bad)

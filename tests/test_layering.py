@@ -79,8 +79,21 @@ def import_cycle(root: pathlib.Path) -> list[str] | None:
 # gan_jax's layers, lowest first: a module imports only modules of its own layer or lower ones
 # (a name covers the module or package and everything under it). docs/layout.md lists them.
 LAYERS = {
-    "foundation": ("errors", "logs", "devices", "process", "workdir", "metrics", "plots",
-                   "collapse", "tensorboard", "checkpoint", "multihost", "launch", "best"),
+    "foundation": (
+        "errors",
+        "logs",
+        "devices",
+        "process",
+        "workdir",
+        "metrics",
+        "plots",
+        "collapse",
+        "tensorboard",
+        "checkpoint",
+        "multihost",
+        "launch",
+        "best",
+    ),
     "data": ("data",),
     "maths": ("losses", "models", "config", "steps", "parallel", "features"),
     "feed": ("stream",),
@@ -101,14 +114,18 @@ def layer_of(module: str) -> int:
 
 def test_each_module_imports_only_its_own_layer_or_lower_ones_and_no_circle():
     graph = import_graph(ROOT)
-    upward = [f"{name} ({list(LAYERS)[layer_of(name)]}) imports {module} "
-              f"({list(LAYERS)[layer_of(module)]})"
-              for name in sorted(graph) for module in sorted(graph[name])
-              if layer_of(module) > layer_of(name)]
+    upward = [
+        f"{name} ({list(LAYERS)[layer_of(name)]}) imports {module} "
+        f"({list(LAYERS)[layer_of(module)]})"
+        for name in sorted(graph)
+        for module in sorted(graph[name])
+        if layer_of(module) > layer_of(name)
+    ]
     assert not upward, "; ".join(upward)
     cycle = import_cycle(ROOT)  # within a layer, a circle is still possible
     assert cycle is None, "import circle: " + " → ".join(cycle)
-    assert layer_of("gan_jax.data.sources.npz") < layer_of("gan_jax.config")  # data never reaches configs
+    # the data layer never reaches the configs
+    assert layer_of("gan_jax.data.sources.npz") < layer_of("gan_jax.config")
 
 
 def test_the_cycle_check_finds_lazy_and_package_circles_only(tmp_path):

@@ -230,10 +230,14 @@ def test_sgan_generator_losses_table_gives_the_hand_values_and_the_config_choice
     logits = jnp.array([[0.5, -1.0], [2.0, 0.0]])
     fake = jnp.array([[1.0, 2.0], [3.0, 4.0]])  # batch means [2, 3]
     real = jnp.array([[0.0, 0.0], [2.0, 2.0]])  # batch means [1, 1]
-    np.testing.assert_allclose(table["feature_matching_l1"].loss(logits, fake, real), 1.5)  # (1+2)/2
-    np.testing.assert_allclose(table["feature_matching"].loss(logits, fake, real), 2.5)  # (1+4)/2
+    # (1+2)/2 and (1+4)/2
+    np.testing.assert_allclose(table["feature_matching_l1"].loss(logits, fake, real), 1.5)
+    np.testing.assert_allclose(table["feature_matching"].loss(logits, fake, real), 2.5)
     lse = np.log(np.exp([0.5, -1.0]).sum()), np.log(np.exp([2.0, 0.0]).sum())
-    expected = np.mean([np.log1p(np.exp(-v)) for v in lse])  # -log sigmoid(logsumexp): fake → real
-    np.testing.assert_allclose(table["non_saturating"].loss(logits, fake, None), expected, rtol=1e-6)
-    assert [name for name, row in table.items() if row.real_features] == ["feature_matching_l1", "feature_matching"]
+    # -log sigmoid(logsumexp): fake → real
+    expected = np.mean([np.log1p(np.exp(-v)) for v in lse])
+    loss = table["non_saturating"].loss(logits, fake, None)
+    np.testing.assert_allclose(loss, expected, rtol=1e-6)
+    reading = [name for name, row in table.items() if row.real_features]
+    assert reading == ["feature_matching_l1", "feature_matching"]
     assert G_LOSSES == tuple(table) and G_LOSSES[0] == SGANConfig().g_loss

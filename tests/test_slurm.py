@@ -98,6 +98,14 @@ def ended(env, job_id: int) -> dict[str, str]:
     )
 
 
+def exited_143(log: str) -> set[int]:
+    """The tasks srun reports exiting with 143 (`tasks 0-1: ...`, or one line per task)."""
+    tasks: set[int] = set()
+    for first, last in re.findall(r"tasks? (\d+)(?:-(\d+))?: Exited with exit code 143", log):
+        tasks.update(range(int(first), int(last or first) + 1))
+    return tasks
+
+
 def latest(workdir: pathlib.Path) -> int:
     return CheckpointStore.latest_in(workdir) or 0
 
@@ -178,7 +186,7 @@ def test_a_time_limit_and_scancel_term_save_every_task_and_the_requeued_job_resu
     first = latest(workdir)
     assert state["JobState"] == "TIMEOUT", log
     assert f"gan-jax: stopped by SIGTERM at step {first};" in log, log
-    assert "tasks 0-1: Exited with exit code 143" in log, log
+    assert exited_143(log) == {0, 1}, log
     total = first + 30
     reference = one_process("gan", tmp_path / "reference", *TINY, "--steps", total)
     # 2. A job cancelled with SIGTERM to its step, requeued, resumes and finishes.

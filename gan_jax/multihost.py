@@ -68,6 +68,19 @@ def process_name() -> str:
     return f"{os.uname().nodename}-{os.getpid()}"
 
 
+def process_count() -> int:
+    """The run's process count as the environment gives it (JAX, SLURM, Open MPI); 0: unknown."""
+    for env in (
+        "JAX_NUM_PROCESSES",
+        "SLURM_STEP_NUM_TASKS",
+        "SLURM_NTASKS",
+        "OMPI_COMM_WORLD_SIZE",
+    ):
+        if os.environ.get(env, "").isdigit():
+            return int(os.environ[env])
+    return 0
+
+
 def log_path(folder: pathlib.Path, name: str) -> pathlib.Path:
     return folder / "logs" / f"process_{name}.log"
 
@@ -187,7 +200,7 @@ def lost_peer(
     if re.search(
         r"Connection (closed by peer|reset by peer|refused)|Broken pipe|Socket closed", text
     ):
-        count = count or int(os.environ.get("JAX_NUM_PROCESSES", "0") or 0)
+        count = count or process_count()
         pair = count == 2 and name in ("0", "1")
         peer = peers or (f"process {1 - int(name)}" if pair else "a peer process")
         return f"{peer} (its connection closed)"

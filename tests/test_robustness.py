@@ -259,3 +259,16 @@ def test_a_workdir_in_training_is_refused_to_a_second_training(tiny_config, tiny
             train(tiny_config, tmp_path, data=tiny_data, progress=False)
         assert not (tmp_path / "checkpoints").exists()
     assert int(train(tiny_config, tmp_path, data=tiny_data, progress=False).step) == 5
+
+
+def test_a_lost_peer_is_named_from_slurms_task_count(monkeypatch):
+    # Under srun with GAN_JAX_DISTRIBUTED=auto no JAX_NUM_PROCESSES is set: SLURM says there are 2.
+    from gan_jax import multihost
+
+    for name in ("JAX_NUM_PROCESSES", "SLURM_STEP_NUM_TASKS", "OMPI_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SLURM_NTASKS", "2")
+    closed = "RuntimeError: Gloo: Connection closed by peer [127.0.0.1]:1234\n"
+    assert multihost.lost_peer(closed, "0") == "process 1 (its connection closed)"
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    assert multihost.lost_peer(closed, "0") == "a peer process (its connection closed)"

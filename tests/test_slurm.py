@@ -157,20 +157,8 @@ def test_a_time_limit_and_scancel_term_save_every_task_and_the_requeued_job_resu
     # 60-90 s after starting. Meanwhile its training processes are stopped (SIGSTOP), leaving the
     # CPU to the other tests: SLURM sends SIGCONT before SIGTERM, as it does to a suspended job.
     patient = {**slurm, "GAN_JAX_PEER_TIMEOUT": "600"}  # no heartbeats while stopped
-    timed = sbatch(
-        patient,
-        out,
-        *ONE_NODE,
-        "--time=1",
-        EXAMPLE,
-        "train",
-        "gan",
-        "--workdir",
-        workdir,
-        *slow,
-        "--steps",
-        100_000,
-    )
+    example = [*ONE_NODE, EXAMPLE, "train", "gan", "--workdir", workdir, *slow, "--steps"]
+    timed = sbatch(patient, out, "--time=1", *example, 100_000)
     wait_for(lambda: latest(workdir) >= 3, "3 steps")
     workers = [int(pid) for pid in re.findall(r"of 2 joined \(pid (\d+)", out.read_text())]
     assert len(workers) == 2, out.read_text()
@@ -190,19 +178,7 @@ def test_a_time_limit_and_scancel_term_save_every_task_and_the_requeued_job_resu
     total = first + 30
     reference = one_process("gan", tmp_path / "reference", *TINY, "--steps", total)
     # 2. A job cancelled with SIGTERM to its step, requeued, resumes and finishes.
-    cancelled = sbatch(
-        slurm,
-        out,
-        *ONE_NODE,
-        EXAMPLE,
-        "train",
-        "gan",
-        "--workdir",
-        workdir,
-        *slow,
-        "--steps",
-        total,
-    )
+    cancelled = sbatch(slurm, out, *example, total)
     wait_for(lambda: latest(workdir) >= first + 5, "5 more steps")
     subprocess.run(["scancel", "--signal=TERM", f"{cancelled}.0"], env=slurm, check=True)
     state = ended(slurm, cancelled)

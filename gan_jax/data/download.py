@@ -29,7 +29,7 @@ from gan_jax.errors import DataError
 
 try:
     import fcntl
-except ImportError:  # Windows: no advisory locks; caches are then built by one process at a time
+except ImportError:  # Windows: no advisory locks; two processes may then both build a cache
     fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger("gan_jax")

@@ -42,6 +42,10 @@ def config_text(folder: pathlib.Path, host: str, cpus: int) -> str:
             "SlurmdUser=root",
             "AuthType=auth/munge",
             "CredType=cred/munge",
+            # A requeued job waits out its old credentials' lifetime before it starts again
+            # (default 120 s; slurmd refuses a start inside it: "Job credential revoked").
+            "AuthInfo=cred_expire=10",
+            "SchedulerParameters=bf_interval=5",  # the backfill pass that starts it: every 5 s
             "ProctrackType=proctrack/linuxproc",
             "TaskPlugin=task/none",
             "JobAcctGatherType=jobacct_gather/none",

@@ -54,7 +54,7 @@ import jax.numpy as jnp
 
 from gan_jax.bench import environment, program_flops, synthetic_mnist
 from gan_jax.config import SGANConfig
-from gan_jax.steps import default_steps_per_call, make_runner
+from gan_jax.steps import TaskStep, default_steps_per_call, make_runner
 from gan_jax.tasks import SGANTask
 
 STEPS_PER_EPOCH = 50
@@ -124,9 +124,9 @@ class OnePassTask(SGANTask):
 def unrolled_step(task: SGANTask):
     """The task's step with a Python loop over members in place of `jax.vmap`."""
 
-    def step(models, data, plan, index, key):
-        rows = [task._member_step(_member(models, i), data["labeled_x"][i], data["labeled_y"][i], data["unlabeled"],
-                                  _member(plan, i), index, key, jnp.int32(seed))
+    def step(models, batch, key):
+        batch = task.feed.prepare(batch)
+        rows = [task.member_train_step(_member(models, i), _member(batch, i), jax.random.fold_in(key, seed))
                 for i, seed in enumerate(task.config.data_seeds)]
         return jax.tree.map(lambda *xs: jnp.stack(xs), *rows)
 
@@ -137,12 +137,12 @@ def measure(model: str, members: int, variant: str, steps: int, hlo_dir: pathlib
     """One configuration's row (see the module docstring)."""
     config = SGANConfig.recipe(model, data_seeds=tuple(range(members)))
     task = OnePassTask(config) if variant == "one_pass" else SGANTask(config)
-    step = unrolled_step(task) if variant == "unrolled" else task.step
+    step = unrolled_step(task) if variant == "unrolled" else TaskStep(task)
     train = synthetic_mnist(task.config.batch_size * STEPS_PER_EPOCH)
-    data = task.device_data(train)
-    plan = task.epoch_plan(0, len(train.images))
+    data = jax.device_put(task.feed.arrays(train))
+    plan = task.feed.epoch_plan(0, len(train.images))
     state = task.init(data)
-    lowered = make_runner(step, STEPS_PER_EPOCH, 1).lower(state, data, plan)
+    lowered = make_runner(step, 1).lower(state, task.feed.batches(data, plan, 0, 1))
     start = time.perf_counter()
     one_step = lowered.compile()
     compile_s = time.perf_counter() - start
@@ -153,12 +153,13 @@ def measure(model: str, members: int, variant: str, steps: int, hlo_dir: pathlib
         (hlo_dir / f"{model}_m{members}_{variant}.hlo.txt").write_text(optimized)
 
     per_call = default_steps_per_call(STEPS_PER_EPOCH, convolutions=task.convolutional)
-    run = one_step if per_call == 1 else make_runner(step, STEPS_PER_EPOCH, per_call).lower(state, data, plan).compile()
+    batches = task.feed.batches(data, plan, 0, per_call)
+    run = one_step if per_call == 1 else make_runner(step, per_call).lower(state, batches).compile()
 
     def calls(count: int):
         nonlocal state
         for _ in range(count):
-            state, metrics, _ = run(state, data, plan)
+            state, metrics, _ = run(state, batches)
         jax.block_until_ready(metrics)
 
     warm_start = time.perf_counter()

@@ -107,31 +107,34 @@ def time_task(task, train: Split, steps: int, steps_per_call: int | None = None)
     Returns steps/s, ms/step, compile seconds, FLOPs per step and the last step's losses;
     `timed_steps` is `steps` rounded up to whole compiled calls of `steps_per_call`.
     """
-    data = task.device_data(train)
-    steps_per_epoch = task.steps_per_epoch(len(train.images))
+    feed = task.feed
+    data = jax.device_put(feed.arrays(train))
+    steps_per_epoch = feed.steps_per_epoch(len(train.images))
     per_call = steps_per_call or task.steps_per_call(steps_per_epoch)
     per_call = min(per_call, steps_per_epoch)
-    plan = task.epoch_plan(0, len(train.images))
-    run = make_runner(TaskStep(task), steps_per_epoch, per_call)
+    plan = feed.epoch_plan(0, len(train.images))
+    batches = feed.batches(data, plan, 0, per_call)
+    run = make_runner(TaskStep(task), per_call)
     state = task.init(data)
 
     start = time.perf_counter()
-    compiled = run.lower(state, data, plan).compile()
+    compiled = run.lower(state, batches).compile()
     compile_s = time.perf_counter() - start
     program_bytes = program_memory_bytes(compiled)
     one_step = (
         compiled
         if per_call == 1
-        else make_runner(TaskStep(task), steps_per_epoch, 1).lower(state, data, plan).compile()
+        else make_runner(TaskStep(task), 1).lower(state, feed.batches(data, plan, 0, 1)).compile()
     )
     flops_per_step = program_flops(one_step)
 
-    state, metrics, _ = compiled(state, data, plan)  # warm-up
+    state, metrics, _ = compiled(state, batches)  # warm-up
     jax.block_until_ready(metrics)
-    calls = max(-(-steps // per_call), 1)  # a call past the epoch's end wraps around the same plan
+    calls = max(-(-steps // per_call), 1)
     start = time.perf_counter()
-    for _ in range(calls):
-        state, metrics, _ = compiled(state, data, plan)
+    for call in range(calls):  # each call gathers its batches, as training does
+        first = (call * per_call) % (steps_per_epoch - per_call + 1)
+        state, metrics, _ = compiled(state, feed.batches(data, plan, first, per_call))
     jax.block_until_ready(metrics)
     elapsed = time.perf_counter() - start
     steps_per_s = calls * per_call / elapsed
@@ -203,7 +206,7 @@ def bench_sgan(
         "mlp", batch_size=batch_size, data_seeds=tuple(range(members)), compute_dtype=compute_dtype
     )
     task = SGANTask(config)
-    recipe_epoch_steps = task.steps_per_epoch(MNIST_TRAIN_EXAMPLES)
+    recipe_epoch_steps = task.feed.steps_per_epoch(MNIST_TRAIN_EXAMPLES)
     per_call = steps_per_call or default_steps_per_call(recipe_epoch_steps, convolutions=False)
     steps_per_epoch = max(steps + 2 * per_call, 2 * per_call)
     row = time_task(task, synthetic_mnist(batch_size * steps_per_epoch), steps, per_call)

@@ -82,9 +82,9 @@ class Outputs:
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """What one training works with: the task, where it writes, and its data: on the device
-    (`device_data`), or when too large for it in host memory, streamed by `feed`
-    (`gan_jax.stream`; `device_data` is then None)."""
+    """What one training works with: the task, where it writes, and its data: the arrays of the
+    task's feed on the device (`device_data`), or when too large for it in host memory, streamed by
+    `host_feed` (`gan_jax.stream`; `device_data` is then None)."""
 
     task: Task
     config: TrainingConfig
@@ -97,7 +97,7 @@ class Run:
     steps_per_epoch: int
     total_steps: int
     writer: MetricWriter
-    feed: HostFeed | None = None
+    host_feed: HostFeed | None = None
     val_data: Split | None = None
 
 
@@ -173,8 +173,8 @@ def _drive(run: Run) -> TrainState:
         state, counters = _restore_or_init(run, store)
         start = int(state.step)
         steps_per_call = config.steps_per_call or run.task.steps_per_call(run.steps_per_epoch)
-        if run.feed is not None and config.steps_per_call is None:  # streamed chunks must fit
-            steps_per_call = run.feed.cap_steps_per_call(steps_per_call)
+        if run.host_feed is not None and config.steps_per_call is None:  # chunks must fit
+            steps_per_call = run.host_feed.cap_steps_per_call(steps_per_call)
         _log_plan(run, start, steps_per_call)
         stack.enter_context(parallel.use_mesh(run.mesh))
         after_each_call = make_hooks(run, store, counters, start, stack)
@@ -250,34 +250,37 @@ def make_hooks(
 
 
 class Runner:
-    """`runner(state, call) -> (state, result)`: runs one planned call's steps compiled (the
-    epoch's data order made once per epoch) and brings its metrics to the host.
+    """`runner(state, call) -> (state, result)`: runs one planned call's steps compiled on the
+    batches the feed stacks for it (the epoch's order made once per epoch) and brings its metrics
+    to the host.
 
-    A streamed run (`run.feed`) reads instead each call's rows, prefetched in `calls`' order
-    (`gan_jax.stream`); the wait for them counts into the call's seconds. `close` stops the
-    prefetching.
+    A streamed run (`run.host_feed`) takes instead each call's batches gathered on the host,
+    prefetched in `calls`' order (`gan_jax.stream`); the wait for them counts into the call's
+    seconds. `close` stops the prefetching.
     """
 
-    plan: Any  # the device path's current epoch plan
+    plan: Any  # the device path's current epoch order
 
     def __init__(self, run: Run, calls: Sequence[hooks.Call] = ()):
         self.task, self.device_data, self.mesh = run.task, run.device_data, run.mesh
-        self.steps_per_epoch, self.num_examples = run.steps_per_epoch, len(run.data.images)
+        self.feed, self.num_examples = run.task.feed, len(run.data.images)
         self.epoch, self.plan = -1, None
-        self.chunks = None if run.feed is None else run.feed.stream([_key(c) for c in calls])
+        streamed = run.host_feed
+        self.chunks = None if streamed is None else streamed.stream([_key(c) for c in calls])
 
     def __call__(self, state: TrainState, call: hooks.Call) -> tuple[TrainState, hooks.CallResult]:
         started = time.perf_counter()
         if self.chunks is not None:
-            data, plan = self.chunks.take(_key(call))
+            batches = self.chunks.take(_key(call))
         else:
             if call.epoch != self.epoch:
-                epoch_plan = self.task.epoch_plan(call.epoch, self.num_examples)
+                epoch_plan = self.feed.epoch_plan(call.epoch, self.num_examples)
                 self.plan = parallel.replicate(epoch_plan, self.mesh)
                 self.epoch = call.epoch
-            data, plan = self.device_data, self.plan
-        compiled = make_runner(TaskStep(self.task), self.steps_per_epoch, call.steps, self.mesh)
-        state, metrics, finite = compiled(state, data, plan)
+            _, first, steps = _key(call)
+            batches = self.feed.batches(self.device_data, self.plan, first, steps)
+        compiled = make_runner(TaskStep(self.task), call.steps, self.mesh)
+        state, metrics, finite = compiled(state, batches)
         metrics, finite = jax.device_get((metrics, finite))
         return state, hooks.CallResult(
             metrics, bool(finite), started, time.perf_counter() - started
@@ -301,8 +304,9 @@ def _prepare(
     devices: int | None,
     outputs: Outputs,
 ) -> Run:
-    """Checks the request against the workdir, loads the data and puts it on the device (or,
-    when too large for it, readies its streaming from host memory: `gan_jax.stream`)."""
+    """Checks the request against the workdir, loads the data, has the task's feed shape it and
+    puts it on the device (or, when too large for it, readies its streaming from host memory:
+    `gan_jax.stream`)."""
     task = make_task(config)
     mesh = parallel.data_mesh(devices)
     workdir = check_workdir(workdir)
@@ -311,18 +315,15 @@ def _prepare(
             if existing.latest_step() is not None:
                 check_resumable(config, existing.read_config(), workdir)
     warn_once_if_accelerator_unused(log)
+    task.check_ready()
     data = data if data is not None else load_for(config, "train")
-    steps_per_epoch = task.steps_per_epoch(len(data.images))
-    if steps_per_epoch == 0:
-        raise ConfigError(
-            f"batch_size {config.batch_size} exceeds the {len(data.images)} "
-            "training images; pass a smaller --batch-size"
-        )
+    steps_per_epoch = task.feed.steps_per_epoch(len(data.images))
     total_steps = config.epochs * steps_per_epoch
     if config.steps is not None:
         total_steps = min(total_steps, config.steps)
-    feed = host_feed(task, data, mesh)
-    device_data = None if feed is not None else parallel.replicate(task.device_data(data), mesh)
+    arrays = task.feed.arrays(data)
+    streamed = host_feed(task.feed, arrays, len(data.images), mesh)
+    device_data = None if streamed else parallel.replicate(jax.device_put(arrays), mesh)
     if task.needs_test_split and test_data is None:  # after the data's labels were checked
         test_data = load_for(config, "test")
     val_data = load_for(config, "val") if task.needs_test_split and has_val_split(config) else None
@@ -341,7 +342,7 @@ def _prepare(
         steps_per_epoch,
         total_steps,
         writer,
-        feed,
+        streamed,
         val_data,
     )
 
@@ -367,7 +368,8 @@ def check_resumable(config: TrainingConfig, stored: dict[str, Any], workdir: pat
 
 def _restore_or_init(run: Run, store: CheckpointStore) -> tuple[TrainState, dict[str, Any]]:
     """The newest good checkpoint's state and loss sums, or a fresh state at step 0."""
-    # A streamed run's task reads no data to initialize (`gan_jax.stream.Streamable`).
+    # A streamed run's task reads no data to initialize (only `FewLabelFeed` tasks do; they
+    # never stream).
     state = parallel.replicate(run.task.init(run.device_data), run.mesh)
     restored = store.restore_latest_good(state)
     if restored is None:

@@ -1,18 +1,20 @@
 """Train states as plain pytrees, and the compiled runner that applies a task's step N times.
 
-A task supplies one pure function, `step(models, data, plan, index, key) -> (models, metrics)`:
-it gathers batch `index` of the epoch from the device-resident `data` through the epoch's `plan`
-(index arrays, e.g. a permutation) and updates the models. This module wraps it into
-`run(state, data, plan) -> (state, metrics, finite)`, compiled once per number of steps; each step
-derives its typed key as `fold_in(wrap_key_data(state.rng), state.step)` (so a resumed run draws
-exactly what an uninterrupted one would), and advances `state.step`. Several steps run inside one
-`lax.scan` on accelerators; on CPU one step per call is faster (XLA:CPU runs convolution gradients
-inside a while loop many times slower), which `default_steps_per_call` decides.
+A task supplies one pure function, `train_step(models, batch, key) -> (models, metrics)`, on a
+batch its feed (`gan_jax.feed`) prepared. This module wraps it into
+`run(state, batches) -> (state, metrics, finite)`, compiled once per number of steps, over the
+call's batches stacked along a leading axis; each step derives its typed key as
+`fold_in(wrap_key_data(state.rng), state.step)` (so a resumed run draws exactly what an
+uninterrupted one would), and advances `state.step`. Several steps run inside one `lax.scan` on
+accelerators; on CPU one step per call is faster for convolutional models (XLA:CPU runs
+convolution gradients inside a while loop many times slower), which `default_steps_per_call`
+decides.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import os
 from collections.abc import Callable, Mapping
@@ -26,6 +28,20 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 Metrics = dict[str, jax.Array]
+
+
+class Stream(enum.IntEnum):
+    """A run's fixed random streams: `stream_key(seed, stream)` is a function of the seed alone."""
+
+    INIT = 0  # parameters
+    DATA = 1  # epoch orders and labeled subsets (`gan_jax.feed`)
+    STEPS = 2  # the step stream (`TrainState.rng`, folded with the step)
+    FIXED_NOISE = 3  # the noise of the per-epoch sample grid
+
+
+def stream_key(seed: int, stream: int) -> jax.Array:
+    """The typed key of one of a run's streams (`Stream`): `fold_in(key(seed), stream)`."""
+    return jax.random.fold_in(jax.random.key(seed), stream)
 
 
 @flax.struct.dataclass
@@ -108,66 +124,57 @@ def ema_params(state: ModelState, decay: float, num_updates: jax.Array) -> Any:
     )
 
 
-StepFn = Callable[
-    [dict[str, ModelState], Any, Any, jax.Array, jax.Array], tuple[dict[str, ModelState], Metrics]
-]
+StepFn = Callable[[dict[str, ModelState], Any, jax.Array], tuple[dict[str, ModelState], Metrics]]
 
 
 @dataclasses.dataclass(frozen=True)
 class TaskStep:
-    """`task.step` compared by the task's value: equal frozen tasks give equal `TaskStep`s, so
+    """A task's step on one batch of its feed: `task.train_step(models, task.feed.prepare(batch),
+    key)`. Compared by the task's value: equal frozen tasks give equal `TaskStep`s, so
     `make_runner` returns them one compiled program (bound methods compare by identity)."""
 
     task: Any
 
-    def __call__(self, models, data, plan, index, key):
-        return self.task.step(models, data, plan, index, key)
+    def __call__(self, models, batch, key):
+        return self.task.train_step(models, self.task.feed.prepare(batch), key)
 
 
 @functools.lru_cache(maxsize=32)
-def make_runner(step_fn: StepFn, steps_per_epoch: int, num_steps: int, mesh: Mesh | None = None):
+def make_runner(step_fn: StepFn, num_steps: int, mesh: Mesh | None = None):
     """Compiles `num_steps` consecutive steps of `step_fn` into one call.
 
     Memoized: equal arguments (e.g. `TaskStep`s of equal frozen tasks) return the same jitted
     function, so a second run in the same process reuses its compiled program.
 
     Args:
-      step_fn: the task's pure step, `(models, data, plan, index, key) -> (models, metrics)`, where
-        `index` (int32 scalar) is the step's position in the epoch.
-      steps_per_epoch: steps before the epoch's plan is exhausted; the caller never lets one call
-        cross an epoch boundary.
+      step_fn: a pure step, `(models, batch, key) -> (models, metrics)` (`TaskStep(task)`).
       num_steps: steps per call (static).
       mesh: for data parallelism (`gan_jax.parallel.data_mesh`): the new state comes back
         replicated on it. Call the runner inside `parallel.use_mesh(mesh)`, with its inputs
-        replicated on the mesh (`parallel.replicate`); the task's step shards each batch.
+        replicated on the mesh (`parallel.replicate`); the feed's `prepare` shards each batch.
     Returns:
-      `run(state, data, plan) -> (state, metrics, finite)`: metrics are stacked with a leading
-      `[num_steps]` axis; `finite` is a bool scalar, whether every model array of the new state is
-      finite. `state` is donated.
+      `run(state, batches) -> (state, metrics, finite)`: `batches` holds the call's batches
+      stacked along a leading `[num_steps]` axis (a feed's `batches`); metrics come back stacked
+      the same way; `finite` is a bool scalar, whether every model array of the new state is
+      finite. `state` is donated. Step t's key is `fold_in(wrap_key_data(state.rng), t)`.
     """
 
-    def one_step(state: TrainState, data: Any, plan: Any):
-        index = state.step % steps_per_epoch
+    def one_step(state: TrainState, batch: Any):
         key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-        models, metrics = step_fn(state.models, data, plan, index, key)
+        models, metrics = step_fn(state.models, batch, key)
         return dataclasses.replace(state, step=state.step + 1, models=models), metrics
 
-    def run(state: TrainState, data: Any, plan: Any):
+    def run(state: TrainState, batches: Any):
         if num_steps == 1:
-            state, metrics = one_step(state, data, plan)
+            state, metrics = one_step(state, jax.tree.map(lambda b: b[0], batches))
             metrics = jax.tree.map(lambda m: m[None], metrics)
         else:
-            state, metrics = lax.scan(lambda s, _: one_step(s, data, plan), state, length=num_steps)
+            state, metrics = lax.scan(one_step, state, batches, length=num_steps)
         return state, metrics, all_finite(state.models)
 
     if mesh is None:
         return jax.jit(run, donate_argnums=0)
     return jax.jit(run, donate_argnums=0, out_shardings=NamedSharding(mesh, PartitionSpec()))
-
-
-def batch_indices(plan: jax.Array, index: jax.Array, batch_size: int) -> jax.Array:
-    """Batch `index` of an epoch's example order `plan` `[..., N]`: int32 `[..., batch_size]`."""
-    return lax.dynamic_slice_in_dim(plan, index * batch_size, batch_size, axis=-1)
 
 
 def map_in_chunks(fn: Callable, x: jax.Array, chunk: int) -> Any:

@@ -10,15 +10,14 @@ tests stream on a CPU this way). With several devices each holds the whole datas
 is of one device's memory. Results do not depend on the placement, given the same steps per call
 (`HostFeed.cap_steps_per_call`).
 
-**Same pixels, same order** (what makes a streamed run bit-identical to an on-device one): a task
-that can stream (`Streamable`) reads, at step `i` of an epoch, rows `plan[i·r : (i+1)·r]` of every
-array of its data, where `plan` is the epoch's example order (`task.epoch_plan`) and `r` its
-`rows_per_step`. For a call running steps `first .. first+k-1` of an epoch, the host fetches that
-order once per epoch, gathers rows `plan[first·r : (first+k)·r]` of each array (a chunk,
-`[k·r, ...]`) and puts them on the device; the unchanged compiled step then reads the chunk
-through the shifted identity plan `arange(N) - first·r`, so step `i` gathers chunk rows
-`(i-first)·r ...`: exactly the pixels the on-device path gathers, in the same order, through the
-same operations. Everything a chunk holds is a function of (seed, epoch, first step, steps).
+**Same pixels, same order** (what makes a streamed run bit-identical to an on-device one): a feed
+that can stream (`Streamable`, `gan_jax.feed.ImageFeed`) reads at step `i` of an epoch rows
+`plan[i·r : (i+1)·r]` of every array, where `plan` is the epoch's order and `r` its
+`rows_per_step`. For a call running steps `first .. first+k-1`, the host fetches the order once
+per epoch and gathers those rows of each array into the call's stacked batches `[k, r, ...]`
+(`feed.host_batches`): the same uint8 values, in the same layout, that `feed.batches` gathers on
+the device, fed to the same compiled call. Everything a chunk holds is a function of (seed, epoch,
+first step, steps).
 
 **Prefetching with grain**: the chunks of the run's planned calls are a `grain.MapDataset` over
 those calls (`.map` gathers on the host and transfers), read through `to_iter_dataset` with
@@ -38,11 +37,9 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import parallel
-from gan_jax.data.spec import Split
 from gan_jax.errors import ConfigError
 
 log = logging.getLogger("gan_jax")
@@ -58,22 +55,21 @@ CallKey = tuple[int, int, int]
 
 @runtime_checkable
 class Streamable(Protocol):
-    """A task whose training data can stay in host memory (`gan_jax.tasks.GANTask`, `CGANTask`,
-    `FeatureTask`).
-
-    Its `epoch_plan` is one int32 order `[N]`; its `step(models, data, plan, index, key)` reads
-    of `data` only rows `plan[index·r : (index+1)·r]` of every array (leading axis), with
-    `r = rows_per_step`; and its `init` reads no data.
-    """
+    """A feed whose batches the host can gather (`gan_jax.feed.ImageFeed`: GAN, cGAN, features):
+    each step reads `rows_per_step` consecutive rows of one order per epoch."""
 
     @property
     def rows_per_step(self) -> int:
-        """Rows of each data array one step reads."""
-
-    def host_data(self, train: Split) -> Any:
-        """What `device_data(train)` puts on the device, as NumPy arrays with N rows each."""
+        """Rows of each array one step reads."""
 
     def epoch_plan(self, epoch: int, num_examples: int) -> Any: ...
+
+    def host_batches(self, arrays: Any, order: np.ndarray, first: int, steps: int) -> Any: ...
+
+
+def can_stream(feed: Any) -> bool:
+    """Whether `feed` can stream (`Streamable`, with rows per step)."""
+    return isinstance(feed, Streamable) and feed.rows_per_step is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +83,7 @@ class Placement:
         host's); None: unknown.
       share: the share of `memory_bytes` the data may take on the device.
       device_memory: whether `memory_bytes` is the device's (else the host's, or unknown).
-      streamable: whether the task can stream (`Streamable`).
+      streamable: whether the task's feed can stream (`Streamable`).
     """
 
     stream: bool
@@ -207,17 +203,17 @@ def host_memory_bytes() -> int | None:
         return None
 
 
-def host_feed(task: Any, train: Split, mesh: Any) -> HostFeed | None:
-    """Decides where `train` lives for `task` (one log line: the decision and the bytes) and
-    returns the feed that streams it, or None when it goes on the device (`task.device_data`).
+def host_feed(feed: Any, arrays: Any, num_examples: int, mesh: Any) -> HostFeed | None:
+    """Decides where a feed's `arrays` (NumPy, `feed.arrays(train)`) live (one log line: the
+    decision and the bytes) and returns the feed that streams them, or None when they go on the
+    device.
 
     Raises:
       ConfigError: `$GAN_JAX_DEVICE_DATA_SHARE` is not a number in [0, 1].
     """
     share = share_from_env()
-    streamable = isinstance(task, Streamable)
-    host = task.host_data(train) if streamable else train
-    data_bytes = sum(np.asarray(x).nbytes for x in jax.tree.leaves(host))
+    streamable = can_stream(feed)
+    data_bytes = sum(np.asarray(x).nbytes for x in jax.tree.leaves(arrays))
     device = mesh.devices.flat[0] if mesh is not None else jax.local_devices()[0]
     decided = placement(
         data_bytes, device_memory_bytes(device), host_memory_bytes(), share, streamable
@@ -225,39 +221,36 @@ def host_feed(task: Any, train: Split, mesh: Any) -> HostFeed | None:
     (log.warning if decided.too_large and not decided.stream else log.info)(decided.line())
     if not decided.stream:
         return None
-    return HostFeed(task, host, len(train.images), mesh, decided.limit_bytes or 0)
+    return HostFeed(feed, arrays, num_examples, mesh, decided.limit_bytes or 0)
 
 
 class HostFeed:
-    """A `Streamable` task's training data in host memory, and the chunks of its compiled calls.
+    """A `Streamable` feed's arrays in host memory, and the stacked batches of its compiled calls.
 
     Args:
-      task: the run's task.
-      host_data: `task.host_data(train)`: NumPy arrays, N rows each.
+      feed: the run's feed (`task.feed`).
+      arrays: `feed.arrays(train)`: NumPy arrays, N rows each.
       num_examples: N.
-      mesh: the run's mesh (chunks are replicated on it), or None for one device.
+      mesh: the run's mesh (batches are replicated on it), or None for one device.
       budget_bytes: device bytes the prefetched chunks and the running one may take together.
     """
 
     def __init__(
-        self, task: Streamable, host_data: Any, num_examples: int, mesh: Any, budget_bytes: int
+        self, feed: Streamable, arrays: Any, num_examples: int, mesh: Any, budget_bytes: int
     ):
-        self.task, self.host_data, self.mesh = task, host_data, mesh
+        self.feed, self.arrays, self.mesh = feed, arrays, mesh
         self.num_examples = num_examples
-        self.rows = task.rows_per_step
-        self.row_bytes = sum(np.asarray(x)[:1].nbytes for x in jax.tree.leaves(host_data))
+        self.rows = feed.rows_per_step
+        self.row_bytes = sum(np.asarray(x)[:1].nbytes for x in jax.tree.leaves(arrays))
         self.budget_bytes = budget_bytes
         self._orders: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
-        self._iota: jax.Array | None = None
 
     @property
     def max_steps_per_call(self) -> int:
-        """Most steps per call whose chunks (`PREFETCH` ahead plus the running one, each with its
-        int32 `[N]` plan) fit the budget; at least 1. Used where `steps_per_call` is not set."""
-        per_chunk_plan = 4 * self.num_examples
-        room = self.budget_bytes // (PREFETCH + 1) - per_chunk_plan
-        return max(1, room // (self.rows * self.row_bytes))
+        """Most steps per call whose chunks (`PREFETCH` ahead plus the running one) fit the
+        budget; at least 1. Used where `steps_per_call` is not set."""
+        return max(1, self.budget_bytes // (PREFETCH + 1) // (self.rows * self.row_bytes))
 
     def cap_steps_per_call(self, steps_per_call: int) -> int:
         """The platform's default `steps_per_call`, capped at `max_steps_per_call` (logged when it
@@ -275,40 +268,26 @@ class HostFeed:
         return capped
 
     def order(self, epoch: int) -> np.ndarray:
-        """The epoch's example order on the host, int32 `[N]`: `task.epoch_plan` computed on the
+        """The epoch's example order on the host, int32 `[N]`: `feed.epoch_plan` computed on the
         device as the on-device path does, fetched once per epoch (the last two are kept)."""
         with self._lock:
             if epoch not in self._orders:
-                plan = np.asarray(jax.device_get(self.task.epoch_plan(epoch, self.num_examples)))
-                if plan.shape != (self.num_examples,):
-                    raise TypeError(
-                        f"a streamed task's epoch plan must be one order [{self.num_examples}], "
-                        f"got shape {plan.shape}"
-                    )
+                plan = np.asarray(jax.device_get(self.feed.epoch_plan(epoch, self.num_examples)))
                 self._orders = {e: o for e, o in self._orders.items() if e >= epoch - 1}
                 self._orders[epoch] = plan
             return self._orders[epoch]
 
     def host_chunk(self, epoch: int, first: int, steps: int) -> Any:
-        """The rows steps `first .. first+steps-1` of `epoch` read, in reading order: each data
-        array's rows `order(epoch)[first·r : (first+steps)·r]`, `[steps·r, ...]` (NumPy)."""
-        rows = self.order(epoch)[first * self.rows : (first + steps) * self.rows]
-        return jax.tree.map(lambda x: np.take(x, rows, axis=0), self.host_data)
+        """The stacked batches of steps `first .. first+steps-1` of `epoch`, `[steps, r, ...]`
+        (NumPy): `feed.host_batches`."""
+        return self.feed.host_batches(self.arrays, self.order(epoch), first, steps)
 
-    def chunk(self, epoch: int, first: int, steps: int) -> tuple[Any, jax.Array]:
-        """`(data, plan)` for the compiled call of `steps` steps from step `first` of `epoch`, on
-        the device (replicated on the mesh): `host_chunk`, and the int32 `[N]` plan
-        `arange(N) - first·r` through which step `first + j` reads chunk rows `j·r ...`."""
-        data = self.host_chunk(epoch, first, steps)
-        data = jax.device_put(data) if self.mesh is None else parallel.replicate(data, self.mesh)
-        return data, _shifted(self._identity(), first * self.rows)
-
-    def _identity(self) -> jax.Array:
-        with self._lock:
-            if self._iota is None:
-                iota = jnp.arange(self.num_examples, dtype=jnp.int32)
-                self._iota = parallel.replicate(iota, self.mesh)
-            return self._iota
+    def chunk(self, epoch: int, first: int, steps: int) -> Any:
+        """`host_chunk` on the device (replicated on the mesh)."""
+        batches = self.host_chunk(epoch, first, steps)
+        return (
+            jax.device_put(batches) if self.mesh is None else parallel.replicate(batches, self.mesh)
+        )
 
     def stream(self, calls: Sequence[CallKey]) -> ChunkStream:
         """The chunks of `calls` in order, prepared ahead in background threads (grain)."""
@@ -318,7 +297,7 @@ class HostFeed:
 class ChunkStream:
     """The chunks of a run's planned calls, built `PREFETCH` ahead by a grain pipeline.
 
-    `take(key)` returns the next call's `(data, plan)` and checks that `key` is that call; `close`
+    `take(key)` returns the next call's batches and checks that `key` is that call; `close`
     stops the threads (chunks being built are finished and dropped).
     """
 
@@ -326,27 +305,21 @@ class ChunkStream:
         import grain  # imported only when a run streams
 
         keys = [tuple(int(v) for v in key) for key in calls]
-        dataset = grain.MapDataset.source(keys).map(lambda key: (key, *feed.chunk(*key)))
+        dataset = grain.MapDataset.source(keys).map(lambda key: (key, feed.chunk(*key)))
         options = grain.ReadOptions(num_threads=THREADS, prefetch_buffer_size=PREFETCH)
         self._iterator = iter(dataset.to_iter_dataset(options))
         self._iterator.start_prefetch()  # the first chunks build while the first call compiles
 
-    def take(self, key: CallKey) -> tuple[Any, jax.Array]:
-        """The `(data, plan)` of call `key` = (epoch, first step in the epoch, steps), which must
+    def take(self, key: CallKey) -> Any:
+        """The stacked batches of call `key` = (epoch, first step in the epoch, steps), which must
         be the next planned call."""
-        got, data, plan = next(self._iterator)
+        got, batches = next(self._iterator)
         if got != tuple(key):
             raise RuntimeError(f"streamed chunk for call {got} arrived for call {tuple(key)}")
-        return data, plan
+        return batches
 
     def close(self) -> None:
         self._iterator.close()
-
-
-@jax.jit
-def _shifted(iota: jax.Array, offset: int) -> jax.Array:
-    """`iota - offset` on iota's devices (one program for every offset)."""
-    return iota - jnp.asarray(offset, jnp.int32)
 
 
 def _size(num_bytes: int) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 
 from gan_jax.config import SGANConfig
 from gan_jax.data import Split
-from gan_jax.steps import make_runner
+from gan_jax.steps import TaskStep, make_runner
 from gan_jax.tasks import SGANTask
 
 records: list[tuple[float, int, int]] = []
@@ -48,12 +48,13 @@ def main() -> None:
             labels=20, batch_size=16, epochs=1, steps=3, data_seeds=(0, 1), learning_rate=1e-5
         )
     )
-    device_data = task.device_data(data)
+    device_data = jax.device_put(task.feed.arrays(data))
     state = task.init(device_data)
-    run = make_runner(task.step, task.steps_per_epoch(64), 1)
+    run = make_runner(TaskStep(task), 1)
+    plan = task.feed.epoch_plan(0, 64)
     for step in range(1, 4):
         records.clear()
-        state, _, _ = run(state, device_data, task.epoch_plan(0, 64))
+        state, _, _ = run(state, task.feed.batches(device_data, plan, step - 1, 1))
         jax.block_until_ready(state)
         nearest = sorted(records)[:3]
         print(

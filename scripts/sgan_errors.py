@@ -48,7 +48,7 @@ def runs(workdirs: list[pathlib.Path]):
             raise SystemExit(f"error: {workdir} is scored on another test split; give runs of one dataset")
         test = split
         train = data_lib.load_for(task.config, "train")
-        yield workdir, task, state, split, train, task.labeled_indices(task.host_labels(train, unlabeled_ok=True))
+        yield workdir, task, state, split, train, task.feed.labeled_indices(np.asarray(train.labels))
 
 
 def members(workdirs: list[pathlib.Path], raw: bool):

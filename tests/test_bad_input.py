@@ -311,7 +311,8 @@ CLI_CASES = [
             "--critic-steps",
             "3",
         ],
-        "critic_steps × batch_size = 90000 images",
+        "critic_steps × batch_size 90000 exceeds the 60000 training images; pass a smaller "
+        "--batch-size or --critic-steps",
     ),
     (
         "gan beta1 out of range",

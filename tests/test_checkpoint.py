@@ -11,16 +11,14 @@ import pytest
 
 from gan_jax import CheckpointError, GANTask
 from gan_jax.checkpoint import _MIX, CheckpointStore, checksum, fingerprint
-from gan_jax.data import epoch_permutation
-from gan_jax.steps import make_runner
+from gan_jax.steps import TaskStep, make_runner
+from tests.feeding import call_batches, on_device
 
 
 def test_checkpoint_round_trip_restores_identical_state(tiny_config, tiny_data, tmp_path):
     task = GANTask(tiny_config)
-    run = make_runner(task.step, 5, 1)
-    state, _, _ = run(
-        task.init(), jnp.asarray(tiny_data.images), epoch_permutation(task.data_key(), 0, 40)
-    )
+    run = make_runner(TaskStep(task), 1)
+    state, _, _ = run(task.init(), call_batches(task, on_device(task, tiny_data), 40, 0, 1))
     expected = jax.tree.map(np.asarray, state)  # the runner donates, so keep host copies
     store = CheckpointStore(tmp_path)
     store.save(1, state, tiny_config.to_dict(), {"note": "x"})

@@ -232,6 +232,12 @@ def _real_u8(n=4, seed=0):
     return jax.random.randint(jax.random.PRNGKey(seed), (n, *SHAPE), 0, 256).astype(jnp.uint8)
 
 
+def _fed(task, real_u8, digits=None):
+    """The batch the task's feed prepares: images in [-1, 1] (the cGAN: and their classes)."""
+    labels = {} if digits is None else {"labels": digits}
+    return task.feed.prepare({"images": real_u8, **labels})
+
+
 def test_gan_task_at_64px_trains_the_paper_models_with_finite_losses():
     task = GAN64Task(GANConfig(**SMALL))
     assert isinstance(task.generator, Generator64) and isinstance(
@@ -241,7 +247,7 @@ def test_gan_task_at_64px_trains_the_paper_models_with_finite_losses():
     assert models["discriminator"].batch_stats  # the paper's D keeps BatchNorm statistics
     step = jax.jit(task.train_step)
     for i in range(2):
-        new, metrics = step(models, _real_u8(seed=i), jax.random.PRNGKey(i))
+        new, metrics = step(models, _fed(task, _real_u8(seed=i)), jax.random.PRNGKey(i))
         assert np.isfinite(metrics["d_loss"]) and np.isfinite(metrics["g_loss"])
         for name in ("generator", "discriminator"):
             assert changed(models[name].params, new[name].params)
@@ -290,7 +296,7 @@ def test_fused_step_at_64px_equals_discriminator_then_generator_update():
     assert task.fused
     models = task.init().models
     real_u8, key = _real_u8(), jax.random.PRNGKey(7)
-    fused, metrics = jax.jit(task.train_step)(models, real_u8, key)
+    fused, metrics = jax.jit(task.train_step)(models, _fed(task, real_u8), key)
 
     z_key, d_key, g_key = jax.random.split(key, 3)
     z = task.noise(z_key, 4)
@@ -316,7 +322,7 @@ def test_cgan_and_wgan_gp_at_64px_step_with_finite_losses():
     state = cgan.init()
     assert cgan.discriminator.num_classes == 10 and cgan.generator.num_classes == 10
     _, metrics = jax.jit(cgan.train_step)(
-        state.models, _real_u8(), jax.random.PRNGKey(0), jnp.arange(4) % 10
+        state.models, _fed(cgan, _real_u8(), jnp.arange(4) % 10), jax.random.PRNGKey(0)
     )
     assert np.isfinite(metrics["d_loss"]) and np.isfinite(metrics["g_loss"])
 
@@ -324,5 +330,7 @@ def test_cgan_and_wgan_gp_at_64px_step_with_finite_losses():
     assert wgan.discriminator.norm == "layer"  # the gradient penalty needs per-image scores
     state = wgan.init()
     assert not state.models["discriminator"].batch_stats
-    _, metrics = jax.jit(wgan.train_step)(state.models, _real_u8(8), jax.random.PRNGKey(0))
+    _, metrics = jax.jit(wgan.train_step)(
+        state.models, _fed(wgan, _real_u8(8)), jax.random.PRNGKey(0)
+    )
     assert np.isfinite(metrics["d_loss"]) and np.isfinite(metrics["g_loss"])

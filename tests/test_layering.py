@@ -96,7 +96,7 @@ LAYERS = {
     ),
     "data": ("data",),
     "maths": ("losses", "models", "config", "steps", "parallel", "features"),
-    "feed": ("stream",),
+    "feed": ("feed", "stream"),
     "tasks": ("tasks", "classify", "evaluate"),
     "driver": ("hooks", "loop"),
     "front ends": ("api", "sweep", "bench", "cli", "cli_options", "gan_jax"),

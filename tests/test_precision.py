@@ -9,19 +9,19 @@ import pytest
 
 from gan_jax import GANConfig, GANTask, SGANConfig
 from gan_jax.config import SupervisedConfig
-from gan_jax.data import epoch_permutation
 from gan_jax.errors import ConfigError
 from gan_jax.models import Discriminator, Generator, MLPClassifier
-from gan_jax.steps import make_runner
+from gan_jax.steps import TaskStep, make_runner
+from tests.feeding import call_batches, on_device
 from tests.numerics import assert_one_step_close, assert_params_within_adam
 
 
-def _run_steps(task, images, steps=3):
-    perm = epoch_permutation(task.data_key(), 0, len(images))
-    run = make_runner(task.step, len(images) // task.config.batch_size, 1)
+def _run_steps(task, split, steps=3):
+    data = on_device(task, split)
+    run = make_runner(TaskStep(task), 1)
     state, losses, first = task.init(), [], None
-    for _ in range(steps):
-        state, metrics, _ = run(state, images, perm)
+    for step in range(steps):
+        state, metrics, _ = run(state, call_batches(task, data, len(split.images), step, 1))
         first = jax.tree.map(np.asarray, state) if first is None else first  # the runner donates
         losses.append([float(metrics["d_loss"][0]), float(metrics["g_loss"][0])])
     return state, np.asarray(losses), first
@@ -33,9 +33,8 @@ def _run_steps(task, images, steps=3):
 )
 def test_fast_conv_step_equals_plain_autodiff_step(tiny_config, tiny_data, features):
     config = dataclasses.replace(tiny_config, **features)
-    images = jnp.asarray(tiny_data.images)
-    fast, fast_losses, fast_first = _run_steps(GANTask(config, fast_grad=True), images)
-    plain, plain_losses, plain_first = _run_steps(GANTask(config, fast_grad=False), images)
+    fast, fast_losses, fast_first = _run_steps(GANTask(config, fast_grad=True), tiny_data)
+    plain, plain_losses, plain_first = _run_steps(GANTask(config, fast_grad=False), tiny_data)
     # The first step starts from one state: its losses and gradients (Adam's moments) agree to
     # rounding. After it only Adam's step bound ties the parameters (tests/numerics.py).
     np.testing.assert_allclose(fast_losses[0], plain_losses[0], rtol=1e-5)
@@ -80,11 +79,10 @@ def test_bfloat16_mlp_classifier_accumulates_in_float32():
 
 
 def test_bfloat16_gan_step_trains_float32_state(tiny_config, tiny_data):
-    images = jnp.asarray(tiny_data.images)
     state, losses, _ = _run_steps(
-        GANTask(dataclasses.replace(tiny_config, compute_dtype="bfloat16")), images
+        GANTask(dataclasses.replace(tiny_config, compute_dtype="bfloat16")), tiny_data
     )
-    _, losses32, _ = _run_steps(GANTask(tiny_config), images)
+    _, losses32, _ = _run_steps(GANTask(tiny_config), tiny_data)
     assert {x.dtype for x in jax.tree.leaves(state.models)} <= {
         jnp.dtype("float32"),
         jnp.dtype("int32"),

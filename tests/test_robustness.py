@@ -164,8 +164,8 @@ def test_nan_guard_keeps_the_last_good_checkpoint(tiny_config, tiny_data, tmp_pa
     def poisoned_runner(*args, **kwargs):
         run = real_runner(*args, **kwargs)
 
-        def wrapped(state, examples, perm):
-            state, metrics, finite = run(state, examples, perm)
+        def wrapped(state, batches):
+            state, metrics, finite = run(state, batches)
             if int(state.step) > 3:
                 metrics = {**metrics, "g_loss": metrics["g_loss"] * np.nan}
             return state, metrics, finite

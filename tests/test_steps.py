@@ -7,20 +7,22 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import GANTask
-from gan_jax.data import epoch_permutation
-from gan_jax.steps import default_steps_per_call, make_runner, map_in_chunks
+from gan_jax.steps import TaskStep, default_steps_per_call, make_runner, map_in_chunks
 
 
 def test_scan_runner_equals_one_step_calls(tiny_config, tiny_data):
     task = GANTask(tiny_config)
-    images = jnp.asarray(tiny_data.images)
-    perm = epoch_permutation(task.data_key(), 0, 40)
-    scanned, scan_metrics, finite = make_runner(task.step, 5, 3)(task.init(), images, perm)
+    feed = task.feed
+    data = jax.device_put(feed.arrays(tiny_data))
+    plan = feed.epoch_plan(0, 40)
+    batches = feed.batches(data, plan, 0, 3)
+    assert batches["images"].shape == (3, 8, 28, 28, 1)  # [steps, batch, H, W, C], uint8
+    scanned, scan_metrics, finite = make_runner(TaskStep(task), 3)(task.init(), batches)
     assert bool(finite)
-    single = make_runner(task.step, 5, 1)
+    single = make_runner(TaskStep(task), 1)
     state, losses = task.init(), []
-    for _ in range(3):
-        state, m, _ = single(state, images, perm)
+    for step in range(3):
+        state, m, _ = single(state, feed.batches(data, plan, step, 1))
         losses.append(float(m["d_loss"][0]))
     assert int(scanned.step) == int(state.step) == 3
     np.testing.assert_allclose(scan_metrics["d_loss"], losses, rtol=1e-4)
@@ -59,11 +61,13 @@ def test_map_in_chunks_equals_the_direct_computation_and_drops_the_padding():
 
 def test_equal_tasks_share_one_compiled_runner():
     from gan_jax import GANConfig, GANTask
-    from gan_jax.steps import TaskStep, make_runner
 
     config = GANConfig(batch_size=8, noise_dim=8, g_features=(8, 4, 4), d_features=(4, 8))
-    first = make_runner(TaskStep(GANTask(config)), 10, 1)
-    assert make_runner(TaskStep(GANTask(config)), 10, 1) is first  # a new, equal task
-    assert make_runner(TaskStep(GANTask(dataclasses.replace(config, seed=1))), 10, 1) is not first
+    first = make_runner(TaskStep(GANTask(config)), 1)
+    assert make_runner(TaskStep(GANTask(config)), 1) is first  # a new, equal task
+    assert make_runner(TaskStep(GANTask(dataclasses.replace(config, seed=1))), 1) is not first
     # Bound methods compare by identity: keyed on them, a second run would compile again.
-    assert GANTask(config).step != GANTask(config).step
+    assert GANTask(config).train_step != GANTask(config).train_step
+    # Built once: a task's modules, optimizers and feed are the same objects on every access.
+    task = GANTask(config)
+    assert task.generator is task.generator and task.g_tx is task.g_tx and task.feed is task.feed

@@ -13,7 +13,6 @@ from gan_jax import CGANConfig, ConfigError, GANConfig, stream, train
 from gan_jax.checkpoint import params_fingerprint
 from gan_jax.config import FeatureNetConfig, SGANConfig, SupervisedConfig
 from gan_jax.data import Split
-from gan_jax.steps import batch_indices
 from gan_jax.tasks import make_task
 
 GIB = 1 << 30
@@ -74,15 +73,15 @@ def test_a_bad_share_is_a_one_line_config_error(raw, monkeypatch, data, tmp_path
 
 def test_which_tasks_stream_and_what_the_others_log(monkeypatch, data, caplog):
     assert all(
-        isinstance(make_task(config), stream.Streamable)
+        stream.can_stream(make_task(config).feed)
         for config in (GANConfig(**SMALL), CGANConfig(**SMALL), FeatureNetConfig())
     )
     monkeypatch.setenv(stream.SHARE_ENV, "0")
     for config in (SGANConfig(labels=20), SupervisedConfig(labels=20)):
-        task = make_task(config)
-        assert not isinstance(task, stream.Streamable)
+        feed = make_task(config).feed
+        assert not stream.can_stream(feed)
         with caplog.at_level(logging.INFO, "gan_jax"):
-            assert stream.host_feed(task, data, None) is None
+            assert stream.host_feed(feed, feed.arrays(data), 64, None) is None
         assert caplog.records[-1].levelno == logging.WARNING
         assert "cannot stream" in caplog.records[-1].getMessage()
 
@@ -94,40 +93,36 @@ def test_which_tasks_stream_and_what_the_others_log(monkeypatch, data, caplog):
         (FeatureNetConfig(batch_size=4), 4),
     ],
 )
-def test_a_chunk_feeds_each_step_the_rows_the_device_path_gathers(config, rows, data):
-    task = make_task(config)
-    host = task.host_data(data)
-    feed = stream.HostFeed(task, host, 64, None, budget_bytes=0)
-    assert feed.rows == rows and feed.max_steps_per_call == 1  # no room: one step per call
+def test_a_chunk_holds_the_batches_the_device_path_gathers(config, rows, data):
+    feed = make_task(config).feed
+    arrays = feed.arrays(data)
+    host = stream.HostFeed(feed, arrays, 64, None, budget_bytes=0)
+    assert host.rows == rows and host.max_steps_per_call == 1  # no room: one step per call
     epoch, first, steps = 1, 1, 2  # steps 1 and 2 of the second epoch
-    chunk, plan = feed.chunk(epoch, first, steps)
-    assert all(len(x) == steps * rows for x in jax.tree.leaves(chunk)) and plan.shape == (64,)
-    order = np.asarray(task.epoch_plan(epoch, 64))  # the device path's plan
+    chunk = host.chunk(epoch, first, steps)
+    order = np.asarray(feed.epoch_plan(epoch, 64))
     assert sorted(order.tolist()) == list(range(64))
-    for index in range(first, first + steps):
-        on_device = order[index * rows : (index + 1) * rows]
-        streamed = np.asarray(batch_indices(plan, jnp.int32(index), rows))
-        jax.tree.map(
-            lambda whole, part, a=on_device, b=streamed: np.testing.assert_array_equal(
-                np.asarray(part)[b], whole[a]
-            ),
-            host,
-            chunk,
-        )
+    on_device = feed.batches(jax.device_put(arrays), jnp.asarray(order), first, steps)
+    for name, x in arrays.items():
+        assert chunk[name].shape == (steps, rows, *x.shape[1:])
+        np.testing.assert_array_equal(chunk[name], on_device[name])
+        for j in range(steps):  # step first+j reads rows order[(first+j)·r : (first+j+1)·r]
+            rows_read = order[(first + j) * rows : (first + j + 1) * rows]
+            np.testing.assert_array_equal(np.asarray(chunk[name][j]), x[rows_read])
 
 
 def test_the_chunk_budget_caps_the_default_steps_per_call(data, caplog):
-    task = make_task(CGANConfig(**SMALL))  # 8 rows of 784 + 4 bytes per step, plans of 64 int32
-    plan_bytes, step_bytes = 4 * 64, 8 * (784 + 4)
-    room = lambda steps: (stream.PREFETCH + 1) * (plan_bytes + steps * step_bytes)
+    feed = make_task(CGANConfig(**SMALL)).feed  # 8 rows of 784 + 4 bytes per step
+    step_bytes = 8 * (784 + 4)
+    room = lambda steps: (stream.PREFETCH + 1) * steps * step_bytes
     for steps in (1, 3, 40):
-        feed = stream.HostFeed(task, task.host_data(data), 64, None, budget_bytes=room(steps))
-        assert feed.max_steps_per_call == steps
-        feed = stream.HostFeed(task, task.host_data(data), 64, None, budget_bytes=room(steps) - 1)
-        assert feed.max_steps_per_call == max(1, steps - 1)
+        host = stream.HostFeed(feed, feed.arrays(data), 64, None, budget_bytes=room(steps))
+        assert host.max_steps_per_call == steps
+        host = stream.HostFeed(feed, feed.arrays(data), 64, None, budget_bytes=room(steps) - 1)
+        assert host.max_steps_per_call == max(1, steps - 1)
     with caplog.at_level(logging.INFO, "gan_jax"):
-        assert feed.cap_steps_per_call(8) == 8 and not caplog.records  # under the cap: unchanged
-        assert feed.cap_steps_per_call(100) == 39
+        assert host.cap_steps_per_call(8) == 8 and not caplog.records  # under the cap: unchanged
+        assert host.cap_steps_per_call(100) == 39
     assert "39 steps per compiled call instead of 100" in caplog.records[-1].getMessage()
 
 

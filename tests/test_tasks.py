@@ -20,7 +20,8 @@ def test_every_registered_task_satisfies_the_protocol_and_round_trips_its_config
     assert type(task) is TASKS[config.task] and task.config is config and isinstance(task, Task)
     assert config_from_dict(config.to_dict()) == config
     assert isinstance(task, Generative) == (config.task in ("gan", "cgan", "sgan"))
-    assert task.steps_per_epoch(1000) == 1000 // config.batch_size
+    assert task.feed.steps_per_epoch(1000) == 1000 // config.batch_size
+    assert task.feed is task.feed  # built once
 
 
 def test_tasks_without_a_generator_have_no_sample_grid(tiny_config):

@@ -175,8 +175,8 @@ def test_the_sgan_learns_from_50_labeled_digits_and_the_rest_unlabeled(digits, t
     train_split = data_lib.load_for(config, "train")
     assert len(train_split.images) == 1500 and np.sum(train_split.labels >= 0) == 50
     task = make_task(config)
-    device = task.device_data(train_split)
-    assert device["labeled_x"].shape == (1, 50, 28, 28, 1) and device["unlabeled"].shape[0] == 1500
+    device = task.feed.arrays(train_split)
+    assert device["labeled_x"].shape == (1, 50, 28, 28, 1) and device["images"].shape[0] == 1500
     np.testing.assert_array_equal(
         np.sort(np.asarray(device["labeled_y"])[0]), np.repeat(np.arange(10), 5)
     )

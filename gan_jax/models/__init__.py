@@ -1,6 +1,7 @@
 """Linen modules only: no losses, optimizers or training logic."""
 
 from gan_jax.models.dcgan import (
+    ARCHITECTURES,
     Discriminator,
     Discriminator64,
     Generator,
@@ -21,6 +22,7 @@ from gan_jax.models.sgan import (
 )
 
 __all__ = [
+    "ARCHITECTURES",
     "Conv",
     "ConvClassifier",
     "ConvGenerator",

@@ -5,7 +5,8 @@ the PyTorch DCGAN example; `Generator64`, `Discriminator64`) from 64 px. `dcgan_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import flax.linen as nn
@@ -226,21 +227,87 @@ class Discriminator64(nn.Module):
         raise ValueError(f"norm must be 'batch' or 'layer', got {self.norm!r}")
 
 
-Architecture = Literal["tutorial", "paper"]
+@dataclasses.dataclass(frozen=True)
+class DCGANArchitecture:
+    """One row of `ARCHITECTURES`: which image sizes a DCGAN serves and how it builds its pair.
+
+    Attributes:
+      sizes: the image sizes it serves, in words (error messages list them).
+      fits: `(H, W) -> bool`, whether it serves images of that size.
+      build: `(image_shape, g_features, d_features, dropout, **shared) -> (generator,
+        discriminator)`: the row decides how the config's widths and dropout size its modules.
+        `shared` holds `num_classes`, `fast_grad`, `dtype` and `per_example_critic` (each logit
+        from its own image only: WGAN-GP's gradient penalty).
+    """
+
+    sizes: str
+    fits: Callable[[int, int], bool]
+    build: Callable[..., tuple[nn.Module, nn.Module]]
 
 
-def dcgan_architecture(image_shape: Sequence[int]) -> Architecture:
-    """Which DCGAN fits images `(H, W, C)`: "tutorial" (`Generator`, `Discriminator`) for H and W
-    multiples of 4 below 64 (28 and 32 px), "paper" (`Generator64`, `Discriminator64`) for H and W
-    multiples of 16 from 64 (64 px). Raises ConfigError for any other size (e.g. 30 or 65 px)."""
+def _tutorial_pair(
+    image_shape: tuple[int, int, int],
+    g_features: Sequence[int],
+    d_features: Sequence[int],
+    dropout: float,
+    per_example_critic: bool,
+    **shared: Any,
+) -> tuple[nn.Module, nn.Module]:
+    """The tutorial's pair: 3 generator widths and 2 discriminator widths as given, `dropout`; no
+    normalization in D, so every logit already depends on its own image only."""
+    del per_example_critic
+    generator = Generator(
+        (g_features[0], g_features[1], g_features[2]), image_shape=image_shape, **shared
+    )
+    return generator, Discriminator((d_features[0], d_features[1]), dropout, **shared)
+
+
+def _paper_pair(
+    image_shape: tuple[int, int, int],
+    g_features: Sequence[int],
+    d_features: Sequence[int],
+    dropout: float,
+    per_example_critic: bool,
+    **shared: Any,
+) -> tuple[nn.Module, nn.Module]:
+    """The paper's pair: f = `g_features[-1]` for G (8f, 4f, 2f, f), f = `d_features[0]` for D
+    (f, 2f, 4f, 8f): 64 and 64 with the defaults, the paper's ngf and ndf; no dropout. D
+    normalizes with LayerNorm for a per-example critic, else BatchNorm."""
+    del dropout
+    norm: Literal["batch", "layer"] = "layer" if per_example_critic else "batch"
+    return (
+        Generator64(g_features[-1], image_shape=image_shape, **shared),
+        Discriminator64(d_features[0], norm=norm, **shared),
+    )
+
+
+# The GAN's architectures, tried in order: a new one is its modules plus one row here.
+ARCHITECTURES: dict[str, DCGANArchitecture] = {
+    "tutorial": DCGANArchitecture(
+        "multiples of 4 below 64 px",
+        lambda h, w: h < 64 and w < 64 and h % 4 == 0 and w % 4 == 0,
+        _tutorial_pair,
+    ),
+    "paper": DCGANArchitecture(
+        "multiples of 16 from 64 px",
+        lambda h, w: h >= 64 and w >= 64 and h % 16 == 0 and w % 16 == 0,
+        _paper_pair,
+    ),
+}
+
+
+def dcgan_architecture(image_shape: Sequence[int]) -> str:
+    """The name of the first `ARCHITECTURES` row that fits images `(H, W, C)`: "tutorial"
+    (`Generator`, `Discriminator`) for 28 and 32 px, "paper" (`Generator64`, `Discriminator64`)
+    for 64 px. Raises ConfigError for any other size (e.g. 30 or 65 px)."""
     h, w = int(image_shape[0]), int(image_shape[1])
-    if h < 64 and w < 64 and h % 4 == 0 and w % 4 == 0:
-        return "tutorial"
-    if h >= 64 and w >= 64 and h % 16 == 0 and w % 16 == 0:
-        return "paper"
+    for name, architecture in ARCHITECTURES.items():
+        if architecture.fits(h, w):
+            return name
+    served = ", ".join(f"the {name}'s takes {a.sizes}" for name, a in ARCHITECTURES.items())
     raise ConfigError(
-        f"the DCGAN has no architecture for {h}×{w} images (the tutorial's takes multiples of 4 "
-        "below 64 px, the paper's multiples of 16 from 64 px); pass --image-size 28, 32 or 64"
+        f"the DCGAN has no architecture for {h}×{w} images ({served}); "
+        "pass --image-size 28, 32 or 64"
     )
 
 
@@ -255,47 +322,18 @@ def dcgan_for(
     dtype: Any = jnp.float32,
     per_example_critic: bool = False,
 ) -> tuple[nn.Module, nn.Module]:
-    """The (generator, discriminator) DCGAN for images `image_shape` `(H, W, C)` in [-1, 1], chosen
-    by `dcgan_architecture` (a ConfigError for a size neither fits).
-
-    The tutorial's pair takes `g_features` (3 widths) and `d_features` (2 widths) and `dropout` as
-    they are. The paper's takes f = `g_features[-1]` for the generator (8f, 4f, 2f, f) and f =
-    `d_features[0]` for the discriminator (f, 2f, 4f, 8f): 64 and 64 with the defaults, the
-    paper's ngf and ndf; it has no dropout. `per_example_critic`: each logit must depend on its own
-    image only (WGAN-GP's gradient penalty); the paper's discriminator then normalizes with
-    LayerNorm instead of BatchNorm (the tutorial's has neither). `num_classes > 0` makes both
-    conditional; `dtype` is their compute dtype.
-    """
-    if dcgan_architecture(image_shape) == "tutorial":
-        return (
-            Generator(
-                (g_features[0], g_features[1], g_features[2]),
-                fast_grad=fast_grad,
-                num_classes=num_classes,
-                dtype=dtype,
-                image_shape=image_shape,
-            ),
-            Discriminator(
-                (d_features[0], d_features[1]),
-                dropout,
-                num_classes=num_classes,
-                fast_grad=fast_grad,
-                dtype=dtype,
-            ),
-        )
-    return (
-        Generator64(
-            g_features[-1],
-            fast_grad=fast_grad,
-            num_classes=num_classes,
-            dtype=dtype,
-            image_shape=image_shape,
-        ),
-        Discriminator64(
-            d_features[0],
-            num_classes=num_classes,
-            norm="layer" if per_example_critic else "batch",
-            fast_grad=fast_grad,
-            dtype=dtype,
-        ),
+    """The (generator, discriminator) DCGAN for images `image_shape` `(H, W, C)` in [-1, 1]: the
+    `ARCHITECTURES` row `dcgan_architecture` picks (a ConfigError for a size none fits), built from
+    the config's widths (each row reads them its own way). `num_classes > 0` makes both
+    conditional; `dtype` is their compute dtype."""
+    architecture = ARCHITECTURES[dcgan_architecture(image_shape)]
+    return architecture.build(
+        image_shape,
+        g_features,
+        d_features,
+        dropout,
+        per_example_critic,
+        num_classes=num_classes,
+        fast_grad=fast_grad,
+        dtype=dtype,
     )

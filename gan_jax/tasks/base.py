@@ -2,16 +2,16 @@
 
 The host loop (`gan_jax.loop`), the API, the sweep and the CLI talk to a task only through
 `Task` (and `Generative` for tasks with a generator); they never ask which kind of task it is.
-A new task is one module with a class that satisfies `Task`, plus one line in
-`gan_jax.tasks.TASKS`.
+A task is maths: models, losses, the step on a batch, evaluation, sampling. Its `feed`
+(`gan_jax.feed`) owns the data between the dataset and the step. A new task is one module with a
+class that satisfies `Task`, plus one line in `gan_jax.tasks.TASKS`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import functools
-from typing import Any, ClassVar, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast, runtime_checkable
 
 import flax.linen as nn
 import jax
@@ -20,17 +20,15 @@ import numpy as np
 
 from gan_jax import data as data_lib
 from gan_jax.config import RunConfig, TrainingConfig
-from gan_jax.errors import ConfigError, DataError
-from gan_jax.steps import Metrics, ModelState, TrainState, default_steps_per_call
-
-
-class Stream(enum.IntEnum):
-    """A task's fixed random streams: `key(stream)` is a function of the seed alone."""
-
-    INIT = 0  # parameters
-    DATA = 1  # epoch orders and labeled subsets
-    STEPS = 2  # the step stream (`TrainState.rng`, folded with the step)
-    FIXED_NOISE = 3  # the noise of the per-epoch sample grid
+from gan_jax.errors import ConfigError
+from gan_jax.steps import (
+    Metrics,
+    ModelState,
+    Stream,
+    TrainState,
+    default_steps_per_call,
+    stream_key,
+)
 
 
 @runtime_checkable
@@ -39,6 +37,7 @@ class Task(Protocol):
 
     Attributes:
       config: the run's frozen config; `config.task` names the task in `gan_jax.tasks.TASKS`.
+      feed: what feeds its step (`gan_jax.feed.ImageFeed` or `FewLabelFeed`).
       loss_keys: names of the step's scalar metrics (per-epoch means go to metrics.jsonl).
       members: one dict per ensemble member naming it in the rows (`({},)` for one model).
       adversarial_losses: (real/fake loss, generator loss) names the collapse guard watches, or
@@ -49,6 +48,9 @@ class Task(Protocol):
     # Read-only members: a task may hold each as a field, a class attribute or a property.
     @property
     def config(self) -> TrainingConfig: ...
+
+    @property
+    def feed(self) -> Any: ...
 
     @property
     def loss_keys(self) -> tuple[str, ...]: ...
@@ -68,26 +70,18 @@ class Task(Protocol):
     @property
     def image_shape(self) -> tuple[int, int, int]: ...
 
-    def device_data(self, train) -> Any:
-        """The training split as the device arrays `step` reads."""
-
-    def steps_per_epoch(self, num_examples: int) -> int:
-        """Steps per pass over `num_examples` training images."""
+    def check_ready(self) -> None:
+        """Fails now, in one line, when something the run needs later is missing."""
 
     def steps_per_call(self, steps_per_epoch: int) -> int:
         """Default steps per compiled call on this platform (speed only, never results)."""
 
-    def epoch_plan(self, epoch: int, num_examples: int) -> Any:
-        """The epoch's data order (device arrays), a function of the seed and `epoch`."""
-
     def init(self, data: Any = None) -> TrainState:
-        """The fresh state at step 0."""
+        """The fresh state at step 0; `data`: the feed's arrays on the device (None: shapes only,
+        a restore target)."""
 
-    def step(
-        self, models: Any, data: Any, plan: Any, index: jax.Array, key: jax.Array
-    ) -> tuple[Any, Metrics]:
-        """One pure training step on batch `index` of the epoch (compiled by
-        `steps.make_runner`)."""
+    def train_step(self, models: Any, batch: Any, key: jax.Array) -> tuple[Any, Metrics]:
+        """One pure step on a batch the feed prepared (compiled by `steps.make_runner`)."""
 
     def evaluate(self, state: TrainState, test) -> dict[str, list[float]]:
         """Per-epoch evaluation: metric → one value per member (may be empty)."""
@@ -124,9 +118,11 @@ class Generative(Task, Protocol):
 @dataclasses.dataclass(frozen=True)
 class SeededTask:
     """What every task shares: its config, the fixed key streams of its seed, its dataset's sizes,
-    the training data on the device, full batches per epoch, the fresh state and the test split.
+    the fresh state and the test split.
 
-    A task module adds `init_models` and what differs (its models, losses, step, evaluation).
+    A task module adds `feed`, `init_models` and what differs (its models, losses, step,
+    evaluation). Derived pieces (the dataset's spec, modules, optimizers, the feed) are built once
+    per task object (`functools.cached_property`).
     """
 
     config: Any  # the task's own config class (`config_type`); the loop reads `TrainingConfig`
@@ -140,13 +136,9 @@ class SeededTask:
     def key(self, stream: int) -> jax.Array:
         """One of the run's fixed key streams (`Stream`): a typed key, a function of `config.seed`
         alone."""
-        return jax.random.fold_in(jax.random.key(self.config.seed), stream)
+        return stream_key(self.config.seed, stream)
 
-    def data_key(self) -> jax.Array:
-        """Key of the epoch permutations (`gan_jax.data.epoch_permutation`)."""
-        return self.key(Stream.DATA)
-
-    @property
+    @functools.cached_property
     def dataset_spec(self) -> data_lib.DatasetSpec:
         """The config's dataset as shaped by its `image_size` and `channels`
         (`gan_jax.data.describe`)."""
@@ -160,37 +152,16 @@ class SeededTask:
 
     @property
     def num_classes(self) -> int:
-        """Classes of the config's dataset: labels are 0..num_classes-1 (0: unlabeled)."""
+        """Classes of the config's dataset: labels are 0..num_classes-1."""
         return self.dataset_spec.num_classes
 
-    def host_labels(self, train: data_lib.Split, unlabeled_ok: bool = False) -> np.ndarray:
-        """The training labels, int32 `[N]`, one per image, each in 0..num_classes-1 (or -1, an
-        unlabeled image, where `unlabeled_ok`)."""
-        if train.labels is None or not self.num_classes:
-            raise DataError(
-                f"{self.config.dataset} has no labels, and a {self.config.task} run needs them; "
-                "give one subfolder per class (folder:), y (npz:), or a labeled dataset"
-            )
-        labels = np.asarray(train.labels, np.int32)
-        if labels.shape != (len(train.images),) or not np.all(
-            (labels >= -int(unlabeled_ok)) & (labels < self.num_classes)
-        ):
-            got = f"shape {labels.shape}" + (
-                f", values {labels.min()}..{labels.max()}" if labels.size else ""
-            )
-            raise DataError(
-                f"a {self.config.task} run needs one label 0..{self.num_classes - 1} "
-                f"per training image; got {got}"
-            )
-        return labels
+    @property
+    def run_names(self) -> tuple[str, str]:
+        """(dataset, task), as a feed's error messages name the run."""
+        return str(self.config.dataset), str(self.config.task)
 
-    def epoch_plan(self, epoch: int, num_examples: int) -> Any:
-        """The epoch's example order, int32 `[num_examples]` (on the device)."""
-        return data_lib.epoch_permutation(self.data_key(), epoch, num_examples)
-
-    def steps_per_epoch(self, num_examples: int) -> int:
-        """Full batches per epoch; the last incomplete batch is dropped."""
-        return num_examples // self.config.batch_size
+    def check_ready(self) -> None:
+        return None
 
     def steps_per_call(self, steps_per_epoch: int) -> int:
         return default_steps_per_call(steps_per_epoch, convolutions=self.convolutional)
@@ -198,13 +169,13 @@ class SeededTask:
     def init(self, data: Any = None) -> TrainState:
         """The fresh state at step 0 (one compiled call): `init_models`, and the step stream's key.
 
-        `data` is what `device_data` returns (the loop passes it), or None for a restore target
-        (shapes only); `init_models` reads only its `init_data`.
+        `data` is the feed's arrays on the device (the loop passes them), or None for a restore
+        target (shapes only); `init_models` reads only its `init_data`.
         """
         return _init(self, None if data is None else self.init_data(data))
 
     def init_data(self, data: Any) -> Any:
-        """What of the device data `init_models` reads; nothing by default."""
+        """What of the feed's arrays `init_models` reads; nothing by default."""
         return None
 
     def init_models(self, data: Any) -> dict[str, ModelState]:
@@ -221,9 +192,9 @@ class SeededTask:
         return None
 
 
-@dataclasses.dataclass(frozen=True)
-class GenerativeTask(SeededTask):
-    """What every task with a generator shares: its noise, the run's fixed noise and sample grid,
+class GenerativeTask:
+    """What every task with a generator shares, mixed into a `SeededTask` (listed first:
+    `class GANTask(GenerativeTask, SeededTask)`): its noise, the run's fixed noise and sample grid,
     and the generator in training mode (a step's) and in eval mode (`sample`).
 
     A task module adds `generator` (a linen module: noise `[N, noise_dim]`, and when `conditional`
@@ -231,6 +202,14 @@ class GenerativeTask(SeededTask):
     """
 
     conditional: ClassVar[bool] = False  # the generator also takes a class
+    config: Any
+
+    if TYPE_CHECKING:  # `SeededTask`'s, which the task also is
+
+        def key(self, stream: int) -> jax.Array: ...
+
+        @property
+        def num_classes(self) -> int: ...
 
     @property
     def zero_one_pixels(self) -> bool:

@@ -9,6 +9,7 @@ penultimate layer.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import ClassVar
 
 import jax
@@ -19,15 +20,14 @@ import optax
 from gan_jax import data as data_lib
 from gan_jax import features as features_lib
 from gan_jax.config import FeatureNetConfig
+from gan_jax.feed import ImageFeed
 from gan_jax.losses import cross_entropy
 from gan_jax.models import FeatureNet
-from gan_jax.parallel import shard_batch
 from gan_jax.steps import (
     Metrics,
     ModelState,
     TrainState,
     apply_gradients,
-    batch_indices,
     create_model_state,
 )
 from gan_jax.tasks.base import SeededTask, Stream
@@ -45,58 +45,45 @@ class FeatureTask(SeededTask):
     members: ClassVar[tuple[dict[str, int], ...]] = ({},)
     needs_test_split: ClassVar[bool] = True
 
-    @property
+    @functools.cached_property
     def network(self) -> FeatureNet:
         return features_lib.network_module(self.config)
 
-    @property
+    @functools.cached_property
     def tx(self) -> optax.GradientTransformation:
         schedule = optax.exponential_decay(
             self.config.learning_rate, self.config.halving_steps, 0.5
         )
         return optax.adam(schedule)
 
-    @property
-    def rows_per_step(self) -> int:
-        """Rows of each `host_data` array one step reads (`gan_jax.stream`)."""
-        return self.config.batch_size
-
-    def host_data(self, train: data_lib.Split) -> dict[str, np.ndarray]:
-        """Images uint8 `[N, H, W, C]` and classes int32 `[N]` in host memory: what
-        `device_data` puts on the device, or what a streamed run gathers from."""
-        labels = self.host_labels(train)
-        return {"images": data_lib.check_images(train.images, self.image_shape), "labels": labels}
-
-    def device_data(self, train: data_lib.Split) -> dict[str, jax.Array]:
-        """`host_data` on the device."""
-        return jax.device_put(self.host_data(train))
+    @functools.cached_property
+    def feed(self) -> ImageFeed:
+        """Every training image and its class, `batch_size` a step, in one order per epoch."""
+        return ImageFeed(
+            self.config.seed,
+            self.image_shape,
+            self.config.batch_size,
+            labels=True,
+            num_classes=self.num_classes,
+            run=self.run_names,
+        )
 
     def init_models(self, data=None) -> dict[str, ModelState]:
         images = jnp.zeros((1, *self.image_shape), jnp.float32)
         variables = self.network.init(self.key(Stream.INIT), images)
         return {"classifier": create_model_state(variables, self.tx)}
 
-    def step(
-        self,
-        models: dict[str, ModelState],
-        data: dict[str, jax.Array],
-        perm: jax.Array,
-        index: jax.Array,
-        key: jax.Array,
+    def train_step(
+        self, models: dict[str, ModelState], batch: dict[str, jax.Array], key: jax.Array
     ) -> tuple[dict[str, ModelState], Metrics]:
-        """One Adam step on batch `index` of the epoch ordered by `perm`, each image randomly
-        shifted."""
-        idx = batch_indices(perm, index, self.config.batch_size)
-        images, labels = (
-            random_shift(data["images"][idx], self.config.max_shift, key),
-            data["labels"][idx],
-        )
-        images, labels = shard_batch((data_lib.to_unit_range(images), labels))
+        """One Adam step on the feed's batch (`images` float `[B, H, W, C]` in [-1, 1], `labels`
+        int32 `[B]`), each image randomly shifted."""
+        images = random_shift(batch["images"], self.config.max_shift, key)
         c = models["classifier"]
 
         def loss_fn(params):
             logits, _ = self.network.apply({"params": params}, images)
-            return cross_entropy(logits, labels)
+            return cross_entropy(logits, batch["labels"])
 
         loss, grads = jax.value_and_grad(loss_fn)(c.params)
         return {"classifier": apply_gradients(c, grads, self.tx)}, {"loss": loss}
@@ -123,13 +110,16 @@ class FeatureTask(SeededTask):
         return features_lib.logits_and_features(self.network, params, images)
 
 
-def random_shift(images: jax.Array, max_shift: int, key: jax.Array) -> jax.Array:
+def random_shift(
+    images: jax.Array, max_shift: int, key: jax.Array, background: float = -1.0
+) -> jax.Array:
     """Each image of `[B, H, W, C]` shifted by its own uniform (dy, dx) in [-max_shift, max_shift],
-    the uncovered border filled with zeros (the background)."""
+    the uncovered border filled with `background` (black: -1 for images in [-1, 1])."""
     if max_shift == 0:
         return images
     size = images.shape[1:3]
-    padded = jnp.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)))
+    border = ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0))
+    padded = jnp.pad(images, border, constant_values=jnp.asarray(background, images.dtype))
     offsets = jax.random.randint(key, (images.shape[0], 2), 0, 2 * max_shift + 1)
     crop = lambda image, offset: jax.lax.dynamic_slice(
         image, (offset[0], offset[1], 0), (*size, image.shape[-1])

@@ -24,18 +24,19 @@ Noise, sampling, the sample grid and the fresh state are `gan_jax.tasks.base.Gen
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, ClassVar, cast
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from gan_jax import data as data_lib
 from gan_jax.config import CGANConfig, FeatureNetConfig, GANConfig
-from gan_jax.errors import ConfigError, DataError
+from gan_jax.errors import DataError
 from gan_jax.features import feature_net_config, load_feature_network
+from gan_jax.feed import ImageFeed
 from gan_jax.losses import GAN_LOSSES, GANLoss, gradient_penalty
 from gan_jax.models import dcgan_for
 from gan_jax.parallel import shard_batch
@@ -44,16 +45,15 @@ from gan_jax.steps import (
     ModelState,
     TrainState,
     apply_gradients,
-    batch_indices,
     create_model_state,
     ema_params,
     update_ema,
 )
-from gan_jax.tasks.base import GenerativeTask, Stream
+from gan_jax.tasks.base import GenerativeTask, SeededTask, Stream
 
 
 @dataclasses.dataclass(frozen=True)
-class GANTask(GenerativeTask):
+class GANTask(GenerativeTask, SeededTask):
     """Pure functions of the GAN for one config; usable from a notebook without the loop."""
 
     config: GANConfig
@@ -86,7 +86,7 @@ class GANTask(GenerativeTask):
         """Classes the models read: the dataset's for the cGAN, 0 (unconditional) for the GAN."""
         return self.num_classes if self.conditional else 0
 
-    @property
+    @functools.cached_property
     def model_pair(self) -> tuple[nn.Module, nn.Module]:
         """(generator, discriminator): `dcgan_for` the dataset's image shape and the config's widths
         (a ConfigError for an image size no DCGAN fits). With a gradient penalty the paper's
@@ -110,11 +110,11 @@ class GANTask(GenerativeTask):
     def discriminator(self) -> nn.Module:
         return self.model_pair[1]
 
-    @property
+    @functools.cached_property
     def g_tx(self) -> optax.GradientTransformation:
         return optax.adam(self.config.learning_rate, b1=self.config.beta1)
 
-    @property
+    @functools.cached_property
     def d_tx(self) -> optax.GradientTransformation:
         return optax.adam(
             self.config.d_learning_rate or self.config.learning_rate, b1=self.config.beta1
@@ -125,53 +125,30 @@ class GANTask(GenerativeTask):
         """Real images one step reads: a batch per discriminator update."""
         return self.config.critic_steps * self.config.batch_size
 
-    def steps_per_epoch(self, num_examples: int) -> int:
-        """Full steps per epoch (one pass over the data); the last incomplete step's images are
-        dropped."""
-        steps = num_examples // self.images_per_step
-        if steps == 0 and self.config.critic_steps > 1:
-            raise ConfigError(
-                f"a step reads critic_steps × batch_size = {self.images_per_step} images, "
-                "more than the "
-                f"{num_examples} training images; pass a smaller --batch-size or --critic-steps"
-            )
-        return steps
+    @functools.cached_property
+    def feed(self) -> ImageFeed:
+        """`images_per_step` training images a step, in one order per epoch (the cGAN: with their
+        classes)."""
+        return ImageFeed(
+            self.config.seed,
+            self.image_shape,
+            self.images_per_step,
+            labels=self.conditional,
+            num_classes=self.num_classes,
+            run=self.run_names,
+            rows_name="critic_steps × batch_size" if self.config.critic_steps > 1 else "batch_size",
+        )
 
-    @property
-    def rows_per_step(self) -> int:
-        """Rows of each `host_data` array one step reads (`gan_jax.stream`)."""
-        return self.images_per_step
-
-    def host_data(self, train: data_lib.Split) -> Any:
-        """The training images in host memory, uint8 `[N, H, W, C]` (`CGANTask`: with their
-        classes): what `device_data` puts on the device, or what a streamed run gathers from."""
-        # A missing feature network fails now, not after the first epoch.
+    def check_ready(self) -> None:
+        """A missing feature network (`eval_every_epoch`) fails now, not after the first epoch."""
         if self.config.eval_every_epoch:
             load_feature_network(self.feature_net_config())
-        return data_lib.check_images(train.images, self.image_shape)
-
-    def device_data(self, train: data_lib.Split) -> Any:
-        """`host_data` on the device."""
-        return jax.device_put(self.host_data(train))
 
     def feature_net_config(self) -> FeatureNetConfig:
         """The config of the feature network that scores this run's samples (its dataset, as
         shaped)."""
         c = self.config
         return feature_net_config(c.dataset, c.image_size, c.channels)
-
-    def step(
-        self,
-        models: dict[str, ModelState],
-        images: Any,
-        perm: jax.Array,
-        index: jax.Array,
-        key: jax.Array,
-    ) -> tuple[dict[str, ModelState], Metrics]:
-        """`train_step` on the `index`-th run of `images_per_step` images of the epoch ordered by
-        `perm` (the runner's step); `images`: what `device_data` returns."""
-        real = jnp.take(images, batch_indices(perm, index, self.images_per_step), axis=0)
-        return self.train_step(models, real, key)
 
     def evaluate(self, state: TrainState, test: data_lib.Split | None) -> dict[str, list[float]]:
         """With `eval_every_epoch`: sample-quality metrics of `eval_samples` generated images
@@ -302,17 +279,14 @@ class GANTask(GenerativeTask):
         return {**models, "generator": self._update_generator(g, grads, stats)}, loss
 
     def train_step(
-        self,
-        models: dict[str, ModelState],
-        real: jax.Array,
-        key: jax.Array,
-        digits: jax.Array | None = None,
+        self, models: dict[str, ModelState], batch: dict[str, jax.Array], key: jax.Array
     ) -> tuple[dict[str, ModelState], Metrics]:
-        """One step, D then G, on uint8 `real` `[critic_steps · B, H, W, C]` (the cGAN: and their
-        `digits`, int32 `[critic_steps · B]`): the fused step when `fused`, else
-        `critic_steps_then_generator`.
+        """One step, D then G, on the feed's batch: `images` float `[critic_steps · B, H, W, C]` in
+        [-1, 1] (the cGAN: and their classes `labels`, int32 `[critic_steps · B]`): the fused step
+        when `fused`, else `critic_steps_then_generator`.
         Metrics: `d_loss` (the mean over the step's D updates) and `g_loss`.
         """
+        real, digits = batch["images"], batch.get("labels")
         if self.fused:
             return self.fused_step(models, real, key, digits)
         return self.critic_steps_then_generator(models, real, key, digits)
@@ -324,14 +298,14 @@ class GANTask(GenerativeTask):
         key: jax.Array,
         digits: jax.Array | None = None,
     ) -> tuple[dict[str, ModelState], Metrics]:
-        """One D update then one G update on uint8 `real` `[B, H, W, C]` (the cGAN: `digits` `[B]`).
+        """One D update then one G update on `real` `[B, H, W, C]` in [-1, 1] (the cGAN: `digits`
+        `[B]`).
 
         Computes what `discriminator_update` followed by `generator_update` (same z) computes, with
         one generator forward instead of two: G's VJP from generating the fakes is reused. Not for
         a loss with a gradient penalty.
         """
         z_key, d_key, g_key = jax.random.split(key, 3)
-        real, digits = shard_batch((data_lib.to_unit_range(real), digits))
         g = models["generator"]
         z, fake_digits = shard_batch(
             (self.noise(z_key, real.shape[0]), self.fake_digits(z_key, real.shape[0]))
@@ -358,7 +332,7 @@ class GANTask(GenerativeTask):
         digits: jax.Array | None = None,
     ) -> tuple[dict[str, ModelState], Metrics]:
         """`critic_steps` D updates, the i-th on real batch i (of B) with fresh fakes, then one G
-        update on fresh noise; `real` uint8 `[critic_steps · B, H, W, C]`, `digits` int32
+        update on fresh noise; `real` `[critic_steps · B, H, W, C]` in [-1, 1], `digits` int32
         `[critic_steps · B]`.
 
         Keys: `critic_key, g_key = split(key)`; D update i uses
@@ -366,7 +340,7 @@ class GANTask(GenerativeTask):
         `g_key` the same way.
         """
         n = self.config.critic_steps
-        real = data_lib.to_unit_range(real).reshape(n, -1, *real.shape[1:])
+        real = real.reshape(n, -1, *real.shape[1:])
         step_digits: list[None] | jax.Array = (
             [None] * n if digits is None else digits.reshape(n, -1)
         )
@@ -432,26 +406,11 @@ class CGANTask(GANTask):
 
     conditional: ClassVar[bool] = True
 
-    def host_data(self, train: data_lib.Split) -> dict[str, np.ndarray]:
-        """Images uint8 `[N, H, W, C]` and classes int32 `[N]` in host memory; DataError for a
-        dataset with fewer than two classes."""
-        labels = self.host_labels(train)
-        if self.num_classes < 2:
+    def check_ready(self) -> None:
+        """DataError for a dataset with one class (a conditional run needs two or more)."""
+        if self.num_classes == 1:
             raise DataError(
                 f"{self.config.dataset} has one class; a conditional run needs two or more: add "
                 "class subfolders (or labels), or train an unconditional gan"
             )
-        return {"images": super().host_data(train), "labels": labels}
-
-    def step(
-        self,
-        models: dict[str, ModelState],
-        data: dict[str, jax.Array],
-        perm: jax.Array,
-        index: jax.Array,
-        key: jax.Array,
-    ) -> tuple[dict[str, ModelState], Metrics]:
-        idx = batch_indices(perm, index, self.images_per_step)
-        return self.train_step(
-            models, jnp.take(data["images"], idx, axis=0), key, jnp.take(data["labels"], idx)
-        )
+        super().check_ready()

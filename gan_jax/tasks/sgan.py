@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
-from typing import Any, ClassVar, NamedTuple, cast
+from typing import Any, ClassVar, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -30,6 +29,7 @@ import optax
 
 from gan_jax import data as data_lib
 from gan_jax.config import SGANConfig, SupervisedConfig
+from gan_jax.feed import FewLabelFeed, PixelRange, scale_pixels
 from gan_jax.losses import (
     SGAN_GENERATOR_LOSSES,
     class_balance_loss,
@@ -50,7 +50,6 @@ from gan_jax.steps import (
     ModelState,
     TrainState,
     apply_gradients,
-    batch_indices,
     create_model_state,
     ema_params,
     map_in_chunks,
@@ -99,20 +98,19 @@ FAMILIES = {
 
 
 @dataclasses.dataclass(frozen=True)
-class SupervisedTask(SeededTask):
-    """The classifier trained on its labeled subset alone (no generator, no unlabeled images)."""
+class FewLabelTask(SeededTask):
+    """What the supervised baseline and the SGAN share: a classifier per data seed ("member") of the
+    config's family, its feed of labelled subsets, its update, its evaluation. A subclass adds its
+    `feed` (`few_label_feed`), `member_train_step` and what `init_member` builds besides the
+    classifier.
+    """
 
     config: SupervisedConfig
 
-    config_type: ClassVar[type[SupervisedConfig]] = SupervisedConfig
-    loss_keys: ClassVar[tuple[str, ...]] = ("loss",)
-    # (real/fake loss, generator loss) for the collapse guard; None: not adversarial
-    adversarial_losses: ClassVar[tuple[str, str] | None] = None
-    generates: ClassVar[bool] = False  # the SGAN's generator, unlabeled batches and fakes
     needs_test_split: ClassVar[bool] = True
 
     # ---- configuration-derived pieces
-    @property
+    @functools.cached_property
     def family(self) -> Family:
         """The config's model family, its modules sized for the dataset (classes, image shape)."""
         family = FAMILIES[self.config.model]
@@ -126,7 +124,7 @@ class SupervisedTask(SeededTask):
             classifier=family.classifier(**classifier), generator=family.generator(**generator)
         )
 
-    @property
+    @functools.cached_property
     def tx(self) -> optax.GradientTransformation:
         """Adam for each model; `adam_eps_root` puts epsilon inside the square root, as the
         Improved-GAN script's Adam does (update m̂ / sqrt(v̂ + 1e-8))."""
@@ -150,76 +148,59 @@ class SupervisedTask(SeededTask):
         """The stream of one member: `fold_in(key(stream), data_seed)`."""
         return jax.random.fold_in(self.key(stream), data_seed)
 
+    # ---- data
+    def few_label_feed(self, unlabeled: bool) -> FewLabelFeed:
+        """Each member's labelled subset (`unlabeled`: and all training images as unlabelled
+        batches), pixels in the family's range."""
+        c = self.config
+        return FewLabelFeed(
+            c.seed,
+            tuple(c.data_seeds),
+            c.labels,
+            c.batch_size,
+            self.num_classes,
+            self.image_shape,
+            self.pixel_range,
+            unlabeled=unlabeled,
+            run=self.run_names,
+        )
+
+    @property
+    def pixel_range(self) -> PixelRange:
+        """The family's pixel range: `unit` [0, 1] (mlp) or `signed` [-1, 1] (conv)."""
+        return "unit" if self.family.zero_one_pixels else "signed"
+
     def pixels(self, images_u8: jax.Array) -> jax.Array:
         """uint8 images → float32 in the family's range ([0, 1] for mlp, [-1, 1] for conv)."""
-        if self.family.zero_one_pixels:
-            return images_u8.astype(jnp.float32) / 255.0
-        return data_lib.to_unit_range(images_u8)
+        return scale_pixels(images_u8, self.pixel_range)
 
-    # ---- data
     def labeled_indices(self, labels: np.ndarray) -> np.ndarray:
-        """int `[members, labels]`: each member's labeled subset of the training split."""
-        return np.stack(
-            [
-                data_lib.labeled_subset(labels, self.config.labels, seed, self.num_classes)
-                for seed in self.config.data_seeds
-            ]
-        )
-
-    def device_data(self, train: data_lib.Split) -> dict[str, jax.Array]:
-        """Device arrays: `labeled_x` uint8 `[S, L, H, W, C]`, `labeled_y` int32 `[S, L]`,
-        `unlabeled` uint8 `[N, H, W, C]` (S members, L labels, N training images)."""
-        images = data_lib.check_images(train.images, self.image_shape)
-        labels = self.host_labels(train, unlabeled_ok=self.generates)
-        chosen = self.labeled_indices(labels)
-        return {
-            "labeled_x": jax.device_put(images[chosen]),
-            "labeled_y": jax.device_put(labels[chosen]),
-            "unlabeled": jax.device_put(images),
-        }
-
-    def epoch_plan(self, epoch: int, num_examples: int) -> dict[str, jax.Array]:
-        """Each member's index arrays for one epoch (see `_member_plan`), with a leading member
-        axis."""
-        return _plan(self, jnp.int32(epoch), num_examples)
-
-    def _member_plan(
-        self, data_seed: jax.Array, epoch: jax.Array, num_examples: int
-    ) -> dict[str, jax.Array]:
-        """`labeled`: int32 `[steps·B]` into the labeled subset, the subset shuffled afresh per
-        copy; the SGAN adds `unlabeled` and `unlabeled_g`, two independent permutations `[N]`."""
-        batch, count = self.config.batch_size, self.config.labels
-        total = self.steps_per_epoch(num_examples) * batch
-        lab_key, unl_key, unl_g_key = jax.random.split(
-            jax.random.fold_in(self.member_key(Stream.DATA, data_seed), epoch), 3
-        )
-        copies = jax.random.split(lab_key, math.ceil(total / count))
-        labeled = jax.vmap(lambda k: jax.random.permutation(k, count))(copies).reshape(-1)[:total]
-        plan = {"labeled": labeled.astype(jnp.int32)}
-        if self.generates:
-            plan["unlabeled"] = jax.random.permutation(unl_key, num_examples).astype(jnp.int32)
-            plan["unlabeled_g"] = jax.random.permutation(unl_g_key, num_examples).astype(jnp.int32)
-        return plan
+        """int `[members, labels]`: each member's labelled subset of the training split (the same
+        for both tasks: a function of the labels, the count and the data seeds)."""
+        return self.few_label_feed(unlabeled=False).labeled_indices(labels)
 
     # ---- state
     def init_data(self, data: dict[str, jax.Array]) -> jax.Array:
-        """The unlabeled images `[N, H, W, C]`: with them (the loop's `init(device_data)`) the mlp
+        """The training images `[N, H, W, C]`: with them (the loop's `init(feed arrays)`) the mlp
         classifier gets its data-dependent initialization on 500 training images chosen by the
         member's seed; without (`init()`), only shapes are right (a restore target)."""
-        return data["unlabeled"]
+        return data["images"]
 
     def init_models(self, unlabeled: jax.Array | None) -> dict[str, ModelState]:
         """Every member's fresh models, with a leading member axis."""
         seeds = jnp.asarray(self.config.data_seeds, jnp.int32)
-        init_member = over_members(self._init_member, self.num_members, in_axes=(0, None))
+        init_member = over_members(self.init_member, self.num_members, in_axes=(0, None))
         return init_member(seeds, unlabeled)
 
-    def _init_member(
+    def init_keys(self, data_seed: jax.Array) -> jax.Array:
+        """A member's init keys: classifier, data-dependent init, classifier noise, generator."""
+        return jax.random.split(self.member_key(Stream.INIT, data_seed), 4)
+
+    def init_member(
         self, data_seed: jax.Array, unlabeled: jax.Array | None
     ) -> dict[str, ModelState]:
-        c_key, ddi_key, noise_key, g_key = jax.random.split(
-            self.member_key(Stream.INIT, data_seed), 4
-        )
+        """One member's fresh classifier (data-dependent for the mlp family, given images)."""
+        c_key, ddi_key, noise_key, _ = self.init_keys(data_seed)
         classifier = self.family.classifier
         images = jnp.zeros((1, *self.image_shape))
         variables = classifier.init({"params": c_key, "noise": noise_key}, images, train=False)
@@ -234,13 +215,9 @@ class SupervisedTask(SeededTask):
                 train=True,
                 rngs={"noise": noise_key},
             )
-        c = create_model_state(variables, self.tx, ema=bool(self.config.ema_decay))
-        models = {"classifier": c}
-        if self.generates:
-            noise_dim = cast(SGANConfig, self.config).noise_dim  # `generates`: an SGAN config
-            g_vars = self.family.generator.init(g_key, jnp.zeros((1, noise_dim)), train=False)
-            models["generator"] = create_model_state(g_vars, self.tx)
-        return models
+        return {
+            "classifier": create_model_state(variables, self.tx, ema=bool(self.config.ema_decay))
+        }
 
     # ---- the step
     def classify(
@@ -274,50 +251,20 @@ class SupervisedTask(SeededTask):
     def train_step(
         self, models: dict[str, ModelState], batch: dict[str, jax.Array], key: jax.Array
     ) -> tuple[dict[str, ModelState], Metrics]:
-        """One member's update on `batch`: `labeled` float `[B, H, W, C]` (family range), `labels`
-        int32 `[B]` in 0..num_classes-1."""
-        c = models["classifier"]
+        """Every member's `member_train_step` on its batch (vmapped; every array of `models` and
+        `batch` has a leading member axis); member d's key is `fold_in(key, data_seeds[d])`."""
+        seeds = jnp.asarray(self.config.data_seeds, jnp.int32)
 
-        def loss_fn(params):
-            logits, _, stats = self.classify(params, c.batch_stats, batch["labeled"], key)
-            return cross_entropy(logits, batch["labels"]), (stats, None)
+        def member(models, batch, seed):
+            return self.member_train_step(models, batch, jax.random.fold_in(key, seed))
 
-        c, (loss, _) = self._update_classifier(c, loss_fn)
-        return {**models, "classifier": c}, {"loss": loss}
+        return over_members(member, self.num_members)(models, batch, seeds)
 
-    def _member_step(self, models, labeled_x, labeled_y, unlabeled, plan, index, key, data_seed):
-        batch_size = self.config.batch_size
-        lab = batch_indices(plan["labeled"], index, batch_size)
-        batch = {"labeled": self.pixels(labeled_x[lab]), "labels": labeled_y[lab]}
-        if self.generates:
-            for name in ("unlabeled", "unlabeled_g"):
-                batch[name] = self.pixels(
-                    jnp.take(unlabeled, batch_indices(plan[name], index, batch_size), axis=0)
-                )
-        return self.train_step(models, shard_batch(batch), jax.random.fold_in(key, data_seed))
-
-    def step(
-        self,
-        models: dict[str, ModelState],
-        data: dict[str, jax.Array],
-        plan: dict[str, jax.Array],
-        index: jax.Array,
-        key: jax.Array,
+    def member_train_step(
+        self, models: dict[str, ModelState], batch: dict[str, jax.Array], key: jax.Array
     ) -> tuple[dict[str, ModelState], Metrics]:
-        """The runner's step: every member's `train_step` on its batch `index` (vmapped)."""
-        fn = over_members(
-            self._member_step, self.num_members, in_axes=(0, 0, 0, None, 0, None, None, 0)
-        )
-        return fn(
-            models,
-            data["labeled_x"],
-            data["labeled_y"],
-            data.get("unlabeled"),
-            plan,
-            index,
-            key,
-            jnp.asarray(self.config.data_seeds, jnp.int32),
-        )
+        """One member's update on its prepared batch."""
+        raise NotImplementedError
 
     # ---- evaluation
     def eval_params(self, state: TrainState) -> Any:
@@ -403,7 +350,38 @@ class SupervisedTask(SeededTask):
 
 
 @dataclasses.dataclass(frozen=True)
-class SGANTask(SupervisedTask, GenerativeTask):
+class SupervisedTask(FewLabelTask):
+    """The classifier trained on its labeled subset alone (no generator, no unlabeled images)."""
+
+    config: SupervisedConfig
+
+    config_type: ClassVar[type[SupervisedConfig]] = SupervisedConfig
+    loss_keys: ClassVar[tuple[str, ...]] = ("loss",)
+    # (real/fake loss, generator loss) for the collapse guard; None: not adversarial
+    adversarial_losses: ClassVar[tuple[str, str] | None] = None
+
+    @functools.cached_property
+    def feed(self) -> FewLabelFeed:
+        """Each member's labelled subset."""
+        return self.few_label_feed(unlabeled=False)
+
+    def member_train_step(
+        self, models: dict[str, ModelState], batch: dict[str, jax.Array], key: jax.Array
+    ) -> tuple[dict[str, ModelState], Metrics]:
+        """One member's update on `batch`: `labeled` float `[B, H, W, C]` (family range), `labels`
+        int32 `[B]` in 0..num_classes-1."""
+        c = models["classifier"]
+
+        def loss_fn(params):
+            logits, _, stats = self.classify(params, c.batch_stats, batch["labeled"], key)
+            return cross_entropy(logits, batch["labels"]), (stats, None)
+
+        c, (loss, _) = self._update_classifier(c, loss_fn)
+        return {**models, "classifier": c}, {"loss": loss}
+
+
+@dataclasses.dataclass(frozen=True)
+class SGANTask(GenerativeTask, FewLabelTask):
     """The semi-supervised GAN (see the module docstring)."""
 
     config: SGANConfig
@@ -411,7 +389,21 @@ class SGANTask(SupervisedTask, GenerativeTask):
     config_type: ClassVar[type[SGANConfig]] = SGANConfig
     loss_keys: ClassVar[tuple[str, ...]] = ("sup_loss", "unsup_loss", "g_loss")
     adversarial_losses: ClassVar[tuple[str, str] | None] = ("unsup_loss", "g_loss")
-    generates: ClassVar[bool] = True
+
+    @functools.cached_property
+    def feed(self) -> FewLabelFeed:
+        """Each member's labelled subset, and all training images as unlabelled batches."""
+        return self.few_label_feed(unlabeled=True)
+
+    def init_member(
+        self, data_seed: jax.Array, unlabeled: jax.Array | None
+    ) -> dict[str, ModelState]:
+        """One member's classifier (`FewLabelTask.init_member`) and generator."""
+        g_key = self.init_keys(data_seed)[3]
+        noise = jnp.zeros((1, self.config.noise_dim))
+        g_vars = self.family.generator.init(g_key, noise, train=False)
+        generator = create_model_state(g_vars, self.tx)
+        return {**super().init_member(data_seed, unlabeled), "generator": generator}
 
     @property
     def generator(self) -> nn.Module:
@@ -432,7 +424,7 @@ class SGANTask(SupervisedTask, GenerativeTask):
         g = state.models["generator"]
         return jax.tree.map(lambda x: x[member], {"params": g.params, "batch_stats": g.batch_stats})
 
-    def train_step(
+    def member_train_step(
         self, models: dict[str, ModelState], batch: dict[str, jax.Array], key: jax.Array
     ) -> tuple[dict[str, ModelState], Metrics]:
         """One member's alternating step. `batch`: `labeled`, `unlabeled`, `unlabeled_g` float
@@ -490,15 +482,8 @@ class SGANTask(SupervisedTask, GenerativeTask):
         }
 
 
-@functools.partial(jax.jit, static_argnums=(0, 2))
-def _plan(task: SupervisedTask, epoch: jax.Array, num_examples: int) -> dict[str, jax.Array]:
-    seeds = jnp.asarray(task.config.data_seeds, jnp.int32)
-    member_plan = functools.partial(task._member_plan, num_examples=num_examples)
-    return over_members(member_plan, task.num_members, in_axes=(0, None))(seeds, epoch)
-
-
 @functools.partial(jax.jit, static_argnums=0)
-def _predict(task: SupervisedTask, params: Any, batch_stats: Any, images: jax.Array) -> jax.Array:
+def _predict(task: FewLabelTask, params: Any, batch_stats: Any, images: jax.Array) -> jax.Array:
     """int `[members, N]`: each member's argmax prediction of `images`."""
     return over_members(task._member_predictions, task.num_members, in_axes=(0, 0, None))(
         params, batch_stats, images
@@ -506,7 +491,7 @@ def _predict(task: SupervisedTask, params: Any, batch_stats: Any, images: jax.Ar
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _embed(task: SupervisedTask, params: Any, batch_stats: Any, images: jax.Array) -> jax.Array:
+def _embed(task: FewLabelTask, params: Any, batch_stats: Any, images: jax.Array) -> jax.Array:
     """float `[members, N, F]`: each member's features of `images`."""
     return over_members(task._member_features, task.num_members, in_axes=(0, 0, None))(
         params, batch_stats, images

@@ -11,10 +11,11 @@ import pytest
 
 from gan_jax import CGANConfig, CGANTask, ConfigError, GANConfig, GANTask, train
 from gan_jax.checkpoint import CheckpointStore
-from gan_jax.data import epoch_permutation
-from gan_jax.steps import make_runner
+from gan_jax.data import to_unit_range
+from gan_jax.steps import TaskStep, make_runner
 from gan_jax.workdir import read_rows
 from tests.conftest import TINY
+from tests.feeding import call_batches, on_device
 from tests.numerics import assert_one_step_close, assert_params_within_adam
 
 # ---- the loss table
@@ -29,19 +30,24 @@ def _real(n, seed=0):
     return jax.random.randint(jax.random.PRNGKey(seed), (n, 28, 28, 1), 0, 256).astype(jnp.uint8)
 
 
+def _fed(real_u8, digits=None):
+    """A batch as the feed prepares it: images in [-1, 1] (and the cGAN's classes)."""
+    return {"images": to_unit_range(real_u8), **({} if digits is None else {"labels": digits})}
+
+
 def test_critic_steps_are_discriminator_updates_on_consecutive_batches_then_a_generator_update(
     tiny_config,
 ):
     task = GANTask(dataclasses.replace(tiny_config, loss="hinge", critic_steps=3))
-    assert GANTask(tiny_config).steps_per_epoch(40) == 5
+    assert GANTask(tiny_config).feed.steps_per_epoch(40) == 5
     assert (
-        task.images_per_step == 24
-        and task.steps_per_epoch(40) == 1
-        and task.steps_per_epoch(48) == 2
+        task.images_per_step == task.feed.rows_per_step == 24
+        and task.feed.steps_per_epoch(40) == 1
+        and task.feed.steps_per_epoch(48) == 2
     )
     models = task.init().models
     real, key = _real(24), jax.random.PRNGKey(7)
-    stepped, metrics = jax.jit(task.train_step)(models, real, key)
+    stepped, metrics = jax.jit(task.train_step)(models, _fed(real), key)
     assert _adam_count(stepped["discriminator"]) == 3 and _adam_count(stepped["generator"]) == 1
 
     def spelled_out(models, real, key):  # the documented key derivation
@@ -101,12 +107,12 @@ def test_cgan_trains_with_wgan_gp(tiny_config):
     state = task.init()
     digits = jnp.arange(16, dtype=jnp.int32) % 10
     models, metrics = jax.jit(task.train_step)(
-        state.models, _real(16), jax.random.PRNGKey(0), digits
+        state.models, _fed(_real(16), digits), jax.random.PRNGKey(0)
     )
     assert np.isfinite(metrics["d_loss"]) and np.isfinite(metrics["g_loss"])
     assert _adam_count(models["discriminator"]) == 2 and _adam_count(models["generator"]) == 1
     other, _ = jax.jit(task.train_step)(
-        state.models, _real(16), jax.random.PRNGKey(0), (digits + 1) % 10
+        state.models, _fed(_real(16), (digits + 1) % 10), jax.random.PRNGKey(0)
     )
     embed = lambda m: m["discriminator"].params["Embed_0"]["embedding"]
     assert not np.allclose(embed(models), embed(other))  # the real digits reach the critic
@@ -134,9 +140,11 @@ def test_stored_configs_without_the_loss_fields_read_as_the_default_loss(tiny_co
 
 def test_a_step_larger_than_the_data_is_refused(tiny_config):
     with pytest.raises(
-        ConfigError, match=r"critic_steps × batch_size = 24 images, more than the 20"
+        ConfigError,
+        match=r"critic_steps × batch_size 24 exceeds the 20 training images; pass a smaller "
+        r"--batch-size or --critic-steps",
     ):
-        GANTask(dataclasses.replace(tiny_config, critic_steps=3)).steps_per_epoch(20)
+        GANTask(dataclasses.replace(tiny_config, critic_steps=3)).feed.steps_per_epoch(20)
 
 
 # ---- the steps
@@ -192,7 +200,7 @@ def test_fused_step_equals_discriminator_then_generator_update(tiny_config, loss
     models = task.init().models
     real_u8 = jax.random.randint(jax.random.PRNGKey(0), (8, 28, 28, 1), 0, 256).astype(jnp.uint8)
     key = jax.random.PRNGKey(7)
-    fused, metrics = jax.jit(task.train_step)(models, real_u8, key)
+    fused, metrics = jax.jit(task.train_step)(models, _fed(real_u8), key)
 
     z_key, d_key, g_key = jax.random.split(key, 3)
     z = task.noise(z_key, 8)
@@ -214,9 +222,8 @@ def test_fused_step_equals_discriminator_then_generator_update(tiny_config, loss
 def test_same_seed_gives_identical_states_and_other_seeds_differ(tiny_config, tiny_data):
     def two_steps(config):
         task = GANTask(config)
-        run = make_runner(task.step, 5, 2)
-        perm = epoch_permutation(task.data_key(), 0, 40)
-        state, _, _ = run(task.init(), jnp.asarray(tiny_data.images), perm)
+        run = make_runner(TaskStep(task), 2)
+        state, _, _ = run(task.init(), call_batches(task, on_device(task, tiny_data), 40, 0, 2))
         return jax.tree.leaves(state)
 
     a, b = two_steps(tiny_config), two_steps(tiny_config)
@@ -248,11 +255,13 @@ def test_cgan_step_conditions_both_models_and_learns_from_labels():
     assert logits[0].shape == (4,) and not np.allclose(logits[0], logits[1])
     real = jnp.zeros((8, 28, 28, 1), jnp.uint8)
     digits = jnp.arange(8, dtype=jnp.int32)
-    models, metrics = jax.jit(task.train_step)(state.models, real, jax.random.PRNGKey(0), digits)
+    models, metrics = jax.jit(task.train_step)(
+        state.models, _fed(real, digits), jax.random.PRNGKey(0)
+    )
     assert np.isfinite(metrics["d_loss"]) and np.isfinite(metrics["g_loss"])
     # the real digits reach the discriminator's gradient: other digits, other update
     other, _ = jax.jit(task.train_step)(
-        state.models, real, jax.random.PRNGKey(0), (digits + 1) % 10
+        state.models, _fed(real, (digits + 1) % 10), jax.random.PRNGKey(0)
     )
     embed = lambda m: m["discriminator"].params["Embed_0"]["embedding"]
     assert not np.allclose(embed(models), embed(other))
@@ -267,7 +276,7 @@ def test_generator_ema_is_what_samples_and_starts_at_the_raw_parameters():
         task.sample(state, z), GANTask(GANConfig(**TINY)).sample(state, z)
     )
     models, _ = jax.jit(task.train_step)(
-        state.models, jnp.zeros((8, 28, 28, 1), jnp.uint8), jax.random.PRNGKey(0)
+        state.models, _fed(jnp.zeros((8, 28, 28, 1), jnp.uint8)), jax.random.PRNGKey(0)
     )
     state = state.replace(step=state.step + 1, models=models)
     g = models["generator"]

@@ -116,4 +116,4 @@ def test_label_checks_read_the_datasets_classes(three, tmp_path):
             match=r"needs one label 0\.\.2 per training image; "
             r"got shape \(48,\), values 1\.\.3",
         ):
-            make_task(config).device_data(bad)
+            make_task(config).feed.arrays(bad)

@@ -21,7 +21,8 @@ from gan_jax import (
 )
 from gan_jax.api import run_info
 from gan_jax.models import MLPClassifier, WeightNormDense, data_dependent_init
-from gan_jax.steps import make_runner
+from gan_jax.steps import TaskStep, make_runner
+from tests.feeding import call_batches, on_device
 from tests.numerics import assert_one_step_close, assert_params_within_adam
 
 SMALL = dict(labels=20, batch_size=10, epochs=1)
@@ -58,7 +59,7 @@ def test_labeled_batches_are_the_subset_tiled_and_reshuffled_per_copy(digits, ba
     labelled term is the whole subset's loss at every step, as in Improved GAN's script)."""
     config = SupervisedConfig(**{**SMALL, "batch_size": batch_size}, data_seeds=(0, 3))
     task = SupervisedTask(config)
-    order = np.asarray(task.epoch_plan(0, len(digits.images))["labeled"])
+    order = np.asarray(task.feed.epoch_plan(0, len(digits.images))["labeled"])
     assert order.shape == (2, 200)  # [members, steps · B]
     for member in order:
         copies = member.reshape(-1, 20)
@@ -68,7 +69,7 @@ def test_labeled_batches_are_the_subset_tiled_and_reshuffled_per_copy(digits, ba
             for batch in member.reshape(-1, batch_size):
                 np.testing.assert_array_equal(np.bincount(batch, minlength=20), batch_size // 20)
     assert not np.array_equal(order[0], order[1])  # each data seed its own order
-    later = np.asarray(task.epoch_plan(1, len(digits.images))["labeled"])
+    later = np.asarray(task.feed.epoch_plan(1, len(digits.images))["labeled"])
     assert not np.array_equal(order, later)  # and a new order each epoch
 
 
@@ -138,10 +139,10 @@ def test_data_dependent_init_normalizes_pre_activations_and_fixes_the_scale():
 
 def test_sgan_mlp_init_is_data_dependent(digits):
     task = SGANTask(SGANConfig(**SMALL))
-    data = task.device_data(digits)
+    data = on_device(task, digits)
     state = task.init(data)
     params = jax.tree.map(lambda x: x[0], state.models["classifier"].params)
-    x = task.pixels(data["unlabeled"][:200])
+    x = task.pixels(data["images"][:200])
     # first layer (noise off): unit variance within noise and sampling error
     first = jax.jit(
         lambda p: task.family.classifier.apply(
@@ -162,22 +163,24 @@ def test_sgan_mlp_init_is_data_dependent(digits):
 
 
 def _run(task, data, steps):
-    device = task.device_data(data)
+    device = on_device(task, data)
     state = task.init(device)
-    run = make_runner(task.step, task.steps_per_epoch(len(data.images)), steps)
-    state, metrics, finite = run(state, device, task.epoch_plan(0, len(data.images)))
+    run = make_runner(TaskStep(task), steps)
+    state, metrics, finite = run(state, call_batches(task, device, len(data.images), 0, steps))
     return jax.tree.map(np.asarray, state), jax.tree.map(np.asarray, metrics), bool(finite)
 
 
 def _run_calls(task, data, calls):
     """`calls` compiled calls of one step each: (the state after the first, the last state, each
     call's metrics stacked)."""
-    device = task.device_data(data)
+    device = on_device(task, data)
     state = task.init(device)
-    run = make_runner(task.step, task.steps_per_epoch(len(data.images)), 1)
-    plan, first, metrics = task.epoch_plan(0, len(data.images)), None, []
-    for _ in range(calls):
-        state, step_metrics, finite = run(state, device, plan)
+    run = make_runner(TaskStep(task), 1)
+    first, metrics = None, []
+    for call in range(calls):
+        state, step_metrics, finite = run(
+            state, call_batches(task, device, len(data.images), call, 1)
+        )
         assert bool(finite)
         first = jax.tree.map(np.asarray, state) if first is None else first  # the runner donates
         metrics.append(jax.tree.map(np.asarray, step_metrics))
@@ -217,7 +220,7 @@ def test_vmapped_seeds_equal_seed_by_seed_runs(kind, digits):
 
 def test_sgan_step_updates_both_models_and_metrics_are_sane(digits):
     task = SGANTask(SGANConfig(**SMALL))
-    before = task.init(task.device_data(digits))
+    before = task.init(on_device(task, digits))
     after, metrics, finite = _run(task, digits, 2)
     assert finite and int(after.step) == 2
     assert set(metrics) == {"sup_loss", "unsup_loss", "g_loss"}
@@ -283,7 +286,7 @@ def test_conv_family_trains_and_evaluates(digits):
 
 def test_evaluate_counts_correct_argmax_over_a_padded_last_chunk(digits):
     task = SupervisedTask(SupervisedConfig(**SMALL, ema_decay=0.0))
-    state = task.init(task.device_data(digits))
+    state = task.init(on_device(task, digits))
     test = Split(digits.images[:123], digits.labels[:123])
     params = jax.tree.map(lambda x: x[0], state.models["classifier"].params)
     logits, _, _ = task.classify(

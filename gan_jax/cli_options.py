@@ -2,7 +2,7 @@
 
 Each field becomes `--field-name`: its type from the annotation (int, float, str, bool as
 `--x/--no-x`, `tuple[int, ...]` as `1,2,3`, each possibly `| None`), its choices from the class's
-`CHOICES`, its help from its line in the docstring's Attributes section (`config.field_docs`) and
+`CHOICES`, its help from the field's `help` metadata (`config.described`, `config.field_docs`) and
 its default text from the class's `RECIPES`. An option not given is None: the recipe's value. The
 config checks every value; `worded_as_options` words its errors as the command line says them.
 """
@@ -151,8 +151,8 @@ def add_config_options(parser: argparse.ArgumentParser, kind, skip: tuple[str, .
             continue
         if field.name not in docs:
             raise TypeError(
-                f"{kind.__name__}.{field.name} has no line in the class docstring's Attributes "
-                "section, which the CLI uses as its help; add one"
+                f"{kind.__name__}.{field.name} has no help, which the CLI shows for its option; "
+                'declare it as `described(default, "what it means")`'
             )
         target: argparse._ActionsContainer = parser
         if field.name in _SINGULAR:

@@ -7,8 +7,6 @@ so a resumed run can check that it continues the same experiment.
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import re
 from typing import Any, ClassVar, Protocol
 
 from gan_jax.data import DATASETS, check_name, require_label_count
@@ -55,6 +53,12 @@ class TrainingConfig(Protocol):
     def conflicts_with(self, stored: dict[str, Any]) -> list[str]: ...
 
 
+def described(default: Any, help: str) -> Any:
+    """A config field with its `default` and its `help` (what the field means: the CLI option's
+    help, `field_docs`)."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """The fields every task's config shares, declared once, with the JSON round trip and resume
@@ -63,54 +67,82 @@ class RunConfig:
     A task's config subclasses it, adding its own fields and redeclaring a shared one only to
     change its default.
 
-    Attributes:
-      epochs: passes over the training split.
-      steps: stop after this many steps in total, for quick runs; not set (None): all epochs.
-      batch_size: training images per step.
-      seed: decides initialization, data order and noise.
-      learning_rate: Adam's step size.
-      steps_per_call: steps per compiled call; not set (None): per platform
-        (`gan_jax.steps.default_steps_per_call`): an epoch on GPU/TPU; on CPU 1 for the
-        convolutional models (gan, cgan, features, `--model conv`) and min(100, steps per epoch)
-        for the `--model mlp` SGAN and supervised classifier (100 at batch 100). It changes speed
-        only, never results.
-      data_source: where the images come from: 'tfds' (a prepared TFDS dataset), 'offline' (the
-        verified cache built from a package registry) or 'auto' (TFDS if prepared, else offline).
-      dataset: what to train on: mnist, fashion_mnist, cifar10, or your own images as
-        folder:PATH (PNG/JPEG; one subfolder per class gives labels; train/ and test/ subfolders
-        give a test split), npz:PATH (arrays x [N, H, W, C] uint8, optional y, x_test, y_test) or
-        tfds:NAME[:SPLIT] (a TFDS image dataset prepared on this machine); the models are sized
-        from its images.
-      image_size: crop each image to a centred square and resize it to this many pixels a side
-        (e.g. 28, 32 or 64), once, when the dataset is first read; not set (None): as stored.
-      channels: 1 (grey) or 3 (colour), converting the images; not set (None): as stored.
-      test_fraction: share of a labelled dataset of your own held out as its test split when it
-        has none: stratified by class and always the same images (0 < F < 1); not set (None): no
-        split is made (the default of generators, which need no test split; classifiers: 0.1).
-      val_fraction: share of a labelled dataset's training images (what the test split leaves)
-        held out, like test_fraction's, as a validation split when it has none; a classifier
-        scores it every epoch (`val_accuracy`) and keeps its best state for `--checkpoint best`.
-        Not set (None): none is made (MedMNIST's own val split is scored all the same).
-      checkpoint_every: also checkpoint every this many steps; not set (None): at epoch ends only.
-      allow_rare_classes: train even when a class has no training images or fewer than a
-        twentieth of the median class's (refused by default: usually a stray or missing label).
+    Each field's meaning is its `help` metadata (`described`), which the CLI's options show.
     """
 
     task: ClassVar[str]
-    epochs: int = 1
-    steps: int | None = None
-    batch_size: int = 128
-    seed: int = 0
-    learning_rate: float = 1e-3
-    steps_per_call: int | None = None
-    data_source: str = "auto"
-    dataset: str = "mnist"
-    image_size: int | None = None
-    channels: int | None = None
-    test_fraction: float | None = None
-    val_fraction: float | None = None
-    checkpoint_every: int | None = None
-    allow_rare_classes: bool = False
+    epochs: int = described(
+        1,
+        "passes over the training split.",
+    )
+    steps: int | None = described(
+        None,
+        "stop after this many steps in total, for quick runs; not set (None): all epochs.",
+    )
+    batch_size: int = described(
+        128,
+        "training images per step.",
+    )
+    seed: int = described(
+        0,
+        "decides initialization, data order and noise.",
+    )
+    learning_rate: float = described(
+        1e-3,
+        "Adam's step size.",
+    )
+    steps_per_call: int | None = described(
+        None,
+        "steps per compiled call; not set (None): per platform "
+        "(`gan_jax.steps.default_steps_per_call`): an epoch on GPU/TPU; on CPU 1 for the "
+        "convolutional models (gan, cgan, features, `--model conv`) and min(100, steps per epoch) "
+        "for the `--model mlp` SGAN and supervised classifier (100 at batch 100). It changes "
+        "speed only, never results.",
+    )
+    data_source: str = described(
+        "auto",
+        "where the images come from: 'tfds' (a prepared TFDS dataset), 'offline' (the verified "
+        "cache built from a package registry) or 'auto' (TFDS if prepared, else offline).",
+    )
+    dataset: str = described(
+        "mnist",
+        "what to train on: mnist, fashion_mnist, cifar10, or your own images as folder:PATH "
+        "(PNG/JPEG; one subfolder per class gives labels; train/ and test/ subfolders give a test "
+        "split), npz:PATH (arrays x [N, H, W, C] uint8, optional y, x_test, y_test) or "
+        "tfds:NAME[:SPLIT] (a TFDS image dataset prepared on this machine); the models are sized "
+        "from its images.",
+    )
+    image_size: int | None = described(
+        None,
+        "crop each image to a centred square and resize it to this many pixels a side (e.g. 28, "
+        "32 or 64), once, when the dataset is first read; not set (None): as stored.",
+    )
+    channels: int | None = described(
+        None,
+        "1 (grey) or 3 (colour), converting the images; not set (None): as stored.",
+    )
+    test_fraction: float | None = described(
+        None,
+        "share of a labelled dataset of your own held out as its test split when it has none: "
+        "stratified by class and always the same images (0 < F < 1); not set (None): no split is "
+        "made (the default of generators, which need no test split; classifiers: 0.1).",
+    )
+    val_fraction: float | None = described(
+        None,
+        "share of a labelled dataset's training images (what the test split leaves) held out, "
+        "like test_fraction's, as a validation split when it has none; a classifier scores it "
+        "every epoch (`val_accuracy`) and keeps its best state for `--checkpoint best`. Not set "
+        "(None): none is made (MedMNIST's own val split is scored all the same).",
+    )
+    checkpoint_every: int | None = described(
+        None,
+        "also checkpoint every this many steps; not set (None): at epoch ends only.",
+    )
+    allow_rare_classes: bool = described(
+        False,
+        "train even when a class has no training images or fewer than a twentieth of the median "
+        "class's (refused by default: usually a stray or missing label).",
+    )
 
     # Fields whose value is one of a few names (checked here, offered as `choices` by the CLI).
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"data_source": DATA_SOURCES}
@@ -232,37 +264,7 @@ class GANConfig(RunConfig):
     """The DCGAN of the TensorFlow MNIST tutorial (defaults are the tutorial's but for 20 epochs,
     the seed tutorial's `num_epoch`, where TensorFlow's trains 50).
 
-    Attributes (beyond `RunConfig`'s; its `learning_rate` is both models' Adam step size):
-      batch_size: real images per discriminator update (and generated images per generator update).
-      noise_dim: length of the generator's N(0, 1) input vector.
-      g_features: generator widths: a dense layer to (H/4)·(W/4)·g[0] (7·7·g[0] for MNIST), then
-        transposed convs of g[1] and g[2] channels, then one to the image's channels. At 64 px
-        (the DCGAN paper's generator) only g[-1] is read: widths 8·g[-1], 4·g[-1], 2·g[-1],
-        g[-1] (the paper's ngf = 64 by default).
-      d_features: discriminator conv widths, each a stride-2 5x5 conv. At 64 px (the DCGAN paper's
-        discriminator) only d[0] is read: four stride-2 4x4 convs of d[0], 2·d[0], 4·d[0], 8·d[0]
-        (the paper's ndf = 64 by default).
-      dropout: discriminator dropout rate, in [0, 1) (the 64 px discriminator has none).
-      num_samples: fixed noise vectors drawn for the per-epoch sample grid.
-      beta1: Adam's first-moment decay for both models (the tutorial's Keras default 0.9; DCGAN
-        0.5).
-      d_learning_rate: the discriminator's Adam step size; not set (None): `learning_rate` (two
-        rates make the two-time-scale update rule, TTUR).
-      g_ema_decay: sample and evaluate an exponential moving average of the generator's parameters
-        with this decay (bias-corrected); 0 uses the raw parameters.
-      eval_every_epoch: add the Fréchet distance, Inception Score and confident share of
-        `eval_samples` generated images to every epoch's metrics row (`gan_jax.evaluate`).
-      eval_samples: generated images per per-epoch evaluation.
-      compute_dtype: 'float32' or 'bfloat16': the dtype of activations and matrix products.
-        Parameters, optimizer states, BatchNorm statistics and losses stay float32 (mixed
-        precision).
-      loss: the adversarial objective (`gan_jax.losses.GAN_LOSSES`): 'non_saturating' (BCE, the
-        tutorial's), 'hinge', 'wgan_gp' (Wasserstein critic with a gradient penalty) or
-        'least_squares' (LSGAN).
-      critic_steps: discriminator updates per generator update; each takes its own batch of real
-        images, so a step reads `critic_steps · batch_size` images and an epoch has
-        `N // (critic_steps · batch_size)` steps.
-      gp_weight: weight of the gradient penalty in the critic's loss, >= 0 (the wgan_gp loss only).
+    `learning_rate` is both models' Adam step size.
     """
 
     task: ClassVar[str] = "gan"
@@ -278,22 +280,80 @@ class GANConfig(RunConfig):
     )
 
     epochs: int = 20
-    batch_size: int = 256
+    batch_size: int = described(
+        256,
+        "real images per discriminator update (and generated images per generator update).",
+    )
     learning_rate: float = 1e-4
-    noise_dim: int = 100
-    g_features: tuple[int, ...] = (256, 128, 64)
-    d_features: tuple[int, ...] = (64, 128)
-    dropout: float = 0.3
-    num_samples: int = 16
-    beta1: float = 0.9
-    d_learning_rate: float | None = None
-    g_ema_decay: float = 0.0
-    eval_every_epoch: bool = False
-    eval_samples: int = 10_000
-    compute_dtype: str = "float32"
-    loss: str = "non_saturating"
-    critic_steps: int = 1
-    gp_weight: float = 10.0
+    noise_dim: int = described(
+        100,
+        "length of the generator's N(0, 1) input vector.",
+    )
+    g_features: tuple[int, ...] = described(
+        (256, 128, 64),
+        "generator widths: a dense layer to (H/4)·(W/4)·g[0] (7·7·g[0] for MNIST), then "
+        "transposed convs of g[1] and g[2] channels, then one to the image's channels. At 64 px "
+        "(the DCGAN paper's generator) only g[-1] is read: widths 8·g[-1], 4·g[-1], 2·g[-1], "
+        "g[-1] (the paper's ngf = 64 by default).",
+    )
+    d_features: tuple[int, ...] = described(
+        (64, 128),
+        "discriminator conv widths, each a stride-2 5x5 conv. At 64 px (the DCGAN paper's "
+        "discriminator) only d[0] is read: four stride-2 4x4 convs of d[0], 2·d[0], 4·d[0], "
+        "8·d[0] (the paper's ndf = 64 by default).",
+    )
+    dropout: float = described(
+        0.3,
+        "discriminator dropout rate, in [0, 1) (the 64 px discriminator has none).",
+    )
+    num_samples: int = described(
+        16,
+        "fixed noise vectors drawn for the per-epoch sample grid.",
+    )
+    beta1: float = described(
+        0.9,
+        "Adam's first-moment decay for both models (the tutorial's Keras default 0.9; DCGAN 0.5).",
+    )
+    d_learning_rate: float | None = described(
+        None,
+        "the discriminator's Adam step size; not set (None): `learning_rate` (two rates make the "
+        "two-time-scale update rule, TTUR).",
+    )
+    g_ema_decay: float = described(
+        0.0,
+        "sample and evaluate an exponential moving average of the generator's parameters with "
+        "this decay (bias-corrected); 0 uses the raw parameters.",
+    )
+    eval_every_epoch: bool = described(
+        False,
+        "add the Fréchet distance, Inception Score and confident share of `eval_samples` "
+        "generated images to every epoch's metrics row (`gan_jax.evaluate`).",
+    )
+    eval_samples: int = described(
+        10_000,
+        "generated images per per-epoch evaluation.",
+    )
+    compute_dtype: str = described(
+        "float32",
+        "'float32' or 'bfloat16': the dtype of activations and matrix products. Parameters, "
+        "optimizer states, BatchNorm statistics and losses stay float32 (mixed precision).",
+    )
+    loss: str = described(
+        "non_saturating",
+        "the adversarial objective (`gan_jax.losses.GAN_LOSSES`): 'non_saturating' (BCE, the "
+        "tutorial's), 'hinge', 'wgan_gp' (Wasserstein critic with a gradient penalty) or "
+        "'least_squares' (LSGAN).",
+    )
+    critic_steps: int = described(
+        1,
+        "discriminator updates per generator update; each takes its own batch of real images, so "
+        "a step reads `critic_steps · batch_size` images and an epoch has `N // (critic_steps · "
+        "batch_size)` steps.",
+    )
+    gp_weight: float = described(
+        10.0,
+        "weight of the gradient penalty in the critic's loss, >= 0 (the wgan_gp loss only).",
+    )
 
     def __post_init__(self):
         self._check_common()
@@ -358,21 +418,29 @@ class FeatureNetConfig(RunConfig):
     --retrain` trained and cached; a run of this config in a workdir is for study, and they never
     read it.
 
-    Attributes (beyond `RunConfig`'s, which are its Adam training on the full training split):
-      halving_steps: the learning rate halves every this many steps.
-      max_shift: training images are shifted by up to this many pixels in each direction.
-      widths: conv widths, each a 3×3 conv + ReLU + 2×2 max-pool.
-      hidden: feature size (the penultimate, ReLU layer).
+    `RunConfig`'s fields are its Adam training on the full training split.
     """
 
     task: ClassVar[str] = "features"
 
     epochs: int = 5
     test_fraction: float | None = 0.1
-    halving_steps: int = 1000
-    max_shift: int = 2
-    widths: tuple[int, ...] = (32, 64)
-    hidden: int = 128
+    halving_steps: int = described(
+        1000,
+        "the learning rate halves every this many steps.",
+    )
+    max_shift: int = described(
+        2,
+        "training images are shifted by up to this many pixels in each direction.",
+    )
+    widths: tuple[int, ...] = described(
+        (32, 64),
+        "conv widths, each a 3×3 conv + ReLU + 2×2 max-pool.",
+    )
+    hidden: int = described(
+        128,
+        "feature size (the penultimate, ReLU layer).",
+    )
 
     def __post_init__(self):
         self._check_common()
@@ -444,23 +512,6 @@ class SupervisedConfig(RunConfig):
 
     An epoch is `len(train split) // batch_size` steps, the labeled set tiled to fill it and
     reshuffled per copy; `seed` is combined with each data seed.
-
-    Attributes (beyond `RunConfig`'s):
-      batch_size: labeled images per step (and, for the SGAN, as many unlabeled and generated ones).
-      labels: labeled training images, a positive multiple of the dataset's classes (as many of
-        each class; 10 classes for MNIST).
-      data_seeds: data seeds (each picks a class-balanced labeled subset and the run's random
-        streams); several seeds train together as independent members of one vmapped program.
-      model: 'mlp' (weight-normalized MLP with Gaussian noise) or 'conv' (the seed's CNN).
-      beta1: Adam's first-moment decay (both models).
-      adam_eps: Adam's epsilon outside the square root of the second moment (optax's `eps`): the
-        update is m̂ / (sqrt(v̂ + eps_root) + eps).
-      adam_eps_root: Adam's epsilon inside the square root (optax's `eps_root`), as Improved GAN's
-        script (Lasagne's Adam) has it.
-      ema_decay: evaluation uses an exponential moving average of the classifier's parameters
-        with this decay (bias-corrected); 0 evaluates the raw parameters.
-      compute_dtype: 'float32' or 'bfloat16' (mlp only): the matrix products' input dtype; they
-        accumulate in float32, and parameters, optimizer states and losses stay float32.
     """
 
     task: ClassVar[str] = "supervised"
@@ -473,18 +524,51 @@ class SupervisedConfig(RunConfig):
     RECIPE_FIELD: ClassVar[str | None] = "model"
     REQUIRED: ClassVar[tuple[str, ...]] = ("labels",)
 
-    labels: int = 100
-    data_seeds: tuple[int, ...] = (0,)
-    model: str = "mlp"
+    labels: int = described(
+        100,
+        "labeled training images, a positive multiple of the dataset's classes (as many of each "
+        "class; 10 classes for MNIST).",
+    )
+    data_seeds: tuple[int, ...] = described(
+        (0,),
+        "data seeds (each picks a class-balanced labeled subset and the run's random streams); "
+        "several seeds train together as independent members of one vmapped program.",
+    )
+    model: str = described(
+        "mlp",
+        "'mlp' (weight-normalized MLP with Gaussian noise) or 'conv' (the seed's CNN).",
+    )
     test_fraction: float | None = 0.1
     epochs: int = 300
-    batch_size: int = 100
+    batch_size: int = described(
+        100,
+        "labeled images per step (and, for the SGAN, as many unlabeled and generated ones).",
+    )
     learning_rate: float = 3e-3
-    beta1: float = 0.5
-    ema_decay: float = 0.9999
-    compute_dtype: str = "float32"
-    adam_eps: float = 0.0
-    adam_eps_root: float = 1e-8
+    beta1: float = described(
+        0.5,
+        "Adam's first-moment decay (both models).",
+    )
+    ema_decay: float = described(
+        0.9999,
+        "evaluation uses an exponential moving average of the classifier's parameters with this "
+        "decay (bias-corrected); 0 evaluates the raw parameters.",
+    )
+    compute_dtype: str = described(
+        "float32",
+        "'float32' or 'bfloat16' (mlp only): the matrix products' input dtype; they accumulate in "
+        "float32, and parameters, optimizer states and losses stay float32.",
+    )
+    adam_eps: float = described(
+        0.0,
+        "Adam's epsilon outside the square root of the second moment (optax's `eps`): the update "
+        "is m̂ / (sqrt(v̂ + eps_root) + eps).",
+    )
+    adam_eps_root: float = described(
+        1e-8,
+        "Adam's epsilon inside the square root (optax's `eps_root`), as Improved GAN's script "
+        "(Lasagne's Adam) has it.",
+    )
 
     def __post_init__(self):
         self._check_common()
@@ -533,39 +617,52 @@ class SGANConfig(SupervisedConfig):
 
     The `SupervisedConfig` classifier (K class logits, K the dataset's classes) also learns D(x) =
     sigmoid(logsumexp(logits)): real for the unlabeled images, fake for a generator's.
-
-    Attributes (beyond `SupervisedConfig`):
-      g_loss: 'feature_matching_l1' (mean |E f(G(z)) − E f(x)| over the classifier's features,
-        Bad GAN's form), 'feature_matching' (the mean square, Improved GAN's) or 'non_saturating'
-        (fake → real through D(x)).
-      fm_after_noise: mlp only: feature matching compares the last hidden layer after its
-        Gaussian noise (what the output layer sees) instead of before it.
-      noise_dim: generator input size (U(0, 1) for `mlp`, N(0, 1) for `conv`).
-      unlabeled_weight: weight of the real/fake loss beside the labeled cross-entropy.
-      num_samples: fixed noise vectors for the per-epoch sample grid (first data seed's generator).
-      entropy_weight: weight of the classifier's conditional entropy on the unlabeled batch, added
-        to its loss (Bad GAN's term; 0: none, the recipes').
-      balance_weight: weight of the class-balance loss on the unlabeled batch (KL from uniform to
-        the batch's mean class distribution, CatGAN's term), added to the classifier's loss; it
-        keeps one class from taking the images of others. Alone it is met by a near-uniform
-        prediction for every image: pair it with entropy_weight, as CatGAN does (0: none, the
-        recipes').
-      unlabeled: more unlabeled images (a dataset as for `dataset`, e.g. folder:PATH of a flat
-        folder, shaped the same way): they join the dataset's training images as the real images
-        the discriminator sees; labels are still picked from the dataset alone.
     """
 
     task: ClassVar[str] = "sgan"
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {**SupervisedConfig.CHOICES, "g_loss": G_LOSSES}
 
-    g_loss: str = "feature_matching_l1"
-    noise_dim: int = 100
-    unlabeled_weight: float = 1.0
-    num_samples: int = 16
-    fm_after_noise: bool = True
-    entropy_weight: float = 0.0
-    balance_weight: float = 0.0
-    unlabeled: str | None = None
+    g_loss: str = described(
+        "feature_matching_l1",
+        "'feature_matching_l1' (mean |E f(G(z)) − E f(x)| over the classifier's features, Bad "
+        "GAN's form), 'feature_matching' (the mean square, Improved GAN's) or 'non_saturating' "
+        "(fake → real through D(x)).",
+    )
+    noise_dim: int = described(
+        100,
+        "generator input size (U(0, 1) for `mlp`, N(0, 1) for `conv`).",
+    )
+    unlabeled_weight: float = described(
+        1.0,
+        "weight of the real/fake loss beside the labeled cross-entropy.",
+    )
+    num_samples: int = described(
+        16,
+        "fixed noise vectors for the per-epoch sample grid (first data seed's generator).",
+    )
+    fm_after_noise: bool = described(
+        True,
+        "mlp only: feature matching compares the last hidden layer after its Gaussian noise (what "
+        "the output layer sees) instead of before it.",
+    )
+    entropy_weight: float = described(
+        0.0,
+        "weight of the classifier's conditional entropy on the unlabeled batch, added to its loss "
+        "(Bad GAN's term; 0: none, the recipes').",
+    )
+    balance_weight: float = described(
+        0.0,
+        "weight of the class-balance loss on the unlabeled batch (KL from uniform to the batch's "
+        "mean class distribution, CatGAN's term), added to the classifier's loss; it keeps one "
+        "class from taking the images of others. Alone it is met by a near-uniform prediction for "
+        "every image: pair it with entropy_weight, as CatGAN does (0: none, the recipes').",
+    )
+    unlabeled: str | None = described(
+        None,
+        "more unlabeled images (a dataset as for `dataset`, e.g. folder:PATH of a flat folder, "
+        "shaped the same way): they join the dataset's training images as the real images the "
+        "discriminator sees; labels are still picked from the dataset alone.",
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -587,32 +684,15 @@ class SGANConfig(SupervisedConfig):
 
 
 def field_docs(kind: type) -> dict[str, str]:
-    """Each field's description, from the "Attributes" sections of `kind`'s docstring and its
-    bases'.
-
-    An entry is `name: text` (or `a, b: text` for two fields) indented by two spaces under a header
-    starting with "Attributes" and ending with ':', continuation lines indented further; a
-    subclass's entry wins over its base's.
-    """
+    """Each field's help, `name → text`: the `help` metadata of its nearest declaration in `kind`'s
+    bases that has one (a subclass that only changes a default keeps its base's help)."""
     docs: dict[str, str] = {}
-    for cls in reversed(kind.__mro__):
-        lines = inspect.cleandoc(cls.__dict__.get("__doc__") or "").splitlines()
-        names: list[str] = []
-        inside = header = False
-        for line in lines:
-            if line.startswith("Attributes") or header:  # the header may wrap; it ends with ':'
-                inside, header = True, not line.endswith(":")
-                continue
-            entry = re.match(r"^  ([a-z_0-9]+(?:, [a-z_0-9]+)*): (.*)$", line)
-            if inside and entry:
-                names = entry.group(1).split(", ")
-                for name in names:
-                    docs[name] = entry.group(2)
-            elif inside and line.startswith("    ") and names:
-                for name in names:
-                    docs[name] += " " + line.strip()
-            elif inside and line.strip() and not line.startswith(" "):
-                inside, names = False, []
+    for field in dataclasses.fields(kind):
+        for cls in kind.__mro__:
+            declared = cls.__dict__.get("__dataclass_fields__", {}).get(field.name)
+            if declared is not None and "help" in declared.metadata:
+                docs[field.name] = declared.metadata["help"]
+                break
     return docs
 
 

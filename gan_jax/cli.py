@@ -110,7 +110,26 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add_command in COMMANDS:
+        add_command(commands)
+    return parser
 
+
+# Options of the classifier commands (`predict`, `export`).
+_CLASSIFIER_WORKDIR = dict(
+    required=True, type=pathlib.Path, metavar="DIR", help="a trained sgan or supervised workdir"
+)
+_MEMBER = dict(
+    type=_non_negative_int,
+    default=None,
+    metavar="N",
+    help="one data seed's classifier (0-based, in --data-seeds order; default: the mean of "
+    "all members' probabilities)",
+)
+
+
+def _train_command(commands) -> None:
+    """`train TASK`: one subcommand per registered task, its config fields as options."""
     train = commands.add_parser("train", help="train a model (resumes if its DIR has checkpoints)")
     tasks = train.add_subparsers(dest="task", required=True, parser_class=_Parser)
     task: type[Any]  # a task class, with its `config_type`
@@ -135,7 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
         add_config_options(sub, kind)
         _add_devices_arg(sub)
         _add_output_args(sub)
+    train.set_defaults(run=_train)
 
+
+def _evaluate_command(commands) -> None:
+    """`evaluate`: a workdir scored as one JSON line."""
     evaluate = commands.add_parser(
         "evaluate",
         help=(
@@ -160,7 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="generated images to score (gan/cgan; default 10000)",
     )
     evaluate.add_argument("--checkpoint", **CHECKPOINT_OPTION)
+    evaluate.set_defaults(run=_evaluate)
 
+
+def _features_command(commands) -> None:
+    """`features`: the Fréchet-distance feature network, loaded or retrained."""
     features = commands.add_parser(
         "features",
         help=(
@@ -201,7 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument(
         "--channels", type=int, metavar="N", help="as the run's --channels (not set: as stored)"
     )
+    features.set_defaults(run=_features)
 
+
+def _sweep_command(commands) -> None:
+    """`sweep`: SGAN and supervised over label counts and data seeds."""
     sweep = commands.add_parser(
         "sweep",
         help="SGAN vs supervised over label counts and data seeds: CSV, table, bar chart, samples",
@@ -241,7 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_config_options(sweep, SGANConfig, skip=_SWEEP_OWN)
+    sweep.set_defaults(run=_sweep)
 
+
+def _sample_command(commands) -> None:
+    """`sample`: a grid of generated images from a workdir."""
     sample = commands.add_parser(
         "sample",
         help="write a grid of generated digits from a workdir's latest checkpoint",
@@ -288,7 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="the same as --class N, for digits",
     )
+    sample.set_defaults(run=_sample)
 
+
+def _bench_command(commands) -> None:
+    """`bench`: training-step timings."""
     bench = commands.add_parser(
         "bench",
         help="time the training steps (DCGAN, SGAN MLP): one JSON line per configuration",
@@ -302,7 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
     from gan_jax.bench import add_arguments
 
     add_arguments(bench)
+    bench.set_defaults(run=_bench)
 
+
+def _info_command(commands) -> None:
+    """`info`: a workdir's task, step, config and fingerprint."""
     info = commands.add_parser(
         "info",
         help="print a workdir's task, step, config and parameter fingerprint as JSON",
@@ -313,7 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument(
         "--workdir", required=True, type=pathlib.Path, metavar="DIR", help="a trained workdir"
     )
+    info.set_defaults(run=_info)
 
+
+def _launch_command(commands) -> None:
+    """`launch`: N local processes of one multi-host run (run by `main`, before any set-up)."""
     launch = commands.add_parser(
         "launch",
         help="start N local processes of one multi-host run (testing): launch --processes N -- "
@@ -338,29 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
         "argv", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="e.g. -- train gan ..."
     )
 
-    _add_classifier_commands(commands)
-    commands.add_parser(
-        "devices",
-        help="print the devices JAX runs on as JSON (and whether a GPU/TPU goes unused)",
-        description="Print one JSON line: JAX's backend, its devices, the jax/jaxlib versions, "
-        "accelerators this machine's drivers show, and a warning when one of them "
-        "is present but JAX runs on CPU (with the install command that fixes it).",
-    )
-    return parser
 
-
-def _add_classifier_commands(commands) -> None:
-    """`predict` and `export`: a trained sgan/supervised classifier put to use."""
-    workdir = dict(
-        required=True, type=pathlib.Path, metavar="DIR", help="a trained sgan or supervised workdir"
-    )
-    member = dict(
-        type=_non_negative_int,
-        default=None,
-        metavar="N",
-        help="one data seed's classifier (0-based, in --data-seeds order; default: the mean of "
-        "all members' probabilities)",
-    )
+def _predict_command(commands) -> None:
+    """`predict`: a trained classifier's CSV row per image."""
     predict = commands.add_parser(
         "predict",
         help="classify images with a trained classifier: a CSV row per image",
@@ -368,7 +395,7 @@ def _add_classifier_commands(commands) -> None:
         "`id, class, confidence, p_<class>...` (id: the file path, or the index in the split). "
         "Images are shaped as the run trained (size, channels).",
     )
-    predict.add_argument("--workdir", **workdir)
+    predict.add_argument("--workdir", **_CLASSIFIER_WORKDIR)
     predict.add_argument(
         "--dataset",
         required=True,
@@ -383,7 +410,7 @@ def _add_classifier_commands(commands) -> None:
         help="a dataset's split (default: test where it has one, else all its images); the run's "
         "own dataset is split as in training",
     )
-    predict.add_argument("--member", **member)
+    predict.add_argument("--member", **_MEMBER)
     predict.add_argument("--checkpoint", **CHECKPOINT_OPTION)
     predict.add_argument(
         "--out",
@@ -392,6 +419,11 @@ def _add_classifier_commands(commands) -> None:
         metavar="PATH",
         help="CSV file to write (default: standard output)",
     )
+    predict.set_defaults(run=_predict)
+
+
+def _export_command(commands) -> None:
+    """`export`: a trained classifier as a jax.export file."""
     export = commands.add_parser(
         "export",
         help="write a trained classifier as a jax.export file that runs without gan_jax",
@@ -400,12 +432,25 @@ def _add_classifier_commands(commands) -> None:
         "beside it holds the class names and the input shape; `jax.export.deserialize(open(PATH, "
         "'rb').read()).call(images)` runs it.",
     )
-    export.add_argument("--workdir", **workdir)
+    export.add_argument("--workdir", **_CLASSIFIER_WORKDIR)
     export.add_argument(
         "--out", required=True, type=pathlib.Path, metavar="PATH", help="the file to write"
     )
-    export.add_argument("--member", **member)
+    export.add_argument("--member", **_MEMBER)
     export.add_argument("--checkpoint", **CHECKPOINT_OPTION)
+    export.set_defaults(run=_export)
+
+
+def _devices_command(commands) -> None:
+    """`devices`: what JAX runs on."""
+    devices = commands.add_parser(
+        "devices",
+        help="print the devices JAX runs on as JSON (and whether a GPU/TPU goes unused)",
+        description="Print one JSON line: JAX's backend, its devices, the jax/jaxlib versions, "
+        "accelerators this machine's drivers show, and a warning when one of them "
+        "is present but JAX runs on CPU (with the install command that fixes it).",
+    )
+    devices.set_defaults(run=_devices)
 
 
 def _predict(args) -> None:
@@ -613,6 +658,23 @@ def _info(args) -> None:
     print(json.dumps(run_info(args.workdir)))
 
 
+# The subcommands, in the order `gan-jax --help` lists them: each adds its parser and sets the
+# function that runs it (`run`).
+COMMANDS = (
+    _train_command,
+    _evaluate_command,
+    _features_command,
+    _sweep_command,
+    _sample_command,
+    _bench_command,
+    _info_command,
+    _launch_command,
+    _predict_command,
+    _export_command,
+    _devices_command,
+)
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
     """`argv` parsed; an unknown option is reported by the (sub)command that was given, with the
     closest option it has."""
@@ -661,18 +723,7 @@ def _run(args) -> int:
         from gan_jax.parallel import initialize_distributed
 
         initialize_distributed()
-        {
-            "train": _train,
-            "sample": _sample,
-            "info": _info,
-            "evaluate": _evaluate,
-            "sweep": _sweep,
-            "features": _features,
-            "bench": _bench,
-            "devices": _devices,
-            "predict": _predict,
-            "export": _export,
-        }[args.command](args)
+        args.run(args)
     except UserError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2

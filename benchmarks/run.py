@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import argparse
 
-from gan_jax.bench import add_arguments, main
+from gan_jax.bench import main
+from gan_jax.cli_options import add_bench_options
 from gan_jax.errors import UserError
 
 
 def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
-    add_arguments(parser)
+    add_bench_options(parser)
     try:
         main(parser.parse_args(argv))
     except UserError as err:

@@ -17,6 +17,7 @@ from typing import Any
 
 from gan_jax import multihost
 from gan_jax.cli_options import (
+    add_bench_options,
     add_config_options,
     bounded,
     docstring_summary,
@@ -25,11 +26,9 @@ from gan_jax.cli_options import (
     make_config,
     worded_as_options,
 )
-from gan_jax.config import DATA_SOURCES, MODELS, SGANConfig
+from gan_jax.config import CONFIGS, DATA_SOURCES, MODELS, SGANConfig
 from gan_jax.data import DATASETS
 from gan_jax.errors import ConfigError, TrainingStopped, UserError
-from gan_jax.process import setup_process
-from gan_jax.tasks import TASKS
 
 PROG = "gan-jax"
 
@@ -132,9 +131,7 @@ def _train_command(commands) -> None:
     """`train TASK`: one subcommand per registered task, its config fields as options."""
     train = commands.add_parser("train", help="train a model (resumes if its DIR has checkpoints)")
     tasks = train.add_subparsers(dest="task", required=True, parser_class=_Parser)
-    task: type[Any]  # a task class, with its `config_type`
-    for name, task in TASKS.items():
-        kind = task.config_type
+    for name, kind in CONFIGS.items():
         summary, paragraph = docstring_summary(kind)
         sub = tasks.add_parser(
             name,
@@ -338,9 +335,7 @@ def _bench_command(commands) -> None:
             "memory, device, versions."
         ),
     )
-    from gan_jax.bench import add_arguments
-
-    add_arguments(bench)
+    add_bench_options(bench)
     bench.set_defaults(run=_bench)
 
 
@@ -496,17 +491,17 @@ def _method_list(text: str) -> tuple[str, ...]:
     return methods
 
 
-def _train(args) -> None:
-    from gan_jax.errors import ConfigError
-    from gan_jax.tasks import task_class
-
-    task: type[Any] = task_class(args.task)
-    kind = task.config_type
+def _train_config(args):
+    """The config `train TASK` asks for (pure: its errors come before JAX loads)."""
+    kind = CONFIGS[args.task]
     try:
-        config = make_config(kind, args)
+        return make_config(kind, args)
     except ConfigError as err:
         raise ConfigError(worded_as_options(str(err), kind)) from None
-    _run_training(config, args)
+
+
+def _train(args) -> None:
+    _run_training(args.config, args)
     from gan_jax.parallel import is_writer
 
     if is_writer():
@@ -699,6 +694,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     folder = getattr(args, "workdir", None) or getattr(args, "out", None)
     try:
+        if args.command == "train":  # a wrong value is an argument error: reported before JAX
+            args.config = _train_config(args)
         if args.command == "launch":
             from gan_jax.launch import launch
 
@@ -715,6 +712,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
+    from gan_jax.process import setup_process  # JAX: only once the command line parsed
+
     setup_process()
     from gan_jax.steps import enable_compilation_cache
 

@@ -211,3 +211,53 @@ def worded_as_options(message: str, kind) -> str:
     for name in sorted((n for n in names if "_" in n), key=len, reverse=True):
         message = re.sub(rf"(?<![-\w]){name}\b", option(name), message)
     return message
+
+
+def add_bench_options(parser: argparse.ArgumentParser) -> None:
+    """The options of `gan-jax bench` (`gan_jax.bench.main` reads them)."""
+    parser.add_argument(
+        "--models",
+        default="dcgan,sgan",
+        metavar="NAME,...",
+        help="comma-separated: dcgan, sgan (default both)",
+    )
+    parser.add_argument(
+        "--batch-sizes",
+        default="64,256,1024",
+        type=int_list,
+        metavar="N,N,...",
+        help="DCGAN batch sizes (default 64,256,1024)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="timed DCGAN steps per configuration (default 5 on CPU, 200 on accelerators)",
+    )
+    parser.add_argument(
+        "--sgan-steps", type=int, default=300, metavar="N", help="timed SGAN steps (default 300)"
+    )
+    parser.add_argument(
+        "--sgan-members",
+        default="1,10",
+        type=int_list,
+        metavar="N,N,...",
+        help="data seeds vmapped together in the SGAN rows (default 1,10)",
+    )
+    parser.add_argument(
+        "--dtypes",
+        default="float32",
+        metavar="NAME,...",
+        help="compute dtypes, comma-separated: float32, bfloat16",
+    )
+    parser.add_argument(
+        "--plain", action="store_true", help="also time plain-autodiff transposed convolutions"
+    )
+    parser.add_argument(
+        "--steps-per-call",
+        type=int,
+        default=None,
+        metavar="N",
+        help="override the per-platform choice",
+    )

@@ -12,7 +12,6 @@ from typing import Any, ClassVar, Protocol
 from gan_jax.data import DATASETS, check_name, require_label_count
 from gan_jax.data.shaping import check_shape_request
 from gan_jax.errors import ConfigError
-from gan_jax.losses import GAN_LOSSES, SGAN_GENERATOR_LOSSES
 
 DATA_SOURCES = ("auto", "tfds", "offline")
 COMPUTE_DTYPES = ("float32", "bfloat16")
@@ -250,6 +249,12 @@ class RunConfig:
         return [k for k in keys if mine.get(k) != stored.get(k)]
 
 
+# The rows of the GAN loss table (`gan_jax.losses.GAN_LOSSES`), the default first. The tables live
+# with the maths (JAX); their names live here, so that configs and the command line need no JAX
+# (tests/test_losses.py checks that the table has exactly these).
+GAN_LOSS_NAMES = ("non_saturating", "hinge", "wgan_gp", "least_squares")
+
+
 # The better-GAN recipe is what benchmarks/results/gan_quality_cpu.md supports: DCGAN's Adam (2e-4,
 # beta1 0.5) on the tutorial's architecture and batch. TTUR and a generator EMA (0.999) scored worse
 # within the runs measured, so they stay options (`d_learning_rate`, `g_ema_decay`).
@@ -270,7 +275,7 @@ class GANConfig(RunConfig):
     task: ClassVar[str] = "gan"
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
         **RunConfig.CHOICES,
-        "loss": tuple(GAN_LOSSES),
+        "loss": GAN_LOSS_NAMES,
         "compute_dtype": COMPUTE_DTYPES,
     }
     RECIPES: ClassVar[dict[str, dict[str, Any]]] = GAN_RECIPES
@@ -460,7 +465,9 @@ class FeatureNetConfig(RunConfig):
             require_positive("each of widths", width)
 
 
-G_LOSSES = tuple(SGAN_GENERATOR_LOSSES)  # the SGAN generator objectives, the default first
+# The rows of the SGAN generator loss table (`gan_jax.losses.SGAN_GENERATOR_LOSSES`), the default
+# first (tests/test_losses.py checks that the table has exactly these).
+G_LOSSES = ("feature_matching_l1", "feature_matching", "non_saturating")
 
 # Per-model recipes: `mlp` is Improved GAN's (Salimans et al. 2016, the public script
 # train_mnist_feature_matching.py) made stable; `conv` the seed's SGAN of "GANs in Action" ch. 7
@@ -698,3 +705,11 @@ def field_docs(kind: type) -> dict[str, str]:
 
 def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
+
+
+# Each task's config class by task name, in the order the CLI lists them (`gan_jax.tasks.TASKS`
+# maps the same names to the tasks; the CLI builds its options from these, without JAX).
+CONFIGS: dict[str, type[RunConfig]] = {
+    kind.task: kind
+    for kind in (GANConfig, CGANConfig, SGANConfig, SupervisedConfig, FeatureNetConfig)
+}

@@ -283,3 +283,30 @@ def test_a_mistyped_option_is_named_by_its_subcommand_with_the_closest_option(ca
         "gan-jax train sgan: error: unrecognized arguments: --batchsize 3; "
         "did you mean --batch-size? (see `gan-jax train sgan --help`)"
     )
+
+
+@pytest.mark.parametrize(
+    "argv, code",
+    [
+        (["--help"], 0),
+        (["train", "sgan", "--help"], 0),
+        (["train", "sgan", "--workdir", "W", "--labels", "105"], 2),  # a value the config refuses
+        (["train", "gan", "--workdir", "W", "--batch-sise", "3"], 2),  # a mistyped option
+        (["evaluate"], 2),  # a missing one
+    ],
+)
+def test_help_and_argument_errors_come_before_jax_is_imported(argv, code, tmp_path):
+    script = (
+        "import sys\n"
+        "from gan_jax import cli\n"
+        "try:\n"
+        "    code = cli.main(sys.argv[1:])\n"
+        "except SystemExit as exit:\n"
+        "    code = exit.code\n"
+        "print('jax imported' if 'jax' in sys.modules else 'no jax', code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, *argv], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.stdout.splitlines()[-1] == f"no jax {code}", done.stderr
+    assert not (tmp_path / "W").exists()

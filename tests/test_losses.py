@@ -120,9 +120,13 @@ def test_gradient_penalty_reads_the_interpolates():
 
 
 def test_gan_losses_table():
-    from gan_jax.losses import GAN_LOSSES
+    from gan_jax.config import G_LOSSES, GAN_LOSS_NAMES, GANConfig, SGANConfig
+    from gan_jax.losses import GAN_LOSSES, SGAN_GENERATOR_LOSSES
 
     assert tuple(GAN_LOSSES) == ("non_saturating", "hinge", "wgan_gp", "least_squares")
+    # the configs' names (JAX-free, for the command line) are the tables' rows, defaults first
+    assert GAN_LOSS_NAMES == tuple(GAN_LOSSES) and G_LOSSES == tuple(SGAN_GENERATOR_LOSSES)
+    assert (GANConfig().loss, SGANConfig().g_loss) == (GAN_LOSS_NAMES[0], G_LOSSES[0])
     default = GAN_LOSSES["non_saturating"]
     assert (default.discriminator, default.generator) == (discriminator_loss, generator_loss)
     assert [name for name, loss in GAN_LOSSES.items() if loss.gradient_penalty] == ["wgan_gp"]

@@ -54,7 +54,7 @@ import jax.numpy as jnp
 
 from gan_jax.bench import environment, program_flops, synthetic_mnist
 from gan_jax.config import SGANConfig
-from gan_jax.steps import TaskStep, default_steps_per_call, make_runner
+from gan_jax.steps import Stream, TaskStep, default_steps_per_call, make_runner
 from gan_jax.tasks import SGANTask
 
 STEPS_PER_EPOCH = 50
@@ -125,7 +125,7 @@ def unrolled_step(task: SGANTask):
     """The task's step with a Python loop over members in place of `jax.vmap`."""
 
     def step(models, batch, key):
-        batch = task.feed.prepare(batch)
+        batch = task.feed.prepare(batch, jax.random.fold_in(key, Stream.FEED))
         rows = [task.member_train_step(_member(models, i), _member(batch, i), jax.random.fold_in(key, seed))
                 for i, seed in enumerate(task.config.data_seeds)]
         return jax.tree.map(lambda *xs: jnp.stack(xs), *rows)

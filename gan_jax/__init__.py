@@ -9,7 +9,7 @@ Importing it changes nothing process-wide; `gan_jax.setup_process()` turns on wh
     from gan_jax import GANConfig, GANTask, make_runner, train
     task = GANTask(GANConfig(batch_size=64))
     state = task.init()                                   # both models, own Adam states
-    batch = task.feed.prepare({"images": images_uint8})  # [B, 28, 28, 1] → float in [-1, 1]
+    batch = task.feed.prepare({"images": images_uint8}, key)  # [B, 28, 28, 1] → [-1, 1]
     models, metrics = task.train_step(state.models, batch, key)   # one D+G step
     images = task.sample(state, task.fixed_noise())       # [16, 28, 28, 1] in [-1, 1]
     train(GANConfig(epochs=5), "runs/gan")                # what `gan-jax train gan` calls

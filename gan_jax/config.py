@@ -576,9 +576,22 @@ class SupervisedConfig(RunConfig):
         "Adam's epsilon inside the square root (optax's `eps_root`), as Improved GAN's script "
         "(Lasagne's Adam) has it.",
     )
+    augment_shift: int = described(
+        0,
+        "shift each labelled training image by up to this many pixels in each direction (uniform "
+        "per image and step, the border black; `gan_jax.feed`), a label-preserving augmentation "
+        "(no flips: digits); 0: none. For the SGAN it is also the weak view of the pseudo-labels.",
+    )
 
     def __post_init__(self):
         self._check_common()
+        if isinstance(self.augment_shift, bool) or not (
+            isinstance(self.augment_shift, int) and self.augment_shift >= 0
+        ):
+            raise ConfigError(
+                f"augment_shift must be a non-negative integer, got {self.augment_shift!r}; pass "
+                "e.g. 2, or 0 for none"
+            )
         # A user dataset's classes are known once it is read (the task checks then).
         if self.dataset in DATASETS:
             require_label_count(self.labels, DATASETS[self.dataset].num_classes)
@@ -670,6 +683,22 @@ class SGANConfig(SupervisedConfig):
         "shaped the same way): they join the dataset's training images as the real images the "
         "discriminator sees; labels are still picked from the dataset alone.",
     )
+    pseudo_label_weight: float = described(
+        0.0,
+        "weight of FixMatch's pseudo-label term on the unlabeled batch, added to the classifier's "
+        "loss: where the classifier's prediction on a weakly shifted image (up to augment_shift "
+        "pixels) reaches pseudo_label_threshold, the cross-entropy of its prediction on a "
+        "strongly shifted one (up to strong_shift pixels) against that class (0: none, the "
+        "recipes').",
+    )
+    pseudo_label_threshold: float = described(
+        0.95,
+        "the confidence a weak view's prediction needs to become a pseudo-label, in (0, 1].",
+    )
+    strong_shift: int = described(
+        4,
+        "the strong view's shift for the pseudo-labels: up to this many pixels in each direction.",
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -687,6 +716,23 @@ class SGANConfig(SupervisedConfig):
         if not self.unlabeled_weight >= 0:
             raise ConfigError(
                 f"unlabeled_weight must be >= 0, got {self.unlabeled_weight!r}; pass e.g. 1"
+            )
+        if not self.pseudo_label_weight >= 0:
+            raise ConfigError(
+                f"pseudo_label_weight must be >= 0, got {self.pseudo_label_weight!r}; pass e.g. 1, "
+                "or 0 for none"
+            )
+        if not 0 < self.pseudo_label_threshold <= 1:
+            raise ConfigError(
+                "pseudo_label_threshold must be in (0, 1], got "
+                f"{self.pseudo_label_threshold!r}; pass e.g. 0.95"
+            )
+        if isinstance(self.strong_shift, bool) or not (
+            isinstance(self.strong_shift, int) and self.strong_shift >= 0
+        ):
+            raise ConfigError(
+                f"strong_shift must be a non-negative integer, got {self.strong_shift!r}; pass "
+                "e.g. 4"
             )
 
 

@@ -6,8 +6,8 @@ arrays (`arrays`, NumPy, put on the device by the loop or streamed from host mem
 epoch), gathers the uint8 batches of one compiled call stacked along a leading `[steps]` axis
 (`batches`), and inside the step turns a batch into what the task's maths reads (`prepare`:
 pixels scaled to the model's range, the batch axis sharded over the mesh). The runner
-(`gan_jax.steps.make_runner`) then scans `task.train_step(models, feed.prepare(batch), key)` over
-the stacked batches.
+(`gan_jax.steps.make_runner`) then scans `task.train_step(models, feed.prepare(batch, feed_key),
+key)` over the stacked batches; `feed_key` draws the feed's augmentations.
 
 Two feeds cover gan_jax's tasks:
 - `ImageFeed`: one order over the training images (and their classes), `rows_per_step` rows a
@@ -45,6 +45,23 @@ def scale_pixels(images: jax.Array, pixel_range: PixelRange) -> jax.Array:
     if pixel_range == "unit":
         return images.astype(jnp.float32) / 255.0
     return data_lib.to_unit_range(images)
+
+
+def random_shift(
+    images: jax.Array, max_shift: int, key: jax.Array, background: float = -1.0
+) -> jax.Array:
+    """Each image of `[B, H, W, C]` shifted by its own uniform (dy, dx) in [-max_shift, max_shift],
+    the uncovered border filled with `background` (black: -1 for images in [-1, 1])."""
+    if max_shift == 0:
+        return images
+    size = images.shape[1:3]
+    border = ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0))
+    padded = jnp.pad(images, border, constant_values=jnp.asarray(background, images.dtype))
+    offsets = jax.random.randint(key, (images.shape[0], 2), 0, 2 * max_shift + 1)
+    crop = lambda image, offset: jax.lax.dynamic_slice(
+        image, (offset[0], offset[1], 0), (*size, image.shape[-1])
+    )
+    return jax.vmap(crop)(padded, offsets)
 
 
 def checked_labels(
@@ -126,8 +143,10 @@ class ImageFeed:
             lambda x: np.take(x, rows, axis=0).reshape(steps, r, *x.shape[1:]), arrays
         )
 
-    def prepare(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        """Inside the step: images to float32 in [-1, 1], the batch axis sharded."""
+    def prepare(self, batch: dict[str, jax.Array], key: jax.Array) -> dict[str, jax.Array]:
+        """Inside the step: images to float32 in [-1, 1], the batch axis sharded (`key` unused:
+        no augmentation here)."""
+        del key
         return shard_batch({**batch, "images": scale_pixels(batch["images"], "signed")})
 
 
@@ -151,7 +170,11 @@ class FewLabelFeed:
 
     A batch, per member (every array has a leading `[members]` axis): `labeled` uint8
     `[B, H, W, C]`, `labels` int32 `[B]`, and with `unlabeled` also `unlabeled`, `unlabeled_g`
-    `[B, H, W, C]`; prepared, the images are float32 in `pixel_range`.
+    `[B, H, W, C]`; prepared, the images are float32 in `pixel_range`. Augmentation happens in
+    `prepare`, from the step's key: with `augment_shift`, each labelled image is shifted by up to
+    that many pixels; with `strong_shift`, `prepare` adds two views of the unlabelled batch for
+    pseudo-labels: `unlabeled_weak` (shifted up to `augment_shift`) and `unlabeled_strong` (up to
+    `strong_shift`).
     """
 
     seed: int
@@ -163,6 +186,8 @@ class FewLabelFeed:
     pixel_range: PixelRange
     unlabeled: bool = False
     run: tuple[str, str] = ("the data", "this")
+    augment_shift: int = 0
+    strong_shift: int = 0  # 0: no pseudo-label views
 
     rows_per_step = None  # not streamable: the labelled subsets and two orders live on the device
 
@@ -233,17 +258,34 @@ class FewLabelFeed:
                 batch[name] = stacked(jnp.take(images, rows(plan[name]), axis=0))
         return batch
 
-    def prepare(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        """Inside the step (`[S, B, ...]`): images to float32 in `pixel_range`, each member's batch
-        axis sharded."""
+    def prepare(self, batch: dict[str, jax.Array], key: jax.Array) -> dict[str, jax.Array]:
+        """Inside the step (`[S, B, ...]`): images to float32 in `pixel_range`, augmented (member
+        d's shifts from `fold_in(key, data_seeds[d])`), each member's batch axis sharded."""
+        seeds = jnp.asarray(self.data_seeds, jnp.int32)
+        black = 0.0 if self.pixel_range == "unit" else -1.0
 
-        def member(b):
+        def member(b, seed):
             scaled = {
                 k: v if k == "labels" else scale_pixels(v, self.pixel_range) for k, v in b.items()
             }
+            if not (self.augment_shift or self.strong_shift):
+                return shard_batch(scaled)
+            lab_key, weak_key, strong_key = jax.random.split(jax.random.fold_in(key, seed), 3)
+            if self.augment_shift:
+                scaled["labeled"] = random_shift(
+                    scaled["labeled"], self.augment_shift, lab_key, black
+                )
+            if self.strong_shift:
+                unlabeled = scaled["unlabeled"]
+                scaled["unlabeled_weak"] = random_shift(
+                    unlabeled, self.augment_shift, weak_key, black
+                )
+                scaled["unlabeled_strong"] = random_shift(
+                    unlabeled, self.strong_shift, strong_key, black
+                )
             return shard_batch(scaled)
 
-        return over_members(member, self.num_members)(batch)
+        return over_members(member, self.num_members)(batch, seeds)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))

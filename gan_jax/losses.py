@@ -144,6 +144,20 @@ def cross_entropy(class_logits: jax.Array, labels: jax.Array) -> jax.Array:
     return -jnp.mean(jnp.take_along_axis(log_probs, labels[:, None], axis=-1))
 
 
+def pseudo_label_loss(
+    weak_logits: jax.Array, strong_logits: jax.Array, threshold: float
+) -> jax.Array:
+    """FixMatch's unlabelled term (Sohn et al. 2020): where the class distribution of an image's
+    weak view, softmax(`weak_logits` `[B, K]`), reaches `threshold`, the cross-entropy of its
+    strong view's logits `[B, K]` against that argmax class; averaged over all B images (those
+    below the threshold add 0), ≥ 0. No gradient flows through the weak view."""
+    weak = jax.lax.stop_gradient(jax.nn.softmax(weak_logits, axis=-1))
+    confident = (jnp.max(weak, axis=-1) >= threshold).astype(strong_logits.dtype)
+    log_probs = jax.nn.log_softmax(strong_logits, axis=-1)
+    picked = jnp.take_along_axis(log_probs, jnp.argmax(weak, axis=-1)[:, None], axis=-1)[:, 0]
+    return -jnp.mean(confident * picked)
+
+
 def conditional_entropy(class_logits: jax.Array) -> jax.Array:
     """Mean entropy of the class distributions softmax(logits `[B, K]`), in [0, log K]:
     `-mean_b sum_k p_bk log p_bk`, from log-softmax (no log of 0).

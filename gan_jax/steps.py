@@ -37,6 +37,7 @@ class Stream(enum.IntEnum):
     DATA = 1  # epoch orders and labeled subsets (`gan_jax.feed`)
     STEPS = 2  # the step stream (`TrainState.rng`, folded with the step)
     FIXED_NOISE = 3  # the noise of the per-epoch sample grid
+    FEED = 4  # folded into a step's key: the feed's augmentations (`TaskStep`)
 
 
 def stream_key(seed: int, stream: int) -> jax.Array:
@@ -129,14 +130,16 @@ StepFn = Callable[[dict[str, ModelState], Any, jax.Array], tuple[dict[str, Model
 
 @dataclasses.dataclass(frozen=True)
 class TaskStep:
-    """A task's step on one batch of its feed: `task.train_step(models, task.feed.prepare(batch),
-    key)`. Compared by the task's value: equal frozen tasks give equal `TaskStep`s, so
-    `make_runner` returns them one compiled program (bound methods compare by identity)."""
+    """A task's step on one batch of its feed: `task.train_step(models, task.feed.prepare(batch,
+    feed_key), key)`, where `feed_key = fold_in(key, Stream.FEED)` draws the feed's augmentations.
+    Compared by the task's value: equal frozen tasks give equal `TaskStep`s, so `make_runner`
+    returns them one compiled program (bound methods compare by identity)."""
 
     task: Any
 
     def __call__(self, models, batch, key):
-        return self.task.train_step(models, self.task.feed.prepare(batch), key)
+        feed_key = jax.random.fold_in(key, Stream.FEED)
+        return self.task.train_step(models, self.task.feed.prepare(batch, feed_key), key)
 
 
 @functools.lru_cache(maxsize=32)

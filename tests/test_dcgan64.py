@@ -235,7 +235,7 @@ def _real_u8(n=4, seed=0):
 def _fed(task, real_u8, digits=None):
     """The batch the task's feed prepares: images in [-1, 1] (the cGAN: and their classes)."""
     labels = {} if digits is None else {"labels": digits}
-    return task.feed.prepare({"images": real_u8, **labels})
+    return task.feed.prepare({"images": real_u8, **labels}, jax.random.key(0))
 
 
 def test_gan_task_at_64px_trains_the_paper_models_with_finite_losses():

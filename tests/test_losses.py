@@ -245,3 +245,23 @@ def test_sgan_generator_losses_table_gives_the_hand_values_and_the_config_choice
     reading = [name for name, row in table.items() if row.real_features]
     assert reading == ["feature_matching_l1", "feature_matching"]
     assert G_LOSSES == tuple(table) and G_LOSSES[0] == SGANConfig().g_loss
+
+
+def test_pseudo_label_loss_against_hand_values_and_without_gradient_through_the_weak_view():
+    from gan_jax.losses import pseudo_label_loss
+
+    weak = jnp.array([[3.0, 0.0], [0.0, 0.0]])  # p = (0.9526, 0.0474): confident; (0.5, 0.5): not
+    strong = jnp.array([[1.0, 2.0], [5.0, -5.0]])
+    # image 0: pseudo-label 0, CE = log(1 + e) = 1.3133; image 1 adds 0; mean over both images
+    expected = math.log(1 + math.e) / 2
+    np.testing.assert_allclose(pseudo_label_loss(weak, strong, 0.95), expected, rtol=1e-6)
+    assert float(pseudo_label_loss(weak, strong, 0.96)) == 0.0  # nobody confident enough
+    np.testing.assert_allclose(
+        pseudo_label_loss(weak, strong, 0.5),  # both: image 1's tie goes to class 0
+        (math.log(1 + math.e) + math.log(1 + math.exp(-10))) / 2,
+        rtol=1e-6,
+    )
+    grad_weak = jax.grad(lambda w: pseudo_label_loss(w, strong, 0.5))(weak)
+    np.testing.assert_array_equal(grad_weak, 0.0)
+    grad_strong = jax.grad(lambda s: pseudo_label_loss(weak, s, 0.95))(strong)
+    assert np.abs(grad_strong[0]).sum() > 0 and np.all(grad_strong[1] == 0)

@@ -20,7 +20,7 @@ import optax
 from gan_jax import data as data_lib
 from gan_jax import features as features_lib
 from gan_jax.config import FeatureNetConfig
-from gan_jax.feed import ImageFeed
+from gan_jax.feed import ImageFeed, random_shift
 from gan_jax.losses import cross_entropy
 from gan_jax.models import FeatureNet
 from gan_jax.steps import (
@@ -108,20 +108,3 @@ class FeatureTask(SeededTask):
         """`(logits [N, num_classes], features [N, hidden])` of uint8 images `[N, H, W, C]`, or
         float images in [-1, 1]."""
         return features_lib.logits_and_features(self.network, params, images)
-
-
-def random_shift(
-    images: jax.Array, max_shift: int, key: jax.Array, background: float = -1.0
-) -> jax.Array:
-    """Each image of `[B, H, W, C]` shifted by its own uniform (dy, dx) in [-max_shift, max_shift],
-    the uncovered border filled with `background` (black: -1 for images in [-1, 1])."""
-    if max_shift == 0:
-        return images
-    size = images.shape[1:3]
-    border = ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0))
-    padded = jnp.pad(images, border, constant_values=jnp.asarray(background, images.dtype))
-    offsets = jax.random.randint(key, (images.shape[0], 2), 0, 2 * max_shift + 1)
-    crop = lambda image, offset: jax.lax.dynamic_slice(
-        image, (offset[0], offset[1], 0), (*size, image.shape[-1])
-    )
-    return jax.vmap(crop)(padded, offsets)

@@ -35,6 +35,7 @@ from gan_jax.losses import (
     class_balance_loss,
     conditional_entropy,
     cross_entropy,
+    pseudo_label_loss,
     unsupervised_loss,
 )
 from gan_jax.models import (
@@ -149,9 +150,10 @@ class FewLabelTask(SeededTask):
         return jax.random.fold_in(self.key(stream), data_seed)
 
     # ---- data
-    def few_label_feed(self, unlabeled: bool) -> FewLabelFeed:
+    def few_label_feed(self, unlabeled: bool, strong_shift: int = 0) -> FewLabelFeed:
         """Each member's labelled subset (`unlabeled`: and all training images as unlabelled
-        batches), pixels in the family's range."""
+        batches; `strong_shift`: and their weak and strong views), pixels in the family's range,
+        labelled images shifted by up to `augment_shift`."""
         c = self.config
         return FewLabelFeed(
             c.seed,
@@ -163,6 +165,8 @@ class FewLabelTask(SeededTask):
             self.pixel_range,
             unlabeled=unlabeled,
             run=self.run_names,
+            augment_shift=c.augment_shift,
+            strong_shift=strong_shift,
         )
 
     @property
@@ -392,8 +396,10 @@ class SGANTask(GenerativeTask, FewLabelTask):
 
     @functools.cached_property
     def feed(self) -> FewLabelFeed:
-        """Each member's labelled subset, and all training images as unlabelled batches."""
-        return self.few_label_feed(unlabeled=True)
+        """Each member's labelled subset, and all training images as unlabelled batches (with
+        the pseudo-label term: and their weak and strong views)."""
+        c = self.config
+        return self.few_label_feed(True, c.strong_shift if c.pseudo_label_weight else 0)
 
     def init_member(
         self, data_seed: jax.Array, unlabeled: jax.Array | None
@@ -436,25 +442,35 @@ class SGANTask(GenerativeTask, FewLabelTask):
         fakes = jax.lax.stop_gradient(fakes)
         g = dataclasses.replace(g, batch_stats=g_stats)
 
+        pseudo = self.config.pseudo_label_weight
+        parts: tuple[jax.Array, ...] = (batch["labeled"], batch["unlabeled"], fakes)
+        part_keys = list(keys[1:4])
+        if pseudo:  # the pseudo-labels' weak and strong views; the other keys stay as they were
+            parts += (batch["unlabeled_weak"], batch["unlabeled_strong"])
+            part_keys += list(jax.random.split(jax.random.fold_in(key, len(keys)), 2))
+
         def classifier_loss(params):
-            parts = (batch["labeled"], batch["unlabeled"], fakes)
             if self.family.classifier_batchnorm:  # batch statistics of each part on its own
                 stats, outputs = c.batch_stats, []
-                for part, part_key in zip(parts, keys[1:4], strict=False):
+                for part, part_key in zip(parts, part_keys, strict=True):
                     logits, _, stats = self.classify(params, stats, part, part_key)
                     outputs.append(logits)
-                lab, unl, fake = outputs
-            else:  # one pass over the three parts: the same function, bigger matrix products
+            else:  # one pass over the parts: the same function, bigger matrix products
                 logits, _, stats = self.classify(
                     params, c.batch_stats, jnp.concatenate(parts), keys[1]
                 )
-                lab, unl, fake = jnp.split(logits, 3)
+                outputs = jnp.split(logits, len(parts))
+            lab, unl, fake = outputs[:3]
             sup, unsup = cross_entropy(lab, batch["labels"]), unsupervised_loss(unl, fake)
             loss = sup + self.config.unlabeled_weight * unsup
             if self.config.entropy_weight:
                 loss = loss + self.config.entropy_weight * conditional_entropy(unl)
             if self.config.balance_weight:
                 loss = loss + self.config.balance_weight * class_balance_loss(unl)
+            if pseudo:
+                weak, strong = outputs[3:]
+                threshold = self.config.pseudo_label_threshold
+                loss = loss + pseudo * pseudo_label_loss(weak, strong, threshold)
             return loss, (stats, (sup, unsup))
 
         c, (_, (sup, unsup)) = self._update_classifier(c, classifier_loss)

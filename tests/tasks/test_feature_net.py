@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.tasks.feature_net import random_shift
+from gan_jax.feed import random_shift
 
 
 def test_random_shift_moves_pixels_within_bounds_and_fills_with_black():

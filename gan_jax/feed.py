@@ -101,6 +101,7 @@ class ImageFeed:
       num_classes: classes of the dataset (with `labels`).
       run: (dataset, task) names for error messages, e.g. ("mnist", "cgan").
       rows_name: what `rows_per_step` is ("batch_size", "critic_steps × batch_size").
+      rows_options: the options that make it smaller, for the too-few-images error.
     A batch is `{"images": [rows_per_step, H, W, C]}` (and `"labels"` int32 `[rows_per_step]`);
     prepared, the images are float32 in [-1, 1].
     """
@@ -112,6 +113,7 @@ class ImageFeed:
     num_classes: int = 0
     run: tuple[str, str] = ("the data", "this")
     rows_name: str = "batch_size"  # what `rows_per_step` is, in the too-few-images error
+    rows_options: str = "--batch-size"
 
     def arrays(self, train: data_lib.Split) -> dict[str, np.ndarray]:
         """`images` uint8 `[N, H, W, C]` (and `labels` int32 `[N]`), checked; NumPy."""
@@ -123,7 +125,7 @@ class ImageFeed:
     def steps_per_epoch(self, num_examples: int) -> int:
         """Full steps per pass over `num_examples` images (the last incomplete one dropped); a
         ConfigError when there is not one."""
-        return full_steps(num_examples, self.rows_per_step, self.rows_name)
+        return full_steps(num_examples, self.rows_per_step, self.rows_name, self.rows_options)
 
     def epoch_plan(self, epoch: int, num_examples: int) -> jax.Array:
         """The epoch's example order, int32 `[num_examples]` on the device."""
@@ -305,13 +307,12 @@ def _few_label_batches(feed: FewLabelFeed, data: Any, plan: Any, first: jax.Arra
     return jax.tree.map(lambda x: jnp.moveaxis(x, 0, 1), stacked)
 
 
-def full_steps(num_examples: int, rows: int, rows_name: str) -> int:
+def full_steps(num_examples: int, rows: int, rows_name: str, options: str = "--batch-size") -> int:
     """Full steps of `rows` images in `num_examples` (the last incomplete one dropped); a
-    ConfigError when there is not one."""
+    ConfigError naming `rows_name` and the `options` that fix it when there is not one."""
     if num_examples < rows:
-        fix = " or --critic-steps" if "critic" in rows_name else ""
         raise ConfigError(
             f"{rows_name} {rows} exceeds the {num_examples} training images; "
-            f"pass a smaller --batch-size{fix}"
+            f"pass a smaller {options}"
         )
     return num_examples // rows

@@ -129,15 +129,21 @@ class GANTask(GenerativeTask, SeededTask):
     def feed(self) -> ImageFeed:
         """`images_per_step` training images a step, in one order per epoch (the cGAN: with their
         classes)."""
-        return ImageFeed(
+        feed = ImageFeed(
             self.config.seed,
             self.image_shape,
             self.images_per_step,
             labels=self.conditional,
             num_classes=self.num_classes,
             run=self.run_names,
-            rows_name="critic_steps × batch_size" if self.config.critic_steps > 1 else "batch_size",
         )
+        if self.config.critic_steps > 1:  # a step reads several batches
+            feed = dataclasses.replace(
+                feed,
+                rows_name="critic_steps × batch_size",
+                rows_options="--batch-size or --critic-steps",
+            )
+        return feed
 
     def check_ready(self) -> None:
         """A missing feature network (`eval_every_epoch`) fails now, not after the first epoch."""

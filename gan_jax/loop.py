@@ -28,7 +28,7 @@ from typing import Any, cast
 import jax
 import numpy as np
 
-from gan_jax import hooks, parallel, plots
+from gan_jax import hooks, onednn, parallel, plots
 from gan_jax.checkpoint import WRITE_ERRNOS, CheckpointStore, write_failure
 from gan_jax.config import TrainingConfig, require_positive
 from gan_jax.data import Split, check_images, has_val_split, load_for, to_unit_range
@@ -315,6 +315,7 @@ def _prepare(
             if existing.latest_step() is not None:
                 check_resumable(config, existing.read_config(), workdir)
     warn_once_if_accelerator_unused(log)
+    onednn.log_path(log)
     task.check_ready()
     data = data if data is not None else load_for(config, "train")
     steps_per_epoch = task.feed.steps_per_epoch(len(data.images))

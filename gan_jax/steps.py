@@ -27,6 +27,8 @@ import optax
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from gan_jax import onednn
+
 Metrics = dict[str, jax.Array]
 
 
@@ -142,12 +144,12 @@ class TaskStep:
         return self.task.train_step(models, self.task.feed.prepare(batch, feed_key), key)
 
 
-@functools.lru_cache(maxsize=32)
 def make_runner(step_fn: StepFn, num_steps: int, mesh: Mesh | None = None):
     """Compiles `num_steps` consecutive steps of `step_fn` into one call.
 
-    Memoized: equal arguments (e.g. `TaskStep`s of equal frozen tasks) return the same jitted
-    function, so a second run in the same process reuses its compiled program.
+    Memoized: equal arguments (e.g. `TaskStep`s of equal frozen tasks) under the same convolution
+    path (`gan_jax.onednn.backend()`) return the same jitted function, so a second run in the
+    same process reuses its compiled program.
 
     Args:
       step_fn: a pure step, `(models, batch, key) -> (models, metrics)` (`TaskStep(task)`).
@@ -161,6 +163,11 @@ def make_runner(step_fn: StepFn, num_steps: int, mesh: Mesh | None = None):
       the same way; `finite` is a bool scalar, whether every model array of the new state is
       finite. `state` is donated. Step t's key is `fold_in(wrap_key_data(state.rng), t)`.
     """
+    return _make_runner(step_fn, num_steps, mesh, onednn.backend())
+
+
+@functools.lru_cache(maxsize=32)
+def _make_runner(step_fn: StepFn, num_steps: int, mesh: Mesh | None, conv_path: str):
 
     def one_step(state: TrainState, batch: Any):
         key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)

@@ -34,6 +34,9 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 # deterministic reductions, scatters and convolution algorithms, without which a resumed run is not
 # bit-identical to an uninterrupted one on a GPU (no effect on CPU).
 deterministic_gpu_ops(deterministic_by_default())
+# The suite's results are XLA's, whether or not this machine built the oneDNN convolutions;
+# tests/test_onednn.py runs that path (and GAN_JAX_CONV=onednn runs the whole suite on it).
+os.environ.setdefault("GAN_JAX_CONV", "xla")
 os.environ["JAX_COMPILATION_CACHE_DIR"] = _XLA_CACHE
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 jax.config.update("jax_compilation_cache_dir", _XLA_CACHE)

@@ -93,6 +93,7 @@ LAYERS = {
         "multihost",
         "launch",
         "best",
+        "onednn",
     ),
     "data": ("data",),
     "maths": ("losses", "models", "config", "steps", "parallel", "features"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
+from gan_jax.models.layers import conv_general_dilated
+
 
 class FeatureNet(nn.Module):
     """Images `[B, H, W, C]` in [-1, 1] → (class logits `[B, num_classes]`, features
@@ -22,7 +24,13 @@ class FeatureNet(nn.Module):
     def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         for width in self.widths:
             x = nn.max_pool(
-                nn.relu(nn.Conv(width, (3, 3), padding="SAME")(x)), (2, 2), strides=(2, 2)
+                nn.relu(
+                    nn.Conv(
+                        width, (3, 3), padding="SAME", conv_general_dilated=conv_general_dilated
+                    )(x)
+                ),
+                (2, 2),
+                strides=(2, 2),
             )
         features = nn.relu(nn.Dense(self.hidden)(x.reshape(x.shape[0], -1)))
         return nn.Dense(self.num_classes)(features), features

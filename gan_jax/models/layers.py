@@ -13,10 +13,15 @@ than ordinary ones. With `fast_grad=True` the layers here use two identities ins
   where it pays: on CPU with C_out ≥ 32 (measured; see `_subpixel_pays`).
 
 Both compute the same function as plain autodiff (`fast_grad=False`), which the tests check.
+
+Where `gan_jax.onednn.backend()` says `"onednn"` (CPU, the library built), float32 convolutions
+take oneDNN's three kinds instead, each a `custom_vjp` whose derivatives are the other two, so any
+order of differentiation (WGAN-GP's gradient of a gradient) stays on oneDNN.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,10 +31,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from gan_jax import onednn
+
 _DIMS = ("NHWC", "HWIO", "NHWC")
 # Below this many output channels the sub-pixel form lost to XLA:CPU's own transposed convolution
 # (DCGAN layers at batch 256; benchmarks/results/speed_cpu.md).
 _SUBPIXEL_MIN_FEATURES = 32
+# oneDNN's backward-data into fewer channels ran 2-3x slower than XLA's (1-channel images, batch
+# 256; benchmarks/results/onednn_cpu.md): those stay on XLA.
+_ONEDNN_MIN_DATA_CHANNELS = 2
 
 
 def _strided_conv(
@@ -106,6 +116,75 @@ def _transpose_backward(strides, padding, x, kernel, g):
     return dx, kernel_vjp(x)[0]
 
 
+Pads = tuple[tuple[int, int], tuple[int, int]]
+
+
+def _explicit(padding: str | Sequence[tuple[int, int]], y_shape, kernel_shape, strides) -> Pads:
+    """`padding` as ((top, bottom), (left, right)) for a strided conv over inputs `y_shape`."""
+    if isinstance(padding, str):
+        padding = lax.padtype_to_pads(y_shape[1:3], kernel_shape[:2], strides, padding)
+    (top, bottom), (left, right) = padding
+    return (int(top), int(bottom)), (int(left), int(right))
+
+
+def _out_shape(y_shape, kernel_shape, strides, pads: Pads) -> tuple[int, ...]:
+    h, w = (
+        (size + lo + hi - k) // s + 1
+        for size, (lo, hi), k, s in zip(y_shape[1:3], pads, kernel_shape[:2], strides, strict=True)
+    )
+    return (y_shape[0], h, w, kernel_shape[3])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _onednn_forward(y, kernel, strides, pads):
+    """S_K y on oneDNN: `[N, H, W, C_in]`, `[kh, kw, C_in, C_out]` → `[N, H', W', C_out]`."""
+    out_shape = _out_shape(y.shape, kernel.shape, strides, pads)
+    return onednn.convolve(onednn.FORWARD, y, kernel, out_shape, strides, pads)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _onednn_data_grad(g, kernel, strides, pads, y_shape):
+    """S_K^T g, of shape `y_shape`; on XLA into fewer than `_ONEDNN_MIN_DATA_CHANNELS`."""
+    if y_shape[-1] < _ONEDNN_MIN_DATA_CHANNELS:
+        zeros = jnp.zeros(y_shape, g.dtype)
+        return jax.vjp(lambda y: _strided_conv(y, kernel, strides, pads), zeros)[1](g)[0]
+    return onednn.convolve(onednn.BACKWARD_DATA, g, kernel, y_shape, strides, pads)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _onednn_kernel_grad(y, g, strides, pads, kernel_shape):
+    """d/dK <S_K y, g>, of shape `kernel_shape`."""
+    return onednn.convolve(onednn.BACKWARD_WEIGHTS, y, g, kernel_shape, strides, pads)
+
+
+# <S_K y, g> is bilinear in (y, K) and in (g, K): each kind's cotangents are the other two kinds.
+_onednn_forward.defvjp(
+    lambda y, k, s, p: (_onednn_forward(y, k, s, p), (y, k)),
+    lambda s, p, res, c: (
+        _onednn_data_grad(c, res[1], s, p, res[0].shape),
+        _onednn_kernel_grad(res[0], c, s, p, res[1].shape),
+    ),
+)
+_onednn_data_grad.defvjp(
+    lambda g, k, s, p, shape: (_onednn_data_grad(g, k, s, p, shape), (g, k)),
+    lambda s, p, shape, res, c: (
+        _onednn_forward(c, res[1], s, p),
+        _onednn_kernel_grad(c, res[0], s, p, res[1].shape),
+    ),
+)
+_onednn_kernel_grad.defvjp(
+    lambda y, g, s, p, shape: (_onednn_kernel_grad(y, g, s, p, shape), (y, g)),
+    lambda s, p, shape, res, c: (
+        _onednn_data_grad(res[1], c, s, p, res[0].shape),
+        _onednn_forward(res[0], c, s, p),
+    ),
+)
+
+
+def _on_onednn(*arrays: jax.Array) -> bool:
+    return all(a.dtype == jnp.float32 for a in arrays) and onednn.backend() == "onednn"
+
+
 def _conv_backward(strides, padding, y, kernel, g):
     _, kernel_vjp = jax.vjp(lambda k: _strided_conv(y, k, strides, padding), kernel)
     if all(
@@ -147,9 +226,15 @@ def conv_transpose(
       kernel: `[kh, kw, C_out, C_in]` (TensorFlow's Conv2DTranspose layout).
       strides: the upsampling factors (s_h, s_w).
       padding: padding of the strided convolution this layer is the adjoint of.
-      fast_grad: use the module docstring's identities (same values, faster on CPU).
+      fast_grad: on the XLA path, use the module docstring's identities (same values, faster on
+        CPU).
     """
     strides = tuple(int(s) for s in strides)
+    if _on_onednn(x, kernel):
+        n, h, w, _ = x.shape
+        y_shape = (n, h * strides[0], w * strides[1], kernel.shape[2])
+        pads = _explicit(padding, y_shape, kernel.shape, strides)
+        return _onednn_data_grad(x, kernel, strides, pads, y_shape)
     if fast_grad:
         return _fast_conv_transpose(x, kernel, strides, padding)
     return _plain_conv_transpose(x, kernel, strides, padding)
@@ -165,12 +250,40 @@ def conv(
     """2-D convolution (cross-correlation, as `lax.conv_general_dilated`), `[N, H, W, C_in]` →
     `[N, ceil(H/s_h), ceil(W/s_w), C_out]` with kernel `[kh, kw, C_in, C_out]`.
 
-    `fast_grad` computes the input-gradient in sub-pixel form where that pays (same values).
+    `fast_grad` computes the input-gradient in sub-pixel form where that pays (same values), on
+    the XLA path.
     """
     strides = tuple(int(s) for s in strides)
+    if _on_onednn(y, kernel):
+        return _onednn_forward(
+            y, kernel, strides, _explicit(padding, y.shape, kernel.shape, strides)
+        )
     if fast_grad:
         return _fast_conv(y, kernel, strides, padding)
     return _strided_conv(y, kernel, strides, padding)
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, **options) -> jax.Array:
+    """`lax.conv_general_dilated` for `nn.Conv(conv_general_dilated=...)`: on oneDNN where it
+    applies (NHWC/HWIO, no dilation, one group, float32), else exactly lax's."""
+    dims = options.get("dimension_numbers")
+    plain = (
+        lhs.ndim == 4
+        and dims is not None
+        and lax.conv_dimension_numbers(lhs.shape, rhs.shape, dims)
+        == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _DIMS)
+        and all(d in (None, 1) for d in (options.get("feature_group_count"),))
+        and all(
+            tuple(options.get(name) or (1, 1)) == (1, 1)
+            for name in ("lhs_dilation", "rhs_dilation")
+        )
+        and options.get("precision") is None
+    )
+    if plain and _on_onednn(lhs, rhs):
+        strides = tuple(int(s) for s in window_strides)
+        pads = _explicit(padding, lhs.shape, rhs.shape, strides)
+        return _onednn_forward(lhs, rhs, strides, pads)
+    return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **options)
 
 
 def _conv_layer(module: nn.Module, op, kernel_shape: tuple[int, ...], x: jax.Array) -> jax.Array:

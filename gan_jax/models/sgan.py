@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from gan_jax.models.layers import ConvTranspose
+from gan_jax.models.layers import ConvTranspose, conv_general_dilated
 
 
 def _dot_general_f32(*args, **kwargs):
@@ -175,6 +175,7 @@ class ConvClassifier(nn.Module):
                 strides=(2, 2),
                 padding="SAME",
                 kernel_init=nn.initializers.glorot_uniform(),
+                conv_general_dilated=conv_general_dilated,
             )(x)
             if i:
                 x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3)(x)

@@ -6,6 +6,7 @@ import pytest
 from jax import lax
 
 from gan_jax.models import Conv, ConvTranspose, Discriminator, Generator, conv, conv_transpose
+from gan_jax.models.dropout import Dropout, bernoulli
 
 
 def test_generator_maps_noise_to_images_in_tanh_range():
@@ -154,3 +155,26 @@ def test_conv_transpose_module_kernel_layout_and_bias():
     variables = layer.init(jax.random.PRNGKey(0), x)
     assert variables["params"]["kernel"].shape == (5, 5, 5, 3)
     assert layer.apply(variables, x).shape == (1, 14, 14, 5)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (64, 7, 7, 16), (1,)])
+def test_fast_bernoulli_draws_jaxs_bits_exactly(shape):
+    key = jax.random.key(7)
+    for p in (0.3, 0.5, 0.7):
+        expected = jax.random.bernoulli(key, p, shape)
+        np.testing.assert_array_equal(jax.jit(bernoulli, static_argnums=2)(key, p, shape), expected)
+    raw = jax.random.PRNGKey(3)  # a raw uint32 key
+    np.testing.assert_array_equal(bernoulli(raw, 0.7, shape), jax.random.bernoulli(raw, 0.7, shape))
+    rbg = jax.random.key(3, impl="rbg")  # another implementation: JAX's own draw
+    np.testing.assert_array_equal(bernoulli(rbg, 0.7, shape), jax.random.bernoulli(rbg, 0.7, shape))
+
+
+def test_dropout_equals_linens_dropout():
+    x = jax.random.normal(jax.random.key(0), (8, 6, 6, 4))
+    rngs = {"dropout": jax.random.key(1)}
+    expected = nn.Dropout(0.3, deterministic=False).apply({}, x, rngs=rngs)
+    np.testing.assert_array_equal(
+        Dropout(0.3, deterministic=False).apply({}, x, rngs=rngs), expected
+    )
+    assert Dropout(0.3, deterministic=True).apply({}, x) is x
+    np.testing.assert_array_equal(Dropout(1.0).apply({}, x, deterministic=False, rngs=rngs), 0)

@@ -1,12 +1,14 @@
 """The TensorFlow MNIST tutorial's DCGAN `train_step` (a `tf.function`), timed: prints one JSON line.
 
     pip install -e ".[peers]"    # torch and tensorflow: an optional extra, never installed by CI
-    python -m benchmarks.peers.tf_dcgan [--batch-size 256] [--steps 10]
+    python -m benchmarks.peers.tf_dcgan [--batch-size 256] [--steps 10] [--alternating]
 
-This is the tutorial's own step, as issue 4 timed it: one G forward, D on real and on fake, both
-models' gradients from the same forward (simultaneous, not alternating), Adam(1e-4) each. It does
-one D pass fewer than the alternating step gan_jax and `torch_dcgan.py` run, so it is the
-tutorial's cost, not the same function. Compare with `gan-jax bench --models dcgan --batch-sizes 256`.
+By default this is the tutorial's own step, as issue 4 timed it: one G forward, D on real and on
+fake, both models' gradients from the same forward (simultaneous), Adam(1e-4) each: one D pass
+fewer than gan_jax's step, so it is the tutorial's cost, not the same function. `--alternating`
+times the seed's step, the one gan_jax and `torch_dcgan.py` run: D's update, then G's update on
+the same noise through a new G and D forward. Compare with
+`gan-jax bench --models dcgan --batch-sizes 256`; `benchmarks/cpu_peers.py` runs them together.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--alternating", action="store_true", help="the seed's alternating step")
     args = parser.parse_args(argv)
     import tensorflow as tf
     from tensorflow.keras import layers
@@ -54,16 +57,34 @@ def main(argv=None) -> None:
                                   discriminator.trainable_variables))
         return disc_loss
 
+    @tf.function
+    def alternating_step(images):
+        noise = tf.random.normal([args.batch_size, 100])
+        with tf.GradientTape() as disc_tape:
+            generated = generator(noise, training=True)
+            real_output = discriminator(images, training=True)
+            fake_output = discriminator(generated, training=True)
+            disc_loss = bce(tf.ones_like(real_output), real_output) + bce(tf.zeros_like(fake_output), fake_output)
+        d_opt.apply_gradients(zip(disc_tape.gradient(disc_loss, discriminator.trainable_variables),
+                                  discriminator.trainable_variables))
+        with tf.GradientTape() as gen_tape:
+            fake_output = discriminator(generator(noise, training=True), training=True)
+            gen_loss = bce(tf.ones_like(fake_output), fake_output)
+        g_opt.apply_gradients(zip(gen_tape.gradient(gen_loss, generator.trainable_variables),
+                                  generator.trainable_variables))
+        return disc_loss
+
+    step = alternating_step if args.alternating else train_step
     start = time.perf_counter()
-    train_step(images).numpy()
+    step(images).numpy()
     first_s = time.perf_counter() - start
-    train_step(images).numpy()
+    step(images).numpy()
     start = time.perf_counter()
     for _ in range(args.steps):
-        loss = train_step(images)
+        loss = step(images)
     loss.numpy()
     ms = 1000 * (time.perf_counter() - start) / args.steps
-    print(json.dumps({"impl": "tensorflow tf.function (tutorial step)", "tensorflow": tf.__version__,
+    print(json.dumps({"impl": f"tensorflow tf.function ({'alternating' if args.alternating else 'tutorial'} step)", "tensorflow": tf.__version__,
                       "batch_size": args.batch_size, "timed_steps": args.steps, "first_step_s": round(first_s, 2),
                       "ms_per_step": round(ms, 1)}))
 

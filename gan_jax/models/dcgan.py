@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax.errors import ConfigError
+from gan_jax.models.dropout import Dropout
 from gan_jax.models.layers import Conv, ConvTranspose
 
 LEAK = 0.3  # Keras LeakyReLU's default slope, used by the tutorial
@@ -90,7 +91,7 @@ class Discriminator(nn.Module):
             x = Conv(
                 width, strides=(2, 2), fast_grad=self.fast_grad, kernel_init=init, dtype=self.dtype
             )(x)
-            x = nn.Dropout(self.dropout, deterministic=not train)(nn.leaky_relu(x, LEAK))
+            x = Dropout(self.dropout, deterministic=not train)(nn.leaky_relu(x, LEAK))
         h = x.reshape(x.shape[0], -1)
         logits = nn.Dense(1, kernel_init=init, dtype=self.dtype)(h)[:, 0]
         if self.num_classes:

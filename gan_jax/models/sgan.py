@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from gan_jax.models.dropout import Dropout
 from gan_jax.models.layers import ConvTranspose, conv_general_dilated
 
 
@@ -180,7 +181,7 @@ class ConvClassifier(nn.Module):
             if i:
                 x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3)(x)
             x = nn.leaky_relu(x, CONV_LEAK)
-        x = nn.Dropout(self.dropout, deterministic=not train, rng_collection="noise")(x)
+        x = Dropout(self.dropout, deterministic=not train, rng_collection="noise")(x)
         features = x.reshape(x.shape[0], -1)
         logits = nn.Dense(self.num_classes, kernel_init=nn.initializers.glorot_uniform())(features)
         return logits, features

@@ -130,6 +130,7 @@ def _losses(workdir):
     return [(row["d_loss"], row["g_loss"]) for row in read_rows(workdir, "losses.jsonl")]
 
 
+@pytest.mark.slow
 def test_gan_training_on_both_paths_agrees_and_resumes_exactly(
     built, tiny_config, tiny_data, tmp_path
 ):
@@ -148,6 +149,7 @@ def test_gan_training_on_both_paths_agrees_and_resumes_exactly(
     np.testing.assert_allclose(_losses(tmp_path / "crossed"), _losses(tmp_path / "xla"), 1e-4)
 
 
+@pytest.mark.slow
 def test_conv_sgan_steps_match_xla(built):
     """The conv SGAN: linen `nn.Conv` in the classifier, transposed convolutions in the
     generator."""

@@ -37,9 +37,9 @@ _DIMS = ("NHWC", "HWIO", "NHWC")
 # Below this many output channels the sub-pixel form lost to XLA:CPU's own transposed convolution
 # (DCGAN layers at batch 256; benchmarks/results/speed_cpu.md).
 _SUBPIXEL_MIN_FEATURES = 32
-# oneDNN's backward-data into fewer channels ran 2-3x slower than XLA's (1-channel images, batch
-# 256; benchmarks/results/onednn_cpu.md): those stay on XLA.
-_ONEDNN_MIN_DATA_CHANNELS = 2
+# oneDNN's backward-data into 1 or 3 channels (images) ran 1.8-3.5x slower than XLA's at batch
+# 256 (benchmarks/results/onednn_cpu.md): those stay on XLA.
+_ONEDNN_MIN_DATA_CHANNELS = 4
 
 
 def _strided_conv(

@@ -7,6 +7,7 @@ everywhere.
 """
 
 import dataclasses
+import logging
 
 import flax.linen as nn
 import jax
@@ -191,3 +192,19 @@ def test_a_missing_onednn_names_the_install_command(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="apt-get install g\\+\\+ libdnnl-dev"):
         build.build()
     assert not list(tmp_path.iterdir())
+
+
+def test_a_cpu_run_without_the_library_says_how_to_get_it(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("GAN_JAX_ONEDNN_DIR", str(tmp_path))
+    monkeypatch.setenv("GAN_JAX_CONV", "auto")
+    onednn.load.cache_clear()
+    try:
+        with caplog.at_level(logging.INFO, logger="gan_jax"):
+            onednn.log_path(logging.getLogger("gan_jax"))
+        assert caplog.messages == [onednn.HINT] and "gan-jax onednn build" in onednn.HINT
+        caplog.clear()
+        monkeypatch.setenv("GAN_JAX_CONV", "xla")  # chosen: nothing to say
+        onednn.log_path(logging.getLogger("gan_jax"))
+        assert caplog.messages == []
+    finally:
+        onednn.load.cache_clear()

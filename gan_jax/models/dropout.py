@@ -35,7 +35,7 @@ def _threefry2x32(k1, k2, x1, x2):
 
 def _threefry_key_data(key: jax.Array) -> jax.Array | None:
     """The `[2]` uint32 words of a Threefry key on JAX's partitionable stream, else None."""
-    if not jax.config.jax_threefry_partitionable:
+    if not jax.config.values["jax_threefry_partitionable"]:
         return None
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         if str(jax.random.key_impl(key)) != "threefry2x32":

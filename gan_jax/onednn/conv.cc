@@ -1,19 +1,18 @@
 // gan_jax's 2-D convolutions through oneDNN, as one XLA FFI handler (CPU).
 //
-// kind 0, forward:          a = src [N, IH, IW, IC],      b = weights [KH, KW, IC, OC] -> dst [N, OH, OW, OC]
-// kind 1, backward-data:    a = diff_dst [N, OH, OW, OC], b = weights                  -> diff_src [N, IH, IW, IC]
-// kind 2, backward-weights: a = src,                      b = diff_dst                 -> diff_weights [KH, KW, IC, OC]
+// kind 0, forward:          (src [N, IH, IW, IC], weights [KH, KW, IC, OC]) -> dst [N, OH, OW, OC]
+// kind 1, backward-data:    (diff_dst [N, OH, OW, OC], weights) -> diff_src [N, IH, IW, IC]
+// kind 2, backward-weights: (src, diff_dst) -> diff_weights [KH, KW, IC, OC]
 //
 // float32, NHWC activations and HWIO kernels (JAX's layouts), explicit strides and padding.
 // Primitives are cached per shape; one engine and stream serve every call, and a mutex runs one
 // call at a time, so XLA:CPU's concurrent custom calls never start two OpenMP teams on the same
 // cores. Builds against oneDNN 2.x and 3.x.
 #include <cstdint>
+#include <exception>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <string>
-#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -76,6 +75,21 @@ dnnl::convolution_forward::primitive_desc ForwardDesc(const Geometry& g, tag act
 }
 #endif
 
+// Backward-data's or backward-weights' primitive descriptor (their arguments line up).
+template <typename Primitive>
+typename Primitive::primitive_desc BackwardDesc(
+    const Geometry& g, tag act, tag wei, const dnnl::convolution_forward::primitive_desc& hint) {
+#if DNNL_VERSION_MAJOR >= 3
+  return typename Primitive::primitive_desc(
+      Engine(), dnnl::algorithm::convolution_direct, Md(g.src, act), Md(g.weights, wei),
+      Md(g.dst, act), g.strides, g.pad_l, g.pad_r, hint, Attributes());
+#else
+  typename Primitive::desc d(dnnl::algorithm::convolution_direct, Md(g.src, act),
+                             Md(g.weights, wei), Md(g.dst, act), g.strides, g.pad_l, g.pad_r);
+  return typename Primitive::primitive_desc(d, Attributes(), Engine(), hint);
+#endif
+}
+
 // `any` layouts: oneDNN picks its fastest kernels (NHWC activations, blocked weights on AVX-512).
 Plan MakePlan(int kind, const Geometry& g) {
   const tag act = tag::any, wei = tag::any;
@@ -86,39 +100,21 @@ Plan MakePlan(int kind, const Geometry& g) {
   }
   auto hint = ForwardDesc(g, act, wei, dnnl::prop_kind::forward_training);
   if (kind == 1) {
-#if DNNL_VERSION_MAJOR >= 3
-    dnnl::convolution_backward_data::primitive_desc pd(
-        Engine(), dnnl::algorithm::convolution_direct, Md(g.src, act), Md(g.weights, wei),
-        Md(g.dst, act), g.strides, g.pad_l, g.pad_r, hint, Attributes());
-#else
-    dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, Md(g.src, act),
-                                            Md(g.weights, wei), Md(g.dst, act), g.strides,
-                                            g.pad_l, g.pad_r);
-    dnnl::convolution_backward_data::primitive_desc pd(d, Attributes(), Engine(), hint);
-#endif
+    auto pd = BackwardDesc<dnnl::convolution_backward_data>(g, act, wei, hint);
     return {dnnl::convolution_backward_data(pd), pd.diff_src_desc(), pd.weights_desc(),
             pd.diff_dst_desc(), Scratchpad(pd)};
   }
-#if DNNL_VERSION_MAJOR >= 3
-  dnnl::convolution_backward_weights::primitive_desc pd(
-      Engine(), dnnl::algorithm::convolution_direct, Md(g.src, act), Md(g.weights, wei),
-      Md(g.dst, act), g.strides, g.pad_l, g.pad_r, hint, Attributes());
-#else
-  dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, Md(g.src, act),
-                                             Md(g.weights, wei), Md(g.dst, act), g.strides,
-                                             g.pad_l, g.pad_r);
-  dnnl::convolution_backward_weights::primitive_desc pd(d, Attributes(), Engine(), hint);
-#endif
+  auto pd = BackwardDesc<dnnl::convolution_backward_weights>(g, act, wei, hint);
   return {dnnl::convolution_backward_weights(pd), pd.src_desc(), pd.diff_weights_desc(),
           pd.diff_dst_desc(), Scratchpad(pd)};
 }
 
 // `user` wraps JAX's buffer; returns memory in `wanted`'s layout (a reorder into a scratch
-// buffer when they differ).
-memory Into(dnnl::stream& stream, const memory& user, const memory::desc& wanted) {
+// buffer when they differ). `memory` is a handle: copies share the buffer.
+memory Into(dnnl::stream& stream, memory user, const memory::desc& wanted) {
   if (user.get_desc() == wanted) return user;
   memory converted(wanted, Engine());
-  dnnl::reorder(user, converted).execute(stream, const_cast<memory&>(user), converted);
+  dnnl::reorder(user, converted).execute(stream, user, converted);
   return converted;
 }
 
@@ -131,7 +127,8 @@ ffi::Error Convolve(ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi::F32> b,
     if (dimensions.size() != 4) return memory::dims();
     return memory::dims(dimensions.begin(), dimensions.end());
   };
-  memory::dims da = dims(a.dimensions()), db = dims(b.dimensions()), dout = dims(out->dimensions());
+  memory::dims da = dims(a.dimensions()), db = dims(b.dimensions());
+  memory::dims dout = dims(out->dimensions());
   if (da.empty() || db.empty() || dout.empty())
     return ffi::Error::InvalidArgument("gan_jax onednn: operands must be 4-D");
   // JAX's NHWC / HWIO dims -> oneDNN's logical NCHW / OIHW dims.
@@ -154,11 +151,12 @@ ffi::Error Convolve(ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi::F32> b,
     if (found == plans.end()) found = plans.emplace(key, MakePlan(kind, g)).first;
     const Plan& plan = found->second;
     static dnnl::stream stream(Engine());
-    memory user_src(Md(g.src, tag::nhwc), Engine(), kind == 1 ? out->untyped_data() : a.untyped_data());
+    void* result_data = out->untyped_data();
+    memory user_src(Md(g.src, tag::nhwc), Engine(), kind == 1 ? result_data : a.untyped_data());
     memory user_wei(Md(g.weights, tag::hwio), Engine(),
-                    kind == 2 ? out->untyped_data() : b.untyped_data());
+                    kind == 2 ? result_data : b.untyped_data());
     memory user_dst(Md(g.dst, tag::nhwc), Engine(),
-                    kind == 0 ? out->untyped_data() : kind == 1 ? a.untyped_data() : b.untyped_data());
+                    kind == 0 ? result_data : kind == 1 ? a.untyped_data() : b.untyped_data());
     // The result is written in the primitive's layout, then reordered into JAX's buffer.
     memory* user_out = kind == 0 ? &user_dst : kind == 1 ? &user_src : &user_wei;
     const memory::desc& out_desc = kind == 0 ? plan.dst : kind == 1 ? plan.src : plan.weights;
@@ -182,7 +180,7 @@ ffi::Error Convolve(ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi::F32> b,
     if (result.get_data_handle() != user_out->get_data_handle())
       dnnl::reorder(result, *user_out).execute(stream, result, *user_out);
     stream.wait();
-  } catch (const dnnl::error& e) {
+  } catch (const std::exception& e) {  // dnnl::error, std::bad_alloc: never past the FFI
     return ffi::Error::Internal(std::string("gan_jax onednn: ") + e.what());
   }
   return ffi::Error::Success();

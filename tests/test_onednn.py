@@ -19,6 +19,7 @@ from gan_jax import ConfigError, SGANConfig, UserError, onednn, train
 from gan_jax.checkpoint import params_fingerprint
 from gan_jax.data import Split
 from gan_jax.models import conv, conv_transpose
+from gan_jax.models.dcgan import Discriminator64, Generator64
 from gan_jax.models.feature_net import FeatureNet
 from gan_jax.models.sgan import ConvClassifier
 from gan_jax.onednn import build
@@ -118,6 +119,25 @@ def test_linen_conv_layers_take_the_onednn_path(built, module):
 
 def _train_arg(module: nn.Module) -> dict:
     return {"train": False} if isinstance(module, ConvClassifier) else {}
+
+
+@pytest.mark.slow
+def test_the_64_px_dcgan_takes_the_onednn_path_with_xlas_values_and_gradients(built):
+    """The DCGAN paper's 4×4 stride-2 layers at 64 px, 3 channels (the RGB ends stay on XLA)."""
+    generator, discriminator = Generator64(features=4), Discriminator64(features=4)
+    z = _normal(9, (2, 8))
+    g_vars = generator.init(jax.random.key(0), z, train=False)
+    images = generator.apply(g_vars, z, train=False)
+    d_vars = discriminator.init(jax.random.key(1), images, train=False)
+
+    def d_of_g(g_vars, d_vars):
+        fakes = generator.apply(g_vars, z, train=False)
+        return jnp.sum(discriminator.apply(d_vars, fakes, train=False) ** 2)
+
+    with onednn.use("onednn"):
+        assert onednn.TARGET in jax.jit(d_of_g).lower(g_vars, d_vars).as_text()
+    _close(*_both(lambda g: generator.apply(g, z, train=False), g_vars))
+    _close(*_both(jax.grad(d_of_g, argnums=(0, 1)), g_vars, d_vars), rtol=5e-5)
 
 
 def _steps(config, data, path, tmp_path, name, steps):

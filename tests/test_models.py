@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from jax import lax
 
+from gan_jax import onednn
 from gan_jax.models import Conv, ConvTranspose, Discriminator, Generator, conv, conv_transpose
 from gan_jax.models.dropout import Dropout, bernoulli
 
@@ -85,6 +86,14 @@ def test_fast_conv_transpose_gradients_equal_autodiff(stride):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(b))))
 
 
+@pytest.fixture
+def xla_convolutions():
+    """The sub-pixel and adjoint forms are the XLA path's (a run with the oneDNN library built and
+    `GAN_JAX_CONV=onednn` would trace these convolutions as oneDNN calls instead)."""
+    with onednn.use("xla"):
+        yield
+
+
 def _dilated_convolutions(fn, *args) -> int:
     """How many convolutions with a dilated input (XLA:CPU's slow kind) `fn` runs, compiled."""
     hlo = jax.jit(fn).lower(*args).compile().as_text()
@@ -101,7 +110,9 @@ SUBPIXEL_CASES = [
 
 
 @pytest.mark.parametrize("size,kernel_size,strides", SUBPIXEL_CASES)
-def test_wide_conv_transpose_runs_in_subpixel_form_with_the_same_values(size, kernel_size, strides):
+def test_wide_conv_transpose_runs_in_subpixel_form_with_the_same_values(
+    size, kernel_size, strides, xla_convolutions
+):
     x = jax.random.normal(jax.random.PRNGKey(0), (2, *size, 3))
     k = jax.random.normal(jax.random.PRNGKey(1), (*kernel_size, 32, 3))  # 32 output channels
     expected = conv_transpose(x, k, strides, fast_grad=False)
@@ -116,7 +127,7 @@ def test_wide_conv_transpose_runs_in_subpixel_form_with_the_same_values(size, ke
     [(32, 14, 2), (4, 14, 2), (32, 15, 2), (32, 9, 1)],
     ids=["subpixel", "narrow", "uneven", "stride1"],
 )
-def test_fast_conv_gradients_equal_autodiff(channels, size, strides):
+def test_fast_conv_gradients_equal_autodiff(channels, size, strides, xla_convolutions):
     y = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, channels))
     k = jax.random.normal(jax.random.PRNGKey(1), (5, 5, channels, 6))
     out = -(-size // strides)

@@ -452,7 +452,7 @@ def _onednn_command(commands) -> None:
     """`onednn build|status`: the optional oneDNN convolutions for CPU."""
     onednn = commands.add_parser(
         "onednn",
-        help="build the oneDNN convolutions that make CPU training about twice as fast",
+        help="build the oneDNN convolutions that make CPU training about 1.7x as fast",
         description="CPU runs convolve through oneDNN once its FFI library is built here "
         "(needs `apt-get install g++ libdnnl-dev`); GAN_JAX_CONV=xla|onednn|auto chooses.",
     )

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import lax
 
 from gan_jax import ConfigError, SGANConfig, UserError, onednn, train
 from gan_jax.checkpoint import params_fingerprint
@@ -21,6 +22,7 @@ from gan_jax.data import Split
 from gan_jax.models import conv, conv_transpose
 from gan_jax.models.dcgan import Discriminator64, Generator64
 from gan_jax.models.feature_net import FeatureNet
+from gan_jax.models.layers import conv_general_dilated
 from gan_jax.models.sgan import ConvClassifier
 from gan_jax.onednn import build
 from gan_jax.steps import TaskStep, make_runner
@@ -115,6 +117,30 @@ def test_linen_conv_layers_take_the_onednn_path(built, module):
         hlo = jax.jit(apply).lower(variables, images).as_text()
     assert onednn.TARGET in hlo
     _close(*_both(apply, variables, images))
+
+
+@pytest.mark.parametrize(
+    "options,kernel_shape",
+    [
+        ({"feature_group_count": 2}, (3, 3, 2, 6)),
+        ({"batch_group_count": 2}, (3, 3, 4, 6)),
+        ({"rhs_dilation": (2, 2)}, (3, 3, 4, 6)),
+    ],
+    ids=["groups", "batch_groups", "dilated"],
+)
+def test_the_linen_hook_leaves_what_onednn_does_not_do_to_lax(built, options, kernel_shape):
+    x, kernel = _normal(10, (2, 9, 9, 4)), _normal(11, kernel_shape)
+    dims = ("NHWC", "HWIO", "NHWC")
+    expected = lax.conv_general_dilated(
+        x, kernel, (1, 1), "SAME", dimension_numbers=dims, **options
+    )
+    hook = lambda x, k: conv_general_dilated(
+        x, k, (1, 1), "SAME", dimension_numbers=dims, **options
+    )
+    with onednn.use("onednn"):
+        got = jax.jit(hook)(x, kernel)
+        assert onednn.TARGET not in jax.jit(hook).lower(x, kernel).as_text()
+    np.testing.assert_array_equal(got, expected)
 
 
 def _train_arg(module: nn.Module) -> dict:

@@ -49,13 +49,22 @@ def _strided_conv(
     return lax.conv_general_dilated(y, kernel, strides, padding, dimension_numbers=_DIMS)
 
 
-def _plain_conv_transpose(x, kernel, strides, padding):
+def _upsampled_shape(x: jax.Array, kernel: jax.Array, strides: Sequence[int]) -> tuple[int, ...]:
+    """The shape of `conv_transpose(x, kernel, strides)`: `[N, H*s_h, W*s_w, C_out]`."""
     n, h, w, _ = x.shape
-    y_shape = (n, h * strides[0], w * strides[1], kernel.shape[2])
+    return (n, h * strides[0], w * strides[1], kernel.shape[2])
+
+
+def _xla_adjoint(g, kernel, strides, padding, y_shape):
+    """S_K^T g on XLA (autodiff of the strided convolution over inputs of `y_shape`)."""
     _, adjoint = jax.vjp(
-        lambda y: _strided_conv(y, kernel, strides, padding), jnp.zeros(y_shape, x.dtype)
+        lambda y: _strided_conv(y, kernel, strides, padding), jnp.zeros(y_shape, g.dtype)
     )
-    return adjoint(x)[0]
+    return adjoint(g)[0]
+
+
+def _plain_conv_transpose(x, kernel, strides, padding):
+    return _xla_adjoint(x, kernel, strides, padding, _upsampled_shape(x, kernel, strides))
 
 
 def _phase_taps(k: int, s: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
@@ -146,8 +155,7 @@ def _onednn_forward(y, kernel, strides, pads):
 def _onednn_data_grad(g, kernel, strides, pads, y_shape):
     """S_K^T g, of shape `y_shape`; on XLA into fewer than `_ONEDNN_MIN_DATA_CHANNELS`."""
     if y_shape[-1] < _ONEDNN_MIN_DATA_CHANNELS:
-        zeros = jnp.zeros(y_shape, g.dtype)
-        return jax.vjp(lambda y: _strided_conv(y, kernel, strides, pads), zeros)[1](g)[0]
+        return _xla_adjoint(g, kernel, strides, pads, y_shape)
     return onednn.convolve(onednn.BACKWARD_DATA, g, kernel, y_shape, strides, pads)
 
 
@@ -231,8 +239,7 @@ def conv_transpose(
     """
     strides = tuple(int(s) for s in strides)
     if _on_onednn(x, kernel):
-        n, h, w, _ = x.shape
-        y_shape = (n, h * strides[0], w * strides[1], kernel.shape[2])
+        y_shape = _upsampled_shape(x, kernel, strides)
         pads = _explicit(padding, y_shape, kernel.shape, strides)
         return _onednn_data_grad(x, kernel, strides, pads, y_shape)
     if fast_grad:
@@ -272,12 +279,15 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, **options) -> jax.Ar
         and dims is not None
         and lax.conv_dimension_numbers(lhs.shape, rhs.shape, dims)
         == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _DIMS)
-        and all(d in (None, 1) for d in (options.get("feature_group_count"),))
+        and all(
+            options.get(name) in (None, 1) for name in ("feature_group_count", "batch_group_count")
+        )
         and all(
             tuple(options.get(name) or (1, 1)) == (1, 1)
             for name in ("lhs_dilation", "rhs_dilation")
         )
         and options.get("precision") is None
+        and options.get("preferred_element_type") is None
     )
     if plain and _on_onednn(lhs, rhs):
         strides = tuple(int(s) for s in window_strides)

@@ -23,8 +23,6 @@ import pathlib
 import re
 import shutil
 import sys
-import threading
-import warnings
 from typing import Any, Literal
 
 import jax
@@ -260,6 +258,9 @@ class CheckpointStore:
             create=create,
             enable_async_checkpointing=create,
             cleanup_tmp_directories=create,
+            # Folders made in the caller's thread: a folder that cannot be made fails the save at
+            # once, instead of leaving Orbax's writer threads waiting for it until their timeout.
+            async_options=ocp.AsyncOptions(create_directories_asynchronously=False),
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
         _STORE_DIRS.add(str(self.directory))
@@ -347,7 +348,6 @@ class CheckpointStore:
             cause = cause or OSError(errno.ENOENT, os.strerror(errno.ENOENT))
         if cause is None:
             return None
-        self._release_waiting_writers()
         latest = None
         if not deleted:
             self.manager.reload()
@@ -361,28 +361,6 @@ class CheckpointStore:
             need or self._state_bytes,
             deleted=deleted,
         )
-
-    @staticmethod
-    def _release_waiting_writers() -> None:
-        """Lets Orbax's writer threads that wait for a failed save's signals (e.g. "folder made")
-        end: left waiting, they keep the process from exiting for Orbax's timeout (orbax 0.12)."""
-        # The failed save's abandoned coroutines: Python warns about each at exit.
-        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
-        try:
-            from orbax.checkpoint._src.futures import future
-        except ImportError:  # another Orbax: nothing known to release
-            return
-        waiting: list[Any] = [
-            t
-            for t in threading.enumerate()
-            if isinstance(t, getattr(future, "_SignalingThread", ()))
-        ]
-        for thread in waiting:
-            try:
-                thread.cancel()
-                future.set_signals(thread._receive_signals, operation_id=thread._operation_id)
-            except Exception:  # noqa: BLE001 - best effort on Orbax's internals
-                log.debug("could not release Orbax thread %s", thread.name)
 
     def read_config(self, step: int | None = None) -> dict[str, Any]:
         """The config stored with a checkpoint (the latest by default)."""

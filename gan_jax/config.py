@@ -699,6 +699,16 @@ class SGANConfig(SupervisedConfig):
         4,
         "the strong view's shift for the pseudo-labels: up to this many pixels in each direction.",
     )
+    strong_rotate: float = described(
+        0.0,
+        "the strong view's rotation for the pseudo-labels: up to this many degrees either way, "
+        "after the shift (0: none; digits keep their class to about 30).",
+    )
+    strong_cutout: int = described(
+        0,
+        "the strong view's cutout for the pseudo-labels: a square of this many pixels a side, "
+        "centred on a random pixel, set to black, after the rotation (0: none).",
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -727,12 +737,16 @@ class SGANConfig(SupervisedConfig):
                 "pseudo_label_threshold must be in (0, 1], got "
                 f"{self.pseudo_label_threshold!r}; pass e.g. 0.95"
             )
-        if isinstance(self.strong_shift, bool) or not (
-            isinstance(self.strong_shift, int) and self.strong_shift >= 0
-        ):
+        for name, example in (("strong_shift", 4), ("strong_cutout", 8)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (isinstance(value, int) and value >= 0):
+                raise ConfigError(
+                    f"{name} must be a non-negative integer, got {value!r}; pass e.g. {example}"
+                )
+        if not 0 <= self.strong_rotate <= 180:
             raise ConfigError(
-                f"strong_shift must be a non-negative integer, got {self.strong_shift!r}; pass "
-                "e.g. 4"
+                f"strong_rotate must be in [0, 180] degrees, got {self.strong_rotate!r}; pass "
+                "e.g. 20"
             )
 
 

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.scipy.ndimage import map_coordinates
 
 from gan_jax import data as data_lib
 from gan_jax.errors import ConfigError, DataError
@@ -62,6 +63,52 @@ def random_shift(
         image, (offset[0], offset[1], 0), (*size, image.shape[-1])
     )
     return jax.vmap(crop)(padded, offsets)
+
+
+def rotate(images: jax.Array, degrees: jax.Array, background: float = -1.0) -> jax.Array:
+    """Each image of `[B, H, W, C]` rotated about its centre by its own angle (`degrees`, `[B]`;
+    positive: clockwise as displayed, rows running down), bilinear, what comes from outside filled
+    with `background`."""
+    height, width = images.shape[1:3]
+    ys, xs = jnp.meshgrid(
+        jnp.arange(height) - (height - 1) / 2, jnp.arange(width) - (width - 1) / 2, indexing="ij"
+    )
+
+    def one(image: jax.Array, angle: jax.Array) -> jax.Array:
+        cos, sin = jnp.cos(angle), jnp.sin(angle)
+        # each output pixel reads the input where the inverse rotation takes it
+        rows = cos * ys - sin * xs + (height - 1) / 2
+        cols = sin * ys + cos * xs + (width - 1) / 2
+        sample = lambda channel: map_coordinates(channel, [rows, cols], order=1, cval=0.0)
+        return jax.vmap(sample, in_axes=-1, out_axes=-1)(image - background) + background
+
+    return jax.vmap(one)(images, jnp.deg2rad(degrees.astype(jnp.float32)))
+
+
+def random_rotate(
+    images: jax.Array, max_degrees: float, key: jax.Array, background: float = -1.0
+) -> jax.Array:
+    """`rotate` by a uniform angle in [-max_degrees, max_degrees] per image."""
+    degrees = jax.random.uniform(key, images.shape[:1], minval=-max_degrees, maxval=max_degrees)
+    return rotate(images, degrees, background)
+
+
+def cutout(images: jax.Array, size: int, corners: jax.Array, background: float = -1.0) -> jax.Array:
+    """Each image of `[B, H, W, C]` with a `size`×`size` square set to `background`, its top-left
+    corner at `corners` (int `[B, 2]`, row and column; the square may run off the image)."""
+    rows = jnp.arange(images.shape[1])[None, :, None] - corners[:, 0, None, None]
+    cols = jnp.arange(images.shape[2])[None, None, :] - corners[:, 1, None, None]
+    inside = (rows >= 0) & (rows < size) & (cols >= 0) & (cols < size)
+    return jnp.where(inside[..., None], jnp.asarray(background, images.dtype), images)
+
+
+def random_cutout(
+    images: jax.Array, size: int, key: jax.Array, background: float = -1.0
+) -> jax.Array:
+    """`cutout` of a square centred on a uniform pixel of each image (FixMatch's Cutout)."""
+    limits = jnp.asarray(images.shape[1:3])
+    centres = jax.random.randint(key, (images.shape[0], 2), 0, limits)
+    return cutout(images, size, centres - size // 2, background)
 
 
 def checked_labels(
@@ -174,9 +221,10 @@ class FewLabelFeed:
     `[B, H, W, C]`, `labels` int32 `[B]`, and with `unlabeled` also `unlabeled`, `unlabeled_g`
     `[B, H, W, C]`; prepared, the images are float32 in `pixel_range`. Augmentation happens in
     `prepare`, from the step's key: with `augment_shift`, each labelled image is shifted by up to
-    that many pixels; with `strong_shift`, `prepare` adds two views of the unlabelled batch for
+    that many pixels; with `pseudo_views`, `prepare` adds two views of the unlabelled batch for
     pseudo-labels: `unlabeled_weak` (shifted up to `augment_shift`) and `unlabeled_strong` (up to
-    `strong_shift`).
+    `strong_shift`, then rotated up to `strong_rotate` degrees and cut out by a `strong_cutout`
+    square where those are set).
     """
 
     seed: int
@@ -189,7 +237,10 @@ class FewLabelFeed:
     unlabeled: bool = False
     run: tuple[str, str] = ("the data", "this")
     augment_shift: int = 0
-    strong_shift: int = 0  # 0: no pseudo-label views
+    pseudo_views: bool = False  # the unlabelled batch's weak and strong views
+    strong_shift: int = 0
+    strong_rotate: float = 0.0
+    strong_cutout: int = 0
 
     rows_per_step = None  # not streamable: the labelled subsets and two orders live on the device
 
@@ -270,24 +321,36 @@ class FewLabelFeed:
             scaled = {
                 k: v if k == "labels" else scale_pixels(v, self.pixel_range) for k, v in b.items()
             }
-            if not (self.augment_shift or self.strong_shift):
+            if not (self.augment_shift or self.pseudo_views):
                 return shard_batch(scaled)
             lab_key, weak_key, strong_key = jax.random.split(jax.random.fold_in(key, seed), 3)
             if self.augment_shift:
                 scaled["labeled"] = random_shift(
                     scaled["labeled"], self.augment_shift, lab_key, black
                 )
-            if self.strong_shift:
+            if self.pseudo_views:
                 unlabeled = scaled["unlabeled"]
                 scaled["unlabeled_weak"] = random_shift(
                     unlabeled, self.augment_shift, weak_key, black
                 )
-                scaled["unlabeled_strong"] = random_shift(
-                    unlabeled, self.strong_shift, strong_key, black
-                )
+                scaled["unlabeled_strong"] = self.strong_view(unlabeled, strong_key, black)
             return shard_batch(scaled)
 
         return over_members(member, self.num_members)(batch, seeds)
+
+    def strong_view(self, images: jax.Array, key: jax.Array, background: float) -> jax.Array:
+        """The pseudo-labels' strong view of `[B, H, W, C]`: shifted up to `strong_shift` pixels,
+        then rotated up to `strong_rotate` degrees, then a `strong_cutout` square blanked."""
+        strong = random_shift(images, self.strong_shift, key, background)
+        if self.strong_rotate:
+            strong = random_rotate(
+                strong, self.strong_rotate, jax.random.fold_in(key, 1), background
+            )
+        if self.strong_cutout:
+            strong = random_cutout(
+                strong, self.strong_cutout, jax.random.fold_in(key, 2), background
+            )
+        return strong
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))

@@ -1,4 +1,5 @@
-"""The one training driver: a plan of compiled calls, and hooks after each (`gan_jax.hooks`).
+"""The one training driver: a plan of compiled calls, and the periodic actions after each
+(`gan_jax.actions`), in the order `_drive` writes out.
 
 It knows nothing of a task's maths: it talks to the task (`gan_jax.tasks.make_task(config)`) only
 through the `gan_jax.tasks.Task` protocol. Everything a step draws is a function of (seed, step),
@@ -7,8 +8,8 @@ uninterrupted one.
 
 Files in WORKDIR: `metrics.jsonl` (per-epoch mean losses and evaluation, one row per member;
 deterministic), `timing.jsonl` (per epoch: speed and where the loop's time went, see
-`gan_jax.hooks.Timing`; varies; an epoch's row is written when a later epoch ends, so a run killed
-in between lacks it), `losses.jsonl` (mean losses every `hooks.LOSS_ROW_STEPS` steps and at epoch
+`gan_jax.actions.Timing`; varies; an epoch's row is written when a later epoch ends, so a run killed
+in between lacks it), `losses.jsonl` (mean losses every `actions.LOSS_ROW_STEPS` steps and at epoch
 ends, one row per member; deterministic), `samples/epoch_NNNN.png`, `checkpoints/`, TensorBoard
 event files (`gan_jax.tensorboard`), and at the end `real_vs_generated.png` and `losses.png`.
 """
@@ -28,7 +29,7 @@ from typing import Any, cast
 import jax
 import numpy as np
 
-from gan_jax import hooks, onednn, parallel, plots
+from gan_jax import actions, onednn, parallel, plots
 from gan_jax.checkpoint import WRITE_ERRNOS, CheckpointStore, write_failure
 from gan_jax.config import TrainingConfig, require_positive
 from gan_jax.data import Split, check_images, has_val_split, load_for, to_unit_range
@@ -61,8 +62,8 @@ class Outputs:
       tensorboard: write TensorBoard event files beside metrics.jsonl (`gan_jax.tensorboard`).
       checkpoint_seconds: save at an epoch's end only once this many seconds have passed since the
         last save; 0 saves every epoch. None (default) decides from the last save's duration, so
-        that at most `hooks.SAVE_SHARE` of the time goes to blocking on saves: every epoch on a CPU
-        (minutes per epoch), every dozen or so epochs on a GPU (predicted, not measured). The
+        that at most `actions.SAVE_SHARE` of the time goes to blocking on saves: every epoch on a
+        CPU (minutes per epoch), every dozen or so epochs on a GPU (predicted, not measured). The
         run's end, a signal and `checkpoint_every` always save.
     """
 
@@ -164,22 +165,23 @@ def train(
 
 def _drive(run: Run) -> TrainState:
     """Restores or initializes the state, then runs the plan's compiled calls, each followed by
-    the hooks; leaving (however it leaves) finishes the outputs and saves in flight."""
-    config = run.config
+    the periodic actions in the order of `gan_jax.actions`; leaving (however it leaves) finishes
+    the outputs and saves in flight."""
+    config, task = run.config, run.task
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(
             CheckpointStore(run.workdir, max_to_keep=run.outputs.keep_checkpoints)
         )
         state, counters = _restore_or_init(run, store)
         start = int(state.step)
-        steps_per_call = config.steps_per_call or run.task.steps_per_call(run.steps_per_epoch)
+        steps_per_call = config.steps_per_call or task.steps_per_call(run.steps_per_epoch)
         if run.host_feed is not None and config.steps_per_call is None:  # chunks must fit
             steps_per_call = run.host_feed.cap_steps_per_call(steps_per_call)
         _log_plan(run, start, steps_per_call)
         stack.enter_context(parallel.use_mesh(run.mesh))
-        after_each_call = make_hooks(run, store, counters, start, stack)
+        act = _Actions.open(run, store, counters, start, stack)
         calls = list(
-            hooks.plan_calls(
+            actions.plan_calls(
                 start, run.total_steps, run.steps_per_epoch, steps_per_call, config.checkpoint_every
             )
         )
@@ -187,66 +189,79 @@ def _drive(run: Run) -> TrainState:
         stack.callback(runner.close)
         for call in calls:
             state, result = runner(state, call)
-            for hook in after_each_call:
-                hook.after(call, state, result)
+            actions.check_finite(task, call, result, store, act.background)
+            tally = act.sums.add(call, result)
+            actions.write_loss_rows(run.writer, task, tally)
+            actions.show_progress(act.bar, call, tally)
+            outputs = act.outputs.submit(call, state, tally) if call.ends_epoch else None
+            if act.collapse is not None:
+                act.collapse.observe(call, tally)
+            stopping = bool(act.stop.requested(call))
+            saved = act.checkpoints.save_if_due(call, state, tally.counters, stopping)
+            act.timing.record(call, tally, outputs, saved)
+            act.stop.stop_if_requested(call)
     return state
 
 
-def make_hooks(
-    run: Run,
-    store: CheckpointStore,
-    counters: dict[str, Any],
-    start: int,
-    stack: contextlib.ExitStack,
-) -> list[hooks.Hook]:
-    """The hooks of a run, in the order they run after each call; their contexts join `stack`
-    (exits in reverse: background outputs first, then timing rows, events, signals, the bar)."""
-    task, workdir, writer = run.task, run.workdir, run.writer
-    # One voice per job: of a multi-host run's processes, process 0 alone shows the bar.
-    shown = run.outputs.progress and parallel.is_writer()
-    bar = stack.enter_context(hooks.progress_bar(max(run.total_steps, start), start, shown))
-    stop = stack.enter_context(hooks.StopOnSignal(workdir))
-    events = None
-    if run.outputs.tensorboard and writer.enabled and start < run.total_steps:
-        # Events at the checkpoint's step stay when it ends an epoch; a partial segment's are
-        # redone.
-        purge_from = None if start == 0 else start + (start % run.steps_per_epoch == 0)
-        events = stack.enter_context(
-            contextlib.closing(EventWriter(workdir, task.members, purge_from))
+@dataclasses.dataclass(frozen=True)
+class _Actions:
+    """The stateful periodic actions of one run (`gan_jax.actions`)."""
+
+    bar: Any
+    stop: actions.StopOnSignal
+    background: actions.Background
+    sums: actions.EpochSums
+    outputs: actions.EpochOutputs
+    collapse: actions.CollapseGuard | None
+    checkpoints: actions.Checkpoints
+    timing: actions.Timing
+
+    @classmethod
+    def open(
+        cls,
+        run: Run,
+        store: CheckpointStore,
+        counters: dict[str, Any],
+        start: int,
+        stack: contextlib.ExitStack,
+    ) -> _Actions:
+        """Builds them; their contexts join `stack` (exits in reverse: background outputs first,
+        then timing rows, events, signals, the bar)."""
+        task, workdir, writer = run.task, run.workdir, run.writer
+        # One voice per job: of a multi-host run's processes, process 0 alone shows the bar.
+        shown = run.outputs.progress and parallel.is_writer()
+        bar = stack.enter_context(actions.progress_bar(max(run.total_steps, start), start, shown))
+        stop = stack.enter_context(actions.StopOnSignal(workdir))
+        events = None
+        if run.outputs.tensorboard and writer.enabled and start < run.total_steps:
+            # Events at the checkpoint's step stay when it ends an epoch; a partial segment's are
+            # redone.
+            purge_from = None if start == 0 else start + (start % run.steps_per_epoch == 0)
+            events = stack.enter_context(
+                contextlib.closing(EventWriter(workdir, task.members, purge_from))
+            )
+        background = actions.Background(run.mesh)
+        context = actions.RunContext(task, workdir, writer, run.test_data, run.val_data)
+        cadence = actions.SaveCadence(run.outputs.checkpoint_seconds)
+        checkpoints = actions.Checkpoints(
+            store, run.config.to_dict(), background, cadence, run.config.checkpoint_every
         )
-    background = hooks.Background(run.mesh)
-    sums = hooks.EpochSums(task, counters)
-    outputs = hooks.EpochOutputs(
-        hooks.RunContext(task, workdir, writer, run.test_data, run.val_data),
-        sums,
-        background,
-        events,
-    )
-    checkpoints = hooks.Checkpoints(
-        store,
-        run.config.to_dict(),
-        sums,
-        background,
-        hooks.SaveCadence(run.outputs.checkpoint_seconds),
-        stop,
-        run.config.checkpoint_every,
-    )
-    timing = stack.enter_context(hooks.Timing(writer, sums, outputs, checkpoints))
-    stack.enter_context(background)
-    guards: list[hooks.Hook] = []
-    if writer.enabled:  # one process warns
-        guards.append(hooks.CollapseGuard(task, sums, read_rows(workdir), background))
-    return [
-        hooks.NanGuard(task, store, background),
-        sums,
-        hooks.LossRows(task, writer, sums),
-        hooks.ProgressBar(bar, sums),
-        outputs,
-        *guards,
-        checkpoints,
-        timing,
-        stop,
-    ]
+        timing = stack.enter_context(actions.Timing(writer))
+        stack.enter_context(background)
+        # One process warns.
+        collapse = (
+            actions.CollapseGuard(task, read_rows(workdir), background) if writer.enabled else None
+        )
+        return cls(
+            bar,
+            stop,
+            background,
+            actions.EpochSums(task, counters),
+            actions.EpochOutputs(context, background, events),
+            collapse,
+            checkpoints,
+            timing,
+        )
 
 
 class Runner:
@@ -261,14 +276,16 @@ class Runner:
 
     plan: Any  # the device path's current epoch order
 
-    def __init__(self, run: Run, calls: Sequence[hooks.Call] = ()):
+    def __init__(self, run: Run, calls: Sequence[actions.Call] = ()):
         self.task, self.device_data, self.mesh = run.task, run.device_data, run.mesh
         self.feed, self.num_examples = run.task.feed, len(run.data.images)
         self.epoch, self.plan = -1, None
         streamed = run.host_feed
         self.chunks = None if streamed is None else streamed.stream([_key(c) for c in calls])
 
-    def __call__(self, state: TrainState, call: hooks.Call) -> tuple[TrainState, hooks.CallResult]:
+    def __call__(
+        self, state: TrainState, call: actions.Call
+    ) -> tuple[TrainState, actions.CallResult]:
         started = time.perf_counter()
         if self.chunks is not None:
             batches = self.chunks.take(_key(call))
@@ -282,7 +299,7 @@ class Runner:
         compiled = make_runner(TaskStep(self.task), call.steps, self.mesh)
         state, metrics, finite = compiled(state, batches)
         metrics, finite = jax.device_get((metrics, finite))
-        return state, hooks.CallResult(
+        return state, actions.CallResult(
             metrics, bool(finite), started, time.perf_counter() - started
         )
 
@@ -291,7 +308,7 @@ class Runner:
             self.chunks.close()
 
 
-def _key(call: hooks.Call) -> tuple[int, int, int]:
+def _key(call: actions.Call) -> tuple[int, int, int]:
     """(epoch, first step within the epoch, steps): what a streamed call reads."""
     return call.epoch, call.step - call.epoch * call.steps_per_epoch, call.steps
 
@@ -329,7 +346,9 @@ def _prepare(
         test_data = load_for(config, "test")
     val_data = load_for(config, "val") if task.needs_test_split and has_val_split(config) else None
     writer = MetricWriter(
-        workdir, (hooks.METRICS_FILE, hooks.TIMING_FILE, hooks.LOSSES_FILE), parallel.is_writer()
+        workdir,
+        (actions.METRICS_FILE, actions.TIMING_FILE, actions.LOSSES_FILE),
+        parallel.is_writer(),
     )
     return Run(
         task,
@@ -374,7 +393,7 @@ def _restore_or_init(run: Run, store: CheckpointStore) -> tuple[TrainState, dict
     state = parallel.replicate(run.task.init(run.device_data), run.mesh)
     restored = store.restore_latest_good(state)
     if restored is None:
-        return state, hooks.fresh_counters(run.task)
+        return state, actions.fresh_counters(run.task)
     state, counters = restored
     run.writer.keep_complete_up_to(int(state.step))
     log.info("resuming %s from step %d", run.workdir, int(state.step))
@@ -428,7 +447,7 @@ def _final_figures(run: Run, state: TrainState) -> None:
     rows = [row for row in rows if not row.get("partial")] or rows
     windows = [
         row
-        for row in read_rows(workdir, hooks.LOSSES_FILE)
+        for row in read_rows(workdir, actions.LOSSES_FILE)
         if all(row.get(k) == v for k, v in first.items())
     ]
     if rows:

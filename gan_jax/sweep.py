@@ -70,6 +70,31 @@ def sweep_configs(
     return configs
 
 
+def _result_rows(
+    method: str,
+    model: str,
+    labels: int,
+    data_seeds: Sequence[int],
+    result: dict[str, Any],
+    steps_per_epoch: int,
+) -> list[dict[str, Any]]:
+    """results.csv's rows of one run: one per data seed, from its `evaluate_run` result."""
+    accuracies = np.atleast_1d(result["test_accuracy"]).tolist()
+    return [
+        {
+            "method": method,
+            "model": model,
+            "labels": labels,
+            "data_seed": seed,
+            "test_accuracy": accuracy,
+            "test_error_pct": round(100 * (1 - accuracy), 4),
+            "step": result["step"],
+            "epochs_trained": round(result["step"] / steps_per_epoch, 3),
+        }
+        for seed, accuracy in zip(data_seeds, accuracies, strict=False)
+    ]
+
+
 def run_sweep(
     label_counts: Sequence[int],
     data_seeds: Sequence[int],
@@ -113,25 +138,12 @@ def run_sweep(
         train(config, workdir, data=train_split, test_data=test_split, progress=progress)
         seconds += _add_training_seconds(workdir, time.time() - run_start)
         result = evaluate_run(workdir, test_split, classification_metrics=False)
-        accuracies = np.atleast_1d(result["test_accuracy"]).tolist()
-        for seed, accuracy in zip(config.data_seeds, accuracies, strict=False):
-            rows.append(
-                {
-                    "method": method,
-                    "model": model,
-                    "labels": labels,
-                    "data_seed": seed,
-                    "test_accuracy": accuracy,
-                    "test_error_pct": round(100 * (1 - accuracy), 4),
-                    "step": result["step"],
-                    "epochs_trained": round(result["step"] / steps_per_epoch, 3),
-                }
-            )
+        rows += _result_rows(method, model, labels, config.data_seeds, result, steps_per_epoch)
         log.info(
             "sweep: %s %d labels: mean test accuracy %.4f (%.0f s)",
             method,
             labels,
-            np.mean(accuracies),
+            np.mean(result["test_accuracy"]),
             time.time() - run_start,
         )
     write_reports(rows, out, seconds=seconds, configs=configs, num_test=len(test_split.images))

@@ -17,8 +17,10 @@ from gan_jax.errors import CheckpointError, ConfigError
 
 LOCK_FILE = ".lock"
 METRICS_FILE = "metrics.jsonl"  # per-epoch mean losses and evaluation, one row per member
-TIMING_FILE = "timing.jsonl"  # per-epoch speed and where the time went (see gan_jax.hooks.Timing)
-LOSSES_FILE = "losses.jsonl"  # mean losses every few steps, per member (gan_jax.hooks.LossRows)
+TIMING_FILE = "timing.jsonl"  # per-epoch speed and where the time went (see gan_jax.actions.Timing)
+LOSSES_FILE = (
+    "losses.jsonl"  # mean losses every few steps, per member (gan_jax.actions.write_loss_rows)
+)
 DATASET_FILE = "dataset.json"  # a user dataset's spec: sampling needs no data, resuming checks it
 
 try:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gan_jax import SGANConfig, SGANTask, SupervisedConfig, SupervisedTask, collapse
-from gan_jax.hooks import Call, CallResult, CollapseGuard, EpochSums, fresh_counters
+from gan_jax.actions import Call, CallResult, CollapseGuard, EpochSums, fresh_counters
 
 # Improved GAN's SGAN with optax's default Adam epsilon, as measured on an H200 (issue 15): the
 # real/fake loss reaches ~0 by epoch 5-10 while feature matching climbs into the hundreds.
@@ -44,12 +44,11 @@ def _epoch_end(task, guard_rows, epoch, losses):
     are `losses` (loss → one value per member); returns the log records."""
     counters = fresh_counters(task)
     sums = EpochSums(task, counters)
-    guard = CollapseGuard(task, sums, guard_rows)
+    guard = CollapseGuard(task, guard_rows)
     metrics = {k: np.asarray([losses.get(k, [0.0] * len(task.members))]) for k in task.loss_keys}
     call = Call(epoch=epoch, step=epoch, steps=1, steps_per_epoch=1, total=10**6)
     result = CallResult(metrics, True, 0.0, 0.0)
-    sums.after(call, None, result)
-    guard.after(call, None, result)
+    guard.observe(call, sums.add(call, result))
 
 
 def test_loop_warns_once_naming_epoch_data_seed_and_both_losses(caplog):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from gan_jax import SGANConfig, SGANTask, Split, SupervisedConfig, SupervisedTask
-from gan_jax.feed import random_shift
+from gan_jax.errors import ConfigError
+from gan_jax.feed import cutout, random_shift, rotate
 from tests.feeding import call_batches, on_device
 
 SMALL = dict(labels=20, batch_size=10, epochs=1, data_seeds=(0, 3))
@@ -83,7 +84,8 @@ def test_shift_augmentation_moves_each_labelled_image_within_bounds_per_member_a
 def test_the_pseudo_labels_views_are_weak_and_strong_shifts_of_the_unlabelled_batch(digits):
     task = SGANTask(SGANConfig(**SMALL, augment_shift=1, pseudo_label_weight=1.0, strong_shift=4))
     assert task.feed.strong_shift == 4 and task.feed.augment_shift == 1
-    assert SGANTask(SGANConfig(**SMALL, augment_shift=1)).feed.strong_shift == 0  # term off
+    off = SGANTask(SGANConfig(**SMALL, augment_shift=1)).feed  # term off: no views
+    assert not off.pseudo_views and task.feed.pseudo_views
     data = on_device(task, digits)
     batch = jax.tree.map(lambda x: x[0], call_batches(task, data, 200, 0, 1))
     prepared = task.feed.prepare(batch, jax.random.key(0))
@@ -123,3 +125,57 @@ def test_an_sgan_with_pseudo_labels_trains_and_the_term_changes_the_step(digits)
         not np.array_equal(a, b)
         for a, b in zip(jax.tree.leaves(off), jax.tree.leaves(on), strict=True)
     )
+
+
+def test_rotate_turns_about_the_centre_and_fills_what_comes_from_outside():
+    image = np.arange(25, dtype=np.float32).reshape(1, 5, 5, 1)
+    images = jnp.asarray(np.concatenate([image] * 3))
+    turned = np.asarray(rotate(images, jnp.asarray([90.0, 0.0, -90.0]), background=-1.0))
+    np.testing.assert_allclose(turned[0, ..., 0], np.rot90(image[0, ..., 0], -1), atol=1e-4)
+    np.testing.assert_array_equal(turned[1], image[0])
+    np.testing.assert_allclose(turned[2, ..., 0], np.rot90(image[0, ..., 0], 1), atol=1e-4)
+    # 45 degrees: a 7x7 image's corners read from more than a pixel outside it (background), the
+    # centre stays
+    square = jnp.arange(49, dtype=jnp.float32).reshape(1, 7, 7, 1)
+    diagonal = np.asarray(rotate(square, jnp.asarray([45.0]), background=-1.0))[0, ..., 0]
+    assert diagonal[0, 0] == diagonal[6, 6] == -1.0 and diagonal[3, 3] == pytest.approx(24.0)
+
+
+def test_cutout_blanks_a_square_at_its_corner_even_where_it_runs_off_the_image():
+    images = jnp.ones((2, 6, 6, 1))
+    cut = np.asarray(cutout(images, 3, jnp.asarray([[1, 2], [4, -1]]), background=0.0))[..., 0]
+    expected = np.ones((2, 6, 6))
+    expected[0, 1:4, 2:5] = 0.0
+    expected[1, 4:6, 0:2] = 0.0  # rows 4-5 and column 0-1 of the square lie inside
+    np.testing.assert_array_equal(cut, expected)
+
+
+def test_the_strong_view_adds_rotation_and_cutout_only_when_asked(digits):
+    base = dict(SMALL, augment_shift=1, pseudo_label_weight=1.0, strong_shift=2)
+    views = {}
+    for name, extra in (
+        ("shift", {}),
+        ("rotate", {"strong_rotate": 30.0}),
+        ("cutout", {"strong_cutout": 10}),
+    ):
+        task = SGANTask(SGANConfig(**base, **extra))
+        data = on_device(task, digits)
+        batch = jax.tree.map(lambda x: x[0], call_batches(task, data, 200, 0, 1))
+        prepared = task.feed.prepare(batch, jax.random.key(0))
+        views[name] = np.asarray(prepared["unlabeled_strong"])
+        np.testing.assert_array_equal(
+            prepared["unlabeled_weak"], views.get("weak", prepared["unlabeled_weak"])
+        )
+        views["weak"] = np.asarray(prepared["unlabeled_weak"])  # the weak view never changes
+    shift, rotated, cut = views["shift"], views["rotate"], views["cutout"]
+    assert not np.array_equal(rotated, shift)
+    assert (
+        np.abs(rotated.sum((2, 3, 4)) - shift.sum((2, 3, 4))).max()
+        < 0.1 * shift.sum((2, 3, 4)).min()
+    )
+    # the cutout only blanks (black is 0 for the mlp's [0, 1] pixels), never brightens
+    assert (cut <= shift).all() and (cut < shift).any()
+    with pytest.raises(ConfigError, match=r"strong_rotate must be in \[0, 180\] degrees, got -5"):
+        SGANConfig(strong_rotate=-5)
+    with pytest.raises(ConfigError, match="strong_cutout must be a non-negative integer, got 2.5"):
+        SGANConfig(strong_cutout=2.5)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from gan_jax import CheckpointError, ConfigError, train
+from gan_jax.actions import SaveCadence
 from gan_jax.checkpoint import CheckpointStore, params_fingerprint
-from gan_jax.hooks import SaveCadence
 from gan_jax.workdir import read_rows
 
 

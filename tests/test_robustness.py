@@ -16,11 +16,11 @@ import orbax.checkpoint as ocp
 import pytest
 
 from gan_jax import CheckpointError, train
+from gan_jax.actions import StopOnSignal
 from gan_jax.api import run_info
 from gan_jax.checkpoint import CheckpointStore, params_fingerprint
 from gan_jax.cli import main
 from gan_jax.errors import Diverged
-from gan_jax.hooks import StopOnSignal
 from gan_jax.workdir import read_rows
 from scripts.kill_resume_check import TINY, latest_step
 from scripts.kill_storm import storm

@@ -150,10 +150,11 @@ class FewLabelTask(SeededTask):
         return jax.random.fold_in(self.key(stream), data_seed)
 
     # ---- data
-    def few_label_feed(self, unlabeled: bool, strong_shift: int = 0) -> FewLabelFeed:
+    def few_label_feed(self, unlabeled: bool, **strong_view: Any) -> FewLabelFeed:
         """Each member's labelled subset (`unlabeled`: and all training images as unlabelled
-        batches; `strong_shift`: and their weak and strong views), pixels in the family's range,
-        labelled images shifted by up to `augment_shift`."""
+        batches; `strong_view`, `FewLabelFeed`'s `pseudo_views` and `strong_*` fields: and their
+        weak and strong views), pixels in the family's range, labelled images shifted by up to
+        `augment_shift`."""
         c = self.config
         return FewLabelFeed(
             c.seed,
@@ -166,7 +167,7 @@ class FewLabelTask(SeededTask):
             unlabeled=unlabeled,
             run=self.run_names,
             augment_shift=c.augment_shift,
-            strong_shift=strong_shift,
+            **strong_view,
         )
 
     @property
@@ -399,7 +400,15 @@ class SGANTask(GenerativeTask, FewLabelTask):
         """Each member's labelled subset, and all training images as unlabelled batches (with
         the pseudo-label term: and their weak and strong views)."""
         c = self.config
-        return self.few_label_feed(True, c.strong_shift if c.pseudo_label_weight else 0)
+        if not c.pseudo_label_weight:
+            return self.few_label_feed(True)
+        return self.few_label_feed(
+            True,
+            pseudo_views=True,
+            strong_shift=c.strong_shift,
+            strong_rotate=c.strong_rotate,
+            strong_cutout=c.strong_cutout,
+        )
 
     def init_member(
         self, data_seed: jax.Array, unlabeled: jax.Array | None
@@ -430,6 +439,45 @@ class SGANTask(GenerativeTask, FewLabelTask):
         g = state.models["generator"]
         return jax.tree.map(lambda x: x[member], {"params": g.params, "batch_stats": g.batch_stats})
 
+    def _classify_parts(
+        self,
+        params: Any,
+        batch_stats: Any,
+        parts: tuple[jax.Array, ...],
+        part_keys: list[jax.Array],
+    ) -> tuple[list[jax.Array], Any]:
+        """The logits of each part (images `[B, H, W, C]`) and the new BatchNorm statistics; a
+        classifier with BatchNorm sees each part on its own (its own batch statistics), one without
+        sees them concatenated (the same function, bigger matrix products)."""
+        if self.family.classifier_batchnorm:
+            stats, outputs = batch_stats, []
+            for part, part_key in zip(parts, part_keys, strict=True):
+                logits, _, stats = self.classify(params, stats, part, part_key)
+                outputs.append(logits)
+            return outputs, stats
+        logits, _, stats = self.classify(params, batch_stats, jnp.concatenate(parts), part_keys[0])
+        return jnp.split(logits, len(parts)), stats
+
+    def _classifier_objective(
+        self, outputs: list[jax.Array], labels: jax.Array
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """`(loss, sup, unsup)` from the logits `[B, K]` of the labelled, unlabelled and generated
+        parts (and with pseudo-labels, the weak and strong views): the supervised cross-entropy,
+        the real/fake term, and the optional entropy, balance and pseudo-label terms."""
+        c = self.config
+        lab, unl, fake = outputs[:3]
+        sup, unsup = cross_entropy(lab, labels), unsupervised_loss(unl, fake)
+        loss = sup + c.unlabeled_weight * unsup
+        if c.entropy_weight:
+            loss = loss + c.entropy_weight * conditional_entropy(unl)
+        if c.balance_weight:
+            loss = loss + c.balance_weight * class_balance_loss(unl)
+        if c.pseudo_label_weight:
+            weak, strong = outputs[3:]
+            threshold = c.pseudo_label_threshold
+            loss = loss + c.pseudo_label_weight * pseudo_label_loss(weak, strong, threshold)
+        return loss, sup, unsup
+
     def member_train_step(
         self, models: dict[str, ModelState], batch: dict[str, jax.Array], key: jax.Array
     ) -> tuple[dict[str, ModelState], Metrics]:
@@ -450,27 +498,8 @@ class SGANTask(GenerativeTask, FewLabelTask):
             part_keys += list(jax.random.split(jax.random.fold_in(key, len(keys)), 2))
 
         def classifier_loss(params):
-            if self.family.classifier_batchnorm:  # batch statistics of each part on its own
-                stats, outputs = c.batch_stats, []
-                for part, part_key in zip(parts, part_keys, strict=True):
-                    logits, _, stats = self.classify(params, stats, part, part_key)
-                    outputs.append(logits)
-            else:  # one pass over the parts: the same function, bigger matrix products
-                logits, _, stats = self.classify(
-                    params, c.batch_stats, jnp.concatenate(parts), keys[1]
-                )
-                outputs = jnp.split(logits, len(parts))
-            lab, unl, fake = outputs[:3]
-            sup, unsup = cross_entropy(lab, batch["labels"]), unsupervised_loss(unl, fake)
-            loss = sup + self.config.unlabeled_weight * unsup
-            if self.config.entropy_weight:
-                loss = loss + self.config.entropy_weight * conditional_entropy(unl)
-            if self.config.balance_weight:
-                loss = loss + self.config.balance_weight * class_balance_loss(unl)
-            if pseudo:
-                weak, strong = outputs[3:]
-                threshold = self.config.pseudo_label_threshold
-                loss = loss + pseudo * pseudo_label_loss(weak, strong, threshold)
+            outputs, stats = self._classify_parts(params, c.batch_stats, parts, part_keys)
+            loss, sup, unsup = self._classifier_objective(outputs, batch["labels"])
             return loss, (stats, (sup, unsup))
 
         c, (_, (sup, unsup)) = self._update_classifier(c, classifier_loss)

@@ -1,12 +1,18 @@
-"""What the training driver does besides compiled calls: one small object per periodic action.
+"""What the training driver does besides compiled calls: a few independent periodic actions.
 
-The driver (`gan_jax.loop`) runs `for call in calls: state, result = runner(state, call)` and then
-`hook.after(call, state, result)` for each hook, in order. A hook owns its state; hooks that need
-another's work are given it when built (`Checkpoints` the `Background` it waits for, `Timing` the
-`EpochOutputs` and `Checkpoints` whose durations it records). Order matters and is fixed by
-`gan_jax.loop.make_hooks`: the NaN guard first (nothing is recorded or saved from a bad call), the
-loss sums before what reads them, the epoch outputs before the checkpoint that covers their rows,
-the stop request after that checkpoint, the timing row last.
+The driver (`gan_jax.loop`) runs, for each planned call (`plan_calls`), the compiled steps and then
+these actions, in this order, written out in its loop:
+
+1. `check_finite`: stops with `Diverged` before anything of a bad call is recorded or saved;
+2. `EpochSums.add`: the loss sums, returning the call's `Tally`, which the actions after it read;
+3. `write_loss_rows` (`losses.jsonl`) and `show_progress` (the bar);
+4. at an epoch's end, `EpochOutputs.submit` (evaluation, rows, PNG, TensorBoard, in the
+   `Background` thread) and `CollapseGuard.observe`;
+5. `Checkpoints.save_if_due` (after the rows it covers), told whether a stop was requested;
+6. `Timing.record` (`timing.jsonl`), given the epoch's outputs job and the seconds saves blocked;
+7. `StopOnSignal.stop_if_requested`: `Preempted` once the checkpoint is saved.
+
+Each action gets what it needs as arguments from the loop; none reads another's fields.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -126,11 +132,6 @@ class CallResult:
     seconds: float
 
 
-class Hook(Protocol):
-    def after(self, call: Call, state: Any, result: CallResult) -> None:
-        """Runs after each compiled call, in the loop's thread; may raise to stop the run."""
-
-
 @jax.jit
 def device_copy(tree: Any) -> Any:
     """A copy of `tree` on its devices, safe to read while the next compiled call donates `tree`."""
@@ -191,31 +192,27 @@ class Background:
         return False
 
 
-class NanGuard:
-    """Stops the run with `Diverged` when a call's losses or new parameters are NaN/Inf; the bad
-    state is never saved (this hook runs first), and earlier rows and saves are finished first."""
-
-    def __init__(self, task: Task, store: CheckpointStore, background: Background):
-        self.task, self.store, self.background = task, store, background
-
-    def after(self, call: Call, state: Any, result: CallResult) -> None:
-        bad = [k for k in self.task.loss_keys if not np.all(np.isfinite(result.metrics[k]))]
-        bad += [] if result.finite else ["a parameter"]
-        if not bad:
-            return
-        # The earlier epochs' rows first; their failure would hide this one.
-        self.background.wait(quietly=True)
-        self.store.wait()
-        good = self.store.latest_step()
-        kept = (
-            "no checkpoint was saved yet"
-            if good is None
-            else f"the last good checkpoint is step {good}"
-        )
-        raise Diverged(
-            f"{' and '.join(bad)} became NaN/Inf by step {call.end}; the bad state was "
-            f"not saved, {kept}; lower --learning-rate or change --seed"
-        )
+def check_finite(
+    task: Task, call: Call, result: CallResult, store: CheckpointStore, background: Background
+) -> None:
+    """Raises `Diverged` when a call's losses or new parameters are NaN/Inf, after finishing the
+    earlier epochs' rows and saves; the bad state is never saved."""
+    bad = [k for k in task.loss_keys if not np.all(np.isfinite(result.metrics[k]))]
+    bad += [] if result.finite else ["a parameter"]
+    if not bad:
+        return
+    background.wait(quietly=True)  # the earlier epochs' rows first; their failure would hide this
+    store.wait()
+    good = store.latest_step()
+    kept = (
+        "no checkpoint was saved yet"
+        if good is None
+        else f"the last good checkpoint is step {good}"
+    )
+    raise Diverged(
+        f"{' and '.join(bad)} became NaN/Inf by step {call.end}; the bad state was "
+        f"not saved, {kept}; lower --learning-rate or change --seed"
+    )
 
 
 def fresh_counters(task: Task) -> dict[str, Any]:
@@ -235,28 +232,59 @@ def _fresh_window(task: Task) -> dict[str, Any]:
     }
 
 
+Window = tuple[int, int, dict[str, list[float]], bool]  # (end step, steps, loss means, partial)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tally:
+    """The loss sums after a call, as the actions after it read them.
+
+    Attributes:
+      counters: the running counters a checkpoint of this step stores (fresh after a complete
+        epoch).
+      ended: at an epoch's end (complete, or the run's end inside it), that epoch's counters;
+        else None.
+      windows: the `LOSS_ROW_STEPS` windows that ended in the call: `(end step, steps,
+        {loss: per-member means}, partial)`; the run's last call adds its unfinished window with
+        `partial` True.
+      epoch_started: `time.perf_counter()` when this process began the epoch's first call.
+      epoch_started_step: the step it began at (a resumed epoch counts this process's steps).
+      device_seconds: the epoch's seconds inside compiled calls, in this process.
+    """
+
+    counters: dict[str, Any]
+    ended: dict[str, Any] | None
+    windows: list[Window]
+    epoch_started: float
+    epoch_started_step: int
+    device_seconds: float
+
+    def running_means(self) -> dict[str, float]:
+        """Member 0's mean of each loss over the epoch so far (NaN before its first step)."""
+        counters = self.ended or self.counters
+        steps = counters["steps_in_epoch"]
+        return {
+            k: sums[0] / steps if steps else float("nan")
+            for k, sums in counters["loss_sums"].items()
+        }
+
+
 class EpochSums:
     """The current epoch's per-member loss sums and steps (`counters`, saved with each checkpoint,
-    so a run resumed inside an epoch reports the same means), and when it started in this process
-    and its time inside compiled calls. At an epoch's end, `ended` holds that epoch's counters;
-    a complete epoch's sums then start again from zero.
-
-    It also sums each window of `LOSS_ROW_STEPS` steps (a window also ends at an epoch's end);
-    `windows` holds the call's finished ones as `(end step, steps, {loss: per-member means},
-    partial)`; the run's last call adds its unfinished window with `partial` True (its sums stay
-    in `counters`, so a resumed run completes it)."""
+    so a run resumed inside an epoch reports the same means), each `LOSS_ROW_STEPS` window's sums
+    (a window also ends at an epoch's end), and when the epoch started in this process and its
+    time inside compiled calls. A complete epoch's sums start again from zero."""
 
     def __init__(self, task: Task, counters: dict[str, Any]):
         self.task, self.counters = task, counters
         if "window_sums" not in counters:  # a checkpoint written before the windows existed
             counters.update(_fresh_window(task))
-        self.started: float | None = None  # when this process began the epoch, and at which step
+        self.started: float | None = None
         self.started_step = 0
         self.device_seconds = 0.0
-        self.ended: dict[str, Any] | None = None
-        self.windows: list[tuple[int, int, dict[str, list[float]], bool]] = []
 
-    def after(self, call: Call, state: Any, result: CallResult) -> None:
+    def add(self, call: Call, result: CallResult) -> Tally:
+        """Adds a call's per-step losses; returns the tally the later actions read."""
         if self.started is None or call.starts_epoch:
             self.started, self.started_step, self.device_seconds = result.started, call.step, 0.0
         values = {  # [steps, members]
@@ -268,15 +296,16 @@ class EpochSums:
             steps = len(values[key])
             self.counters["loss_sums"][key] = (np.asarray(sums) + values[key].sum(axis=0)).tolist()
         self.counters["steps_in_epoch"] += steps
-        self.windows = self._windows(call, values, steps)
+        windows = self._windows(call, values, steps)
         self.device_seconds += result.seconds
-        self.ended = copy.deepcopy(self.counters) if call.ends_epoch else None
+        ended = copy.deepcopy(self.counters) if call.ends_epoch else None
         if call.completes_epoch:
             self.counters = fresh_counters(self.task)
+        return Tally(
+            self.counters, ended, windows, self.started, self.started_step, self.device_seconds
+        )
 
-    def _windows(
-        self, call: Call, values: dict[str, np.ndarray], steps: int
-    ) -> list[tuple[int, int, dict[str, list[float]], bool]]:
+    def _windows(self, call: Call, values: dict[str, np.ndarray], steps: int) -> list[Window]:
         """Adds the call's per-step losses (`values`: `[steps, members]` each) to the window sums;
         returns the windows that ended in it."""
         counters, done, i = self.counters, [], 0
@@ -297,40 +326,24 @@ class EpochSums:
                     counters.update(_fresh_window(self.task))
         return done
 
-    def running_means(self) -> dict[str, float]:
-        """Member 0's mean of each loss over the epoch so far (NaN before its first step)."""
-        counters = self.ended or self.counters
-        steps = counters["steps_in_epoch"]
-        return {
-            k: sums[0] / steps if steps else float("nan")
-            for k, sums in counters["loss_sums"].items()
+
+def write_loss_rows(writer: MetricWriter, task: Task, tally: Tally) -> None:
+    """Appends to `losses.jsonl` one row per member for each window of the call, `{"step",
+    "steps", member, loss means}`, plus `"partial": true` for the run's unfinished last window (so
+    that `losses.png` of a short run is a curve), before the checkpoint that covers them."""
+    rows = [
+        {
+            "step": step,
+            "steps": steps,
+            **member,
+            **{k: v[i] for k, v in means.items()},
+            **({"partial": True} if partial else {}),
         }
-
-
-class LossRows:
-    """Writes `losses.jsonl`: one row per member for each window of `EpochSums` (every
-    `LOSS_ROW_STEPS` steps and at each epoch's end), `{"step", "steps", member, loss means}`,
-    plus `"partial": true` for the run's unfinished last window, so that `losses.png` of a short
-    run is a curve. The losses are already on the host (each call brings them); the rows are
-    written before the checkpoint that covers them."""
-
-    def __init__(self, task: Task, writer: MetricWriter, sums: EpochSums):
-        self.task, self.writer, self.sums = task, writer, sums
-
-    def after(self, call: Call, state: Any, result: CallResult) -> None:
-        rows = [
-            {
-                "step": step,
-                "steps": steps,
-                **member,
-                **{k: v[i] for k, v in means.items()},
-                **({"partial": True} if partial else {}),
-            }
-            for step, steps, means, partial in self.sums.windows
-            for i, member in enumerate(self.task.members)
-        ]
-        if rows:
-            self.writer.extend(LOSSES_FILE, rows)
+        for step, steps, means, partial in tally.windows
+        for i, member in enumerate(task.members)
+    ]
+    if rows:
+        writer.extend(LOSSES_FILE, rows)
 
 
 def progress_bar(
@@ -367,17 +380,12 @@ def _redraws_in_place(stream: Any) -> bool:
         return False
 
 
-class ProgressBar:
-    """A tqdm bar over the run's steps, showing member 0's running loss means of the epoch; it
-    redraws when the bar's own interval allows (`progress_bar`), never on every call."""
-
-    def __init__(self, bar: Any, sums: EpochSums):
-        self.bar, self.sums = bar, sums
-
-    def after(self, call: Call, state: Any, result: CallResult) -> None:
-        means = self.sums.running_means()
-        self.bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()}, refresh=False)
-        self.bar.update(call.steps)
+def show_progress(bar: Any, call: Call, tally: Tally) -> None:
+    """Advances the bar by the call's steps, showing member 0's running loss means of the epoch;
+    it redraws when the bar's own interval allows (`progress_bar`), never on every call."""
+    means = tally.running_means()
+    bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()}, refresh=False)
+    bar.update(call.steps)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -394,21 +402,19 @@ class RunContext:
 class EpochOutputs:
     """At each epoch's end (also a partial one at the run's end), submits to the background thread:
     the evaluation, one metrics row and one log line per member, the epoch's speed line, the
-    sample grid PNG and TensorBoard events. `last` pairs the latest job (its result: the seconds
-    of evaluation and outputs) with the epoch's timing."""
+    sample grid PNG and TensorBoard events."""
 
-    def __init__(
-        self, run: RunContext, sums: EpochSums, background: Background, events: EventWriter | None
-    ):
-        self.run, self.sums, self.background, self.events = run, sums, background, events
-        self.last: tuple[concurrent.futures.Future, dict[str, Any]] | None = None
+    def __init__(self, run: RunContext, background: Background, events: EventWriter | None):
+        self.run, self.background, self.events = run, background, events
 
-    def after(self, call: Call, state: Any, result: CallResult) -> None:
-        if not call.ends_epoch:
-            return
-        assert self.sums.ended is not None and self.sums.started is not None
-        seconds = time.perf_counter() - self.sums.started
-        steps = call.end - self.sums.started_step
+    def submit(
+        self, call: Call, state: Any, tally: Tally
+    ) -> tuple[concurrent.futures.Future, dict[str, Any]]:
+        """Submits the outputs of the epoch `call` ends; returns the job (its result: the seconds
+        of evaluation and of the rest) and the epoch's timing."""
+        assert tally.ended is not None
+        seconds = time.perf_counter() - tally.epoch_started
+        steps = call.end - tally.epoch_started_step
         timing = {
             "epoch": call.epoch + 1,
             "step": call.end,
@@ -423,11 +429,11 @@ class EpochOutputs:
             self.run,
             device_copy(state),
             call,
-            self.sums.ended,
+            tally.ended,
             self.events,
             dict(timing),
         )
-        self.last = (job, timing)
+        return job, timing
 
 
 def write_epoch_outputs(
@@ -449,19 +455,8 @@ def write_epoch_outputs(
             mean = float(np.mean(evaluation["val_accuracy"]))
             best.record(run.workdir, state, mean, call.epoch + 1)
     eval_seconds = time.perf_counter() - started
-    partial = {} if call.completes_epoch else {"partial": True}
-    rows = []
-    for i, member in enumerate(task.members):
-        means = {k: v[i] / counters["steps_in_epoch"] for k, v in counters["loss_sums"].items()}
-        row = {
-            "epoch": call.epoch + 1,
-            "step": call.end,
-            **member,
-            **means,
-            **{k: v[i] for k, v in evaluation.items()},
-            **partial,
-        }
-        rows.append(row)
+    rows = _metrics_rows(task, call, counters, evaluation)
+    for member, row in zip(task.members, rows, strict=True):
         run.writer.append(METRICS_FILE, row)
         names = "".join(f" {k} {v}" for k, v in member.items())
         values = " ".join(
@@ -495,6 +490,25 @@ def write_epoch_outputs(
     }
 
 
+def _metrics_rows(
+    task: Task, call: Call, counters: dict[str, Any], evaluation: dict[str, list[float]]
+) -> list[dict[str, Any]]:
+    """metrics.jsonl's rows of the epoch `call` ends, one per member: its mean losses (from the
+    epoch's `counters`) and its evaluation."""
+    partial = {} if call.completes_epoch else {"partial": True}
+    return [
+        {
+            "epoch": call.epoch + 1,
+            "step": call.end,
+            **member,
+            **{k: v[i] / counters["steps_in_epoch"] for k, v in counters["loss_sums"].items()},
+            **{k: v[i] for k, v in evaluation.items()},
+            **partial,
+        }
+        for i, member in enumerate(task.members)
+    ]
+
+
 def _number(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
@@ -505,7 +519,6 @@ class CollapseGuard:
 
     Args:
       task: its `adversarial_losses` name the (real/fake, generator) losses watched.
-      sums: the epoch's loss sums; each complete epoch's means join the history.
       rows: the run's metrics rows so far (a resumed run's history; partial rows are skipped).
       background: where the warning is logged, after the epoch's rows; None: at once.
     """
@@ -513,11 +526,10 @@ class CollapseGuard:
     def __init__(
         self,
         task: Task,
-        sums: EpochSums,
         rows: list[dict[str, Any]],
         background: Background | None = None,
     ):
-        self.task, self.sums, self.background = task, sums, background
+        self.task, self.background = task, background
         self.keys = task.adversarial_losses
         self.history: list[dict[str, list[float]]] = []  # per member: loss → per-epoch means
         for member in task.members:
@@ -528,8 +540,9 @@ class CollapseGuard:
             ]
             self.history.append({k: [r[k] for r in mine] for k in self.keys or ()})
 
-    def after(self, call: Call, state: Any, result: CallResult) -> None:
-        counters = self.sums.ended
+    def observe(self, call: Call, tally: Tally) -> None:
+        """Adds a complete epoch's means (`tally.ended`) to the history and warns if due."""
+        counters = tally.ended
         if self.keys is None or not call.completes_epoch or counters is None:
             return
         for i, losses in enumerate(self.history):
@@ -572,9 +585,10 @@ class SaveCadence:
 
 class StopOnSignal:
     """Turns the first SIGINT/SIGTERM into a request to stop after the current compiled call
-    (`Checkpoints` saves, then `after` raises `Preempted`). A second SIGINT (Ctrl-C again) raises
-    KeyboardInterrupt at once; a repeated SIGTERM changes nothing (a scheduler may signal both a
-    supervisor and its worker, and it follows a SIGTERM with SIGKILL when it means it).
+    (the loop saves a checkpoint, then `stop_if_requested` raises `Preempted`). A second SIGINT
+    (Ctrl-C again) raises KeyboardInterrupt at once; a repeated SIGTERM changes nothing (a
+    scheduler may signal both a supervisor and its worker, and it follows a SIGTERM with SIGKILL
+    when it means it).
 
     In a multi-host run the processes agree after every call whether any of them was signalled
     (one tiny all-gather), so all of them save the same step and stop together, wherever the
@@ -622,7 +636,8 @@ class StopOnSignal:
             self._agreed = (call.end, signum)
         return self._agreed[1]
 
-    def after(self, call: Call, state: Any, result: CallResult) -> None:
+    def stop_if_requested(self, call: Call) -> None:
+        """Raises `Preempted` after `call` when a stop was requested, unless the run ends anyway."""
         signum = self.requested(call)
         if signum and not call.is_last:
             raise Preempted(
@@ -641,32 +656,33 @@ class Checkpoints:
         self,
         store: CheckpointStore,
         config: dict[str, Any],
-        sums: EpochSums,
         background: Background,
         cadence: SaveCadence,
-        stop: StopOnSignal,
         checkpoint_every: int | None,
     ):
-        self.store, self.config, self.sums, self.background = store, config, sums, background
-        self.cadence, self.stop, self.checkpoint_every = cadence, stop, checkpoint_every
-        self.blocked_seconds = 0.0  # in the loop's thread, all saves so far
+        self.store, self.config, self.background = store, config, background
+        self.cadence, self.checkpoint_every = cadence, checkpoint_every
 
-    def due(self, call: Call) -> bool:
-        if self.stop.requested(call) or every(call.end, self.checkpoint_every):
+    def due(self, call: Call, stopping: bool) -> bool:
+        if stopping or every(call.end, self.checkpoint_every):
             return True
         return call.ends_epoch and (call.is_last or self.cadence.due())
 
-    def after(self, call: Call, state: Any, result: CallResult) -> None:
-        if not self.due(call):
-            return
+    def save_if_due(
+        self, call: Call, state: Any, counters: dict[str, Any], stopping: bool = False
+    ) -> float:
+        """Saves `state` and the loss `counters` of step `call.end` when due (`stopping`: a stop
+        was requested, so the save is also finished); returns the seconds it blocked (0 if none)."""
+        if not self.due(call, stopping):
+            return 0.0
         started = time.perf_counter()
         self.background.wait()  # a checkpoint is written only after the rows it covers
         saving = time.perf_counter()  # the cadence weighs the save alone
-        self.store.save(call.end, device_copy(state), self.config, self.sums.counters)
+        self.store.save(call.end, device_copy(state), self.config, counters)
         self.cadence.saved(saving)
-        if self.stop.requested(call):
+        if stopping:
             self.store.wait()
-        self.blocked_seconds += time.perf_counter() - started
+        return time.perf_counter() - started
 
 
 class Timing:
@@ -676,34 +692,35 @@ class Timing:
     `outputs_seconds`. A row waits for its epoch's outputs, so it is written at a later epoch's
     end (or at exit, if they finished)."""
 
-    def __init__(
-        self, writer: MetricWriter, sums: EpochSums, outputs: EpochOutputs, checkpoints: Checkpoints
-    ):
-        self.writer, self.sums, self.outputs, self.checkpoints = writer, sums, outputs, checkpoints
+    def __init__(self, writer: MetricWriter):
+        self.writer = writer
         self.pending: list[tuple[concurrent.futures.Future, dict[str, Any]]] = []
-        self.blocked_before = 0.0
+        self.save_seconds = 0.0  # the current epoch's, in this process
 
-    def after(self, call: Call, state: Any, result: CallResult) -> None:
+    def record(
+        self,
+        call: Call,
+        tally: Tally,
+        outputs: tuple[concurrent.futures.Future, dict[str, Any]] | None,
+        save_seconds: float,
+    ) -> None:
+        """Adds the call's blocked `save_seconds`; at an epoch's end, queues its row with the
+        epoch's `outputs` (`EpochOutputs.submit`'s job and timing)."""
+        self.save_seconds += save_seconds
         if not call.ends_epoch:
             return
-        assert self.sums.started is not None
+        assert outputs is not None
         self.write(done_only=False)  # the earlier epochs': their outputs had this epoch to finish
-        assert self.outputs.last is not None
-        job, timing = self.outputs.last
-        ended, blocked = time.perf_counter(), self.checkpoints.blocked_seconds
-        host = ended - self.sums.started - self.sums.device_seconds
-        self.pending.append(
-            (
-                job,
-                {
-                    **timing,
-                    "save_seconds": round(blocked - self.blocked_before, 3),
-                    "device_seconds": round(self.sums.device_seconds, 3),
-                    "host_seconds": round(host, 3),
-                },
-            )
-        )
-        self.blocked_before = blocked
+        job, timing = outputs
+        host = time.perf_counter() - tally.epoch_started - tally.device_seconds
+        row = {
+            **timing,
+            "save_seconds": round(self.save_seconds, 3),
+            "device_seconds": round(tally.device_seconds, 3),
+            "host_seconds": round(host, 3),
+        }
+        self.pending.append((job, row))
+        self.save_seconds = 0.0
 
     def write(self, done_only: bool = True) -> None:
         """Writes the pending rows (waiting for their outputs); `done_only` skips failed,

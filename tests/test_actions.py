@@ -1,4 +1,4 @@
-"""The driver's plan and hooks, each on its own: no training, no compiled step."""
+"""The driver's plan and periodic actions, each on its own: no training, no compiled step."""
 
 import copy
 import signal
@@ -7,29 +7,29 @@ import time
 import numpy as np
 import pytest
 
-from gan_jax import hooks
-from gan_jax.errors import Diverged, Preempted
-from gan_jax.hooks import (
+from gan_jax import actions
+from gan_jax.actions import (
     Background,
     Call,
     CallResult,
     Checkpoints,
     EpochOutputs,
     EpochSums,
-    LossRows,
-    NanGuard,
-    ProgressBar,
     SaveCadence,
     StopOnSignal,
     Timing,
+    check_finite,
     fresh_counters,
     plan_calls,
+    show_progress,
+    write_loss_rows,
 )
+from gan_jax.errors import Diverged, Preempted
 from gan_jax.workdir import MetricWriter, read_rows
 
 
 class Task:
-    """What the hooks read of a task: two losses, two members."""
+    """What the actions read of a task: two losses, two members."""
 
     loss_keys = ("d_loss", "g_loss")
     members = ({"data_seed": 0}, {"data_seed": 1})
@@ -65,28 +65,28 @@ def test_the_plan_never_crosses_an_epoch_end_the_run_end_or_a_checkpoint_step():
 def test_epoch_sums_give_per_member_means_and_start_again_after_a_complete_epoch():
     sums = EpochSums(Task(), fresh_counters(Task()))
     first, second = Call(0, 0, 2, 4, 8), Call(0, 2, 2, 4, 8)
-    sums.after(first, None, result([[1, 2], [3, 4]], [[0, 0], [2, 2]], started=10.0))
-    assert sums.ended is None and sums.running_means() == {"d_loss": 2.0, "g_loss": 1.0}
-    sums.after(second, None, result([[5, 6], [7, 8]], [[0, 0], [0, 0]], started=11.0))
+    tally = sums.add(first, result([[1, 2], [3, 4]], [[0, 0], [2, 2]], started=10.0))
+    assert tally.ended is None and tally.running_means() == {"d_loss": 2.0, "g_loss": 1.0}
+    tally = sums.add(second, result([[5, 6], [7, 8]], [[0, 0], [0, 0]], started=11.0))
     # the window ended with the epoch
-    assert sums.ended == {
+    assert tally.ended == {
         "loss_sums": {"d_loss": [16.0, 20.0], "g_loss": [2.0, 2.0]},
         "steps_in_epoch": 4,
         "window_sums": {"d_loss": [0.0, 0.0], "g_loss": [0.0, 0.0]},
         "steps_in_window": 0,
     }
-    assert sums.counters == fresh_counters(Task())  # saved with the epoch-end checkpoint
-    assert (sums.started, sums.started_step, sums.device_seconds) == (10.0, 0, 1.0)
-    sums.after(Call(1, 4, 2, 4, 8), None, result([[0, 0]] * 2, [[0, 0]] * 2, started=20.0))
-    assert (sums.started, sums.started_step, sums.device_seconds) == (20.0, 4, 0.5)
+    assert tally.counters == fresh_counters(Task())  # saved with the epoch-end checkpoint
+    assert (tally.epoch_started, tally.epoch_started_step, tally.device_seconds) == (10.0, 0, 1.0)
+    tally = sums.add(Call(1, 4, 2, 4, 8), result([[0, 0]] * 2, [[0, 0]] * 2, started=20.0))
+    assert (tally.epoch_started, tally.epoch_started_step, tally.device_seconds) == (20.0, 4, 0.5)
 
 
 def test_epoch_sums_continue_from_restored_counters_inside_an_epoch():
     restored = {"loss_sums": {"d_loss": [4.0, 0.0], "g_loss": [2.0, 0.0]}, "steps_in_epoch": 2}
     sums = EpochSums(Task(), restored)
-    sums.after(Call(0, 2, 2, 4, 8), None, result([[1, 1], [1, 1]], [[0, 0], [0, 0]]))
-    assert sums.ended["steps_in_epoch"] == 4 and sums.ended["loss_sums"]["d_loss"] == [6.0, 2.0]
-    assert sums.started_step == 2  # the timing row counts this process's steps only
+    tally = sums.add(Call(0, 2, 2, 4, 8), result([[1, 1], [1, 1]], [[0, 0], [0, 0]]))
+    assert tally.ended["steps_in_epoch"] == 4 and tally.ended["loss_sums"]["d_loss"] == [6.0, 2.0]
+    assert tally.epoch_started_step == 2  # the timing row counts this process's steps only
 
 
 class Store:
@@ -105,55 +105,62 @@ class Store:
         return self.saved[-1][0] if self.saved else None
 
 
-def test_nan_guard_names_what_diverged_and_the_last_good_checkpoint():
-    store = Store()
-    guard = NanGuard(Task(), store, Background())
-    guard.after(Call(0, 0, 2, 4, 8), None, result([[1, 1], [1, 1]], [[1, 1], [1, 1]]))
+def test_check_finite_names_what_diverged_and_the_last_good_checkpoint():
+    store, background = Store(), Background()
+
+    def check(call, res):
+        check_finite(Task(), call, res, store, background)
+
+    check(Call(0, 0, 2, 4, 8), result([[1, 1], [1, 1]], [[1, 1], [1, 1]]))
     with pytest.raises(Diverged, match="no checkpoint was saved yet"):
-        guard.after(Call(0, 0, 2, 4, 8), None, result([[1, np.nan]], [[1, 1]]))
+        check(Call(0, 0, 2, 4, 8), result([[1, np.nan]], [[1, 1]]))
     store.saved.append((2, {}))
     with pytest.raises(Diverged) as err:
-        guard.after(Call(0, 2, 2, 4, 8), None, result([[1, 1]], [[np.inf, 1]], finite=False))
+        check(Call(0, 2, 2, 4, 8), result([[1, 1]], [[np.inf, 1]], finite=False))
     assert str(err.value).startswith("g_loss and a parameter became NaN/Inf by step 4;")
     assert "the last good checkpoint is step 2" in str(err.value) and store.waits == 2
 
 
-def _checkpoints(store, stop=None, every=None, seconds=3600.0):
-    sums = EpochSums(Task(), fresh_counters(Task()))
+def _checkpoints(store, every=None, seconds=3600.0):
     cadence = SaveCadence(seconds, clock=lambda: 0.0)
-    return Checkpoints(
-        store, {"task": "gan"}, sums, Background(), cadence, stop or StopOnSignal(), every
-    )
+    return Checkpoints(store, {"task": "gan"}, Background(), cadence, every)
 
 
 def test_checkpoints_at_the_run_end_every_n_steps_on_a_stop_and_when_the_cadence_is_due():
     store = Store()
-    hook = _checkpoints(store, every=3)
+    saves = _checkpoints(store, every=3)
     for call in plan_calls(0, 8, steps_per_epoch=4, steps_per_call=4, checkpoint_every=3):
-        hook.after(call, {"w": np.zeros(1)}, result([[0, 0]], [[0, 0]]))
-    assert [step for step, _ in store.saved] == [3, 6, 8]  # the cadence (an hour) saw no epoch end
+        blocked = saves.save_if_due(call, {"w": np.zeros(1)}, {"steps_in_epoch": call.end})
+        assert (blocked > 0) == (call.end in (3, 6, 8))
+    assert store.saved == [
+        (3, {"steps_in_epoch": 3}),
+        (6, {"steps_in_epoch": 6}),
+        (8, {"steps_in_epoch": 8}),
+    ]
 
     due = _checkpoints(Store(), seconds=0.0)
-    assert due.due(Call(0, 0, 4, 4, 8)) and not due.due(Call(0, 0, 2, 4, 8))
-    stop = StopOnSignal()
-    stop.signum = signal.SIGTERM
-    stopping = _checkpoints(Store(), stop=stop)
-    assert stopping.due(Call(0, 0, 1, 4, 8))
+    assert due.due(Call(0, 0, 4, 4, 8), False) and not due.due(Call(0, 0, 2, 4, 8), False)
+    stopping = _checkpoints(store)
+    assert stopping.save_if_due(Call(0, 0, 1, 4, 8), {}, {}, stopping=True) > 0
+    assert store.saved[-1][0] == 1 and store.waits == 1  # a stop's save is finished before it
 
 
 def test_a_stop_request_raises_after_the_save_with_the_resume_command(tmp_path):
     stop = StopOnSignal(tmp_path)
-    stop.after(Call(0, 0, 1, 4, 8), None, result([[0, 0]], [[0, 0]]))  # nothing asked: goes on
+    assert stop.requested(Call(0, 0, 1, 4, 8)) == 0
+    stop.stop_if_requested(Call(0, 0, 1, 4, 8))  # nothing asked: goes on
     stop.signum = signal.SIGTERM
-    # decided once per call (Checkpoints asked first): a signal during a call's hooks stops the next
-    stop.after(Call(0, 0, 1, 4, 8), None, result([[0, 0]], [[0, 0]]))
+    # decided once per call (the loop asks before saving): a signal during a call's actions stops
+    # the next
+    stop.stop_if_requested(Call(0, 0, 1, 4, 8))
+    assert stop.requested(Call(0, 1, 1, 4, 8)) == signal.SIGTERM
     with pytest.raises(
         Preempted,
         match=f"stopped by SIGTERM at step 2; checkpoint saved in {tmp_path}; run the same command",
     ) as err:
-        stop.after(Call(0, 1, 1, 4, 8), None, result([[0, 0]], [[0, 0]]))
+        stop.stop_if_requested(Call(0, 1, 1, 4, 8))
     assert err.value.exit_code == 128 + signal.SIGTERM
-    stop.after(Call(1, 4, 4, 4, 8), None, result([[0, 0]], [[0, 0]]))  # the last call: it ends
+    stop.stop_if_requested(Call(1, 4, 4, 4, 8))  # the last call: it ends
 
 
 class Bar:
@@ -170,36 +177,31 @@ class Bar:
 
 def test_progress_bar_counts_steps_and_shows_member_zeros_running_means():
     sums, bar = EpochSums(Task(), fresh_counters(Task())), Bar()
-    hook = ProgressBar(bar, sums)
     for call, d in ((Call(0, 0, 1, 2, 4), 1.0), (Call(0, 1, 1, 2, 4), 2.0)):
-        sums.after(call, None, result([[d, 9.0]], [[0.25, 9.0]]))
-        hook.after(call, None, result([[d, 9.0]], [[0.25, 9.0]]))
+        show_progress(bar, call, sums.add(call, result([[d, 9.0]], [[0.25, 9.0]])))
     assert bar.n == 2 and bar.postfix == {"d_loss": "1.500", "g_loss": "0.250"}
 
 
 def test_timing_rows_wait_for_their_epochs_outputs_and_split_the_time(tmp_path):
-    class Outputs:
-        last = None
-
-    class Saves:
-        blocked_seconds = 0.0
-
     writer = MetricWriter(tmp_path, ("timing.jsonl",))
     sums = EpochSums(Task(), fresh_counters(Task()))
-    outputs, saves = Outputs(), Saves()
     background = Background()
-    with Timing(writer, sums, outputs, saves) as timing, background:
+    with Timing(writer) as timing, background:
         for epoch in range(2):
-            call = Call(epoch, 2 * epoch, 2, 2, 4)
-            sums.after(call, None, result([[0, 0]] * 2, [[0, 0]] * 2, started=sums.started or 0.0))
-            job = background.submit(lambda: {"eval_seconds": 0.1, "outputs_seconds": 0.2})
-            outputs.last = (job, {"epoch": epoch + 1, "seconds": 1.0})
-            saves.blocked_seconds += 0.25
-            timing.after(call, None, None)
+            for step in (2 * epoch, 2 * epoch + 1):  # two calls, the first saving for 0.25 s
+                call = Call(epoch, step, 1, 2, 4)
+                started = time.perf_counter() - 1.0  # the epoch's 1.0 s of compiled calls
+                tally = sums.add(call, result([[0, 0]], [[0, 0]], started=started))
+                outputs = None
+                if call.ends_epoch:
+                    job = background.submit(lambda: {"eval_seconds": 0.1, "outputs_seconds": 0.2})
+                    outputs = (job, {"epoch": epoch + 1, "seconds": 1.0})
+                timing.record(call, tally, outputs, 0.25 if step % 2 == 0 else 0.0)
             assert len(read_rows(tmp_path, "timing.jsonl")) == epoch  # the earlier epoch's row
     rows = read_rows(tmp_path, "timing.jsonl")
     assert [r["epoch"] for r in rows] == [1, 2]
-    assert all(r["save_seconds"] == 0.25 and r["device_seconds"] == 0.5 for r in rows)
+    assert all(r["save_seconds"] == 0.25 and r["device_seconds"] == 1.0 for r in rows)
+    assert all(0 <= r["host_seconds"] < 10 for r in rows)  # the rest of the epoch's wall time
     assert all(r["eval_seconds"] == 0.1 and r["outputs_seconds"] == 0.2 for r in rows)
 
 
@@ -218,31 +220,36 @@ def test_background_jobs_after_a_failed_one_are_skipped_and_the_failure_surfaces
     assert ran == [1]
 
 
-def test_epoch_outputs_submit_only_at_an_epoch_end():
+def test_epoch_outputs_time_the_epoch_from_its_first_call_in_this_process():
     sums = EpochSums(Task(), fresh_counters(Task()))
     background = Background()
-    outputs = EpochOutputs(None, sums, background, None)
-    call = Call(0, 0, 1, 2, 4)
-    sums.after(call, None, result([[0, 0]], [[0, 0]]))
-    outputs.after(call, None, None)
-    assert outputs.last is None and background.jobs == []
+    submitted = []
+    background.submit = lambda fn, *args: submitted.append(args) or "job"
+    outputs = EpochOutputs(None, background, None)
+    sums.add(Call(0, 0, 1, 2, 4), result([[0, 0]], [[0, 0]], started=time.perf_counter() - 2))
+    call = Call(0, 1, 1, 2, 4)
+    tally = sums.add(call, result([[4, 0]], [[0, 0]]))
+    job, timing = outputs.submit(call, {"w": np.zeros(1)}, tally)
+    assert job == "job" and (timing["epoch"], timing["step"], timing["steps"]) == (1, 2, 2)
+    assert 2 <= timing["seconds"] < 60 and "partial" not in timing
+    ((context, state, ended_call, counters, events, row),) = submitted
+    assert ended_call == call and counters["loss_sums"]["d_loss"] == [4.0, 0.0]
 
 
 def test_loss_rows_every_n_steps_and_at_epoch_ends_whatever_the_calls_and_resumable(
     tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(hooks, "LOSS_ROW_STEPS", 3)
+    monkeypatch.setattr(actions, "LOSS_ROW_STEPS", 3)
     d = np.arange(16, dtype=float)  # step s has d_loss s for member 0, 100 + s for member 1
 
     def run(folder, plan, counters=None):
         folder.mkdir(exist_ok=True)
         sums = EpochSums(Task(), counters or fresh_counters(Task()))
-        rows = LossRows(Task(), MetricWriter(folder, ("losses.jsonl",)), sums)
+        writer = MetricWriter(folder, ("losses.jsonl",))
         for call in plan:
             losses = d[call.step : call.end]
             r = result(np.stack([losses, 100 + losses], -1), np.zeros((call.steps, 2)))
-            sums.after(call, None, r)
-            rows.after(call, None, r)
+            write_loss_rows(writer, Task(), sums.add(call, r))
         return sums
 
     # 2 epochs of 7 steps, run to step 12 of 14: windows end at steps 3, 6, 7 (epoch end), 10 and
@@ -290,10 +297,10 @@ def test_counters_of_a_checkpoint_from_before_the_loss_windows_still_resume():
     sums = EpochSums(
         Task(), {"loss_sums": {"d_loss": [4.0, 0.0], "g_loss": [2.0, 0.0]}, "steps_in_epoch": 2}
     )
-    sums.after(Call(0, 2, 2, 4, 8), None, result([[1, 1], [1, 1]], [[0, 0], [0, 0]]))
-    assert sums.ended["loss_sums"]["d_loss"] == [6.0, 2.0]
+    tally = sums.add(Call(0, 2, 2, 4, 8), result([[1, 1], [1, 1]], [[0, 0], [0, 0]]))
+    assert tally.ended["loss_sums"]["d_loss"] == [6.0, 2.0]
     # the epoch's end closes the window
-    assert [(step, n) for step, n, _, _ in sums.windows] == [(4, 2)]
+    assert [(step, n) for step, n, _, _ in tally.windows] == [(4, 2)]
 
 
 def test_a_bar_on_a_log_file_writes_a_few_lines_not_one_per_step():
@@ -306,11 +313,9 @@ def test_a_bar_on_a_log_file_writes_a_few_lines_not_one_per_step():
     written = {}
     for stream in (io.StringIO(), Terminal()):
         sums = EpochSums(Task(), fresh_counters(Task()))
-        with hooks.progress_bar(150, file=stream) as bar:
-            hook = ProgressBar(bar, sums)
+        with actions.progress_bar(150, file=stream) as bar:
             for call in plan_calls(0, 150, steps_per_epoch=150, steps_per_call=1):
-                sums.after(call, None, result([[1.0, 1.0]], [[0.5, 0.5]]))
-                hook.after(call, None, None)
+                show_progress(bar, call, sums.add(call, result([[1.0, 1.0]], [[0.5, 0.5]])))
                 time.sleep(0.003)
         written[type(stream).__name__] = stream.getvalue()
     log_file = written["StringIO"]

@@ -695,6 +695,13 @@ class SGANConfig(SupervisedConfig):
         0.95,
         "the confidence a weak view's prediction needs to become a pseudo-label, in (0, 1].",
     )
+    pseudo_label_align: bool = described(
+        False,
+        "align the weak view's class distribution to uniform before thresholding (ReMixMatch's "
+        "distribution alignment over the unlabeled batch): a class the batch over-predicts "
+        "yields fewer pseudo-labels, one it under-predicts more, against one class taking "
+        "another's images.",
+    )
     strong_shift: int = described(
         4,
         "the strong view's shift for the pseudo-labels: up to this many pixels in each direction.",
@@ -726,6 +733,10 @@ class SGANConfig(SupervisedConfig):
         if not self.unlabeled_weight >= 0:
             raise ConfigError(
                 f"unlabeled_weight must be >= 0, got {self.unlabeled_weight!r}; pass e.g. 1"
+            )
+        if not isinstance(self.pseudo_label_align, bool):
+            raise ConfigError(
+                f"pseudo_label_align must be True or False, got {self.pseudo_label_align!r}"
             )
         if not self.pseudo_label_weight >= 0:
             raise ConfigError(

@@ -144,14 +144,26 @@ def cross_entropy(class_logits: jax.Array, labels: jax.Array) -> jax.Array:
     return -jnp.mean(jnp.take_along_axis(log_probs, labels[:, None], axis=-1))
 
 
+def aligned_log_probs(logits: jax.Array) -> jax.Array:
+    """ReMixMatch's distribution alignment (Berthelot et al. 2020) to a uniform class prior, in
+    log space: each row of log-softmax(`logits` `[B, K]`) minus the log of the batch's mean class
+    distribution, renormalized; `[B, K]`. A class the batch over-predicts loses probability in
+    every row, one it under-predicts gains it."""
+    log_probs = jax.nn.log_softmax(logits, axis=-1)
+    log_mean = jax.nn.logsumexp(log_probs, axis=0) - jnp.log(logits.shape[0])
+    return jax.nn.log_softmax(log_probs - log_mean, axis=-1)
+
+
 def pseudo_label_loss(
-    weak_logits: jax.Array, strong_logits: jax.Array, threshold: float
+    weak_logits: jax.Array, strong_logits: jax.Array, threshold: float, align: bool = False
 ) -> jax.Array:
     """FixMatch's unlabelled term (Sohn et al. 2020): where the class distribution of an image's
-    weak view, softmax(`weak_logits` `[B, K]`), reaches `threshold`, the cross-entropy of its
-    strong view's logits `[B, K]` against that argmax class; averaged over all B images (those
-    below the threshold add 0), ≥ 0. No gradient flows through the weak view."""
-    weak = jax.lax.stop_gradient(jax.nn.softmax(weak_logits, axis=-1))
+    weak view, softmax(`weak_logits` `[B, K]`) (with `align`, `aligned_log_probs`' distribution
+    instead), reaches `threshold`, the cross-entropy of its strong view's logits `[B, K]` against
+    that argmax class; averaged over all B images (those below the threshold add 0), ≥ 0. No
+    gradient flows through the weak view."""
+    weak = jnp.exp(aligned_log_probs(weak_logits)) if align else jax.nn.softmax(weak_logits, -1)
+    weak = jax.lax.stop_gradient(weak)
     confident = (jnp.max(weak, axis=-1) >= threshold).astype(strong_logits.dtype)
     log_probs = jax.nn.log_softmax(strong_logits, axis=-1)
     picked = jnp.take_along_axis(log_probs, jnp.argmax(weak, axis=-1)[:, None], axis=-1)[:, 0]

@@ -247,6 +247,33 @@ def test_sgan_generator_losses_table_gives_the_hand_values_and_the_config_choice
     assert G_LOSSES == tuple(table) and G_LOSSES[0] == SGANConfig().g_loss
 
 
+def test_distribution_alignment_moves_pseudo_labels_to_the_under_predicted_class():
+    from gan_jax.losses import aligned_log_probs, pseudo_label_loss
+
+    # weak views: p = (0.8, 0.2) and (0.6, 0.4); the batch's mean (0.7, 0.3) over-predicts class 0.
+    # Aligned: (0.8/0.7, 0.2/0.3) → (0.6316, 0.3684); (0.6/0.7, 0.4/0.3) → (0.3913, 0.6087)
+    weak = jnp.log(jnp.array([[0.8, 0.2], [0.6, 0.4]]))
+    np.testing.assert_allclose(
+        jnp.exp(aligned_log_probs(weak)),
+        [
+            [0.8 / 0.7 / (0.8 / 0.7 + 0.2 / 0.3), 0.2 / 0.3 / (0.8 / 0.7 + 0.2 / 0.3)],
+            [0.6 / 0.7 / (0.6 / 0.7 + 0.4 / 0.3), 0.4 / 0.3 / (0.6 / 0.7 + 0.4 / 0.3)],
+        ],
+        rtol=1e-5,
+    )
+    strong = jnp.array([[2.0, 0.0], [0.0, 1.0]])
+    ce_0, ce_1 = math.log(1 + math.exp(-2)), math.log(1 + math.exp(-1))  # of classes 0 and 1
+    # unaligned, both images are class 0 at threshold 0.6; aligned, image 1 becomes class 1
+    plain = (ce_0 + math.log(1 + math.exp(1))) / 2
+    np.testing.assert_allclose(pseudo_label_loss(weak, strong, 0.6), plain, rtol=1e-5)
+    np.testing.assert_allclose(
+        pseudo_label_loss(weak, strong, 0.6, align=True), (ce_0 + ce_1) / 2, rtol=1e-5
+    )
+    # a batch that already predicts the classes evenly is left as it is
+    even = jnp.log(jnp.array([[0.9, 0.1], [0.1, 0.9]]))
+    np.testing.assert_allclose(jnp.exp(aligned_log_probs(even)), jnp.exp(even), rtol=1e-5)
+
+
 def test_pseudo_label_loss_against_hand_values_and_without_gradient_through_the_weak_view():
     from gan_jax.losses import pseudo_label_loss
 

@@ -475,7 +475,8 @@ class SGANTask(GenerativeTask, FewLabelTask):
         if c.pseudo_label_weight:
             weak, strong = outputs[3:]
             threshold = c.pseudo_label_threshold
-            loss = loss + c.pseudo_label_weight * pseudo_label_loss(weak, strong, threshold)
+            term = pseudo_label_loss(weak, strong, threshold, c.pseudo_label_align)
+            loss = loss + c.pseudo_label_weight * term
         return loss, sup, unsup
 
     def member_train_step(

@@ -327,7 +327,9 @@ def _prepare(
     task = make_task(config)
     mesh = parallel.data_mesh(devices)
     workdir = check_workdir(workdir)
-    if (workdir / "checkpoints").is_dir():
+    # Every process of a job decides alike: only a step already saved opens a store here (a
+    # folder another process's store has just made must not, its barriers would then differ).
+    if CheckpointStore.latest_in(workdir) is not None:
         with CheckpointStore(workdir, create=False) as existing:
             if existing.latest_step() is not None:
                 check_resumable(config, existing.read_config(), workdir)

@@ -191,3 +191,26 @@ def test_a_failure_in_the_background_outputs_surfaces_and_keeps_earlier_rows(
     # epoch 1's row; epoch 2's outputs failed
     assert [r["step"] for r in read_rows(tmp_path)] == [5]
     assert CheckpointStore.latest_in(tmp_path) == 5  # never a checkpoint past the rows on disk
+
+
+def test_an_empty_checkpoints_folder_opens_no_store_before_training(
+    tiny_config, tiny_data, tmp_path, monkeypatch
+):
+    """In a multi-process job, process 0's store makes `checkpoints/` while another process is
+    still preparing: that process must not open a reading store (its Orbax barriers would then
+    differ from process 0's and the job crash), whatever the folder's timing."""
+    from gan_jax import loop
+
+    (tmp_path / "w" / "checkpoints").mkdir(parents=True)
+    opened = []
+
+    class Recording(CheckpointStore):
+        def __init__(self, workdir, *args, **kwargs):
+            opened.append(kwargs.get("create", True))
+            super().__init__(workdir, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "CheckpointStore", Recording)
+    train(dataclasses.replace(tiny_config, steps=2), tmp_path / "w", data=tiny_data, progress=False)
+    assert opened == [True]  # the training's own store, and no reading one before it
+    train(dataclasses.replace(tiny_config, steps=3), tmp_path / "w", data=tiny_data, progress=False)
+    assert opened == [True, False, True]  # a saved step: its config is checked first

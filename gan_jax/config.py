@@ -716,6 +716,25 @@ class SGANConfig(SupervisedConfig):
         "the strong view's cutout for the pseudo-labels: a square of this many pixels a side, "
         "centred on a random pixel, set to black, after the rotation (0: none).",
     )
+    consistency_weight: float = described(
+        0.0,
+        "weight of UDA's consistency term on the unlabeled batch, added to the classifier's loss: "
+        "the KL divergence from the prediction on each image's weak view to that on its strong "
+        "view (the pseudo-labels' views), for every image, confident or not (0: none, the "
+        "recipes').",
+    )
+    vat_weight: float = described(
+        0.0,
+        "weight of virtual adversarial training's term on the unlabeled batch, added to the "
+        "classifier's loss: the KL divergence from the prediction on each image to that on the "
+        "image moved by vat_epsilon in the direction that changes it most (0: none, the "
+        "recipes').",
+    )
+    vat_epsilon: float = described(
+        2.0,
+        "L2 norm of virtual adversarial training's perturbation per image, in the model's pixel "
+        "units (a 28x28 image in [0, 1] has a norm of about 9).",
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -725,7 +744,7 @@ class SGANConfig(SupervisedConfig):
             require_positive(name, getattr(self, name))
         if not isinstance(self.fm_after_noise, bool):
             raise ConfigError(f"fm_after_noise must be True or False, got {self.fm_after_noise!r}")
-        for name in ("entropy_weight", "balance_weight"):
+        for name in ("entropy_weight", "balance_weight", "consistency_weight", "vat_weight"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(
                     f"{name} must be >= 0, got {getattr(self, name)!r}; pass e.g. 1, or 0 for none"
@@ -754,6 +773,8 @@ class SGANConfig(SupervisedConfig):
                 raise ConfigError(
                     f"{name} must be a non-negative integer, got {value!r}; pass e.g. {example}"
                 )
+        if not self.vat_epsilon > 0:
+            raise ConfigError(f"vat_epsilon must be > 0, got {self.vat_epsilon!r}; pass e.g. 2")
         if not 0 <= self.strong_rotate <= 180:
             raise ConfigError(
                 f"strong_rotate must be in [0, 180] degrees, got {self.strong_rotate!r}; pass "

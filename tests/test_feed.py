@@ -106,7 +106,7 @@ def test_random_shift_fills_the_border_with_the_given_black():
     assert set(np.unique(shifted)) <= {0.0, 1.0} and (shifted == 0.0).any()
 
 
-def test_an_sgan_with_pseudo_labels_trains_and_the_term_changes_the_step(digits):
+def test_an_sgan_with_pseudo_labels_consistency_or_vat_trains_and_the_term_changes_the_step(digits):
     from gan_jax.steps import TaskStep, make_runner
 
     def step(**options):
@@ -120,11 +120,16 @@ def test_an_sgan_with_pseudo_labels_trains_and_the_term_changes_the_step(digits)
         return jax.tree.map(np.asarray, state.models["classifier"].params)
 
     off = step()
-    on = step(pseudo_label_weight=1.0, pseudo_label_threshold=1e-3)  # every image qualifies
-    assert any(
-        not np.array_equal(a, b)
-        for a, b in zip(jax.tree.leaves(off), jax.tree.leaves(on), strict=True)
-    )
+    for options in (
+        {"pseudo_label_weight": 1.0, "pseudo_label_threshold": 1e-3},  # every image qualifies
+        {"consistency_weight": 1.0},
+        {"vat_weight": 1.0},
+    ):
+        on = step(**options)
+        assert any(
+            not np.array_equal(a, b)
+            for a, b in zip(jax.tree.leaves(off), jax.tree.leaves(on), strict=True)
+        ), options
 
 
 def test_rotate_turns_about_the_centre_and_fills_what_comes_from_outside():
@@ -179,3 +184,9 @@ def test_the_strong_view_adds_rotation_and_cutout_only_when_asked(digits):
         SGANConfig(strong_rotate=-5)
     with pytest.raises(ConfigError, match="strong_cutout must be a non-negative integer, got 2.5"):
         SGANConfig(strong_cutout=2.5)
+    with pytest.raises(ConfigError, match="vat_weight must be >= 0, got -1"):
+        SGANConfig(vat_weight=-1.0)
+    with pytest.raises(ConfigError, match="vat_epsilon must be > 0, got 0"):
+        SGANConfig(vat_epsilon=0.0)
+    with pytest.raises(ConfigError, match="consistency_weight must be >= 0, got -0.5"):
+        SGANConfig(consistency_weight=-0.5)

@@ -292,3 +292,58 @@ def test_pseudo_label_loss_against_hand_values_and_without_gradient_through_the_
     np.testing.assert_array_equal(grad_weak, 0.0)
     grad_strong = jax.grad(lambda s: pseudo_label_loss(weak, s, 0.95))(strong)
     assert np.abs(grad_strong[0]).sum() > 0 and np.all(grad_strong[1] == 0)
+
+
+def test_consistency_loss_is_the_kl_from_the_weak_view_to_the_strong_one():
+    from gan_jax.losses import consistency_loss
+
+    weak = jnp.log(jnp.array([[0.5, 0.5], [0.9, 0.1]]))
+    strong = jnp.log(jnp.array([[0.25, 0.75], [0.9, 0.1]]))
+    # image 0: 0.5 log(0.5/0.25) + 0.5 log(0.5/0.75); image 1: the views agree, 0
+    expected = (0.5 * math.log(2) + 0.5 * math.log(2 / 3)) / 2
+    np.testing.assert_allclose(consistency_loss(weak, strong), expected, rtol=1e-5)
+    np.testing.assert_allclose(consistency_loss(strong, strong), 0.0, atol=1e-7)
+    grad_weak = jax.grad(lambda w: consistency_loss(w, strong))(weak)
+    np.testing.assert_array_equal(grad_weak, 0.0)
+
+
+def test_virtual_adversarial_loss_moves_a_linear_model_along_its_exact_gradient():
+    from gan_jax.losses import virtual_adversarial_loss
+
+    images = jax.random.uniform(jax.random.key(0), (3, 4, 4, 1))
+    weights = np.asarray(jax.random.normal(jax.random.key(1), (16, 5)), np.float64)
+
+    def logits_fn(x):
+        return x.reshape(x.shape[0], -1) @ weights.astype(np.float32)
+
+    key, epsilon, xi = jax.random.key(2), 0.5, 1e-2
+    loss = virtual_adversarial_loss(logits_fn, images, key, epsilon, xi)
+
+    def softmax(z):
+        e = np.exp(z - z.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    x = np.asarray(images, np.float64).reshape(3, -1)
+    d = np.asarray(jax.random.normal(key, images.shape), np.float64).reshape(3, -1)
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    p = softmax(x @ weights)
+    # d/dd of KL(p || softmax(W^T (x + xi d))) is xi W (q - p) per image
+    grad = (softmax((x + xi * d) @ weights) - p) @ weights.T
+    r = epsilon * grad / np.linalg.norm(grad, axis=1, keepdims=True)
+    q = softmax((x + r) @ weights)
+    expected = np.mean(np.sum(p * np.log(p / q), axis=1))
+    np.testing.assert_allclose(loss, expected, rtol=1e-3)
+    # the adversarial direction beats a random one of the same norm
+    moved = softmax((x + epsilon * d) @ weights)
+    assert expected > np.mean(np.sum(p * np.log(p / moved), axis=1))
+
+
+def test_virtual_adversarial_loss_is_zero_for_a_model_that_ignores_its_input():
+    from gan_jax.losses import virtual_adversarial_loss
+
+    images = jnp.ones((2, 3, 3, 1))
+    const = jnp.array([[1.0, -1.0, 0.5]])
+    loss = virtual_adversarial_loss(
+        lambda x: jnp.broadcast_to(const, (x.shape[0], 3)), images, jax.random.key(0), 2.0
+    )
+    assert float(loss) == 0.0

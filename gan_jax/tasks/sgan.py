@@ -34,9 +34,11 @@ from gan_jax.losses import (
     SGAN_GENERATOR_LOSSES,
     class_balance_loss,
     conditional_entropy,
+    consistency_loss,
     cross_entropy,
     pseudo_label_loss,
     unsupervised_loss,
+    virtual_adversarial_loss,
 )
 from gan_jax.models import (
     ConvClassifier,
@@ -400,7 +402,7 @@ class SGANTask(GenerativeTask, FewLabelTask):
         """Each member's labelled subset, and all training images as unlabelled batches (with
         the pseudo-label term: and their weak and strong views)."""
         c = self.config
-        if not c.pseudo_label_weight:
+        if not self.uses_views:
             return self.few_label_feed(True)
         return self.few_label_feed(
             True,
@@ -409,6 +411,12 @@ class SGANTask(GenerativeTask, FewLabelTask):
             strong_rotate=c.strong_rotate,
             strong_cutout=c.strong_cutout,
         )
+
+    @property
+    def uses_views(self) -> bool:
+        """Whether the unlabelled images come with weak and strong views (pseudo-labels or
+        consistency)."""
+        return bool(self.config.pseudo_label_weight or self.config.consistency_weight)
 
     def init_member(
         self, data_seed: jax.Array, unlabeled: jax.Array | None
@@ -462,8 +470,9 @@ class SGANTask(GenerativeTask, FewLabelTask):
         self, outputs: list[jax.Array], labels: jax.Array
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """`(loss, sup, unsup)` from the logits `[B, K]` of the labelled, unlabelled and generated
-        parts (and with pseudo-labels, the weak and strong views): the supervised cross-entropy,
-        the real/fake term, and the optional entropy, balance and pseudo-label terms."""
+        parts (and with `uses_views`, the weak and strong views): the supervised cross-entropy,
+        the real/fake term, and the optional entropy, balance, pseudo-label and consistency
+        terms."""
         c = self.config
         lab, unl, fake = outputs[:3]
         sup, unsup = cross_entropy(lab, labels), unsupervised_loss(unl, fake)
@@ -477,7 +486,19 @@ class SGANTask(GenerativeTask, FewLabelTask):
             threshold = c.pseudo_label_threshold
             term = pseudo_label_loss(weak, strong, threshold, c.pseudo_label_align)
             loss = loss + c.pseudo_label_weight * term
+        if c.consistency_weight:
+            loss = loss + c.consistency_weight * consistency_loss(*outputs[3:])
         return loss, sup, unsup
+
+    def _vat_term(self, params: Any, batch_stats: Any, images: jax.Array, key: jax.Array):
+        """`virtual_adversarial_loss` of the classifier on `images` `[B, H, W, C]`, its noise
+        fixed by one key for every pass (their BatchNorm statistics are dropped)."""
+        noise_key, direction_key = jax.random.split(key)
+
+        def logits_fn(x):
+            return self.classify(params, batch_stats, x, noise_key)[0]
+
+        return virtual_adversarial_loss(logits_fn, images, direction_key, self.config.vat_epsilon)
 
     def member_train_step(
         self, models: dict[str, ModelState], batch: dict[str, jax.Array], key: jax.Array
@@ -491,16 +512,19 @@ class SGANTask(GenerativeTask, FewLabelTask):
         fakes = jax.lax.stop_gradient(fakes)
         g = dataclasses.replace(g, batch_stats=g_stats)
 
-        pseudo = self.config.pseudo_label_weight
         parts: tuple[jax.Array, ...] = (batch["labeled"], batch["unlabeled"], fakes)
         part_keys = list(keys[1:4])
-        if pseudo:  # the pseudo-labels' weak and strong views; the other keys stay as they were
+        if self.uses_views:  # the weak and strong views; the other keys stay as they were
             parts += (batch["unlabeled_weak"], batch["unlabeled_strong"])
             part_keys += list(jax.random.split(jax.random.fold_in(key, len(keys)), 2))
+        vat_key = jax.random.fold_in(key, len(keys) + 1)
 
         def classifier_loss(params):
             outputs, stats = self._classify_parts(params, c.batch_stats, parts, part_keys)
             loss, sup, unsup = self._classifier_objective(outputs, batch["labels"])
+            if self.config.vat_weight:
+                vat = self._vat_term(params, c.batch_stats, batch["unlabeled"], vat_key)
+                loss = loss + self.config.vat_weight * vat
             return loss, (stats, (sup, unsup))
 
         c, (_, (sup, unsup)) = self._update_classifier(c, classifier_loss)

@@ -197,3 +197,49 @@ def test_sgan_probe_scores_features_by_their_labeled_centroids_and_by_a_linear_p
     # labels unrelated to the features: near chance on held-out images
     shuffled = rng.permutation(y)
     assert probe_accuracy(features[::2], shuffled[::2], features[1::2], shuffled[1::2], 3) < 0.6
+
+
+def test_the_ablation_groups_runs_by_their_options_and_keeps_held_out_subsets_apart(tmp_path):
+    from scripts.ablation import group, load_runs, markdown, method
+
+    def run(workdir, seeds, curves, **options):
+        config = {"task": "sgan", "labels": 20, "seed": 1, "data_seeds": seeds, **options}
+        rows = {
+            str(s): [{"epoch": e + 1, "test_accuracy": a} for e, a in enumerate(c)]
+            for s, c in zip(seeds, curves, strict=True)
+        }
+        epochs = max(len(c) for c in curves)
+        return {
+            "workdir": workdir,
+            "config": config,
+            "epochs_done": epochs,
+            "train_seconds": 10.0 * epochs * len(seeds),
+            "all_epochs": rows,
+        }
+
+    runs = [
+        run("a", [0, 1], [[0.5, 0.8, 0.7], [0.6, 0.9, 0.9]], augment_shift=2),
+        run("b", [1], [[0.6]], augment_shift=2),  # subset 1 again, fewer epochs: not kept
+        run("c", [5], [[0.4, 0.5, 0.6]], augment_shift=2),  # held out
+        run("d", [0], [[0.3, 0.3, 0.3]], pseudo_label_weight=1.0, pseudo_label_align=True),
+        run("e", [0], [[0.9]], dataset="fashion_mnist"),  # another dataset: left out
+    ]
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps(runs))
+    table = group(load_runs([path], {20}), 2, {0, 1, 2, 3, 4})
+    by_method = {r["method"]: r for r in table}
+    assert set(by_method) == {"shift 2", "shift 2 (held-out subsets)", "pseudo-labels 1 + align"}
+    # subset 0 of the pseudo-label run never improved; the shift's subset 0 fell 10 from epoch 2
+    assert by_method["pseudo-labels 1 + align"]["largest_drop_from_best"] == 0.0
+    assert group(load_runs([path], {20}), 3, {0, 1})[1]["largest_drop_from_best"] == 10.0
+    shift = by_method["shift 2"]
+    assert shift["epoch"] == 2 and shift["per_subset"] == {0: 80.0, 1: 90.0}
+    assert abs(shift["mean"] - 85.0) < 1e-9 and abs(shift["std"] - 50**0.5) < 1e-9
+    assert by_method["shift 2 (held-out subsets)"]["per_subset"] == {5: 50.0}
+    assert shift["seconds_per_member_epoch"] == 10.0
+    text = markdown(table, 2)
+    assert "| 20 | shift 2 | 1 | 2 | 0,1 | 85.00 ± 7.07 | 80.0 / 90.0 | 0.0 | 10 |" in text
+    assert method({"task": "supervised", "augment_shift": 2}) == "supervised: shift 2"
+    assert method({"task": "sgan", "entropy_weight": 0.3, "balance_weight": 0.3}) == (
+        "CatGAN pair 0.3"
+    )

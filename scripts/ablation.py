@@ -1,0 +1,185 @@
+"""Issue 38's ablation table: SGAN options, alone and combined, from committed run summaries.
+
+    python -m scripts.ablation benchmarks/results/sgan_*_cpu_runs.json --epoch 30 \
+        --name sgan_ablation_cpu --out benchmarks/results
+
+Reads the JSON files `scripts.sgan_runs` writes (one object per workdir: its config, per data seed
+every epoch's row, its training seconds), keeps MNIST mlp runs at the `--labels` counts, and groups
+them by labels, task, stream seed and every option that differs from the recipe (a workdir that
+appears in several files counts once, with its most epochs). Per group: test accuracy (%) of the
+evaluated parameters per labelled subset at `--epoch` (or the group's last epoch all its subsets
+reached, named in the table), mean ± std, the drop from each subset's best epoch, and training
+seconds per member and epoch (as logged; the machine was often shared, so these are upper bounds).
+Prints the markdown table; with `--name`, writes NAME.md, NAME.json and NAME_curves.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import statistics
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from gan_jax.config import SGANConfig  # noqa: E402
+
+DEFAULTS = SGANConfig()
+
+
+def _option(config: dict, name: str):
+    value = config.get(name)
+    return getattr(DEFAULTS, name) if value is None else value
+
+
+def method(config: dict) -> str:
+    """The options of `config` that differ from the recipe, in words ("recipe" when none)."""
+    get = lambda name: _option(config, name)  # noqa: E731
+    parts = []
+    if get("augment_shift"):
+        parts.append(f"shift {get('augment_shift')}")
+    entropy, balance = get("entropy_weight"), get("balance_weight")
+    if entropy and entropy == balance:
+        parts.append(f"CatGAN pair {entropy:g}")
+    else:
+        parts += [f"{n} {w:g}" for n, w in (("entropy", entropy), ("balance", balance)) if w]
+    if get("pseudo_label_weight"):
+        parts.append(f"pseudo-labels {get('pseudo_label_weight'):g}")
+        if get("pseudo_label_threshold") != DEFAULTS.pseudo_label_threshold:
+            parts.append(f"threshold {get('pseudo_label_threshold'):g}")
+    if get("pseudo_label_weight") or get("consistency_weight"):
+        if get("strong_shift") != DEFAULTS.strong_shift:
+            parts.append(f"strong shift {get('strong_shift')}")
+        if get("strong_rotate"):
+            parts.append(f"rotate {get('strong_rotate'):g}°")
+        if get("strong_cutout"):
+            parts.append(f"cutout {get('strong_cutout')}")
+    if get("pseudo_label_align") and get("pseudo_label_weight"):
+        parts.append("align")
+    if get("consistency_weight"):
+        parts.append(f"consistency {get('consistency_weight'):g}")
+    if get("vat_weight"):
+        parts.append(f"VAT {get('vat_weight'):g} (ε {get('vat_epsilon'):g})")
+    if get("ema_decay") != DEFAULTS.ema_decay:
+        parts.append(f"EMA {get('ema_decay'):g}")
+    text = " + ".join(parts) or "recipe"
+    return text if config["task"] == "sgan" else f"{config['task']}: {text}"
+
+
+def load_runs(files: list[pathlib.Path], labels: set[int]) -> list[dict]:
+    """The MNIST mlp workdirs of `files` at `labels`, each once (its most epochs)."""
+    runs: dict[str, dict] = {}
+    for path in files:
+        for run in json.loads(path.read_text()):
+            c = run["config"]
+            if c.get("dataset", "mnist") != "mnist" or c.get("model", "mlp") != "mlp":
+                continue
+            if c["labels"] not in labels or c["task"] not in ("sgan", "supervised"):
+                continue
+            kept = runs.get(run["workdir"])
+            if kept is None or run["epochs_done"] > kept["epochs_done"]:
+                runs[run["workdir"]] = {**run, "source": path.name}
+    return list(runs.values())
+
+
+def group(runs: list[dict], epoch: int, table_subsets: set[int]) -> list[dict]:
+    """One row per (labels, method, stream seed, held out or not): its subsets' accuracies at a
+    common epoch. A subset run in several workdirs counts once, with its most epochs."""
+    groups: dict[tuple, dict] = {}
+    for run in runs:
+        c = run["config"]
+        for seed, rows in run["all_epochs"].items():
+            held_out = int(seed) not in table_subsets
+            key = (c["labels"], method(c) + (" (held-out subsets)" if held_out else ""), c["seed"])
+            g = groups.setdefault(key, {"curves": {}, "seconds": 0.0, "member_epochs": 0})
+            curve = {r["epoch"]: 100 * r["test_accuracy"] for r in rows}
+            if len(curve) > len(g["curves"].get(int(seed), {})):
+                g["curves"][int(seed)] = curve
+            g["seconds"] += run["train_seconds"] / len(run["all_epochs"])
+            g["member_epochs"] += run["epochs_done"]
+            g.setdefault("src", set()).add(f"{run['source']}:{pathlib.Path(run['workdir']).name}")
+    table = []
+    for (labels, name, seed), g in sorted(groups.items()):
+        at = min([epoch] + [max(curve) for curve in g["curves"].values()])
+        accs = {s: curve[at] for s, curve in sorted(g["curves"].items()) if at in curve}
+        drops = [max(v for e, v in c.items() if e <= at) - c[at] for c in g["curves"].values()]
+        table.append(
+            {
+                "labels": labels,
+                "method": name,
+                "seed": seed,
+                "epoch": at,
+                "per_subset": accs,
+                "mean": statistics.mean(accs.values()),
+                "std": statistics.stdev(accs.values()) if len(accs) > 1 else 0.0,
+                "largest_drop_from_best": max(drops),
+                "seconds_per_member_epoch": g["seconds"] / max(g["member_epochs"], 1),
+                "curves": g["curves"],
+                "sources": sorted(g["src"]),
+            }
+        )
+    return table
+
+
+def markdown(table: list[dict], epoch: int) -> str:
+    lines = [
+        f"| labels | method | `--seed` | epoch (≤ {epoch}) | subsets | mean ± std % | per subset % "
+        "| largest drop from best | s / member-epoch |",
+        "|" + "---|" * 9,
+    ]
+    for r in table:
+        subsets = ",".join(map(str, r["per_subset"]))
+        values = " / ".join(f"{v:.1f}" for v in r["per_subset"].values())
+        lines.append(
+            f"| {r['labels']} | {r['method']} | {r['seed']} | {r['epoch']} | {subsets} | "
+            f"{r['mean']:.2f} ± {r['std']:.2f} | {values} | {r['largest_drop_from_best']:.1f} | "
+            f"{r['seconds_per_member_epoch']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(table: list[dict], path: pathlib.Path) -> None:
+    """Mean test accuracy over each group's subsets per epoch, one panel per label count."""
+    counts = sorted({r["labels"] for r in table})
+    fig, axes = plt.subplots(1, len(counts), figsize=(7 * len(counts), 4.5), squeeze=False)
+    for ax, labels in zip(axes[0], counts, strict=True):
+        for r in (r for r in table if r["labels"] == labels):
+            epochs = sorted(set.intersection(*(set(c) for c in r["curves"].values())))
+            means = [statistics.mean(c[e] for c in r["curves"].values()) for e in epochs]
+            label = f"{r['method']} (seed {r['seed']}, {len(r['curves'])} subsets)"
+            ax.plot(epochs, means, label=label)
+        ax.set(xlabel="epoch", ylabel="test accuracy % (mean over subsets)", ylim=(0, 100))
+        ax.set_title(f"MNIST, {labels} labels")
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+", type=pathlib.Path)
+    parser.add_argument("--epoch", type=int, default=30)
+    parser.add_argument("--labels", default="20,100")
+    parser.add_argument(
+        "--table-subsets", default="0,1,2,3,4", help="data seeds of the table; others: held out"
+    )
+    parser.add_argument("--name", default=None)
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))
+    args = parser.parse_args()
+    runs = load_runs(args.files, {int(n) for n in args.labels.split(",")})
+    table = group(runs, args.epoch, {int(n) for n in args.table_subsets.split(",")})
+    text = markdown(table, args.epoch)
+    print(text)
+    if args.name:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"{args.name}.json").write_text(json.dumps(table, indent=1) + "\n")
+        plot(table, args.out / f"{args.name}_curves.png")
+        (args.out / f"{args.name}.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()

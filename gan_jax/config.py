@@ -7,6 +7,7 @@ so a resumed run can check that it continues the same experiment.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, ClassVar, Protocol
 
 from gan_jax.data import DATASETS, check_name, require_label_count
@@ -704,17 +705,18 @@ class SGANConfig(SupervisedConfig):
     )
     strong_shift: int = described(
         4,
-        "the strong view's shift for the pseudo-labels: up to this many pixels in each direction.",
+        "the strong view's shift (pseudo-labels, consistency): up to this many pixels in each "
+        "direction.",
     )
     strong_rotate: float = described(
         0.0,
-        "the strong view's rotation for the pseudo-labels: up to this many degrees either way, "
-        "after the shift (0: none; digits keep their class to about 30).",
+        "the strong view's rotation (pseudo-labels, consistency): up to this many degrees either "
+        "way, after the shift (0: none; digits keep their class to about 30).",
     )
     strong_cutout: int = described(
         0,
-        "the strong view's cutout for the pseudo-labels: a square of this many pixels a side, "
-        "centred on a random pixel, set to black, after the rotation (0: none).",
+        "the strong view's cutout (pseudo-labels, consistency): a square of this many pixels a "
+        "side, centred on a random pixel, set to black, after the rotation (0: none).",
     )
     consistency_weight: float = described(
         0.0,
@@ -733,7 +735,8 @@ class SGANConfig(SupervisedConfig):
     vat_epsilon: float = described(
         2.0,
         "L2 norm of virtual adversarial training's perturbation per image, in the model's pixel "
-        "units (a 28x28 image in [0, 1] has a norm of about 9).",
+        "units: [0, 1] for mlp, where a digit's norm is about 9; [-1, 1] for conv, where the same "
+        "epsilon is half as large a change.",
     )
 
     def __post_init__(self):
@@ -745,7 +748,7 @@ class SGANConfig(SupervisedConfig):
         if not isinstance(self.fm_after_noise, bool):
             raise ConfigError(f"fm_after_noise must be True or False, got {self.fm_after_noise!r}")
         for name in ("entropy_weight", "balance_weight", "consistency_weight", "vat_weight"):
-            if not getattr(self, name) >= 0:
+            if not 0 <= getattr(self, name) < math.inf:
                 raise ConfigError(
                     f"{name} must be >= 0, got {getattr(self, name)!r}; pass e.g. 1, or 0 for none"
                 )
@@ -773,8 +776,13 @@ class SGANConfig(SupervisedConfig):
                 raise ConfigError(
                     f"{name} must be a non-negative integer, got {value!r}; pass e.g. {example}"
                 )
-        if not self.vat_epsilon > 0:
+        if not 0 < self.vat_epsilon < math.inf:
             raise ConfigError(f"vat_epsilon must be > 0, got {self.vat_epsilon!r}; pass e.g. 2")
+        if self.vat_weight and self.compute_dtype != "float32":
+            raise ConfigError(
+                f"vat_weight needs compute_dtype float32 ({self.compute_dtype} rounds away VAT's "
+                "finite-difference step); drop --compute-dtype or --vat-weight"
+            )
         if not 0 <= self.strong_rotate <= 180:
             raise ConfigError(
                 f"strong_rotate must be in [0, 180] degrees, got {self.strong_rotate!r}; pass "

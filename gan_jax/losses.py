@@ -186,9 +186,15 @@ def consistency_loss(weak_logits: jax.Array, strong_logits: jax.Array) -> jax.Ar
 
 
 def _unit_rows(x: jax.Array) -> jax.Array:
-    """`x` `[B, ...]` with each row scaled to L2 norm 1 (a zero row stays 0)."""
-    norms = jnp.sqrt(jnp.sum(jnp.square(x), axis=tuple(range(1, x.ndim)), keepdims=True))
-    return x / jnp.maximum(norms, 1e-12)
+    """`x` `[B, ...]` with each row scaled to L2 norm 1 (a zero row stays 0). Each row is first
+    divided by its largest magnitude, so a row of gradients as small as 1e-19 (a confident
+    prediction's, below VAT's reference code's floors of 1e-12 and 1e-6) still comes out at norm
+    1."""
+    axes = tuple(range(1, x.ndim))
+    largest = jnp.max(jnp.abs(x), axis=axes, keepdims=True)
+    x = x / jnp.where(largest > 0, largest, 1.0)
+    norm = jnp.sqrt(jnp.sum(jnp.square(x), axis=axes, keepdims=True))
+    return x / jnp.where(norm > 0, norm, 1.0)
 
 
 def virtual_adversarial_loss(

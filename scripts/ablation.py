@@ -25,14 +25,59 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from gan_jax.config import SGANConfig  # noqa: E402
+from gan_jax.config import SGANConfig, SupervisedConfig  # noqa: E402
 
 DEFAULTS = SGANConfig()
+# what a run's config may differ in without being another method
+NOT_A_METHOD = {
+    "task",
+    "seed",
+    "data_seeds",
+    "labels",
+    "epochs",
+    "steps",
+    "steps_per_call",
+    "data_source",
+    "checkpoint_every",
+    "num_samples",
+    "dataset",
+    "model",
+}
+PRINTED = {
+    "augment_shift",
+    "entropy_weight",
+    "balance_weight",
+    "pseudo_label_weight",
+    "pseudo_label_threshold",
+    "pseudo_label_align",
+    "strong_shift",
+    "strong_rotate",
+    "strong_cutout",
+    "consistency_weight",
+    "vat_weight",
+    "vat_epsilon",
+    "ema_decay",
+}
 
 
 def _option(config: dict, name: str):
     value = config.get(name)
     return getattr(DEFAULTS, name) if value is None else value
+
+
+def _other_differences(config: dict) -> list[str]:
+    """`name value` for each field of `config` that differs from its task's recipe and that
+    `method` does not name, so that no such run is merged into another method's row."""
+    recipe_type = SGANConfig if config["task"] == "sgan" else SupervisedConfig
+    recipe = recipe_type.recipe(config.get("model", "mlp")).to_dict()
+    return [
+        f"{name} {value}"
+        for name, value in sorted(config.items())
+        if name not in NOT_A_METHOD | PRINTED
+        and value is not None
+        and name in recipe
+        and value != recipe[name]
+    ]
 
 
 def method(config: dict) -> str:
@@ -65,6 +110,7 @@ def method(config: dict) -> str:
         parts.append(f"VAT {get('vat_weight'):g} (ε {get('vat_epsilon'):g})")
     if get("ema_decay") != DEFAULTS.ema_decay:
         parts.append(f"EMA {get('ema_decay'):g}")
+    parts += _other_differences(config)
     text = " + ".join(parts) or "recipe"
     return text if config["task"] == "sgan" else f"{config['task']}: {text}"
 
@@ -104,8 +150,9 @@ def group(runs: list[dict], epoch: int, table_subsets: set[int]) -> list[dict]:
     table = []
     for (labels, name, seed), g in sorted(groups.items()):
         at = min([epoch] + [max(curve) for curve in g["curves"].values()])
-        accs = {s: curve[at] for s, curve in sorted(g["curves"].items()) if at in curve}
-        drops = [max(v for e, v in c.items() if e <= at) - c[at] for c in g["curves"].values()]
+        reached = {s: curve for s, curve in sorted(g["curves"].items()) if at in curve}
+        accs = {s: curve[at] for s, curve in reached.items()}
+        drops = [max(v for e, v in c.items() if e <= at) - c[at] for c in reached.values()]
         table.append(
             {
                 "labels": labels,

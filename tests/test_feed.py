@@ -132,6 +132,20 @@ def test_an_sgan_with_pseudo_labels_consistency_or_vat_trains_and_the_term_chang
         ), options
 
 
+def test_the_conv_sgan_trains_with_consistency_and_vat_beside_its_batchnorm(digits):
+    from gan_jax.steps import TaskStep, make_runner
+
+    task = SGANTask(
+        SGANConfig.recipe("conv", **SMALL, augment_shift=1, consistency_weight=1.0, vat_weight=1.0)
+    )
+    data = on_device(task, digits)
+    state = task.init(data)
+    state, metrics, finite = make_runner(TaskStep(task), 1)(
+        state, call_batches(task, data, 200, 0, 1)
+    )
+    assert bool(finite) and all(np.isfinite(v).all() for v in metrics.values())
+
+
 def test_rotate_turns_about_the_centre_and_fills_what_comes_from_outside():
     image = np.arange(25, dtype=np.float32).reshape(1, 5, 5, 1)
     images = jnp.asarray(np.concatenate([image] * 3))
@@ -190,3 +204,7 @@ def test_the_strong_view_adds_rotation_and_cutout_only_when_asked(digits):
         SGANConfig(vat_epsilon=0.0)
     with pytest.raises(ConfigError, match="consistency_weight must be >= 0, got -0.5"):
         SGANConfig(consistency_weight=-0.5)
+    with pytest.raises(ConfigError, match="vat_epsilon must be > 0, got inf"):
+        SGANConfig(vat_epsilon=float("inf"))
+    with pytest.raises(ConfigError, match="vat_weight needs compute_dtype float32"):
+        SGANConfig(vat_weight=1.0, compute_dtype="bfloat16")

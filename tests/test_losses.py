@@ -335,7 +335,42 @@ def test_virtual_adversarial_loss_moves_a_linear_model_along_its_exact_gradient(
     np.testing.assert_allclose(loss, expected, rtol=1e-3)
     # the adversarial direction beats a random one of the same norm
     moved = softmax((x + epsilon * d) @ weights)
-    assert expected > np.mean(np.sum(p * np.log(p / moved), axis=1))
+    assert float(loss) > np.mean(np.sum(p * np.log(p / moved), axis=1))
+
+    # the parameters' gradient flows only through the perturbed pass: the clean target and the
+    # perturbation are constants
+    def with_weights(w, perturbation):
+        logits = lambda im: im.reshape(im.shape[0], -1) @ w  # noqa: E731
+        target = jax.lax.stop_gradient(jax.nn.log_softmax(logits(images)))
+        moved = jax.nn.log_softmax(logits(images + perturbation))
+        return jnp.mean(jnp.sum(jnp.exp(target) * (target - moved), axis=-1))
+
+    w32 = jnp.asarray(weights, jnp.float32)
+    grad = jax.grad(
+        lambda w: virtual_adversarial_loss(
+            lambda im: im.reshape(im.shape[0], -1) @ w, images, key, epsilon, xi
+        )
+    )(w32)
+    r32 = jnp.asarray(r.reshape(images.shape), jnp.float32)
+    np.testing.assert_allclose(grad, jax.grad(with_weights)(w32, r32), rtol=2e-2, atol=1e-4)
+
+
+def test_virtual_adversarial_perturbations_keep_their_norm_on_confident_predictions():
+    from gan_jax.losses import virtual_adversarial_loss
+
+    # logits (20, -20) at pixel 0 = 0: p ≈ (1, 4e-18) and the divergence's gradients are ~1e-19.
+    # Only pixel 0 moves the logits, so r is ±epsilon on pixel 0, with the sign of the random
+    # direction's pixel 0 (the power iteration keeps it); a key that draws it negative moves the
+    # logits to (0, 0): KL = log 2
+    images = jnp.zeros((1, 2, 1, 1))
+    logits_fn = lambda x: x[:, 0, 0, :1] * jnp.array([20.0, -20.0]) + jnp.array([20.0, -20.0])  # noqa: E731
+    key = next(
+        k
+        for k in map(jax.random.key, range(20))
+        if jax.random.normal(k, (1, 2, 1, 1))[0, 0, 0, 0] < 0
+    )
+    loss = virtual_adversarial_loss(logits_fn, images, key, 1.0)
+    np.testing.assert_allclose(loss, math.log(2), rtol=1e-4)
 
 
 def test_virtual_adversarial_loss_is_zero_for_a_model_that_ignores_its_input():

@@ -240,6 +240,8 @@ def test_the_ablation_groups_runs_by_their_options_and_keeps_held_out_subsets_ap
     text = markdown(table, 2)
     assert "| 20 | shift 2 | 1 | 2 | 0,1 | 85.00 ± 7.07 | 80.0 / 90.0 | 0.0 | 10 |" in text
     assert method({"task": "supervised", "augment_shift": 2}) == "supervised: shift 2"
+    # a difference the table has no words for is named, never merged into another row
+    assert method({"task": "sgan", "learning_rate": 0.001}) == "learning_rate 0.001"
     assert method({"task": "sgan", "entropy_weight": 0.3, "balance_weight": 0.3}) == (
         "CatGAN pair 0.3"
     )

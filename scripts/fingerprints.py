@@ -3,8 +3,8 @@
     python -m scripts.fingerprints [--out FOLDER]   # one JSON line
 
 Trains, through the CLI of this checkout, 3 steps each of the tutorial DCGAN (batch 16), the cGAN,
-the SGAN mlp recipe with data seeds 0 and 1 (batch 10, 20 labels) and the conv supervised
-baseline, then prints each run's `params_sha256` (every parameter and normalization statistic),
+the SGAN mlp recipe with data seeds 0 and 1 (batch 10, 20 labels), the conv supervised
+baseline and the SGAN with the pseudo-labels' views (issue 38's options), then prints each run's `params_sha256` (every parameter and normalization statistic),
 its metrics.jsonl rows and `gan-jax evaluate` (2,000 samples for the generators). Run it in a
 worktree of the old revision and in the new one on the same machine: equal output means
 bit-identical training and evaluation.
@@ -24,6 +24,10 @@ RUNS = {
     "cgan": ["train", "cgan", "--steps", "3", "--batch-size", "16"],
     "sgan": ["train", "sgan", "--labels", "20", "--data-seeds", "0,1", "--steps", "3", "--batch-size", "10"],
     "supervised": ["train", "supervised", "--labels", "20", "--model", "conv", "--steps", "3"],
+    # the SGAN with the pseudo-labels' weak and strong views (issue 38)
+    "sgan_views": ["train", "sgan", "--labels", "20", "--data-seeds", "0,1", "--steps", "3", "--batch-size", "10",
+                   "--augment-shift", "2", "--pseudo-label-weight", "1", "--pseudo-label-threshold", "0.1",
+                   "--strong-rotate", "20", "--strong-cutout", "8", "--pseudo-label-align"],
 }
 
 

@@ -224,6 +224,7 @@ def test_the_ablation_groups_runs_by_their_options_and_keeps_held_out_subsets_ap
         run("d", [0], [[0.3, 0.3, 0.3]], pseudo_label_weight=1.0, pseudo_label_align=True),
         run("e", [0], [[0.9]], dataset="fashion_mnist"),  # another dataset: left out
     ]
+    runs[0]["machine"] = {"device": "cpu", "cpu": "Xeon"}
     path = tmp_path / "runs.json"
     path.write_text(json.dumps(runs))
     table = group(load_runs([path], {20}), 2, {0, 1, 2, 3, 4})
@@ -237,6 +238,7 @@ def test_the_ablation_groups_runs_by_their_options_and_keeps_held_out_subsets_ap
     assert abs(shift["mean"] - 85.0) < 1e-9 and abs(shift["std"] - 50**0.5) < 1e-9
     assert by_method["shift 2 (held-out subsets)"]["per_subset"] == {5: 50.0}
     assert shift["seconds_per_member_epoch"] == 10.0
+    assert shift["machines"] == ["Xeon", "unknown"]  # run b's seconds count, so its machine too
     text = markdown(table, 2)
     assert "| 20 | shift 2 | 1 | 2 | 0,1 | 85.00 ± 7.07 | 80.0 / 90.0 | 0.0 | 10 |" in text
     assert method({"task": "supervised", "augment_shift": 2}) == "supervised: shift 2"

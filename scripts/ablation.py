@@ -194,16 +194,18 @@ def markdown(table: list[dict], epoch: int) -> str:
 def plot(table: list[dict], path: pathlib.Path) -> None:
     """Mean test accuracy over each group's subsets per epoch, one panel per label count."""
     counts = sorted({r["labels"] for r in table})
-    fig, axes = plt.subplots(1, len(counts), figsize=(7 * len(counts), 4.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(counts), figsize=(7 * len(counts), 7), squeeze=False)
+    colors = plt.get_cmap("tab20").colors
     for ax, labels in zip(axes[0], counts, strict=True):
-        for r in (r for r in table if r["labels"] == labels):
+        for i, r in enumerate(r for r in table if r["labels"] == labels):
             epochs = sorted(set.intersection(*(set(c) for c in r["curves"].values())))
             means = [statistics.mean(c[e] for c in r["curves"].values()) for e in epochs]
             label = f"{r['method']} (seed {r['seed']}, {len(r['curves'])} subsets)"
-            ax.plot(epochs, means, label=label)
+            style = "--" if "held-out" in r["method"] else "-"
+            ax.plot(epochs, means, style, color=colors[i % len(colors)], label=label)
         ax.set(xlabel="epoch", ylabel="test accuracy % (mean over subsets)", ylim=(0, 100))
         ax.set_title(f"MNIST, {labels} labels")
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -55,6 +55,30 @@ def test_every_number_of_the_readmes_sgan_tables_is_a_committed_sweeps():
     _assert_quotes(mlp_rows[1:], "sgan_sweep20_cpu.json")
 
 
+def test_the_readmes_20_label_figures_are_the_committed_ablations():
+    import statistics
+
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("**20 labels: use")
+    section = readme[start : readme.index("\n\n", start)]
+    rows = json.loads((RESULTS / "sgan_ablation_cpu.json").read_text())
+    aligned = [r for r in rows if r["labels"] == 20 and "align" in r["method"]]
+    table, held_out = sorted(aligned, key=lambda r: "held-out" in r["method"])
+    assert table["epoch"] == 25 and sorted(table["per_subset"]) == ["0", "1", "2", "3", "4"]
+    assert f"{table['mean']:.2f} ± {table['std']:.2f} %** at epoch 25" in section
+    at_25 = [curve["25"] for curve in held_out["curves"].values()]
+    assert len(at_25) == 3
+    assert f"{statistics.mean(at_25):.2f} ± {statistics.stdev(at_25):.2f} % on the held-out" in (
+        section.replace("\n", " ")
+    )
+    recipe = next(
+        r for r in rows if r["labels"] == 20 and r["method"] == "recipe" and r["seed"] == 1
+    )
+    assert f"recipe's {recipe['mean']:.2f} ± {recipe['std']:.2f} % ({recipe['epoch']} epochs)" in (
+        section.replace("\n", " ")
+    )
+
+
 def test_a_stopped_runs_workdir_and_finished_sweeps_merge_into_one_regenerable_sweep(
     tmp_path, monkeypatch
 ):

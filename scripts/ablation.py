@@ -141,14 +141,16 @@ def group(runs: list[dict], epoch: int, table_subsets: set[int]) -> list[dict]:
         for seed, rows in run["all_epochs"].items():
             held_out = int(seed) not in table_subsets
             key = (c["labels"], method(c) + (" (held-out subsets)" if held_out else ""), c["seed"])
-            g = groups.setdefault(key, {"curves": {}, "seconds": 0.0, "member_epochs": 0})
+            g = groups.setdefault(
+                key, {"curves": {}, "seconds": 0.0, "member_epochs": 0, "src": set(), "cpus": set()}
+            )
             curve = {r["epoch"]: 100 * r["test_accuracy"] for r in rows}
             if len(curve) > len(g["curves"].get(int(seed), {})):
                 g["curves"][int(seed)] = curve
             g["seconds"] += run["train_seconds"] / len(run["all_epochs"])
             g["member_epochs"] += run["epochs_done"]
-            g.setdefault("src", set()).add(f"{run['source']}:{pathlib.Path(run['workdir']).name}")
-            g.setdefault("cpus", set()).add((run.get("machine") or {}).get("cpu") or "unknown")
+            g["src"].add(f"{run['source']}:{pathlib.Path(run['workdir']).name}")
+            g["cpus"].add((run.get("machine") or {}).get("cpu") or "unknown")
     table = []
     for (labels, name, seed), g in sorted(groups.items()):
         at = min([epoch] + [max(curve) for curve in g["curves"].values()])

@@ -254,6 +254,8 @@ def test_the_ablation_groups_runs_by_their_options_and_keeps_held_out_subsets_ap
     table = group(load_runs([path], {20}), 2, {0, 1, 2, 3, 4})
     by_method = {r["method"]: r for r in table}
     assert set(by_method) == {"shift 2", "shift 2 (held-out subsets)", "pseudo-labels 1 + align"}
+    fashion = group(load_runs([path], {20}, "fashion_mnist"), 2, {0})
+    assert [(r["method"], r["per_subset"]) for r in fashion] == [("recipe", {0: 90.0})]
     # subset 0 of the pseudo-label run never improved; the shift's subset 0 fell 10 from epoch 2
     assert by_method["pseudo-labels 1 + align"]["largest_drop_from_best"] == 0.0
     assert group(load_runs([path], {20}), 3, {0, 1})[1]["largest_drop_from_best"] == 10.0

@@ -26,6 +26,10 @@ def test_every_dataset_spec_is_consistent():
         assert spec.name == name and spec.num_classes == 10 and len(spec.shape) == 3
         assert all(len(counts) == spec.num_classes for counts in spec.class_counts.values())
         assert spec.offline is not None or spec.offline_hint
+        assert len(spec.class_names) in (0, spec.num_classes)
+    # predict's CSV, evaluate's confusion and `sample --class` name the classes as the data does
+    assert DATASETS["fashion_mnist"].class_names[6] == "Shirt"
+    assert DATASETS["cifar10"].class_names[0] == "airplane"
     assert DATASETS["mnist"].cache_file == "mnist.npz"  # the cache MNIST always had
     assert DATASETS["fashion_mnist"].cache_file == "fashion_mnist.npz"
     with pytest.raises(

@@ -84,6 +84,18 @@ DATASETS: dict[str, DatasetSpec] = {
             10,
             {"train": (6000,) * 10, "test": (1000,) * 10},
             FASHION_DEB,
+            class_names=(
+                "T-shirt/top",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
+            ),
         ),
         DatasetSpec(
             "cifar10",
@@ -95,6 +107,18 @@ DATASETS: dict[str, DatasetSpec] = {
             "no package registry ships CIFAR-10: prepare TFDS 'cifar10' where the web is "
             "reachable (`tfds build cifar10`, then copy ~/tensorflow_datasets) and pass "
             "--data-source tfds",
+            class_names=(
+                "airplane",
+                "automobile",
+                "bird",
+                "cat",
+                "deer",
+                "dog",
+                "frog",
+                "horse",
+                "ship",
+                "truck",
+            ),
         ),
     )
 }

@@ -212,7 +212,8 @@ def readers_case(root) -> dict:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    read, refused, other = [], {}, []
+    read, other = [], []
+    refused: dict[str, int] = {}
     try:
         while (CheckpointStore.latest_in(workdir) or 0) < 1 and proc.poll() is None:
             time.sleep(0.02)

@@ -1,4 +1,4 @@
-"""Copy a finished GAN run's figures into benchmarks/results/ with a JSON summary of what it measured.
+"""Copy a finished GAN run's figures into benchmarks/results/ with a JSON summary of its scores.
 
     python -m scripts.export_gan_results WORKDIR --name gan_cpu [--out benchmarks/results]
 
@@ -34,19 +34,28 @@ def cpu_model() -> str:
 def export(workdir: pathlib.Path, name: str, out: pathlib.Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     grids = sorted((workdir / "samples").glob("epoch_*.png"))
-    for source, target in ((workdir / "real_vs_generated.png", "real_vs_generated"),
-                           (workdir / "losses.png", "losses"), (grids[-1], "samples")):
+    for source, target in (
+        (workdir / "real_vs_generated.png", "real_vs_generated"),
+        (workdir / "losses.png", "losses"),
+        (grids[-1], "samples"),
+    ):
         shutil.copy(source, out / f"{name}_{target}.png")
     metrics = read_rows(workdir)
     timing = read_rows(workdir, TIMING_FILE) or metrics  # early runs kept steps_per_s in metrics
     with CheckpointStore(workdir, create=False) as store:
         config, final_step = store.read_config(), store.latest_step()
     summary = {
-        "name": name, "config": config, "final_step": final_step,
+        "name": name,
+        "config": config,
+        "final_step": final_step,
         "epochs": [{k: row[k] for k in ("epoch", "step", "d_loss", "g_loss")} for row in metrics],
         "steps_per_s_by_epoch": [round(row["steps_per_s"], 3) for row in timing],
-        "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": jax.devices()[0].platform,
-                    "jax": jax.__version__},
+        "machine": {
+            "cpu": cpu_model(),
+            "cpu_count": os.cpu_count(),
+            "platform": jax.devices()[0].platform,
+            "jax": jax.__version__,
+        },
     }
     (out / f"{name}.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary

@@ -24,20 +24,44 @@ from gan_jax.api import run_info
 from gan_jax.checkpoint import CheckpointStore
 
 # The tiny DCGAN on the command line; the tests use the same arguments.
-TINY = ["--batch-size", "8", "--noise-dim", "8", "--g-features", "8,4,4", "--d-features", "4,8", "--no-progress"]
+TINY = [
+    "--batch-size",
+    "8",
+    "--noise-dim",
+    "8",
+    "--g-features",
+    "8,4,4",
+    "--d-features",
+    "4,8",
+    "--no-progress",
+]
 
 
 def train_command(workdir: pathlib.Path, steps: int) -> list[str]:
-    return [sys.executable, "-m", "gan_jax.cli", "train", "gan", "--workdir", str(workdir), *TINY,
-            "--steps", str(steps), "--checkpoint-every", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "gan_jax.cli",
+        "train",
+        "gan",
+        "--workdir",
+        str(workdir),
+        *TINY,
+        "--steps",
+        str(steps),
+        "--checkpoint-every",
+        "1",
+    ]
 
 
 def latest_step(workdir: pathlib.Path) -> int:
     return CheckpointStore.latest_in(workdir) or 0
 
 
-def kill_and_resume(workdir: pathlib.Path, steps: int, after_step: int, delay_s: float, timeout_s: float = 300) -> None:
-    """SIGKILLs a run `delay_s` after step `after_step` is checkpointed, then reruns it to the end."""
+def kill_and_resume(
+    workdir: pathlib.Path, steps: int, after_step: int, delay_s: float, timeout_s: float = 300
+) -> None:
+    """SIGKILLs a run `delay_s` after step `after_step` is checkpointed; reruns it to the end."""
     cmd = train_command(workdir, steps)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout_s
@@ -54,7 +78,9 @@ def check(points: int, steps: int = 12, seed: int = 0, root: pathlib.Path | None
     reference = root / "reference"
     subprocess.run(train_command(reference, steps), check=True, capture_output=True)
     expected = run_info(reference)["params_sha256"]
-    expected_metrics = [(reference / name).read_text() for name in ("metrics.jsonl", "losses.jsonl")]
+    expected_metrics = [
+        (reference / name).read_text() for name in ("metrics.jsonl", "losses.jsonl")
+    ]
     rng = random.Random(seed)
     results = []
     for point in range(points):
@@ -62,10 +88,23 @@ def check(points: int, steps: int = 12, seed: int = 0, root: pathlib.Path | None
         after, delay = rng.randint(1, steps - 2), round(rng.uniform(0, 0.2), 3)
         kill_and_resume(workdir, steps, after, delay)
         same = run_info(workdir)["params_sha256"] == expected
-        same_metrics = [(workdir / n).read_text() for n in ("metrics.jsonl", "losses.jsonl")] == expected_metrics
-        results.append({"after_step": after, "delay_s": delay, "bit_exact": same, "metrics_equal": same_metrics})
-    return {"points": points, "steps": steps, "bit_exact": sum(r["bit_exact"] and r["metrics_equal"] for r in results),
-            "details": results}
+        same_metrics = [
+            (workdir / n).read_text() for n in ("metrics.jsonl", "losses.jsonl")
+        ] == expected_metrics
+        results.append(
+            {
+                "after_step": after,
+                "delay_s": delay,
+                "bit_exact": same,
+                "metrics_equal": same_metrics,
+            }
+        )
+    return {
+        "points": points,
+        "steps": steps,
+        "bit_exact": sum(r["bit_exact"] and r["metrics_equal"] for r in results),
+        "details": results,
+    }
 
 
 def main(argv=None) -> None:

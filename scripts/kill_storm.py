@@ -119,7 +119,8 @@ def storm(kills: int, steps: int = 60, seed: int = 0, root: pathlib.Path | None 
     expected = run_info(reference)["params_sha256"]
     rng = random.Random(seed)
     cmd = train_command(workdir, steps)
-    details, expected_start, started = [], 0, time.time()
+    details: list[dict] = []
+    expected_start, started = 0, time.time()
     for _ in range(kills):
         mode = rng.choices(["in_save", "after_step", "startup"], weights=[5, 3, 2])[0]
         target = (CheckpointStore.latest_in(workdir) or 0) + rng.randint(1, 2)

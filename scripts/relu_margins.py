@@ -1,6 +1,7 @@
 """The smallest |ReLU input| of each step of the parallel test's SGAN (issue 39's diagnosis).
 
-    XLA_FLAGS="--xla_backend_optimization_level=0 --xla_cpu_max_isa=SSE4_2" python -m scripts.relu_margins
+    XLA_FLAGS="--xla_backend_optimization_level=0 --xla_cpu_max_isa=SSE4_2" \
+        python -m scripts.relu_margins
 
 Trains `tests/parallel_worker.py`'s SGAN (64 random images, 20 labels, data seeds 0 and 1,
 batch 16, lr 1e-5) for 3 steps on one device and prints, per step, the ReLU inputs nearest 0 (their
@@ -38,7 +39,7 @@ def recorded_relu(x: jax.Array) -> jax.Array:
 
 
 def main() -> None:
-    nn.relu = recorded_relu  # the MLP classifier calls nn.relu when traced below
+    nn.relu = recorded_relu  # type: ignore[assignment]  # the MLP calls nn.relu when traced
     rng = np.random.default_rng(0)
     data = Split(
         rng.integers(0, 256, (64, 28, 28, 1), np.uint8), (np.arange(64) % 10).astype(np.int32)

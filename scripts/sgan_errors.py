@@ -45,10 +45,19 @@ def runs(workdirs: list[pathlib.Path]):
         task, state = api.load_run(workdir)
         split = task.test_split(None)
         if test is not None and not np.array_equal(split.labels, test.labels):
-            raise SystemExit(f"error: {workdir} is scored on another test split; give runs of one dataset")
+            raise SystemExit(
+                f"error: {workdir} is scored on another test split; give runs of one dataset"
+            )
         test = split
         train = data_lib.load_for(task.config, "train")
-        yield workdir, task, state, split, train, task.feed.labeled_indices(np.asarray(train.labels))
+        yield (
+            workdir,
+            task,
+            state,
+            split,
+            train,
+            task.feed.labeled_indices(np.asarray(train.labels)),
+        )
 
 
 def members(workdirs: list[pathlib.Path], raw: bool):
@@ -58,13 +67,19 @@ def members(workdirs: list[pathlib.Path], raw: bool):
     for workdir, task, state, test, train, chosen in runs(workdirs):
         predictions = task.predict(state, test.images, raw=raw)
         for d, data_seed in enumerate(task.config.data_seeds):
-            found.append({
-                "workdir": str(workdir), "task": task.config.task, "seed": task.config.seed,
-                "data_seed": int(data_seed), "step": int(state.step),
-                "num_classes": task.num_classes,
-                "predictions": predictions[d],
-                "labeled_images": train.images[chosen[d]], "labeled_labels": train.labels[chosen[d]],
-            })
+            found.append(
+                {
+                    "workdir": str(workdir),
+                    "task": task.config.task,
+                    "seed": task.config.seed,
+                    "data_seed": int(data_seed),
+                    "step": int(state.step),
+                    "num_classes": task.num_classes,
+                    "predictions": predictions[d],
+                    "labeled_images": train.images[chosen[d]],
+                    "labeled_labels": train.labels[chosen[d]],
+                }
+            )
     return found, test
 
 
@@ -95,24 +110,38 @@ def analyse(found: list[dict], labels: np.ndarray, num_classes: int) -> dict:
     rows = []
     for i, m in enumerate(found):
         own = own_errors(wrong, i)
-        rows.append({
-            **{k: m[k] for k in ("workdir", "task", "seed", "data_seed", "step")},
-            "test_accuracy": float(1 - wrong[i].mean()),
-            "errors": int(wrong[i].sum()),
-            "errors_by_class": np.bincount(labels[wrong[i]], minlength=num_classes).tolist(),
-            "top_pairs": pairs_of(labels, m["predictions"], wrong[i]),
-            "own_errors": int(own.sum()),
-            "own_top_pairs": pairs_of(labels, m["predictions"], own),
-        })
-    same, different = [], []
+        rows.append(
+            {
+                **{k: m[k] for k in ("workdir", "task", "seed", "data_seed", "step")},
+                "test_accuracy": float(1 - wrong[i].mean()),
+                "errors": int(wrong[i].sum()),
+                "errors_by_class": np.bincount(labels[wrong[i]], minlength=num_classes).tolist(),
+                "top_pairs": pairs_of(labels, m["predictions"], wrong[i]),
+                "own_errors": int(own.sum()),
+                "own_top_pairs": pairs_of(labels, m["predictions"], own),
+            }
+        )
+    same: list[float] = []
+    different: list[float] = []
     for i, j in itertools.combinations(range(len(found)), 2):
         (same if found[i]["data_seed"] == found[j]["data_seed"] else different).append(
-            jaccard(wrong[i], wrong[j]))
-    overlap = {name: {"pairs": len(v), "mean": float(np.mean(v)), "min": float(np.min(v)),
-                      "max": float(np.max(v))}
-               for name, v in (("same_subset", same), ("different_subset", different)) if v}
-    return {"members": rows, "error_overlap_jaccard": overlap,
-            "errors_of_every_member": int(np.all(wrong, axis=0).sum())}
+            jaccard(wrong[i], wrong[j])
+        )
+    overlap = {
+        name: {
+            "pairs": len(v),
+            "mean": float(np.mean(v)),
+            "min": float(np.min(v)),
+            "max": float(np.max(v)),
+        }
+        for name, v in (("same_subset", same), ("different_subset", different))
+        if v
+    }
+    return {
+        "members": rows,
+        "error_overlap_jaccard": overlap,
+        "errors_of_every_member": int(np.all(wrong, axis=0).sum()),
+    }
 
 
 def plot(found: list[dict], test, result: dict, path: pathlib.Path) -> None:
@@ -123,7 +152,9 @@ def plot(found: list[dict], test, result: dict, path: pathlib.Path) -> None:
     own = np.flatnonzero(own_errors(wrong, worst))[:30]
     labeled = m["labeled_images"]
     cols = 10
-    fig, axes = plt.subplots(len(labeled) // cols + 3, cols, figsize=(cols, len(labeled) // cols + 3))
+    fig, axes = plt.subplots(
+        len(labeled) // cols + 3, cols, figsize=(cols, len(labeled) // cols + 3)
+    )
     for ax in axes.ravel():
         ax.axis("off")
     for k, (image, label) in enumerate(zip(labeled, m["labeled_labels"], strict=True)):
@@ -135,9 +166,11 @@ def plot(found: list[dict], test, result: dict, path: pathlib.Path) -> None:
         ax = axes[first + k // cols, k % cols]
         ax.imshow(test.images[index][..., 0], cmap="gray")
         ax.set_title(f"{test.labels[index]}→{m['predictions'][index]}", fontsize=7, color="red")
-    fig.suptitle(f"data seed {row['data_seed']} (seed {row['seed']}): its {len(labeled)} labeled "
-                 f"images, then {len(own)} of its {row['own_errors']} own test errors (true→predicted)",
-                 fontsize=8)
+    fig.suptitle(
+        f"data seed {row['data_seed']} (seed {row['seed']}): its {len(labeled)} labeled "
+        f"images, then {len(own)} of its {row['own_errors']} own test errors (true→predicted)",
+        fontsize=8,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -151,16 +184,22 @@ def plot_class(found: list[dict], result: dict, path: pathlib.Path) -> int:
     seeds = sorted({m["data_seed"] for m in found})
     images = {m["data_seed"]: m["labeled_images"][m["labeled_labels"] == worst] for m in found}
     cols = max(len(v) for v in images.values())
-    fig, axes = plt.subplots(len(seeds), cols, figsize=(max(cols, 8), 1.3 * len(seeds)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(seeds), cols, figsize=(max(cols, 8), 1.3 * len(seeds)), squeeze=False
+    )
     for row, seed in enumerate(seeds):
-        errors = ", ".join(f"seed {r['seed']}: {r['errors_by_class'][worst]}"
-                           for r in result["members"] if r["data_seed"] == seed)
+        errors = ", ".join(
+            f"seed {r['seed']}: {r['errors_by_class'][worst]}"
+            for r in result["members"]
+            if r["data_seed"] == seed
+        )
         for col, ax in enumerate(axes[row]):
             ax.axis("off")
             if col < len(images[seed]):
                 ax.imshow(images[seed][col][..., 0], cmap="gray")
-        axes[row, 0].set_title(f"data seed {seed}: test errors on {worst}s ({errors})", fontsize=8,
-                               loc="left")
+        axes[row, 0].set_title(
+            f"data seed {seed}: test errors on {worst}s ({errors})", fontsize=8, loc="left"
+        )
     fig.subplots_adjust(left=0.01, right=0.99, top=0.93, bottom=0.01, hspace=0.5)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -170,14 +209,18 @@ def plot_class(found: list[dict], result: dict, path: pathlib.Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workdirs", nargs="+", type=pathlib.Path)
-    parser.add_argument("--raw", action="store_true", help="the current parameters, not the average")
+    parser.add_argument(
+        "--raw", action="store_true", help="the current parameters, not the average"
+    )
     parser.add_argument("--name", help="write NAME.json, NAME.png, NAME_class.png into --out")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("."))
     args = parser.parse_args()
     found, test = members(args.workdirs, args.raw)
     num_classes = max(m["num_classes"] for m in found)
-    result = {"parameters": "raw" if args.raw else "evaluation average",
-              **analyse(found, np.asarray(test.labels), num_classes)}
+    result = {
+        "parameters": "raw" if args.raw else "evaluation average",
+        **analyse(found, np.asarray(test.labels), num_classes),
+    }
     print(table(result))
     if args.name:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -190,16 +233,25 @@ def main() -> None:
 
 def table(result: dict) -> str:
     """A markdown table of the members and a line on the overlap of their errors."""
-    lines = ["| workdir | seed | data seed | step | accuracy % | errors | own errors | own top pairs "
-             "(true→predicted: count) |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| workdir | seed | data seed | step | accuracy % | errors | own errors | own top pairs "
+        "(true→predicted: count) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in result["members"]:
         pairs = ", ".join(f"{t}→{p}: {n}" for t, p, n in r["own_top_pairs"][:3])
-        lines.append(f"| {pathlib.Path(r['workdir']).name} | {r['seed']} | {r['data_seed']} | {r['step']} "
-                     f"| {100 * r['test_accuracy']:.2f} | {r['errors']} | {r['own_errors']} | {pairs} |")
-    overlap = "; ".join(f"{k}: {v['mean']:.3f} ({v['min']:.3f}–{v['max']:.3f}, {v['pairs']} pairs)"
-                        for k, v in result["error_overlap_jaccard"].items())
-    lines.append(f"\nError overlap (Jaccard): {overlap}; errors every member makes: "
-                 f"{result['errors_of_every_member']}")
+        lines.append(
+            f"| {pathlib.Path(r['workdir']).name} | {r['seed']} | {r['data_seed']} | {r['step']} "
+            f"| {100 * r['test_accuracy']:.2f} | {r['errors']} | {r['own_errors']} | {pairs} |"
+        )
+    overlap = "; ".join(
+        f"{k}: {v['mean']:.3f} ({v['min']:.3f}–{v['max']:.3f}, {v['pairs']} pairs)"
+        for k, v in result["error_overlap_jaccard"].items()
+    )
+    lines.append(
+        f"\nError overlap (Jaccard): {overlap}; errors every member makes: "
+        f"{result['errors_of_every_member']}"
+    )
     return "\n".join(lines)
 
 

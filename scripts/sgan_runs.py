@@ -1,10 +1,12 @@
-"""Summarize SGAN/supervised workdirs: per-epoch accuracy and losses per data seed, as JSON and a table.
+"""Summarize SGAN/supervised workdirs: per-epoch accuracy and losses per data seed, JSON and table.
 
-    python -m scripts.sgan_runs WORKDIR [WORKDIR ...] [--epochs 1,5,10,20,30,50] [--name NAME --out DIR]
+    python -m scripts.sgan_runs WORKDIR [WORKDIR ...] [--epochs 1,5,10,20,30,50] \
+        [--name NAME --out DIR]
 
 Prints one JSON object (every run's config, machine, per data seed the rows at the chosen epochs
-plus the last complete epoch, and the epochs at which the collapse guard would have warned) and a markdown table of the same rows. With `--name`, writes
-NAME.json and NAME_curves.png (test accuracy and real/fake loss per epoch) into `--out`.
+plus the last complete epoch, and the epochs at which the collapse guard would have warned) and a
+markdown table of the same rows. With `--name`, writes NAME.json and NAME_curves.png (test accuracy
+and real/fake loss per epoch) into `--out`.
 """
 
 from __future__ import annotations
@@ -34,29 +36,57 @@ def summarize(workdir: pathlib.Path, epochs: list[int]) -> dict:
     timing = [r for r in read_rows(workdir, TIMING_FILE) if not r.get("partial")]
     seeds: dict[int, list[dict]] = {}
     for row in rows:
-        seeds.setdefault(row["data_seed"], []).append({k: row[k] for k in ("epoch", *COLUMNS) if k in row})
-    warned = {seed: [r["epoch"] for i, r in enumerate(seed_rows) if "unsup_loss" in r and collapse.newly_collapsing(
-                  [x["unsup_loss"] for x in seed_rows[:i + 1]], [x["g_loss"] for x in seed_rows[:i + 1]])]
-              for seed, seed_rows in seeds.items()}
+        seeds.setdefault(row["data_seed"], []).append(
+            {k: row[k] for k in ("epoch", *COLUMNS) if k in row}
+        )
+    warned = {
+        seed: [
+            r["epoch"]
+            for i, r in enumerate(seed_rows)
+            if "unsup_loss" in r
+            and collapse.newly_collapsing(
+                [x["unsup_loss"] for x in seed_rows[: i + 1]],
+                [x["g_loss"] for x in seed_rows[: i + 1]],
+            )
+        ]
+        for seed, seed_rows in seeds.items()
+    }
     last = max((r["epoch"] for r in rows), default=0)
     chosen = sorted({e for e in epochs if e <= last} | {last})
-    return {"workdir": str(workdir), "task": config["task"], "config": config, "epochs_done": last,
-            "train_seconds": round(sum(r["seconds"] + r.get("eval_seconds", 0) for r in timing), 1),
-            "machine": {"device": timing[0]["device"] if timing else None, "cpu": cpu_model()},
-            "collapse_guard_epochs": warned,  # epochs at which the guard would warn, per data seed
-            "all_epochs": seeds,
-            "rows": {seed: [r for r in seed_rows if r["epoch"] in chosen] for seed, seed_rows in seeds.items()}}
+    return {
+        "workdir": str(workdir),
+        "task": config["task"],
+        "config": config,
+        "epochs_done": last,
+        "train_seconds": round(sum(r["seconds"] + r.get("eval_seconds", 0) for r in timing), 1),
+        "machine": {"device": timing[0]["device"] if timing else None, "cpu": cpu_model()},
+        "collapse_guard_epochs": warned,  # epochs at which the guard would warn, per data seed
+        "all_epochs": seeds,
+        "rows": {
+            seed: [r for r in seed_rows if r["epoch"] in chosen]
+            for seed, seed_rows in seeds.items()
+        },
+    }
 
 
 def markdown(summaries: list[dict]) -> str:
-    lines = ["| run | labels | data seed | epoch | test acc (avg) % | raw % | unsup_loss | g_loss |", "|" + "---|" * 8]
+    lines = [
+        "| run | labels | data seed | epoch | test acc (avg) % | raw % | unsup_loss | g_loss |",
+        "|" + "---|" * 8,
+    ]
     for s in summaries:
         for seed, rows in s["rows"].items():
             for r in rows:
-                cells = [s["task"], s["config"]["labels"], seed, r["epoch"], f"{100 * r['test_accuracy']:.2f}",
-                         f"{100 * r['test_accuracy_raw']:.2f}" if "test_accuracy_raw" in r else "–",
-                         f"{r['unsup_loss']:.3f}" if "unsup_loss" in r else "–",
-                         f"{r['g_loss']:.3f}" if "g_loss" in r else "–"]
+                cells = [
+                    s["task"],
+                    s["config"]["labels"],
+                    seed,
+                    r["epoch"],
+                    f"{100 * r['test_accuracy']:.2f}",
+                    f"{100 * r['test_accuracy_raw']:.2f}" if "test_accuracy_raw" in r else "–",
+                    f"{r['unsup_loss']:.3f}" if "unsup_loss" in r else "–",
+                    f"{r['g_loss']:.3f}" if "g_loss" in r else "–",
+                ]
                 lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -70,7 +100,9 @@ def plot(summaries: list[dict], path: pathlib.Path) -> None:
         for j, (seed, rows) in enumerate(s["all_epochs"].items()):
             epochs = [r["epoch"] for r in rows]
             if len(summaries) > 1:
-                name = f"{pathlib.Path(s['workdir']).name} ({s['config']['labels']} labels, seeds {','.join(map(str, s['all_epochs']))})"
+                seeds = ",".join(map(str, s["all_epochs"]))
+                labels = s["config"]["labels"]
+                name = f"{pathlib.Path(s['workdir']).name} ({labels} labels, seeds {seeds})"
                 style = {"color": colors[i % len(colors)], "label": name if j == 0 else None}
             else:
                 style = {"label": f"{s['task']} {s['config']['labels']} labels, data seed {seed}"}
@@ -78,7 +110,12 @@ def plot(summaries: list[dict], path: pathlib.Path) -> None:
             if "unsup_loss" in rows[0]:
                 unsup.plot(epochs, [r["unsup_loss"] for r in rows], **style)
     acc.set(xlabel="epoch", ylabel="test accuracy % (parameter average)", title="accuracy")
-    unsup.set(xlabel="epoch", ylabel="unsup_loss", title="real/fake loss (0 = discriminator has won)", ylim=(0, None))
+    unsup.set(
+        xlabel="epoch",
+        ylabel="unsup_loss",
+        title="real/fake loss (0 = discriminator has won)",
+        ylim=(0, None),
+    )
     acc.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -81,7 +81,8 @@ def regenerate(results: pathlib.Path, out: pathlib.Path, name: str | None = None
     """Writes the three files for `results` (a results.json) into `out`; returns the table."""
     stored = json.loads(results.read_text())
     rows = stored["rows"]
-    dataset = next(iter(stored.get("configs", {}).values()), {}).get("dataset", "mnist")
+    configs: list[dict] = list(stored.get("configs", {}).values())
+    dataset = configs[0].get("dataset", "mnist") if configs else "mnist"
     name = name or results.stem
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / f"{name}.csv")

@@ -28,7 +28,7 @@ def main() -> None:
         images, labels = data.load(args.dataset, split)
         if labels is None:
             raise SystemExit(f"{args.dataset} has no labels")
-        for index, (image, label) in enumerate(zip(images[:count], labels[:count])):
+        for index, (image, label) in enumerate(zip(images[:count], labels[:count], strict=True)):
             folder = args.out / split / str(label)
             folder.mkdir(parents=True, exist_ok=True)
             picture = image[..., 0] if image.shape[-1] == 1 else image

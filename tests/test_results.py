@@ -247,6 +247,7 @@ def test_the_ablation_groups_runs_by_their_options_and_keeps_held_out_subsets_ap
         run("c", [5], [[0.4, 0.5, 0.6]], augment_shift=2),  # held out
         run("d", [0], [[0.3, 0.3, 0.3]], pseudo_label_weight=1.0, pseudo_label_align=True),
         run("e", [0], [[0.9]], dataset="fashion_mnist"),  # another dataset: left out
+        run("f", [0], [[0.7]], model="conv"),  # another model: left out unless asked for
     ]
     runs[0]["machine"] = {"device": "cpu", "cpu": "Xeon"}
     path = tmp_path / "runs.json"
@@ -254,6 +255,8 @@ def test_the_ablation_groups_runs_by_their_options_and_keeps_held_out_subsets_ap
     table = group(load_runs([path], {20}), 2, {0, 1, 2, 3, 4})
     by_method = {r["method"]: r for r in table}
     assert set(by_method) == {"shift 2", "shift 2 (held-out subsets)", "pseudo-labels 1 + align"}
+    both = group(load_runs([path], {20}, models=frozenset({"mlp", "conv"})), 2, {0, 1})
+    assert {r["method"]: r["per_subset"] for r in both}["conv recipe"] == {0: 70.0}
     fashion = group(load_runs([path], {20}, "fashion_mnist"), 2, {0})
     assert [(r["method"], r["per_subset"]) for r in fashion] == [("recipe", {0: 90.0})]
     # subset 0 of the pseudo-label run never improved; the shift's subset 0 fell 10 from epoch 2

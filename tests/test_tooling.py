@@ -1,5 +1,5 @@
-"""The formatter and linter pass over gan_jax/ and tests/, the type checker over gan_jax/ (settings
-in pyproject.toml)."""
+"""The formatter and linter pass over gan_jax/, scripts/ and tests/, the type checker over gan_jax/
+and scripts/ (settings in pyproject.toml)."""
 
 import pathlib
 import subprocess
@@ -13,9 +13,9 @@ ROOT = pathlib.Path(__file__).parent.parent
 @pytest.mark.parametrize(
     "tool, paths",
     [
-        (["ruff", "format", "--check"], ["gan_jax", "tests"]),
-        (["ruff", "check"], ["gan_jax", "tests"]),
-        (["mypy"], ["gan_jax"]),
+        (["ruff", "format", "--check"], ["gan_jax", "scripts", "tests"]),
+        (["ruff", "check"], ["gan_jax", "scripts", "tests"]),
+        (["mypy"], ["gan_jax", "scripts"]),
     ],
     ids=["ruff format --check", "ruff check", "mypy"],
 )

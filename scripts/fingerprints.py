@@ -20,46 +20,18 @@ import subprocess
 import sys
 import tempfile
 
+SGAN = "train sgan --labels 20 --data-seeds 0,1 --steps 3 --batch-size 10"
+VIEWS = "--augment-shift 2 --pseudo-label-weight 1 --pseudo-label-threshold 0.1 --strong-rotate 20"
 RUNS = {
-    "gan": ["train", "gan", "--steps", "3", "--batch-size", "16"],
-    "cgan": ["train", "cgan", "--steps", "3", "--batch-size", "16"],
-    "sgan": [
-        "train",
-        "sgan",
-        "--labels",
-        "20",
-        "--data-seeds",
-        "0,1",
-        "--steps",
-        "3",
-        "--batch-size",
-        "10",
-    ],
-    "supervised": ["train", "supervised", "--labels", "20", "--model", "conv", "--steps", "3"],
-    # the SGAN with the pseudo-labels' weak and strong views (issue 38)
-    "sgan_views": [
-        "train",
-        "sgan",
-        "--labels",
-        "20",
-        "--data-seeds",
-        "0,1",
-        "--steps",
-        "3",
-        "--batch-size",
-        "10",
-        "--augment-shift",
-        "2",
-        "--pseudo-label-weight",
-        "1",
-        "--pseudo-label-threshold",
-        "0.1",
-        "--strong-rotate",
-        "20",
-        "--strong-cutout",
-        "8",
-        "--pseudo-label-align",
-    ],
+    name: command.split()
+    for name, command in {
+        "gan": "train gan --steps 3 --batch-size 16",
+        "cgan": "train cgan --steps 3 --batch-size 16",
+        "sgan": SGAN,
+        "supervised": "train supervised --labels 20 --model conv --steps 3",
+        # the SGAN with the pseudo-labels' weak and strong views (issue 38)
+        "sgan_views": f"{SGAN} {VIEWS} --strong-cutout 8 --pseudo-label-align",
+    }.items()
 }
 
 

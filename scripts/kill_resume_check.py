@@ -24,34 +24,18 @@ from gan_jax.api import run_info
 from gan_jax.checkpoint import CheckpointStore
 
 # The tiny DCGAN on the command line; the tests use the same arguments.
-TINY = [
-    "--batch-size",
-    "8",
-    "--noise-dim",
-    "8",
-    "--g-features",
-    "8,4,4",
-    "--d-features",
-    "4,8",
-    "--no-progress",
-]
+TINY = "--batch-size 8 --noise-dim 8 --g-features 8,4,4 --d-features 4,8 --no-progress".split()
 
 
-def train_command(workdir: pathlib.Path, steps: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "gan_jax.cli",
-        "train",
-        "gan",
-        "--workdir",
-        str(workdir),
-        *TINY,
-        "--steps",
-        str(steps),
-        "--checkpoint-every",
-        "1",
-    ]
+def train_command(workdir: pathlib.Path, *extra: object) -> list[str]:
+    """`gan-jax train gan` of the tiny DCGAN in `workdir`, then `extra` (each made a string)."""
+    cli = [sys.executable, "-m", "gan_jax.cli", "train", "gan", "--workdir", str(workdir)]
+    return [*cli, *TINY, *map(str, extra)]
+
+
+def checkpointed_command(workdir: pathlib.Path, steps: int) -> list[str]:
+    """`steps` steps of the tiny DCGAN, checkpointed after every step."""
+    return train_command(workdir, "--steps", steps, "--checkpoint-every", 1)
 
 
 def latest_step(workdir: pathlib.Path) -> int:
@@ -62,7 +46,7 @@ def kill_and_resume(
     workdir: pathlib.Path, steps: int, after_step: int, delay_s: float, timeout_s: float = 300
 ) -> None:
     """SIGKILLs a run `delay_s` after step `after_step` is checkpointed; reruns it to the end."""
-    cmd = train_command(workdir, steps)
+    cmd = checkpointed_command(workdir, steps)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout_s
     while latest_step(workdir) < after_step and proc.poll() is None and time.time() < deadline:
@@ -76,7 +60,7 @@ def kill_and_resume(
 def check(points: int, steps: int = 12, seed: int = 0, root: pathlib.Path | None = None) -> dict:
     root = pathlib.Path(root or tempfile.mkdtemp(prefix="kill_resume_"))
     reference = root / "reference"
-    subprocess.run(train_command(reference, steps), check=True, capture_output=True)
+    subprocess.run(checkpointed_command(reference, steps), check=True, capture_output=True)
     expected = run_info(reference)["params_sha256"]
     expected_metrics = [
         (reference / name).read_text() for name in ("metrics.jsonl", "losses.jsonl")

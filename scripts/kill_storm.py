@@ -38,7 +38,7 @@ import time
 from gan_jax.api import run_info
 from gan_jax.checkpoint import CheckpointStore
 from gan_jax.tasks import config_from_dict, make_task
-from scripts.kill_resume_check import train_command
+from scripts.kill_resume_check import checkpointed_command
 
 ROWS = ("metrics.jsonl", "losses.jsonl")
 TMP_MARK = ".orbax-checkpoint-tmp"
@@ -115,10 +115,12 @@ def storm(kills: int, steps: int = 60, seed: int = 0, root: pathlib.Path | None 
     JSON-ready report (`ok` says whether every check passed)."""
     root = pathlib.Path(root or tempfile.mkdtemp(prefix="kill_storm_"))
     reference, workdir = root / "reference", root / "storm"
-    subprocess.run(train_command(reference, steps), check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        checkpointed_command(reference, steps), check=True, capture_output=True, timeout=600
+    )
     expected = run_info(reference)["params_sha256"]
     rng = random.Random(seed)
-    cmd = train_command(workdir, steps)
+    cmd = checkpointed_command(workdir, steps)
     details: list[dict] = []
     expected_start, started = 0, time.time()
     for _ in range(kills):

@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import jax
@@ -22,22 +21,8 @@ from gan_jax.checkpoint import CheckpointStore, params_fingerprint
 from gan_jax.cli import main
 from gan_jax.errors import Diverged
 from gan_jax.workdir import read_rows
-from scripts.kill_resume_check import TINY, latest_step
+from scripts.kill_resume_check import TINY, latest_step, train_command
 from scripts.kill_storm import storm
-
-
-def train_cmd(workdir, *extra):
-    return [
-        sys.executable,
-        "-m",
-        "gan_jax.cli",
-        "train",
-        "gan",
-        "--workdir",
-        str(workdir),
-        *TINY,
-        *map(str, extra),
-    ]
 
 
 @pytest.mark.slow
@@ -53,7 +38,7 @@ def test_sigkill_storm_inside_async_saves_resumes_from_intact_checkpoints_bit_ex
 
 
 def test_sigterm_finishes_the_step_saves_and_says_how_to_resume(mnist_train, tmp_path):
-    cmd = train_cmd(tmp_path, "--steps", 100000)
+    cmd = train_command(tmp_path, "--steps", 100000)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:
         if line.startswith("training "):
@@ -67,7 +52,7 @@ def test_sigterm_finishes_the_step_saves_and_says_how_to_resume(mnist_train, tmp
     assert stopped_at and stopped_at > 0
     assert f"step {stopped_at};" in err
     resumed = subprocess.run(
-        train_cmd(tmp_path, "--steps", stopped_at + 2), capture_output=True, text=True
+        train_command(tmp_path, "--steps", stopped_at + 2), capture_output=True, text=True
     )
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming {tmp_path} from step {stopped_at}" in resumed.stderr

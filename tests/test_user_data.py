@@ -21,17 +21,9 @@ from gan_jax.features import feature_net_config
 from gan_jax.tasks import make_task
 
 TINY = dict(batch_size=16, noise_dim=8, g_features=(8, 4, 4), d_features=(4, 8))
-TINY_ARGS = [
-    "--batch-size",
-    "16",
-    "--noise-dim",
-    "8",
-    "--g-features",
-    "8,4,4",
-    "--d-features",
-    "4,8",
-    "--no-progress",
-]
+TINY_ARGS = (
+    "--batch-size 16 --noise-dim 8 --g-features 8,4,4 --d-features 4,8 --no-progress".split()
+)
 
 
 @pytest.fixture(autouse=True)

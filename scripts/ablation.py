@@ -60,6 +60,7 @@ PRINTED = {
     "vat_weight",
     "vat_epsilon",
     "ema_decay",
+    "unlabeled_weight",
 }
 
 
@@ -113,6 +114,9 @@ def method(config: dict) -> str:
         parts.append(f"VAT {get('vat_weight'):g} (ε {get('vat_epsilon'):g})")
     if get("ema_decay") != DEFAULTS.ema_decay:
         parts.append(f"EMA {get('ema_decay'):g}")
+    if config["task"] == "sgan" and get("unlabeled_weight") != DEFAULTS.unlabeled_weight:
+        weight = get("unlabeled_weight")
+        parts.append(f"real/fake weight {weight:g}" if weight else "no real/fake term")
     parts += _other_differences(config)
     text = " + ".join(parts) or "recipe"
     text = text if config["task"] == "sgan" else f"{config['task']}: {text}"

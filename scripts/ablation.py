@@ -64,16 +64,16 @@ PRINTED = {
 }
 
 
-def _option(config: dict, name: str):
-    value = config.get(name)
-    return getattr(DEFAULTS, name) if value is None else value
+def _recipe(config: dict) -> dict:
+    """The recipe of `config`'s task and model, as a dict."""
+    recipe_type = SGANConfig if config["task"] == "sgan" else SupervisedConfig
+    return recipe_type.recipe(config.get("model", "mlp")).to_dict()
 
 
 def _other_differences(config: dict) -> list[str]:
     """`name value` for each field of `config` that differs from its task's recipe and that
     `method` does not name, so that no such run is merged into another method's row."""
-    recipe_type = SGANConfig if config["task"] == "sgan" else SupervisedConfig
-    recipe = recipe_type.recipe(config.get("model", "mlp")).to_dict()
+    recipe = _recipe(config)
     return [
         f"{name} {value}"
         for name, value in sorted(config.items())
@@ -86,7 +86,10 @@ def _other_differences(config: dict) -> list[str]:
 
 def method(config: dict) -> str:
     """The options of `config` that differ from the recipe, in words ("recipe" when none)."""
-    get = lambda name: _option(config, name)  # noqa: E731
+    recipe = _recipe(config)
+    # each option as set, else as in its task's recipe, else as in the SGAN's
+    values = {**DEFAULTS.to_dict(), **recipe, **{k: v for k, v in config.items() if v is not None}}
+    get = values.__getitem__
     parts = []
     if get("augment_shift"):
         parts.append(f"shift {get('augment_shift')}")
@@ -112,7 +115,7 @@ def method(config: dict) -> str:
         parts.append(f"consistency {get('consistency_weight'):g}")
     if get("vat_weight"):
         parts.append(f"VAT {get('vat_weight'):g} (ε {get('vat_epsilon'):g})")
-    if get("ema_decay") != DEFAULTS.ema_decay:
+    if get("ema_decay") != recipe.get("ema_decay", DEFAULTS.ema_decay):
         parts.append(f"EMA {get('ema_decay'):g}")
     if config["task"] == "sgan" and get("unlabeled_weight") != DEFAULTS.unlabeled_weight:
         weight = get("unlabeled_weight")

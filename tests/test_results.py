@@ -281,6 +281,8 @@ def test_the_ablation_groups_runs_by_their_options_and_keeps_held_out_subsets_ap
         "shift 2 + no real/fake term"
     )
     assert method({"task": "sgan", "unlabeled_weight": 0.5}) == "real/fake weight 0.5"
+    conv = {"task": "supervised", "model": "conv", "ema_decay": 0.0}  # the conv recipe's own
+    assert method(conv) == "conv supervised: recipe"
     assert method({"task": "sgan", "entropy_weight": 0.3, "balance_weight": 0.3}) == (
         "CatGAN pair 0.3"
     )

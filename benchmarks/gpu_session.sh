@@ -17,7 +17,8 @@
 # to check this script on a CPU). What runs: TIMINGS=0 skips phase 1; CONV5_LABELS (default
 # "50 100 1000"), MLP_LABELS (default "100") and MLP_METHODS (default "sgan supervised") pick
 # phase 2's sweeps, one process per label count and method (empty: none); MLP_ARGS adds options
-# to the mlp sweeps and MLP_TAG to their folder names; RESUME_TEST=0 skips the test. The next
+# to the mlp sweeps and MLP_TAG to their folder names, CONV_EPOCHS (default 5), CONV_ARGS and
+# CONV_TAG do the same for the conv sweeps; RESUME_TEST=0 skips the test. The next
 # session's calls (the 300-epoch mlp runs still missing, issue 27 item 6; then CatGAN's pair at weight
 # 0.1, which led at 20 and 50 labels at 30 epochs on the CPU and was level at 100: sgan_labels20_cpu.md):
 #
@@ -25,6 +26,13 @@
 #     bash benchmarks/gpu_session.sh
 #   TIMINGS=0 CONV5_LABELS= MLP_LABELS="20 50 100 1000" MLP_METHODS=sgan MLP_TAG=_catgan01 \
 #     MLP_ARGS="--entropy-weight 0.1 --balance-weight 0.1" RESUME_TEST=0 PHASE2_END=560 \
+#     bash benchmarks/gpu_session.sh
+#
+# and issue 35 item 6's conv SGAN on Fashion-MNIST (30 epochs, 3 subsets; carry fashion_mnist.npz
+# and its .sha256 in .gpu too; on the 2-core CPU one such epoch takes over an hour):
+#
+#   TIMINGS=0 CONV5_LABELS="100 1000" CONV_EPOCHS=30 CONV_TAG=_fashion \
+#     CONV_ARGS="--dataset fashion_mnist" MLP_LABELS= RESUME_TEST=0 PHASE2_END=560 \
 #     bash benchmarks/gpu_session.sh
 set -u
 start=$(date +%s)
@@ -82,8 +90,8 @@ bg() {  # name, then the command: a process group of its own, output in logs/NAM
   note "$name: started (pid $!)"
 }
 for n in ${CONV5_LABELS-50 100 1000}; do
-  bg conv5_$n $GJ sweep --model conv --labels $n --data-seeds 0,1,2 --epochs 5 \
-    --out "$R/conv5_$n" --no-progress $QUICK
+  bg conv${CONV_EPOCHS-5}_$n${CONV_TAG-} $GJ sweep --model conv --labels $n --data-seeds 0,1,2 \
+    --epochs ${CONV_EPOCHS-5} --out "$R/conv${CONV_EPOCHS-5}_$n${CONV_TAG-}" --no-progress $QUICK ${CONV_ARGS-}
 done
 for n in ${MLP_LABELS-100}; do
   for m in ${MLP_METHODS-sgan supervised}; do

@@ -90,8 +90,9 @@ bg() {  # name, then the command: a process group of its own, output in logs/NAM
   note "$name: started (pid $!)"
 }
 for n in ${CONV5_LABELS-50 100 1000}; do
-  bg conv${CONV_EPOCHS-5}_$n${CONV_TAG-} $GJ sweep --model conv --labels $n --data-seeds 0,1,2 \
-    --epochs ${CONV_EPOCHS-5} --out "$R/conv${CONV_EPOCHS-5}_$n${CONV_TAG-}" --no-progress $QUICK ${CONV_ARGS-}
+  name=conv${CONV_EPOCHS-5}_$n${CONV_TAG-}
+  bg $name $GJ sweep --model conv --labels $n --data-seeds 0,1,2 --epochs ${CONV_EPOCHS-5} \
+    --out "$R/$name" --no-progress $QUICK ${CONV_ARGS-}
 done
 for n in ${MLP_LABELS-100}; do
   for m in ${MLP_METHODS-sgan supervised}; do

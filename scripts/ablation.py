@@ -70,10 +70,9 @@ def _recipe(config: dict) -> dict:
     return recipe_type.recipe(config.get("model", "mlp")).to_dict()
 
 
-def _other_differences(config: dict) -> list[str]:
-    """`name value` for each field of `config` that differs from its task's recipe and that
+def _other_differences(config: dict, recipe: dict) -> list[str]:
+    """`name value` for each field of `config` that differs from its task's `recipe` and that
     `method` does not name, so that no such run is merged into another method's row."""
-    recipe = _recipe(config)
     return [
         f"{name} {value}"
         for name, value in sorted(config.items())
@@ -120,7 +119,7 @@ def method(config: dict) -> str:
     if config["task"] == "sgan" and get("unlabeled_weight") != DEFAULTS.unlabeled_weight:
         weight = get("unlabeled_weight")
         parts.append(f"real/fake weight {weight:g}" if weight else "no real/fake term")
-    parts += _other_differences(config)
+    parts += _other_differences(config, recipe)
     text = " + ".join(parts) or "recipe"
     text = text if config["task"] == "sgan" else f"{config['task']}: {text}"
     model = config.get("model", "mlp")

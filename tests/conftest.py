@@ -14,8 +14,9 @@ from gan_jax.data import Split
 from gan_jax.devices import deterministic_by_default, deterministic_gpu_ops
 
 # One compilation cache for the whole session, shared by the pytest-xdist workers (they inherit
-# the controller's environment) and the CLI subprocesses the tests start: the same tiny programs
-# are compiled once, not once per process. The process that made it removes it at exit.
+# the controller's environment) and the CLI subprocesses the tests start: the same programs that
+# are slow to compile are compiled once, not once per process. The process that made it removes
+# it at exit.
 _XLA_CACHE = os.environ.get("GAN_JAX_TEST_XLA_CACHE")
 if _XLA_CACHE is None:
     _XLA_CACHE = os.environ["GAN_JAX_TEST_XLA_CACHE"] = tempfile.mkdtemp(prefix="gan_jax_test_xla_")

@@ -1,7 +1,9 @@
 """Shared fixtures: tiny models and data so the suite runs on a 2-core CPU."""
 
 import atexit
+import faulthandler
 import os
+import re
 import shutil
 import tempfile
 
@@ -48,13 +50,47 @@ jax.config.update("jax_compilation_cache_dir", _XLA_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", float(_MIN_COMPILE_SECONDS))
 
 
+# A pytest-xdist worker that dies in native code prints its threads' Python stacks (faulthandler)
+# into the middle of the log; each worker writes them to a file here instead, and the controller
+# prints them again beside the short summary, where a truncated CI log still shows them.
+_CRASH_DIR = os.environ.get("GAN_JAX_TEST_CRASH_DIR")
+if _CRASH_DIR is None:
+    _CRASH_DIR = os.environ["GAN_JAX_TEST_CRASH_DIR"] = tempfile.mkdtemp(prefix="gan_jax_crash_")
+    atexit.register(shutil.rmtree, _CRASH_DIR, ignore_errors=True)
+_crash_log = None  # kept open for faulthandler for the worker's whole life
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's faulthandler plugin has pointed it at stderr
 def pytest_configure(config):
     """Under pytest-xdist the controller builds MNIST's offline cache (a no-op once built) before
-    the workers start: two workers building it at once would race on its files."""
-    if not hasattr(config, "workerinput") and getattr(config.option, "numprocesses", None):
+    the workers start: two workers building it at once would race on its files. Each worker sends
+    faulthandler's stacks to its file in `_CRASH_DIR`."""
+    global _crash_log
+    worker = getattr(config, "workerinput", None)
+    if worker is not None:
+        _crash_log = open(os.path.join(_CRASH_DIR, f"{worker['workerid']}.log"), "w")  # noqa: SIM115
+        faulthandler.enable(file=_crash_log, all_threads=True)
+    elif getattr(config.option, "numprocesses", None):
         from gan_jax.data import load
 
         load("mnist", "train", source="offline")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The stacks of workers that crashed (their faulthandler files), last thing before the
+    short summary."""
+    if hasattr(terminalreporter.config, "workerinput"):
+        return
+    for name in sorted(os.listdir(_CRASH_DIR)):
+        with open(os.path.join(_CRASH_DIR, name)) as log:
+            text = log.read().strip()
+        lines = [line for line in text.splitlines() if not _RUNNER_FRAME.search(line)]
+        if lines:
+            terminalreporter.section(f"{name[:-4]} crashed: its threads' Python stacks", sep="!")
+            terminalreporter.write_line("\n".join(lines[:100]))
+
+
+_RUNNER_FRAME = re.compile(r"/(_pytest|pluggy|execnet|xdist)/")  # frames of pytest's own machinery
 
 
 # Longest files first (pytest-xdist keeps this order with --no-loadscope-reorder, see pyproject),
@@ -89,6 +125,17 @@ def run_cli(argv):
 
 
 TINY = dict(batch_size=8, noise_dim=8, g_features=(8, 4, 4), d_features=(4, 8), num_samples=4)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled_programs_freed_after_each_file():
+    """XLA:CPU maps each compiled program's code into three memory regions that live as long as
+    JAX's caches hold the program. A worker that kept all its files' programs grew past 40,000
+    mappings, toward Linux's limit of 65,530 per process (`vm.max_map_count`), where the next
+    mmap fails and XLA segfaults. Clearing JAX's caches after each file frees them; the programs
+    the next file shares come back from the persistent cache."""
+    yield
+    jax.clear_caches()
 
 
 @pytest.fixture(autouse=True)

@@ -58,6 +58,7 @@ if _CRASH_DIR is None:
     _CRASH_DIR = os.environ["GAN_JAX_TEST_CRASH_DIR"] = tempfile.mkdtemp(prefix="gan_jax_crash_")
     atexit.register(shutil.rmtree, _CRASH_DIR, ignore_errors=True)
 _crash_log = None  # kept open for faulthandler for the worker's whole life
+_RUNNER_FRAME = re.compile(r"/(_pytest|pluggy|execnet|xdist)/")  # frames of pytest's own machinery
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's faulthandler plugin has pointed it at stderr
@@ -88,9 +89,6 @@ def pytest_terminal_summary(terminalreporter):
         if lines:
             terminalreporter.section(f"{name[:-4]} crashed: its threads' Python stacks", sep="!")
             terminalreporter.write_line("\n".join(lines[:100]))
-
-
-_RUNNER_FRAME = re.compile(r"/(_pytest|pluggy|execnet|xdist)/")  # frames of pytest's own machinery
 
 
 # Longest files first (pytest-xdist keeps this order with --no-loadscope-reorder, see pyproject),
